@@ -151,6 +151,7 @@ pub fn is_net_patched() -> bool {
 }
 
 /// The runtime services the hooks need (a thin seam over `green_runtime`).
+#[cfg(not(test))]
 mod rt {
     use std::io;
     use std::os::fd::RawFd;
@@ -173,6 +174,65 @@ mod rt {
     /// Deregisters `fd` and wakes its waiters with an error; call before `close`.
     pub(super) fn forget_fd(_fd: RawFd) {}
 }
+
+/// Unit tests drive the hooks with a fake runtime: a thread-local "in a greenlet" flag,
+/// and waits that block in glibc's `poll`.
+#[cfg(test)]
+mod rt {
+    use std::cell::Cell;
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    thread_local! {
+        pub(super) static FAKE_GREENLET: Cell<bool> = const { Cell::new(false) };
+    }
+    pub(super) static WAITS: AtomicUsize = AtomicUsize::new(0);
+    pub(super) static FORGETS: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn in_greenlet() -> bool {
+        FAKE_GREENLET.with(|f| f.get())
+    }
+    pub(super) fn sleep(d: Duration) {
+        let ts = libc::timespec {
+            tv_sec: d.as_secs() as _,
+            tv_nsec: d.subsec_nanos() as _,
+        };
+        // SAFETY: valid timespec, null remainder.
+        unsafe { super::real::nanosleep(&ts, std::ptr::null_mut()) };
+    }
+    pub(super) fn wait_fd(fd: RawFd, i: mio::Interest, d: Option<Instant>) -> io::Result<()> {
+        WAITS.fetch_add(1, Ordering::Relaxed);
+        let mut events = 0;
+        if i.is_readable() {
+            events |= libc::POLLIN;
+        }
+        if i.is_writable() {
+            events |= libc::POLLOUT;
+        }
+        let ms = d.map_or(-1, |d| {
+            d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1
+        });
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        match unsafe { super::real::poll(&mut p, 1, ms) } {
+            0 => Err(io::ErrorKind::TimedOut.into()),
+            1.. => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+    pub(super) fn forget_fd(_fd: RawFd) {
+        FORGETS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests;
 
 /// Takes the panic payload (a kill, a `Timeout`) that arrived while this thread's
 /// greenlet was parked inside a patched std call.
