@@ -30,8 +30,13 @@ fn hooks_are_linked_into_test_binaries() {
     // SAFETY: `info` is writable; `f` is a code address.
     assert_ne!(unsafe { libc::dladdr(f, &mut info) }, 0);
     // SAFETY: dladdr filled a NUL-terminated path.
-    let obj = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
-    assert!(!obj.contains("libc.so"), "clock_nanosleep resolves to {obj}");
+    let obj = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        !obj.contains("libc.so"),
+        "clock_nanosleep resolves to {obj}"
+    );
 }
 
 #[test]
@@ -111,7 +116,8 @@ fn read_timeout_and_nonblocking_keep_std_error_kinds() {
     let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (_s, _) = l.accept().unwrap();
     let mut c2 = c.try_clone().unwrap();
-    c2.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+    c2.set_read_timeout(Some(Duration::from_millis(30)))
+        .unwrap();
     // The kernel rounds to jiffies (e.g. 32 ms at HZ=250); only check it round-trips.
     assert!(c2.read_timeout().unwrap().unwrap() >= Duration::from_millis(30));
     let t = Instant::now();

@@ -30,8 +30,8 @@ fn set_errno(e: c_int) {
 }
 
 thread_local! {
-    /// A panic payload caught at a hook boundary, waiting to be re-raised.
-    pub(super) static PENDING: Cell<Option<Box<dyn std::any::Any + Send>>> = const { Cell::new(None) };
+    /// Panic payloads caught at a hook boundary, by greenlet id, waiting to be re-raised.
+    pub(super) static PENDING: Cell<Vec<(u64, Box<dyn std::any::Any + Send>)>> = const { Cell::new(Vec::new()) };
 }
 
 /// Runs a runtime call that may park (and so may unwind); `None` if it unwound.
@@ -39,7 +39,13 @@ fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(payload) => {
-            let _ = PENDING.try_with(|p| p.set(Some(payload)));
+            let id = rt::current_id();
+            let _ = PENDING.try_with(|p| {
+                let mut v = p.take();
+                v.retain(|(i, _)| *i != id);
+                v.push((id, payload));
+                p.set(v);
+            });
             None
         }
     }
@@ -196,7 +202,13 @@ fn park_fd(fd: c_int, slot: &Slot, interest: mio::Interest, deadline: Option<Ins
     match guarded(|| rt::wait_fd(fd, interest, deadline)) {
         Some(Ok(())) => Wait::Ready,
         Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => Wait::TimedOut,
-        Some(Err(e)) => Wait::Failed(e.raw_os_error().unwrap_or(libc::EBADF)),
+        Some(Err(e)) => Wait::Failed(match (e.raw_os_error(), e.kind()) {
+            (Some(n), _) => n,
+            // forget_fd: the fd was closed under us (gevent says EBADF too).
+            (None, std::io::ErrorKind::ConnectionAborted) => libc::EBADF,
+            // The hub found nothing that could ever wake us.
+            (None, _) => libc::EDEADLK,
+        }),
         None => Wait::Failed(libc::ECANCELED),
     }
 }

@@ -157,22 +157,28 @@ mod rt {
     use std::os::fd::RawFd;
     use std::time::{Duration, Instant};
 
-    /// True when parking is possible: a greenlet (not the thread stack, not the hub) of
-    /// a thread with a hub.
+    /// True when parking is possible: a greenlet or the main greenlet of a thread with a
+    /// hub (not the hub itself, not a hub-less thread).
     #[inline]
     pub(super) fn in_greenlet() -> bool {
-        false
+        green_runtime::is_greenlet_context()
     }
     /// Cooperative sleep.
-    pub(super) fn sleep(_d: Duration) {
-        unreachable!("rt::sleep outside a greenlet")
+    pub(super) fn sleep(d: Duration) {
+        green_runtime::sleep(d)
     }
     /// Parks until `fd` is ready for `interest` or `deadline` passes.
-    pub(super) fn wait_fd(_fd: RawFd, _i: mio::Interest, _d: Option<Instant>) -> io::Result<()> {
-        Err(io::Error::from(io::ErrorKind::Unsupported))
+    pub(super) fn wait_fd(fd: RawFd, i: mio::Interest, d: Option<Instant>) -> io::Result<()> {
+        green_runtime::reactor::wait_fd(fd, i, d)
     }
     /// Deregisters `fd` and wakes its waiters with an error; call before `close`.
-    pub(super) fn forget_fd(_fd: RawFd) {}
+    pub(super) fn forget_fd(fd: RawFd) {
+        green_runtime::reactor::forget_fd(fd)
+    }
+    /// Identifies the running greenlet (to key a caught unwind).
+    pub(super) fn current_id() -> u64 {
+        green_runtime::getcurrent().id()
+    }
 }
 
 /// Unit tests drive the hooks with a fake runtime: a thread-local "in a greenlet" flag,
@@ -229,12 +235,15 @@ mod rt {
     pub(super) fn forget_fd(_fd: RawFd) {
         FORGETS.fetch_add(1, Ordering::Relaxed);
     }
+    pub(super) fn current_id() -> u64 {
+        0
+    }
 }
 
 #[cfg(test)]
 mod tests;
 
-/// Takes the panic payload (a kill, a `Timeout`) that arrived while this thread's
+/// Takes the panic payload (a kill, a `Timeout`) that arrived while the current
 /// greenlet was parked inside a patched std call.
 ///
 /// Such an unwind cannot travel through std's `extern "C"` call frames, so the hook
@@ -248,5 +257,15 @@ mod tests;
 /// }
 /// ```
 pub fn take_pending_unwind() -> Option<Box<dyn std::any::Any + Send>> {
-    hooks::PENDING.try_with(|p| p.take()).ok().flatten()
+    let me = rt::current_id();
+    hooks::PENDING
+        .try_with(|p| {
+            let mut v = p.take();
+            let i = v.iter().position(|(id, _)| *id == me);
+            let r = i.map(|i| v.swap_remove(i).1);
+            p.set(v);
+            r
+        })
+        .ok()
+        .flatten()
 }
