@@ -25,6 +25,18 @@
 //! honouring `SO_RCVTIMEO`/`SO_SNDTIMEO`. Used later from a plain thread, such a socket
 //! still blocks (emulated with `poll`).
 //!
+//! "Inside a greenlet" means `green_runtime::is_greenlet_context()`: a spawned greenlet
+//! or the main greenlet of a thread whose hub exists (so a patched sleep in `main` runs
+//! the other greenlets meanwhile, as in gevent); never the hub itself.
+//!
+//! # Kills and timeouts
+//!
+//! A kill (or a `Timeout`) raised into a greenlet parked in a patched std call cannot
+//! unwind through std's `extern "C"` call frames. The hook catches it, the std call fails
+//! with `ECANCELED` (a sleep returns early), and [`take_pending_unwind`] hands the
+//! payload back so the code can re-raise it; unless it does, the greenlet finishes
+//! normally instead of as killed.
+//!
 //! # Not covered
 //!
 //! * Sockets that existed before [`patch_net`] (or were inherited) — call `patch_all()`
