@@ -247,7 +247,7 @@ const MAINTENANCE_INTERVAL: u32 = 61;
 fn next_ready(h: &Hub) -> Option<Greenlet> {
     let t = h.ticks.get().wrapping_add(1);
     h.ticks.set(t);
-    if t % MAINTENANCE_INTERVAL == 0 {
+    if t.is_multiple_of(MAINTENANCE_INTERVAL) {
         poll_events(h, false);
     }
     loop {
