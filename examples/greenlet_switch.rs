@@ -19,7 +19,9 @@ use green::{Greenlet, Value};
 type Later = Rc<RefCell<Option<Greenlet>>>;
 
 fn get(slot: &Later) -> Greenlet {
-    slot.borrow().clone().expect("greenlet created before the first switch")
+    slot.borrow()
+        .clone()
+        .expect("greenlet created before the first switch")
 }
 
 fn test1_test2() {

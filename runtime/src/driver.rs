@@ -84,7 +84,10 @@ pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
             panic!("green: cannot switch greenlets from the hub (a timer callback or a link)")
         }
         _ if target.is_current() => input,
-        _ => suspend(Request::Switch(target.clone(), input)),
+        _ => {
+            crate::greenlet::raise_deferred();
+            suspend(Request::Switch(target.clone(), input))
+        }
     }
 }
 
