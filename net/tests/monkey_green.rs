@@ -334,3 +334,36 @@ fn killing_a_greenlet_in_a_patched_read_reports_killed_and_closes_the_socket() {
         "the killed greenlet's socket was closed"
     );
 }
+
+#[test]
+fn after_a_deferred_kill_further_patched_calls_fail_at_once() {
+    let _g = serial();
+    let seen = Arc::new(Mutex::new(None));
+    let s2 = seen.clone();
+    let h = green::spawn(move || {
+        thread::sleep(Duration::from_secs(5)); // killed here
+        let t = Instant::now();
+        thread::sleep(Duration::from_secs(5)); // the kill is pending: returns at once
+        let udp = UdpSocketPair::new();
+        let r = udp.0.recv(&mut [0u8; 4]).map_err(|e| e.raw_os_error());
+        *s2.lock().unwrap() = Some((t.elapsed(), r));
+    });
+    green::sleep(Duration::from_millis(30));
+    h.kill();
+    assert!(h.join().unwrap_err().is_killed());
+    let (took, r) = seen.lock().unwrap().take().unwrap();
+    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert_eq!(r, Err(Some(libc::ECANCELED)));
+}
+
+/// A connected pair of UDP sockets (made while patched).
+struct UdpSocketPair(std::net::UdpSocket, std::net::UdpSocket);
+impl UdpSocketPair {
+    fn new() -> Self {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        UdpSocketPair(a, b)
+    }
+}

@@ -36,7 +36,10 @@
 //! [`green_runtime::defer_unwind`]; the std call fails with `ECANCELED` (a sleep returns
 //! early, as if interrupted). The kill is raised again at the greenlet's next switch
 //! point (any `green` call that parks, switches or sleeps); if the greenlet's function
-//! returns first, it still counts as killed (`join` reports `is_killed()`).
+//! returns first, it still counts as killed (`join` reports `is_killed()`). Until then,
+//! every further patched call of that greenlet fails at once (`ECANCELED`; sleeps return
+//! immediately), so a loop of patched std calls that ignores their errors spins: stop
+//! on the error, or give the loop a `green` switch point.
 //!
 //! # Not covered
 //!
