@@ -355,3 +355,17 @@ fn after_a_deferred_kill_further_patched_calls_fail_at_once() {
     assert!(took < Duration::from_millis(100), "{took:?}");
     assert_eq!(r, Err(Some(libc::ECANCELED)));
 }
+
+#[test]
+fn a_deferred_kill_wins_over_a_panic_that_follows_it() {
+    monkey::patch_sleep();
+    let h = green::spawn(|| {
+        // A plain std sleep, patched: the kill arrives inside it and is deferred.
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        panic!("the code after the interrupted call panics");
+    });
+    green::sleep(std::time::Duration::from_millis(10));
+    h.kill();
+    let e = h.join().unwrap_err();
+    assert!(e.is_killed(), "{e:?}");
+}
