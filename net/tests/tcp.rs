@@ -203,7 +203,7 @@ fn close_wakes_reader_writer_and_acceptor() {
     let writer = green::spawn(move || {
         let chunk = vec![0u8; 1 << 16];
         loop {
-            (&*s2).write(&chunk)?;
+            (&*s2).write_all(&chunk)?;
         }
     });
     let l = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
