@@ -64,11 +64,11 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod resolve;
+mod resolve;
 mod sys;
-pub mod tcp;
-pub mod udp;
-pub mod unix;
+mod tcp;
+mod udp;
+mod unix;
 
 pub use resolve::{lookup_host, ToSocketAddrs};
 pub use tcp::{Incoming, TcpListener, TcpStream};

@@ -15,9 +15,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 /// Values that name one or more socket addresses: what [`TcpStream::connect`],
 /// [`TcpListener::bind`] and [`UdpSocket::bind`] accept.
 ///
-/// Implemented for the same types as [`std::net::ToSocketAddrs`]. Resolution of a host
-/// name runs on a helper thread (see the [module docs](self)); anything else resolves in
-/// place.
+/// Implemented for the same types as [`std::net::ToSocketAddrs`]. A host name is
+/// resolved with `getaddrinfo` on a helper thread through
+/// [`green::run_blocking`](green_runtime::run_blocking) (gevent's threadpool resolver):
+/// the calling greenlet parks and the others run. Socket addresses and IP literals
+/// (`"127.0.0.1:80"`, `("::1", 80)`) are parsed in place, with no thread involved.
 ///
 /// [`TcpStream::connect`]: crate::TcpStream::connect
 /// [`TcpListener::bind`]: crate::TcpListener::bind

@@ -15,6 +15,8 @@ use mio::Interest;
 pub(crate) struct Evented {
     reg: Registration,
     closed: Cell<bool>,
+    /// The user asked for std's non-blocking mode: `WouldBlock` is returned, not waited.
+    nonblocking: Cell<bool>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
 }
@@ -53,6 +55,7 @@ impl Evented {
         Ok(Evented {
             reg: Registration::new(fd)?,
             closed: Cell::new(false),
+            nonblocking: Cell::new(false),
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
         })
@@ -63,6 +66,7 @@ impl Evented {
         let ev = Evented::new(fd)?;
         ev.read_timeout.set(self.read_timeout.get());
         ev.write_timeout.set(self.write_timeout.get());
+        ev.nonblocking.set(self.nonblocking.get());
         Ok(ev)
     }
 
@@ -86,6 +90,10 @@ impl Evented {
     pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.write_timeout.set(check_timeout(dur)?);
         Ok(())
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.set(on);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -134,6 +142,9 @@ impl Evented {
             }
             match f() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.nonblocking.get() {
+                        return Err(e);
+                    }
                     if until.is_none() {
                         until = deadline(timeout);
                     }

@@ -243,6 +243,20 @@ impl TcpListener {
         self.sock.take_error()
     }
 
+    /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
+    /// would have to wait returns [`io::ErrorKind::WouldBlock`] instead of switching to
+    /// other greenlets. (In the kernel the socket is always non-blocking.)
+    ///
+    /// ```
+    /// let s = green::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// assert_eq!(s.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.ev.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
     /// Closes the listener for every greenlet sharing it (gevent's `socket.close()`):
     /// greenlets waiting in [`accept`](TcpListener::accept) wake with an error of kind
     /// [`io::ErrorKind::ConnectionAborted`], and so does every later call. The port is
@@ -390,6 +404,22 @@ impl TcpStream {
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)
+    }
+
+    /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
+    /// would have to wait returns [`io::ErrorKind::WouldBlock`] instead of switching to
+    /// other greenlets. (In the kernel the socket is always non-blocking.)
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// let l = green::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = green::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// assert_eq!((&s).read(&mut [0u8; 8]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.ev.set_nonblocking(nonblocking);
+        Ok(())
     }
 
     /// Closes the stream for every greenlet sharing it (gevent's `socket.close()`): it

@@ -304,6 +304,20 @@ impl UdpSocket {
         })
     }
 
+    /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
+    /// would have to wait returns [`io::ErrorKind::WouldBlock`] instead of switching to
+    /// other greenlets. (In the kernel the socket is always non-blocking.)
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// assert_eq!(s.recv_from(&mut [0u8; 8]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.ev.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
     /// Closes the socket for every greenlet sharing it: waiting receivers and senders
     /// wake with [`io::ErrorKind::ConnectionAborted`], as does every later call. The fd
     /// is released on drop.

@@ -153,6 +153,23 @@ impl UnixListener {
         self.sock.take_error()
     }
 
+    /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
+    /// would have to wait returns [`io::ErrorKind::WouldBlock`] instead of switching to
+    /// other greenlets. (In the kernel the socket is always non-blocking.)
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-unb-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let s = green::net::UnixListener::bind(&p).unwrap();
+    /// # std::fs::remove_file(&p).unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// assert_eq!(s.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.ev.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
     /// Closes the listener for every greenlet sharing it: waiters in
     /// [`accept`](UnixListener::accept) wake with [`io::ErrorKind::ConnectionAborted`].
     ///
@@ -275,6 +292,21 @@ impl UnixStream {
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)
+    }
+
+    /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
+    /// would have to wait returns [`io::ErrorKind::WouldBlock`] instead of switching to
+    /// other greenlets. (In the kernel the socket is always non-blocking.)
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// let (s, _peer) = green::net::UnixStream::pair().unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// assert_eq!((&s).read(&mut [0u8; 8]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.ev.set_nonblocking(nonblocking);
+        Ok(())
     }
 
     /// Closes the stream for every greenlet sharing it: waiters wake with
