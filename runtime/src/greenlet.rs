@@ -63,6 +63,9 @@ pub(crate) struct Inner {
     pub(crate) on_exit: RefCell<Vec<Box<dyn FnOnce()>>>,
     /// What the stack-overflow handler reports; written to its thread-local on each resume.
     pub(crate) info: RunningInfo,
+    /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
+    /// dropped by the driver when the greenlet dies. Untouched by switching.
+    pub(crate) locals: RefCell<crate::sync::local::Locals>,
 }
 
 /// A greenlet: a function running on its own stack, which switches explicitly to other
@@ -136,6 +139,7 @@ impl Greenlet {
             name: Some(if kind == Kind::Main { "main" } else { "hub" }.into()),
             on_exit: RefCell::new(Vec::new()),
             info: RunningInfo::new(0, 0, 0, 0),
+            locals: RefCell::default(),
         }))
     }
 
@@ -230,6 +234,7 @@ impl Greenlet {
             name,
             on_exit: RefCell::new(Vec::new()),
             info,
+            locals: RefCell::default(),
         })))
     }
 
@@ -511,6 +516,7 @@ impl Drop for Inner {
                     self.id,
                     self.info.stack_size,
                 ),
+                locals: RefCell::new(std::mem::take(self.locals.get_mut())),
             }));
             driver::kill_orphan(g);
             return;
