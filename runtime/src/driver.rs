@@ -345,14 +345,16 @@ pub fn throw_into(g: &Greenlet, payload: Box<dyn std::any::Any + Send + 'static>
     with_hub(|h| schedule(h, g, Input::Throw(payload)));
 }
 
-/// Clears `g`'s pending input if it is a throw whose payload `is_ours` matches; returns
-/// whether it did. Used by `sync::timeout` after cancelling: a timeout whose timer had
-/// already queued its throw must not hit a later switch point. The greenlet stays in the
-/// ready queue with nothing pending, which `next_ready` skips as stale.
+/// Withdraws `g`'s pending input if it is a throw whose payload `is_ours` matches;
+/// returns whether it did. Used by `sync::timeout` after cancelling: a timeout whose
+/// timer had already queued its throw (the guard was dropped by another greenlet before
+/// `g` ran) must not hit `g`. The throw is replaced by a spurious wake, not removed:
+/// a wake that lost the race against the throw (same timer batch) would otherwise be
+/// lost, and every park caller re-checks its condition after a spurious wake.
 pub(crate) fn clear_pending_throw(g: &Greenlet, is_ours: impl Fn(&Payload) -> bool) -> bool {
     let mut pending = g.0.pending.borrow_mut();
     if matches!(&*pending, Some(Input::Throw(p)) if is_ours(p)) {
-        *pending = None;
+        *pending = Some(Input::Wake(Wake::Unparked));
         true
     } else {
         false

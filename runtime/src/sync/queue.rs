@@ -247,8 +247,15 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     fn put(&self, item: T, deadline: Option<Instant>) -> Result<(), PutError<T>> {
+        let handed = self.cap == Some(0) && !self.getters.is_empty();
         let item = match self.put_now(item) {
             Err(e) if e.kind == QueueError::Full => e.item,
+            Ok(()) if handed => {
+                // A channel's put returns after the getter has its item: let the
+                // getter run first, as gevent's `Channel` does.
+                crate::time::yield_now();
+                return Ok(());
+            }
             r => return r,
         };
         if deadline.is_some_and(|d| d <= Instant::now()) {
