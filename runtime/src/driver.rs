@@ -269,6 +269,7 @@ const MAINTENANCE_INTERVAL: u32 = 61;
 fn next_ready(h: &Hub) -> Option<Greenlet> {
     let t = h.ticks.get().wrapping_add(1);
     h.ticks.set(t);
+    #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` needs Rust 1.87; MSRV is 1.80
     if t % MAINTENANCE_INTERVAL == 0 {
         poll_events(h, false);
     }

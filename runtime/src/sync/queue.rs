@@ -205,7 +205,10 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     fn has_room(&self, len: usize) -> bool {
-        self.cap.is_none_or(|c| len < c)
+        match self.cap {
+            Some(c) => len < c,
+            None => true,
+        }
     }
 
     fn count_put(&self) {
@@ -657,7 +660,7 @@ impl<T> Default for Queue<T> {
     }
 }
 
-queue_common!(Queue, [], "let q = green::Queue::new();");
+queue_common!(Queue, [], "let q: green::Queue<i32> = green::Queue::new();");
 
 /// A last-in, first-out queue (gevent's `LifoQueue`); otherwise like [`Queue`].
 ///
@@ -702,7 +705,11 @@ impl<T> Default for LifoQueue<T> {
     }
 }
 
-queue_common!(LifoQueue, [], "let q = green::LifoQueue::new();");
+queue_common!(
+    LifoQueue,
+    [],
+    "let q: green::LifoQueue<i32> = green::LifoQueue::new();"
+);
 
 /// A queue that hands out its smallest item first, like Python's `heapq`-based
 /// `PriorityQueue`; otherwise like [`Queue`].
@@ -748,7 +755,11 @@ impl<T: Ord> Default for PriorityQueue<T> {
     }
 }
 
-queue_common!(PriorityQueue, [Ord], "let q = green::PriorityQueue::new();");
+queue_common!(
+    PriorityQueue,
+    [Ord],
+    "let q: green::PriorityQueue<i32> = green::PriorityQueue::new();"
+);
 
 /// A queue without a buffer: `put` waits until a getter takes the item (gevent's
 /// `Channel`, Go's unbuffered channel). Otherwise like [`Queue`].
@@ -784,4 +795,8 @@ impl<T> Default for Channel<T> {
     }
 }
 
-queue_common!(Channel, [], "let q = green::Channel::new();");
+queue_common!(
+    Channel,
+    [],
+    "let q: green::Channel<i32> = green::Channel::new();"
+);
