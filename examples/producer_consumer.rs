@@ -12,7 +12,7 @@ use green::Queue;
 fn consumer(name: &'static str, q: Queue<String>) {
     // Like the seeds' daemon consumers: loop until the queue is closed.
     while let Ok(bun) = q.get() {
-        green::sleep(Duration::from_millis(30 + 20 * (bun.len() as u64 % 3)));
+        green::sleep(Duration::from_millis(30));
         println!("\x1b[45m{name}拿到了 {bun}\x1b[0m");
         q.task_done().expect("one task_done per get");
     }
