@@ -369,3 +369,23 @@ fn a_deferred_kill_wins_over_a_panic_that_follows_it() {
     let e = h.join().unwrap_err();
     assert!(e.is_killed(), "{e:?}");
 }
+
+#[test]
+fn a_timeout_inside_a_patched_sleep_is_reported_and_does_not_escape() {
+    monkey::patch_sleep();
+    let h = green::spawn(|| {
+        let r = green::with_timeout(Duration::from_millis(20), || {
+            // Plain std sleep, patched: the timeout fires inside it and is deferred.
+            std::thread::sleep(Duration::from_secs(30));
+            "returned"
+        });
+        // Past the scope, switching must not raise the stale timeout.
+        green::yield_now();
+        green::sleep(Duration::from_millis(1));
+        r.is_err()
+    });
+    assert!(
+        h.join().unwrap(),
+        "with_timeout reported the deferred timeout"
+    );
+}

@@ -127,6 +127,9 @@ pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
     h.set_current(&h.hub);
     hub::set_context(CTX_HUB);
     let _guard = DriverGuard(h);
+    if h.monitoring.get() {
+        h.monitor.record_hub();
+    }
     loop {
         match target.0.kind {
             Kind::Coro => {
@@ -136,6 +139,11 @@ pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
             }
             Kind::Main => {
                 h.main.0.take_pending();
+                // For `sync::monitor`: main resumes (see `resume`).
+                h.monitor.count_switch();
+                if h.monitoring.get() {
+                    h.monitor.record(&h.main);
+                }
                 return input;
             }
             Kind::Hub => {
@@ -183,7 +191,16 @@ fn resume(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
     hub::set_context(CTX_GREENLET);
     YIELDER.with(|c| c.set(g.0.yielder.get()));
     crate::overflow::set_running(&g.0.info);
+    // For `sync::monitor` (blocking detection): one relaxed add per resume, and the
+    // running greenlet's id and name only while a monitor is attached.
+    h.monitor.count_switch();
+    if h.monitoring.get() {
+        h.monitor.record(&g);
+    }
     let r = co.resume(input);
+    if h.monitoring.get() {
+        h.monitor.record_hub();
+    }
     crate::overflow::set_running(ptr::null());
     hub::set_context(CTX_HUB);
     h.set_current(&h.hub);
@@ -246,11 +263,16 @@ fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
     }
 }
 
-/// Runs the callbacks registered to run when `g` dies, each isolated from the others.
+/// Runs the callbacks registered to run when `g` dies, each isolated from the others,
+/// then drops its greenlet-local values (`sync::local`).
 fn run_exit_callbacks(g: &Greenlet) {
     let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());
     for cb in cbs {
         run_hub_callback(cb);
+    }
+    let locals = std::mem::take(&mut *g.0.locals.borrow_mut());
+    if !locals.is_empty() {
+        run_hub_callback(move || drop(locals));
     }
 }
 
@@ -349,6 +371,27 @@ pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
 /// ```
 pub fn throw_into(g: &Greenlet, payload: Box<dyn std::any::Any + Send + 'static>) {
     with_hub(|h| schedule(h, g, Input::Throw(payload)));
+}
+
+/// Withdraws `g`'s pending input if it is a throw whose payload `is_ours` matches;
+/// returns whether it did. Used by `sync::timeout` after cancelling: a timeout whose
+/// timer had already queued its throw (the guard was dropped by another greenlet before
+/// `g` ran) must not hit `g`. The throw is replaced by a spurious wake, not removed:
+/// a wake that lost the race against the throw (same timer batch) would otherwise be
+/// lost, and every park caller re-checks its condition after a spurious wake.
+pub(crate) fn clear_pending_throw(g: &Greenlet, is_ours: impl Fn(&Payload) -> bool) -> bool {
+    // The greenlet stays in the ready queue either way: only its input changes.
+    match g.0.take_pending() {
+        Some(Input::Throw(p)) if is_ours(&p) => {
+            g.0.set_pending(Input::Wake(Wake::Unparked));
+            true
+        }
+        Some(other) => {
+            g.0.set_pending(other);
+            false
+        }
+        None => false,
+    }
 }
 
 /// Unwinds a suspended greenlet whose last handle was dropped.

@@ -70,6 +70,9 @@ pub(crate) struct Inner {
     /// `extern "C"` call): raised at the greenlet's next switch point, see [`defer_unwind`].
     pub(crate) deferred: RefCell<Option<Payload>>,
     pub(crate) has_deferred: Cell<bool>,
+    /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
+    /// dropped by the driver when the greenlet dies. Untouched by switching.
+    pub(crate) locals: RefCell<crate::sync::local::Locals>,
 }
 
 impl Inner {
@@ -183,6 +186,7 @@ impl Greenlet {
             info: RunningInfo::new(0, 0, 0, 0),
             deferred: RefCell::new(None),
             has_deferred: Cell::new(false),
+            locals: RefCell::default(),
         }))
     }
 
@@ -288,6 +292,7 @@ impl Greenlet {
             info,
             deferred: RefCell::new(None),
             has_deferred: Cell::new(false),
+            locals: RefCell::default(),
         })))
     }
 
@@ -584,6 +589,20 @@ pub(crate) fn take_deferred() -> Option<Payload> {
     .flatten()
 }
 
+/// Takes `g`'s deferred payload if `is_ours` matches it (a `Timeout` whose scope ended).
+pub(crate) fn take_deferred_if(
+    g: &Greenlet,
+    is_ours: impl Fn(&Payload) -> bool,
+) -> Option<Payload> {
+    let mut slot = g.0.deferred.borrow_mut();
+    if slot.as_ref().is_some_and(is_ours) {
+        g.0.has_deferred.set(false);
+        slot.take()
+    } else {
+        None
+    }
+}
+
 /// Raises the current greenlet's deferred payload, if any (called at switch points).
 #[inline]
 pub(crate) fn raise_deferred(h: &crate::hub::Hub) {
@@ -623,6 +642,7 @@ impl Drop for Inner {
                 ),
                 deferred: RefCell::new(self.deferred.get_mut().take()),
                 has_deferred: Cell::new(self.has_deferred.get()),
+                locals: RefCell::new(std::mem::take(self.locals.get_mut())),
             }));
             driver::kill_orphan(g);
             return;

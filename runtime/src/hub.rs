@@ -58,6 +58,12 @@ pub(crate) struct Hub {
     pub(crate) ticks: Cell<u32>,
     /// Jobs running on helper threads that will wake a greenlet of this hub.
     pub(crate) blocking_pending: Cell<usize>,
+    /// What `sync::monitor` reads from its own thread: the switch counter (one relaxed
+    /// add per resume) and, while monitoring, which greenlet runs.
+    pub(crate) monitor: std::sync::Arc<crate::sync::monitor::Shared>,
+    /// Whether a monitor is attached (only then does the driver record the current
+    /// greenlet for it).
+    pub(crate) monitoring: Cell<bool>,
 }
 
 impl Hub {
@@ -79,6 +85,8 @@ impl Hub {
             stack_size: Cell::new(DEFAULT_STACK_SIZE),
             ticks: Cell::new(0),
             blocking_pending: Cell::new(0),
+            monitor: Default::default(),
+            monitoring: Cell::new(false),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod park;
 pub mod reactor;
 mod spawn;
 pub mod stack;
+pub mod sync;
 mod time;
 pub mod timer;
 mod value;
@@ -27,5 +28,11 @@ pub use spawn::{
     joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn, Builder, JoinHandle,
 };
 pub use stack::{StackError, DEFAULT_STACK_SIZE};
+pub use sync::monitor;
+pub use sync::{
+    iwait, wait, with_deadline, with_timeout, AsyncError, AsyncResult, BoundedSemaphore, Channel,
+    Event, Group, LifoQueue, Lock, LockError, Pool, PriorityQueue, PutError, Queue, QueueError,
+    RLock, Semaphore, Timeout, TimeoutGuard, Waitable,
+};
 pub use time::{sleep, sleep_until, yield_now};
 pub use value::{TypeMismatch, Value};

@@ -1,0 +1,42 @@
+//! Coordinating greenlets: timeouts, events, queues, locks, pools, waiting for several
+//! things, greenlet-local storage and blocking detection — gevent's `Timeout`,
+//! `event`, `queue`, `lock`, `pool`, `wait`/`iwait`, `local` and monitor thread.
+//!
+//! Everything here is cooperative: waiting parks the current greenlet and lets the
+//! others run. All types are bound to the thread whose hub they use (they are `!Send`):
+//! they coordinate the greenlets of one thread. Handles are cheap to clone; clones
+//! share the same object. Waiters are served first come, first served, and a waiter
+//! that times out or is killed leaves the line without losing anything.
+//!
+//! See the guide chapter "Coordinating greenlets" (`docs/guide-sync.md`).
+//!
+//! # Examples
+//!
+//! ```
+//! let q = green::Queue::new();
+//! let tx = q.clone();
+//! let producer = green::spawn(move || for i in 0..3 { tx.put(i).unwrap() });
+//! let got: Vec<i32> = (0..3).map(|_| q.get().unwrap()).collect();
+//! assert_eq!(got, [0, 1, 2]);
+//! producer.join().unwrap();
+//! ```
+
+mod async_result;
+mod event;
+pub(crate) mod local;
+mod lock;
+pub mod monitor;
+mod pool;
+mod queue;
+mod timeout;
+mod wait;
+mod waiters;
+
+pub use async_result::{AsyncError, AsyncResult};
+pub use event::Event;
+pub use local::LocalKey;
+pub use lock::{BoundedSemaphore, Lock, LockError, RLock, RLockGuard, Semaphore, SemaphorePermit};
+pub use pool::{Group, IMap, Pool};
+pub use queue::{Channel, LifoQueue, PriorityQueue, PutError, Queue, QueueError};
+pub use timeout::{with_deadline, with_timeout, Timeout, TimeoutGuard};
+pub use wait::{iwait, wait, IWait, Waitable};

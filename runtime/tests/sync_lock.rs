@@ -1,0 +1,161 @@
+//! Locks and events: gevent's test__semaphore.py, test__event.py behaviours.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use green::{
+    spawn, yield_now, AsyncError, AsyncResult, BoundedSemaphore, Event, Lock, LockError, RLock,
+    Semaphore,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[test]
+fn semaphore_waiters_are_served_fifo() {
+    let sem = Semaphore::new(1);
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let first = sem.acquire().unwrap();
+    let hs: Vec<_> = (0..5)
+        .map(|i| {
+            let (sem, order) = (sem.clone(), order.clone());
+            spawn(move || {
+                let _p = sem.acquire().unwrap();
+                order.borrow_mut().push(i);
+                yield_now();
+            })
+        })
+        .collect();
+    yield_now();
+    drop(first);
+    // A latecomer must not overtake the waiters.
+    let (s, o) = (sem.clone(), order.clone());
+    let late = spawn(move || {
+        let _p = s.acquire().unwrap();
+        o.borrow_mut().push(99);
+    });
+    green::joinall(hs);
+    late.join().unwrap();
+    assert_eq!(*order.borrow(), [0, 1, 2, 3, 4, 99]);
+}
+
+#[test]
+fn timed_out_waiter_leaves_the_line() {
+    let sem = Semaphore::new(0);
+    let s = sem.clone();
+    let quitter = spawn(move || s.acquire_timeout(2 * MS).map(|p| p.forget()));
+    let s = sem.clone();
+    let patient = spawn(move || s.acquire().map(|p| p.forget()));
+    assert_eq!(quitter.join().unwrap().unwrap_err(), LockError::TimedOut);
+    sem.release();
+    patient.join().unwrap().unwrap();
+    assert_eq!(sem.available(), 0);
+}
+
+#[test]
+fn kill_of_lock_holder_releases_it() {
+    let lock = Lock::new();
+    let l = lock.clone();
+    let holder = spawn(move || {
+        let _g = l.acquire().unwrap();
+        green::sleep(Duration::from_secs(10));
+    });
+    yield_now();
+    assert!(lock.locked());
+    let l = lock.clone();
+    let waiter = spawn(move || l.acquire().map(|_| "got it"));
+    yield_now();
+    holder.kill();
+    assert_eq!(waiter.join().unwrap().unwrap(), "got it");
+    assert!(!lock.locked());
+}
+
+#[test]
+fn waiter_killed_after_handoff_passes_permit_on() {
+    let sem = Semaphore::new(0);
+    let s = sem.clone();
+    let victim = spawn(move || s.acquire().map(|p| p.forget()));
+    let s = sem.clone();
+    let other = spawn(move || s.acquire().map(|p| p.forget()));
+    yield_now();
+    sem.release(); // handed to `victim`, which has not run yet
+    victim.kill_nowait();
+    assert!(victim.join().unwrap_err().is_killed());
+    other.join().unwrap().unwrap();
+}
+
+#[test]
+fn rlock_reentry_and_foreign_release() {
+    let lock = RLock::new();
+    let a = lock.acquire().unwrap();
+    let b = lock.acquire().unwrap();
+    assert!(lock.is_owned());
+    let l = lock.clone();
+    let foreign = spawn(move || (l.release(), l.try_acquire().is_none()));
+    assert_eq!(foreign.join().unwrap(), (Err(LockError::NotOwner), true));
+    drop(b);
+    assert!(lock.locked());
+    drop(a);
+    assert!(!lock.locked());
+    let l = lock.clone();
+    assert!(spawn(move || l.try_acquire().is_some()).join().unwrap());
+}
+
+#[test]
+fn bounded_semaphore_over_release() {
+    let s = BoundedSemaphore::new(2);
+    assert_eq!(s.release(), Err(LockError::OverReleased));
+    s.acquire().unwrap().forget();
+    assert_eq!(s.release(), Ok(()));
+    assert_eq!(s.release(), Err(LockError::OverReleased));
+    assert_eq!(s.available(), 2);
+    let plain = Semaphore::new(1);
+    plain.release();
+    assert_eq!(plain.available(), 2);
+}
+
+#[test]
+fn event_wakes_1000_waiters_after_set_and_clear() {
+    let ev = Event::new();
+    let woke = Rc::new(Cell::new(0));
+    let hs: Vec<_> = (0..1000)
+        .map(|_| {
+            let (ev, woke) = (ev.clone(), woke.clone());
+            spawn(move || {
+                if ev.wait().unwrap() {
+                    woke.set(woke.get() + 1);
+                }
+            })
+        })
+        .collect();
+    yield_now();
+    ev.set();
+    ev.clear();
+    green::joinall(hs);
+    assert_eq!(woke.get(), 1000);
+    assert!(!ev.is_set());
+    assert_eq!(ev.wait_timeout(MS), Ok(false));
+}
+
+#[test]
+fn async_result_get_and_errors() {
+    let r: AsyncResult<i32> = AsyncResult::new();
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let r = r.clone();
+            spawn(move || r.get())
+        })
+        .collect();
+    yield_now();
+    assert!(!r.ready());
+    r.set(5);
+    for h in readers {
+        assert_eq!(h.join().unwrap(), Ok(5));
+    }
+    assert!(r.successful());
+    let e: AsyncResult<i32> = AsyncResult::new();
+    assert_eq!(e.get_timeout(MS), Err(AsyncError::TimedOut));
+    e.set_error("bad".into());
+    assert_eq!(e.get(), Err(AsyncError::Failed("bad".into())));
+    assert!(e.ready() && !e.successful());
+}
