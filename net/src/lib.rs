@@ -65,6 +65,8 @@
 #![warn(missing_docs)]
 
 mod resolve;
+#[macro_use]
+mod socket;
 mod sys;
 mod tcp;
 mod udp;

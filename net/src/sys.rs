@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use green_runtime::reactor::Registration;
@@ -68,6 +68,19 @@ impl Evented {
         ev.write_timeout.set(self.write_timeout.get());
         ev.nonblocking.set(self.nonblocking.get());
         Ok(ev)
+    }
+
+    /// The pieces of a socket's `try_clone`: unless the socket is closed, duplicates it
+    /// with `dup` and registers the duplicate with the same settings as `self`.
+    pub(crate) fn try_clone<S: AsRawFd>(
+        &self,
+        dup: impl FnOnce() -> io::Result<S>,
+    ) -> io::Result<(Evented, S)> {
+        if self.is_closed() {
+            return Err(closed_error());
+        }
+        let sock = dup()?;
+        Ok((self.clone_for(sock.as_raw_fd())?, sock))
     }
 
     pub(crate) fn fd(&self) -> RawFd {

@@ -1,9 +1,9 @@
 //! TCP: [`TcpListener`], [`TcpStream`] and [`Incoming`], mirroring `std::net`.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use mio::Interest;
@@ -55,9 +55,9 @@ pub struct TcpListener {
 /// A TCP connection whose reads, writes and connect switch to other greenlets instead
 /// of blocking the thread (`std::net::TcpStream`'s counterpart).
 ///
-/// [`Read`] and [`Write`] are implemented for `&TcpStream` too, so one greenlet may read
-/// while another writes (share it with an `Rc`). [`close`](TcpStream::close) wakes every
-/// greenlet waiting on the stream with an error.
+/// [`Read`](io::Read) and [`Write`](io::Write) are implemented for `&TcpStream` too, so
+/// one greenlet may read while another writes (share it with an `Rc`).
+/// [`close`](TcpStream::close) wakes every greenlet waiting on the stream with an error.
 ///
 /// Timeouts set by [`set_read_timeout`](TcpStream::set_read_timeout) and
 /// [`set_write_timeout`](TcpStream::set_write_timeout) are kept by the stream (not the
@@ -166,9 +166,7 @@ impl TcpListener {
     /// std::thread::spawn(move || std_l.local_addr().unwrap()).join().unwrap();
     /// ```
     pub fn into_std(self) -> io::Result<std::net::TcpListener> {
-        let TcpListener { ev, sock } = self;
-        drop(ev);
-        let l = std::net::TcpListener::from(sock);
+        let l = std::net::TcpListener::from(self.deregister());
         l.set_nonblocking(false)?;
         Ok(l)
     }
@@ -362,8 +360,7 @@ impl TcpStream {
     /// std::thread::spawn(move || std_s.peer_addr().unwrap()).join().unwrap();
     /// ```
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        let TcpStream { ev, sock } = self;
-        drop(ev);
+        let sock = self.deregister();
         sock.set_nonblocking(false)?;
         Ok(sock)
     }
@@ -446,7 +443,7 @@ impl TcpStream {
     }
 
     /// Reads without removing the data from the queue, waiting for some like
-    /// [`read`](Read::read).
+    /// [`read`](io::Read::read).
     ///
     /// ```
     /// use std::io::Write;
@@ -589,136 +586,36 @@ impl TcpStream {
     /// assert_eq!(&buf, b"x");
     /// ```
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        if self.ev.is_closed() {
-            return Err(sys::closed_error());
-        }
-        let sock = self.sock.try_clone()?;
-        Ok(TcpStream {
-            ev: self.ev.clone_for(sock.as_raw_fd())?,
-            sock,
-        })
+        let (ev, sock) = self.ev.try_clone(|| self.sock.try_clone())?;
+        Ok(TcpStream { ev, sock })
     }
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.ev.read(|| (&self.sock).read(buf))
-    }
+impl_stream_io!(TcpStream);
 
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.ev.read(|| (&self.sock).read_vectored(bufs))
-    }
+impl_from_std! {
+    /// Wraps a std stream like [`TcpStream::from_std`].
+    ///
+    /// # Panics
+    ///
+    /// If the stream cannot be made non-blocking or registered with the hub (the reactor
+    /// could not be created); use [`TcpStream::from_std`] to handle that.
+    impl From<std::net::TcpStream> for TcpStream;
 }
 
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.ev.write(|| (&self.sock).write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.ev.write(|| (&self.sock).write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+impl_from_std! {
+    /// Wraps a std listener like [`TcpListener::from_std`].
+    ///
+    /// # Panics
+    ///
+    /// If the listener cannot be made non-blocking or registered with the hub; use
+    /// [`TcpListener::from_std`] to handle that.
+    impl From<std::net::TcpListener> for TcpListener;
 }
 
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
+impl_fd!(TcpStream(std::net::TcpStream), "stream");
 
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Wraps a std stream like [`TcpStream::from_std`].
-///
-/// # Panics
-///
-/// If the stream cannot be made non-blocking or registered with the hub (the reactor
-/// could not be created); use [`TcpStream::from_std`] to handle that.
-impl From<std::net::TcpStream> for TcpStream {
-    fn from(stream: std::net::TcpStream) -> TcpStream {
-        match TcpStream::from_std(stream) {
-            Ok(s) => s,
-            Err(e) => panic!("green: cannot register a TcpStream with the hub: {e}"),
-        }
-    }
-}
-
-/// Wraps a std listener like [`TcpListener::from_std`].
-///
-/// # Panics
-///
-/// If the listener cannot be made non-blocking or registered with the hub; use
-/// [`TcpListener::from_std`] to handle that.
-impl From<std::net::TcpListener> for TcpListener {
-    fn from(listener: std::net::TcpListener) -> TcpListener {
-        match TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => panic!("green: cannot register a TcpListener with the hub: {e}"),
-        }
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-}
-
-/// Deregisters the stream and gives up its fd, still in non-blocking mode.
-impl IntoRawFd for TcpStream {
-    fn into_raw_fd(self) -> RawFd {
-        let TcpStream { ev, sock } = self;
-        drop(ev);
-        sock.into_raw_fd()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-}
-
-/// Deregisters the listener and gives up its fd, still in non-blocking mode.
-impl IntoRawFd for TcpListener {
-    fn into_raw_fd(self) -> RawFd {
-        let TcpListener { ev, sock } = self;
-        drop(ev);
-        sock.into_raw_fd()
-    }
-}
+impl_fd!(TcpListener(mio::net::TcpListener), "listener");
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -3,11 +3,11 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use crate::resolve::{each_addr, ToSocketAddrs};
-use crate::sys::{self, Evented};
+use crate::sys::Evented;
 
 /// A UDP socket whose sends and receives switch to other greenlets instead of blocking
 /// the thread (`std::net::UdpSocket`'s counterpart).
@@ -76,8 +76,7 @@ impl UdpSocket {
     /// std::thread::spawn(move || s.local_addr().unwrap()).join().unwrap();
     /// ```
     pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
-        let UdpSocket { ev, sock } = self;
-        drop(ev);
+        let sock = self.deregister();
         sock.set_nonblocking(false)?;
         Ok(sock)
     }
@@ -294,14 +293,8 @@ impl UdpSocket {
     /// assert_eq!(s.local_addr().unwrap(), t.local_addr().unwrap());
     /// ```
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        if self.ev.is_closed() {
-            return Err(sys::closed_error());
-        }
-        let sock = self.sock.try_clone()?;
-        Ok(UdpSocket {
-            ev: self.ev.clone_for(sock.as_raw_fd())?,
-            sock,
-        })
+        let (ev, sock) = self.ev.try_clone(|| self.sock.try_clone())?;
+        Ok(UdpSocket { ev, sock })
     }
 
     /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
@@ -337,40 +330,16 @@ impl UdpSocket {
     }
 }
 
-/// Wraps a std socket like [`UdpSocket::from_std`].
-///
-/// # Panics
-///
-/// If the socket cannot be made non-blocking or registered with the hub.
-impl From<std::net::UdpSocket> for UdpSocket {
-    fn from(sock: std::net::UdpSocket) -> UdpSocket {
-        match UdpSocket::from_std(sock) {
-            Ok(s) => s,
-            Err(e) => panic!("green: cannot register a UdpSocket with the hub: {e}"),
-        }
-    }
+impl_from_std! {
+    /// Wraps a std socket like [`UdpSocket::from_std`].
+    ///
+    /// # Panics
+    ///
+    /// If the socket cannot be made non-blocking or registered with the hub.
+    impl From<std::net::UdpSocket> for UdpSocket;
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-}
-
-/// Deregisters the socket and gives up its fd, still in non-blocking mode.
-impl IntoRawFd for UdpSocket {
-    fn into_raw_fd(self) -> RawFd {
-        let UdpSocket { ev, sock } = self;
-        drop(ev);
-        sock.into_raw_fd()
-    }
-}
+impl_fd!(UdpSocket(std::net::UdpSocket), "socket");
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

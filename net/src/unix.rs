@@ -2,14 +2,14 @@
 //! `std::os::unix::net`.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::sys::{self, Evented};
+use crate::sys::Evented;
 
 /// A Unix stream server socket whose [`accept`](UnixListener::accept) switches to
 /// other greenlets instead of blocking (`std::os::unix::net::UnixListener`'s
@@ -42,8 +42,8 @@ pub struct UnixListener {
 }
 
 /// A Unix stream socket whose reads and writes switch to other greenlets instead of
-/// blocking (`std::os::unix::net::UnixStream`'s counterpart). [`Read`] and [`Write`]
-/// are implemented for `&UnixStream` too. Timeouts expire with
+/// blocking (`std::os::unix::net::UnixStream`'s counterpart). [`Read`](io::Read) and
+/// [`Write`](io::Write) are implemented for `&UnixStream` too. Timeouts expire with
 /// [`io::ErrorKind::TimedOut`]. Not `Send`; see [`into_std`](UnixStream::into_std).
 ///
 /// # Examples
@@ -105,8 +105,7 @@ impl UnixListener {
     /// std::fs::remove_file(&p).unwrap();
     /// ```
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
-        let UnixListener { ev, sock } = self;
-        drop(ev);
+        let sock = self.deregister();
         sock.set_nonblocking(false)?;
         Ok(sock)
     }
@@ -256,8 +255,7 @@ impl UnixStream {
     /// std::thread::spawn(move || a.local_addr().unwrap()).join().unwrap();
     /// ```
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
-        let UnixStream { ev, sock } = self;
-        drop(ev);
+        let sock = self.deregister();
         sock.set_nonblocking(false)?;
         Ok(sock)
     }
@@ -395,134 +393,34 @@ impl UnixStream {
     /// assert_eq!(&buf, b"y");
     /// ```
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        if self.ev.is_closed() {
-            return Err(sys::closed_error());
-        }
-        let sock = self.sock.try_clone()?;
-        Ok(UnixStream {
-            ev: self.ev.clone_for(sock.as_raw_fd())?,
-            sock,
-        })
+        let (ev, sock) = self.ev.try_clone(|| self.sock.try_clone())?;
+        Ok(UnixStream { ev, sock })
     }
 }
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.ev.read(|| (&self.sock).read(buf))
-    }
+impl_stream_io!(UnixStream);
 
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.ev.read(|| (&self.sock).read_vectored(bufs))
-    }
+impl_from_std! {
+    /// Wraps a std stream like [`UnixStream::from_std`].
+    ///
+    /// # Panics
+    ///
+    /// If the stream cannot be made non-blocking or registered with the hub.
+    impl From<std::os::unix::net::UnixStream> for UnixStream;
 }
 
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.ev.write(|| (&self.sock).write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.ev.write(|| (&self.sock).write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+impl_from_std! {
+    /// Wraps a std listener like [`UnixListener::from_std`].
+    ///
+    /// # Panics
+    ///
+    /// If the listener cannot be made non-blocking or registered with the hub.
+    impl From<std::os::unix::net::UnixListener> for UnixListener;
 }
 
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
+impl_fd!(UnixStream(std::os::unix::net::UnixStream), "stream");
 
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Wraps a std stream like [`UnixStream::from_std`].
-///
-/// # Panics
-///
-/// If the stream cannot be made non-blocking or registered with the hub.
-impl From<std::os::unix::net::UnixStream> for UnixStream {
-    fn from(sock: std::os::unix::net::UnixStream) -> UnixStream {
-        match UnixStream::from_std(sock) {
-            Ok(s) => s,
-            Err(e) => panic!("green: cannot register a UnixStream with the hub: {e}"),
-        }
-    }
-}
-
-/// Wraps a std listener like [`UnixListener::from_std`].
-///
-/// # Panics
-///
-/// If the listener cannot be made non-blocking or registered with the hub.
-impl From<std::os::unix::net::UnixListener> for UnixListener {
-    fn from(sock: std::os::unix::net::UnixListener) -> UnixListener {
-        match UnixListener::from_std(sock) {
-            Ok(l) => l,
-            Err(e) => panic!("green: cannot register a UnixListener with the hub: {e}"),
-        }
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-}
-
-/// Deregisters the stream and gives up its fd, still in non-blocking mode.
-impl IntoRawFd for UnixStream {
-    fn into_raw_fd(self) -> RawFd {
-        let UnixStream { ev, sock } = self;
-        drop(ev);
-        sock.into_raw_fd()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-}
-
-/// Deregisters the listener and gives up its fd, still in non-blocking mode.
-impl IntoRawFd for UnixListener {
-    fn into_raw_fd(self) -> RawFd {
-        let UnixListener { ev, sock } = self;
-        drop(ev);
-        sock.into_raw_fd()
-    }
-}
+impl_fd!(UnixListener(std::os::unix::net::UnixListener), "listener");
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,127 @@
+//! The trait impls that every cooperative socket type has in the same form, written
+//! once. Each socket type is a struct `{ ev: Evented, sock: S }` (the [`Evented`] first,
+//! so that it deregisters before the fd closes); the macros expand inside the type's
+//! own module and reach those private fields there.
+//!
+//! [`Evented`]: crate::sys::Evented
+
+/// For a socket type `$t` holding a `sock: $sock`: `AsRawFd`, `AsFd` and `IntoRawFd`,
+/// plus a private `deregister(self) -> $sock` that drops the registration and gives back
+/// the (still non-blocking) socket, for `into_std` and `into_raw_fd`. `$what` names the
+/// kind of socket in `IntoRawFd`'s rustdoc ("stream", "listener", "socket").
+macro_rules! impl_fd {
+    ($t:ident($sock:ty), $what:literal) => {
+        impl $t {
+            /// Drops the registration with the hub (before the fd can close) and returns
+            /// the socket, still non-blocking in the kernel.
+            fn deregister(self) -> $sock {
+                let $t { ev, sock } = self;
+                drop(ev);
+                sock
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.sock)
+            }
+        }
+
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.sock)
+            }
+        }
+
+        #[doc = concat!("Deregisters the ", $what, " and gives up its fd, still in non-blocking mode.")]
+        impl std::os::fd::IntoRawFd for $t {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                std::os::fd::IntoRawFd::into_raw_fd(self.deregister())
+            }
+        }
+    };
+}
+
+/// `From<$std>` for a socket type `$t` with a `from_std` constructor, panicking (with
+/// the type's name) where `from_std` would fail. The attributes (the impl's rustdoc)
+/// are passed through.
+macro_rules! impl_from_std {
+    ($(#[$attr:meta])* impl From<$std:ty> for $t:ident;) => {
+        $(#[$attr])*
+        impl From<$std> for $t {
+            fn from(sock: $std) -> $t {
+                match $t::from_std(sock) {
+                    Ok(s) => s,
+                    Err(e) => panic!(
+                        concat!("green: cannot register a ", stringify!($t), " with the hub: {}"),
+                        e
+                    ),
+                }
+            }
+        }
+    };
+}
+
+/// `Read` and `Write` for a stream type `$t`, for `&$t` (so that one greenlet can read
+/// while another writes) and for `$t` (through `&$t`). Reads wait with the read
+/// timeout, writes with the write timeout; `flush` has nothing to do.
+macro_rules! impl_stream_io {
+    ($t:ident) => {
+        impl std::io::Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.ev.read(|| std::io::Read::read(&mut &self.sock, buf))
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.ev
+                    .read(|| std::io::Read::read_vectored(&mut &self.sock, bufs))
+            }
+        }
+
+        impl std::io::Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.ev
+                    .write(|| std::io::Write::write(&mut &self.sock, buf))
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.ev
+                    .write(|| std::io::Write::write_vectored(&mut &self.sock, bufs))
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                std::io::Write::write(&mut &*self, buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
