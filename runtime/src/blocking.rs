@@ -95,8 +95,9 @@ fn worker() {
 }
 
 /// Runs the blocking function `f` on a helper thread and parks the calling greenlet
-/// until it returns; other greenlets run meanwhile. Returns `f`'s value; a panic in `f`
-/// resumes in the caller.
+/// until it returns; other greenlets run meanwhile — always, even when `f` is instant,
+/// since the caller waits through the hub. Returns `f`'s value; a panic in `f` resumes
+/// in the caller.
 ///
 /// On a thread with no hub (or from the hub itself) `f` simply runs in place.
 ///
@@ -153,13 +154,9 @@ where
         });
         panic!("green: cannot start a helper thread for a blocking call: {e}");
     }
+    // Always park at least once, even if the job is already done: other greenlets run
+    // meanwhile, every time (gevent's threadpool waits through the hub too).
     loop {
-        if let Some(r) = result.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            match r {
-                Ok(v) => return v,
-                Err(p) => resume_unwind(p),
-            }
-        }
         let u = unparker();
         let registered = with_hub(|h| {
             h.with_reactor(|r| match r.jobs.get_mut(key) {
@@ -174,6 +171,12 @@ where
         if registered {
             let _ = park(None);
         }
-        // Not registered: the hub already processed the completion; loop to read it.
+        // Not registered: the hub already processed the completion, so the result is in.
+        if let Some(r) = result.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            match r {
+                Ok(v) => return v,
+                Err(p) => resume_unwind(p),
+            }
+        }
     }
 }

@@ -308,3 +308,23 @@ fn switch_value_into_spawned_greenlet_parent_is_hub() {
     assert_eq!(h.join().unwrap(), Some(true));
     let _ = Value::none();
 }
+
+#[test]
+fn run_blocking_always_lets_ready_greenlets_run() {
+    for _ in 0..50 {
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        let other = green::spawn(move || r.set(true));
+        // Even an instant job parks the caller once.
+        assert_eq!(green::run_blocking(|| 1 + 1), 2);
+        assert!(ran.get());
+        other.join().unwrap();
+    }
+}
+
+#[test]
+fn run_blocking_panics_resume_in_the_caller() {
+    let r = std::panic::catch_unwind(|| green::run_blocking(|| -> u8 { panic!("in helper") }));
+    let p = r.unwrap_err();
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"in helper"));
+}
