@@ -1,0 +1,610 @@
+//! Single-threaded echo server throughput and latency.
+//!
+//! Load generator: a hand-written mio client on its own thread pinned to CPU 1, C
+//! connections in a closed loop (send a 32-byte message like the seeds' "client1 5", wait
+//! for the whole upper-cased reply, send again), 0.5 s warm-up then a fixed measurement
+//! window. It records messages/s and the round-trip latency of every reply (exact
+//! percentiles from the sorted samples).
+//!
+//! Servers, each on a thread pinned to CPU 0, listening on 127.0.0.1:0, upper-casing:
+//! * `tokio`: tokio current-thread runtime, one task per connection.
+//! * `mio`: a hand-written edge-triggered mio event loop (read until drained, write back,
+//!   keep the unwritten rest and finish it on WRITABLE).
+//! * `green`: one greenlet per connection with `green::net`.
+//!
+//! Servers run interleaved (tokio, mio, green, tokio, ...) for a few rounds; the table gives
+//! medians and the ratios green/tokio and green/mio. Each server stops by itself at the end
+//! of its run (shutdown flag + a wake: tokio `Notify`, mio `Waker`, a connect for green).
+//!
+//! Run: `cargo bench --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
+//! `GREEN_ECHO_SECS` (measurement window, default 2), `GREEN_ECHO_WARMUP_MS` (default 500),
+//! `GREEN_ECHO_ROUNDS` (default 3), `GREEN_ECHO_SERVERS` (default all, e.g. "tokio,mio").
+#![allow(unexpected_cfgs)]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{median, percentile_sorted, pin_to_cpu, Row};
+use mio::net::{TcpListener as MioListener, TcpStream as MioStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MSG_LEN: usize = 32;
+const SERVER_CPU: usize = 0;
+const CLIENT_CPU: usize = 1;
+/// Linux epoll(7): for stream sockets a read that returns less than asked for means the
+/// receive buffer is drained, so with edge-triggered readiness we may stop there instead
+/// of paying one more `read` that returns `EWOULDBLOCK`. tokio does the same; both the
+/// mio server and the client use it.
+const SHORT_READ_MEANS_DRAINED: bool = true;
+
+// ---------------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------------
+
+/// What a server hands back once it listens: its address and how to wake it for shutdown.
+struct Started {
+    addr: SocketAddr,
+    wake: Box<dyn Fn() + Send>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Tokio,
+    Mio,
+    #[cfg(green_core)]
+    Green,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Server::Tokio => "tokio",
+            Server::Mio => "mio",
+            #[cfg(green_core)]
+            Server::Green => "green",
+        }
+    }
+
+    fn all() -> Vec<Server> {
+        #[allow(unused_mut)]
+        let mut v = vec![Server::Tokio, Server::Mio];
+        // GREEN PLUG-IN (remove the cfg once the core has landed).
+        #[cfg(green_core)]
+        v.push(Server::Green);
+        v
+    }
+
+    fn serve(self, shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
+        match self {
+            Server::Tokio => serve_tokio(shutdown, started),
+            Server::Mio => serve_mio(shutdown, started),
+            #[cfg(green_core)]
+            Server::Green => serve_green(shutdown, started),
+        }
+    }
+}
+
+fn serve_tokio(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let n2 = notify.clone();
+        started
+            .send(Started {
+                addr: listener.local_addr().unwrap(),
+                wake: Box::new(move || n2.notify_one()),
+            })
+            .unwrap();
+        loop {
+            let (mut s, _) = tokio::select! {
+                r = listener.accept() => r.unwrap(),
+                _ = notify.notified() => break,
+            };
+            if shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            s.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    buf[..n].make_ascii_uppercase();
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    // Dropping the runtime drops any connection task still alive.
+}
+
+fn serve_mio(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
+    const LISTENER: Token = Token(usize::MAX - 1);
+    const WAKER: Token = Token(usize::MAX - 2);
+    struct Conn {
+        sock: MioStream,
+        out: Vec<u8>,
+        out_pos: usize,
+    }
+    let mut poll = Poll::new().unwrap();
+    let mut listener = MioListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .unwrap();
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+    started
+        .send(Started {
+            addr: listener.local_addr().unwrap(),
+            wake: Box::new(move || waker.wake().unwrap()),
+        })
+        .unwrap();
+    let mut conns: Vec<Option<Conn>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 4096];
+
+    // Write `data` (or queue it behind what is already pending). Ok(false) = connection gone.
+    fn send(c: &mut Conn, data: &[u8]) -> io::Result<()> {
+        if c.out_pos < c.out.len() {
+            c.out.extend_from_slice(data);
+            return Ok(());
+        }
+        c.out.clear();
+        c.out_pos = 0;
+        let mut off = 0;
+        while off < data.len() {
+            match c.sock.write(&data[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.out.extend_from_slice(&data[off..]);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    fn flush(c: &mut Conn) -> io::Result<()> {
+        while c.out_pos < c.out.len() {
+            match c.sock.write(&c.out[c.out_pos..]) {
+                Ok(n) => c.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    'outer: loop {
+        match poll.poll(&mut events, None) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("poll: {e}"),
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {
+                    if shutdown.load(Ordering::Acquire) {
+                        break 'outer;
+                    }
+                }
+                LISTENER => loop {
+                    match listener.accept() {
+                        Ok((mut sock, _)) => {
+                            sock.set_nodelay(true).unwrap();
+                            let idx = free.pop().unwrap_or_else(|| {
+                                conns.push(None);
+                                conns.len() - 1
+                            });
+                            poll.registry()
+                                .register(
+                                    &mut sock,
+                                    Token(idx),
+                                    Interest::READABLE | Interest::WRITABLE,
+                                )
+                                .unwrap();
+                            conns[idx] = Some(Conn {
+                                sock,
+                                out: Vec::new(),
+                                out_pos: 0,
+                            });
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => panic!("accept: {e}"),
+                    }
+                },
+                Token(idx) => {
+                    let Some(c) = conns.get_mut(idx).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    let mut close = false;
+                    if ev.is_writable() && flush(c).is_err() {
+                        close = true;
+                    }
+                    if ev.is_readable() && !close {
+                        loop {
+                            match c.sock.read(&mut buf) {
+                                Ok(0) => {
+                                    close = true;
+                                    break;
+                                }
+                                Ok(n) => {
+                                    buf[..n].make_ascii_uppercase();
+                                    if send(c, &buf[..n]).is_err() {
+                                        close = true;
+                                        break;
+                                    }
+                                    if SHORT_READ_MEANS_DRAINED && n < buf.len() {
+                                        break;
+                                    }
+                                }
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                                Err(_) => {
+                                    close = true;
+                                    break;
+                                }
+                            }
+                        }
+                    } else if ev.is_read_closed() || ev.is_error() {
+                        close = true;
+                    }
+                    if close {
+                        let mut c = conns[idx].take().unwrap();
+                        let _ = poll.registry().deregister(&mut c.sock);
+                        free.push(idx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// GREEN PLUG-IN (remove the cfg once the core has landed).
+#[cfg(green_core)]
+fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
+    let listener = green::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The wake: a throwaway connection makes the pending accept return.
+    started
+        .send(Started {
+            addr,
+            wake: Box::new(move || {
+                let _ = std::net::TcpStream::connect(addr);
+            }),
+        })
+        .unwrap();
+    loop {
+        let (mut s, _) = listener.accept().unwrap();
+        if shutdown.load(Ordering::Acquire) {
+            break;
+        }
+        s.set_nodelay(true).unwrap();
+        green::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                buf[..n].make_ascii_uppercase();
+                if s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Load generator
+// ---------------------------------------------------------------------------------------
+
+struct LoadResult {
+    msgs_per_sec: f64,
+    /// Sorted round-trip latencies in ns, replies completed inside the window only.
+    lat_ns: Vec<u32>,
+    bad_replies: u64,
+}
+
+fn load_generator(
+    addr: SocketAddr,
+    conns: usize,
+    warmup: Duration,
+    window: Duration,
+) -> LoadResult {
+    struct Conn {
+        sock: MioStream,
+        msg: [u8; MSG_LEN],
+        want: [u8; MSG_LEN],
+        sent_at: Instant,
+        wpos: usize,
+        got: usize,
+        rbuf: [u8; MSG_LEN],
+    }
+    fn write_more(c: &mut Conn) -> io::Result<()> {
+        while c.wpos < MSG_LEN {
+            match c.sock.write(&c.msg[c.wpos..]) {
+                Ok(n) => c.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    let mut poll = Poll::new().unwrap();
+    let mut cs: Vec<Conn> = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let mut sock = MioStream::from_std(s);
+        poll.registry()
+            .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        let mut msg = [b' '; MSG_LEN];
+        let text = format!("client{i} 5");
+        msg[..text.len()].copy_from_slice(text.as_bytes());
+        msg[MSG_LEN - 1] = b'\n';
+        let mut want = msg;
+        want.make_ascii_uppercase();
+        cs.push(Conn {
+            sock,
+            msg,
+            want,
+            sent_at: Instant::now(),
+            wpos: 0,
+            got: 0,
+            rbuf: [0; MSG_LEN],
+        });
+    }
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + window;
+    for c in cs.iter_mut() {
+        c.sent_at = Instant::now();
+        write_more(c).expect("first write");
+    }
+    let mut lat_ns: Vec<u32> = Vec::with_capacity(1 << 20);
+    let mut count = 0u64;
+    let mut bad = 0u64;
+    let mut events = Events::with_capacity(1024);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        match poll.poll(
+            &mut events,
+            Some((end - now).min(Duration::from_millis(50))),
+        ) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("client poll: {e}"),
+        }
+        for ev in events.iter() {
+            let c = &mut cs[ev.token().0];
+            if ev.is_writable() && c.wpos < MSG_LEN {
+                write_more(c).expect("client write");
+            }
+            if !ev.is_readable() {
+                continue;
+            }
+            loop {
+                match c.sock.read(&mut c.rbuf[c.got..]) {
+                    Ok(0) => panic!("server closed a connection"),
+                    Ok(n) => {
+                        let asked = MSG_LEN - c.got;
+                        c.got += n;
+                        if c.got == MSG_LEN {
+                            let now = Instant::now();
+                            if c.rbuf != c.want {
+                                bad += 1;
+                            }
+                            if now >= measure_from && now < end {
+                                count += 1;
+                                lat_ns.push((now - c.sent_at).as_nanos().min(u32::MAX as u128) as u32);
+                            }
+                            c.got = 0;
+                            c.wpos = 0;
+                            c.sent_at = now;
+                            write_more(c).expect("client write");
+                            // Closed loop: the server cannot have sent more, the socket is drained.
+                            break;
+                        }
+                        if SHORT_READ_MEANS_DRAINED && n < asked {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => panic!("client read: {e}"),
+                }
+            }
+        }
+    }
+    drop(cs); // closes every connection: the servers' connection handlers see EOF
+    lat_ns.sort_unstable();
+    LoadResult {
+        msgs_per_sec: count as f64 / window.as_secs_f64(),
+        lat_ns,
+        bad_replies: bad,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Driver
+// ---------------------------------------------------------------------------------------
+
+struct RunStats {
+    msgs_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) -> RunStats {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let sd = shutdown.clone();
+    let server_thread = thread::Builder::new()
+        .name(format!("echo-{}", server.name()))
+        .spawn(move || {
+            pin_to_cpu(SERVER_CPU);
+            server.serve(sd, tx)
+        })
+        .unwrap();
+    let Started { addr, wake } = rx.recv().expect("server did not start");
+    let client = thread::Builder::new()
+        .name("echo-client".into())
+        .spawn(move || {
+            pin_to_cpu(CLIENT_CPU);
+            load_generator(addr, conns, warmup, window)
+        })
+        .unwrap();
+    let res = client.join().expect("load generator panicked");
+    shutdown.store(true, Ordering::Release);
+    wake();
+    server_thread.join().expect("server panicked");
+    assert_eq!(res.bad_replies, 0, "{}: wrong replies", server.name());
+    RunStats {
+        msgs_per_sec: res.msgs_per_sec,
+        p50_us: percentile_sorted(&res.lat_ns, 50.0) as f64 / 1e3,
+        p99_us: percentile_sorted(&res.lat_ns, 99.0) as f64 / 1e3,
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    common::raise_nofile_limit();
+    let conns_list: Vec<usize> = std::env::var("GREEN_ECHO_CONNS")
+        .unwrap_or_else(|_| "100,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let window = Duration::from_secs_f64(env_or("GREEN_ECHO_SECS", 2.0));
+    let warmup = Duration::from_millis(env_or("GREEN_ECHO_WARMUP_MS", 500));
+    let rounds: usize = env_or("GREEN_ECHO_ROUNDS", 3);
+    let servers: Vec<Server> = match std::env::var("GREEN_ECHO_SERVERS") {
+        Ok(list) => Server::all()
+            .into_iter()
+            .filter(|s| list.split(',').any(|x| x.trim() == s.name()))
+            .collect(),
+        Err(_) => Server::all(),
+    };
+
+    println!(
+        "echo: {MSG_LEN}-byte messages, closed loop; server on cpu {SERVER_CPU}, client on cpu {CLIENT_CPU}; \
+         {warmup:?} warm-up + {window:?} window; {rounds} rounds interleaved; medians"
+    );
+    let mut rows = Vec::new();
+    let mut table = Vec::new();
+    for &conns in &conns_list {
+        let mut stats: Vec<Vec<RunStats>> = servers.iter().map(|_| Vec::new()).collect();
+        for round in 0..rounds {
+            for (k, &s) in servers.iter().enumerate() {
+                let r = run_once(s, conns, warmup, window);
+                eprintln!(
+                    "  round {round} c={conns} {:<6} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us",
+                    s.name(),
+                    r.msgs_per_sec,
+                    r.p50_us,
+                    r.p99_us
+                );
+                stats[k].push(r);
+            }
+        }
+        for (k, &s) in servers.iter().enumerate() {
+            let tput = median(&stats[k].iter().map(|r| r.msgs_per_sec).collect::<Vec<_>>());
+            let p50 = median(&stats[k].iter().map(|r| r.p50_us).collect::<Vec<_>>());
+            let p99 = median(&stats[k].iter().map(|r| r.p99_us).collect::<Vec<_>>());
+            table.push((conns, s, tput, p50, p99));
+            let base = k == 0;
+            let v = s.name().to_string();
+            rows.push(Row {
+                case: format!("c{conns}_tput"),
+                variant: v.clone(),
+                value: tput,
+                unit: "msg/s".into(),
+                higher_is_better: true,
+                baseline: base,
+            });
+            rows.push(Row {
+                case: format!("c{conns}_p50"),
+                variant: v.clone(),
+                value: p50,
+                unit: "us".into(),
+                higher_is_better: false,
+                baseline: base,
+            });
+            rows.push(Row {
+                case: format!("c{conns}_p99"),
+                variant: v,
+                value: p99,
+                unit: "us".into(),
+                higher_is_better: false,
+                baseline: base,
+            });
+        }
+    }
+
+    println!(
+        "{:>6} {:<7} {:>12} {:>10} {:>10} {:>10}",
+        "conns", "server", "msg/s", "p50 us", "p99 us", "vs tokio"
+    );
+    for &(conns, s, tput, p50, p99) in &table {
+        let tokio = table
+            .iter()
+            .find(|r| r.0 == conns && r.1 == Server::Tokio)
+            .map(|r| r.2);
+        let rel = tokio.map_or(String::from("-"), |t| format!("{:.2}x", tput / t));
+        println!(
+            "{conns:>6} {:<7} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10}",
+            s.name()
+        );
+    }
+    #[cfg(green_core)]
+    for &conns in &conns_list {
+        let get = |srv| {
+            table
+                .iter()
+                .find(|r| r.0 == conns && r.1 == srv)
+                .map(|r| r.2)
+        };
+        if let (Some(g), Some(t), Some(m)) =
+            (get(Server::Green), get(Server::Tokio), get(Server::Mio))
+        {
+            println!(
+                "c={conns}: green/tokio = {:.2}, green/mio = {:.2} (throughput)",
+                g / t,
+                g / m
+            );
+        }
+    }
+    common::write_results("echo", &rows);
+}
