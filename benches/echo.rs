@@ -13,7 +13,10 @@
 //! * `green`: one greenlet per connection with `green::net`.
 //!
 //! Servers run interleaved (tokio, mio, green, tokio, ...) for a few rounds; the table gives
-//! medians and the ratios green/tokio and green/mio. Each server stops by itself at the end
+//! medians and the ratios green/tokio and green/mio. Both cores are busy (the client does
+//! as many syscalls per message as a server), so the table also gives each side's CPU use
+//! and the server's CPU time per message (`srv ns/msg`), the figure least bent by the
+//! client being saturated too. Each server stops by itself at the end
 //! of its run (shutdown flag + a wake: tokio `Notify`, mio `Waker`, a connect for green).
 //!
 //! Run: `cargo bench --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
@@ -50,6 +53,8 @@ const SHORT_READ_MEANS_DRAINED: bool = true;
 /// What a server hands back once it listens: its address and how to wake it for shutdown.
 struct Started {
     addr: SocketAddr,
+    /// The server thread's kernel tid, to read its CPU time from /proc.
+    tid: i32,
     wake: Box<dyn Fn() + Send>,
 }
 
@@ -102,6 +107,7 @@ fn serve_tokio(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
         let n2 = notify.clone();
         started
             .send(Started {
+                tid: gettid(),
                 addr: listener.local_addr().unwrap(),
                 wake: Box::new(move || n2.notify_one()),
             })
@@ -149,6 +155,7 @@ fn serve_mio(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
     started
         .send(Started {
+            tid: gettid(),
             addr: listener.local_addr().unwrap(),
             wake: Box::new(move || waker.wake().unwrap()),
         })
@@ -286,6 +293,7 @@ fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     // The wake: a throwaway connection makes the pending accept return.
     started
         .send(Started {
+            tid: gettid(),
             addr,
             wake: Box::new(move || {
                 let _ = std::net::TcpStream::connect(addr);
@@ -314,6 +322,18 @@ fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     }
 }
 
+fn gettid() -> i32 {
+    unsafe { libc::gettid() }
+}
+
+/// CPU time (ns) a thread of this process has run, from /proc/self/task/TID/schedstat.
+fn thread_cpu_ns(tid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0)
+}
+
 // ---------------------------------------------------------------------------------------
 // Load generator
 // ---------------------------------------------------------------------------------------
@@ -323,10 +343,14 @@ struct LoadResult {
     /// Sorted round-trip latencies in ns, replies completed inside the window only.
     lat_ns: Vec<u32>,
     bad_replies: u64,
+    /// CPU use of the server and client threads over the window (1.0 = one core busy).
+    server_cpu: f64,
+    client_cpu: f64,
 }
 
 fn load_generator(
     addr: SocketAddr,
+    server_tid: i32,
     conns: usize,
     warmup: Duration,
     window: Duration,
@@ -389,10 +413,15 @@ fn load_generator(
     let mut count = 0u64;
     let mut bad = 0u64;
     let mut events = Events::with_capacity(1024);
+    let my_tid = gettid();
+    let mut cpu0: Option<(Instant, u64, u64)> = None;
     loop {
         let now = Instant::now();
         if now >= end {
             break;
+        }
+        if cpu0.is_none() && now >= measure_from {
+            cpu0 = Some((now, thread_cpu_ns(server_tid), thread_cpu_ns(my_tid)));
         }
         match poll.poll(
             &mut events,
@@ -443,12 +472,18 @@ fn load_generator(
             }
         }
     }
+    let (t0, s0, c0) = cpu0.unwrap_or((start, 0, 0));
+    let wall = t0.elapsed().as_nanos() as f64;
+    let server_cpu = (thread_cpu_ns(server_tid).saturating_sub(s0)) as f64 / wall;
+    let client_cpu = (thread_cpu_ns(my_tid).saturating_sub(c0)) as f64 / wall;
     drop(cs); // closes every connection: the servers' connection handlers see EOF
     lat_ns.sort_unstable();
     LoadResult {
         msgs_per_sec: count as f64 / window.as_secs_f64(),
         lat_ns,
         bad_replies: bad,
+        server_cpu,
+        client_cpu,
     }
 }
 
@@ -460,6 +495,8 @@ struct RunStats {
     msgs_per_sec: f64,
     p50_us: f64,
     p99_us: f64,
+    server_cpu: f64,
+    client_cpu: f64,
 }
 
 fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) -> RunStats {
@@ -473,12 +510,12 @@ fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) ->
             server.serve(sd, tx)
         })
         .unwrap();
-    let Started { addr, wake } = rx.recv().expect("server did not start");
+    let Started { addr, tid, wake } = rx.recv().expect("server did not start");
     let client = thread::Builder::new()
         .name("echo-client".into())
         .spawn(move || {
             pin_to_cpu(CLIENT_CPU);
-            load_generator(addr, conns, warmup, window)
+            load_generator(addr, tid, conns, warmup, window)
         })
         .unwrap();
     let res = client.join().expect("load generator panicked");
@@ -490,6 +527,8 @@ fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) ->
         msgs_per_sec: res.msgs_per_sec,
         p50_us: percentile_sorted(&res.lat_ns, 50.0) as f64 / 1e3,
         p99_us: percentile_sorted(&res.lat_ns, 99.0) as f64 / 1e3,
+        server_cpu: res.server_cpu,
+        client_cpu: res.client_cpu,
     }
 }
 
@@ -530,11 +569,13 @@ fn main() {
             for (k, &s) in servers.iter().enumerate() {
                 let r = run_once(s, conns, warmup, window);
                 eprintln!(
-                    "  round {round} c={conns} {:<6} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us",
+                    "  round {round} c={conns} {:<6} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% client {:>3.0}%",
                     s.name(),
                     r.msgs_per_sec,
                     r.p50_us,
-                    r.p99_us
+                    r.p99_us,
+                    r.server_cpu * 100.0,
+                    r.client_cpu * 100.0
                 );
                 stats[k].push(r);
             }
@@ -543,7 +584,9 @@ fn main() {
             let tput = median(&stats[k].iter().map(|r| r.msgs_per_sec).collect::<Vec<_>>());
             let p50 = median(&stats[k].iter().map(|r| r.p50_us).collect::<Vec<_>>());
             let p99 = median(&stats[k].iter().map(|r| r.p99_us).collect::<Vec<_>>());
-            table.push((conns, s, tput, p50, p99));
+            let scpu = median(&stats[k].iter().map(|r| r.server_cpu).collect::<Vec<_>>());
+            let ccpu = median(&stats[k].iter().map(|r| r.client_cpu).collect::<Vec<_>>());
+            table.push((conns, s, tput, p50, p99, scpu, ccpu));
             let base = k == 0;
             let v = s.name().to_string();
             rows.push(Row {
@@ -552,6 +595,14 @@ fn main() {
                 value: tput,
                 unit: "msg/s".into(),
                 higher_is_better: true,
+                baseline: base,
+            });
+            rows.push(Row {
+                case: format!("c{conns}_srv_ns_per_msg"),
+                variant: v.clone(),
+                value: scpu * 1e9 / tput,
+                unit: "ns".into(),
+                higher_is_better: false,
                 baseline: base,
             });
             rows.push(Row {
@@ -574,18 +625,29 @@ fn main() {
     }
 
     println!(
-        "{:>6} {:<7} {:>12} {:>10} {:>10} {:>10}",
-        "conns", "server", "msg/s", "p50 us", "p99 us", "vs tokio"
+        "{:>6} {:<7} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11}",
+        "conns",
+        "server",
+        "msg/s",
+        "p50 us",
+        "p99 us",
+        "vs tokio",
+        "srv cpu",
+        "cli cpu",
+        "srv ns/msg"
     );
-    for &(conns, s, tput, p50, p99) in &table {
+    for &(conns, s, tput, p50, p99, scpu, ccpu) in &table {
         let tokio = table
             .iter()
             .find(|r| r.0 == conns && r.1 == Server::Tokio)
             .map(|r| r.2);
         let rel = tokio.map_or(String::from("-"), |t| format!("{:.2}x", tput / t));
         println!(
-            "{conns:>6} {:<7} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10}",
-            s.name()
+            "{conns:>6} {:<7} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10} {:>7.0}% {:>7.0}% {:>11.0}",
+            s.name(),
+            scpu * 100.0,
+            ccpu * 100.0,
+            scpu * 1e9 / tput
         );
     }
     #[cfg(green_core)]

@@ -32,7 +32,7 @@ CRITERION_BASELINE = {
     "spawn": "tokio_current_thread",
 }
 # Order of groups in the chart.
-ORDER = ["switch", "hub_switch", "spawn", "slowdown", "scale", "echo"]
+ORDER = ["switch", "hub_switch", "spawn", "instr", "slowdown", "scale", "echo"]
 COLORS = {"green": "#2e9d4a", "green_switch": "#2e9d4a", "green_yield": "#6cc47f"}
 PEER_COLOR = "#7a8ca3"
 BASE_COLOR = "#3c4f66"
