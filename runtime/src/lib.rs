@@ -1,1 +1,4 @@
 //! runtime placeholder
+
+pub(crate) mod overflow;
+pub mod stack;

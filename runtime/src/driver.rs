@@ -1,0 +1,351 @@
+//! The driver: the loop that resumes greenlets, running on the thread's own stack.
+//!
+//! corosensei coroutines are asymmetric: a coroutine can only suspend back to the code
+//! that resumed it. Greenlets are symmetric. The driver bridges the two: every greenlet
+//! is resumed by the driver, and a greenlet that switches *suspends* with a [`Request`]
+//! naming where to go next; the driver resumes that target. The driver runs in the frame
+//! of the main greenlet's blocking call and returns when the main greenlet is chosen.
+//!
+//! "Switching to the hub" means: let the driver pick the next ready greenlet, firing
+//! timers and polling the reactor when none is ready (see [`crate::hub`]).
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::time::Instant;
+
+use corosensei::{CoroutineResult, Yielder};
+
+use crate::error::{payload_str, BlockError, GreenletExit};
+use crate::greenlet::{Greenlet, Kind, Payload, State};
+use crate::hub::{self, with_hub, Hub, CTX_GREENLET, CTX_HUB, CTX_MAIN};
+use crate::park::Wake;
+use crate::value::Value;
+
+/// What a greenlet is resumed with.
+pub(crate) enum Input {
+    /// A value passed by `switch` (or the argument of the first switch).
+    Value(Value),
+    /// The end of a park.
+    Wake(Wake),
+    /// A panic payload to raise at the switch point (kill, timeout, a child's panic).
+    Throw(Payload),
+    /// Only for the main greenlet: nothing will ever be ready again (gevent's LoopExit).
+    LoopExit,
+}
+
+/// What a suspending greenlet asks the driver to do.
+pub(crate) enum Request {
+    /// Resume this greenlet with this input.
+    Switch(Greenlet, Input),
+    /// Run whatever is ready (the caller parked, or switched to the hub).
+    Park,
+}
+
+/// What a greenlet's coroutine returns: a value for its parent, or a panic.
+pub(crate) type Output = Result<Value, Payload>;
+
+thread_local! {
+    /// The yielder of the greenlet running on this thread (null in the main greenlet).
+    static YIELDER: Cell<*const Yielder<Input, Request>> = const { Cell::new(ptr::null()) };
+}
+
+/// Called first thing by a starting greenlet.
+pub(crate) fn set_yielder(y: &Yielder<Input, Request>) {
+    YIELDER.with(|c| c.set(y));
+}
+
+/// Leaves the current greenlet with `req`; returns the input it is resumed with.
+///
+/// Callers make sure the current context is not the hub.
+pub(crate) fn suspend(req: Request) -> Input {
+    if hub::context() == CTX_GREENLET {
+        let y = YIELDER.with(|c| c.get());
+        debug_assert!(!y.is_null());
+        // SAFETY: in greenlet context the driver set YIELDER to the running coroutine's
+        // yielder, which lives on that coroutine's stack for as long as it runs; we are
+        // on that stack now, so the pointer is valid and suspending is allowed.
+        unsafe { (*y).suspend(req) }
+    } else {
+        with_hub(|h| {
+            let (target, input) = match req {
+                Request::Switch(t, i) => (t, i),
+                Request::Park => (h.hub.clone(), Input::Value(Value::none())),
+            };
+            drive(h, target, input)
+        })
+    }
+}
+
+/// Switches from the current greenlet to `target` with `input`.
+pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
+    match hub::context() {
+        CTX_HUB => panic!("green: cannot switch greenlets from the hub (a timer callback or a link)"),
+        _ if target.is_current() => input,
+        _ => suspend(Request::Switch(target.clone(), input)),
+    }
+}
+
+/// What an explicit `switch` returns for the input it was resumed with.
+pub(crate) fn into_value(input: Input) -> Value {
+    match input {
+        Input::Value(v) => v,
+        Input::Wake(_) => Value::none(),
+        Input::Throw(p) => resume_unwind(p),
+        Input::LoopExit => panic!("green: LoopExit: {}", BlockError::WouldBlockForever),
+    }
+}
+
+/// Resets the hub to "main is running" even if the driver unwinds.
+struct DriverGuard<'a>(&'a Hub);
+
+impl Drop for DriverGuard<'_> {
+    fn drop(&mut self) {
+        let h = self.0;
+        h.in_driver.set(false);
+        h.main.0.state.set(State::Running);
+        *h.current.borrow_mut() = h.main.clone();
+        hub::set_context(CTX_MAIN);
+    }
+}
+
+/// Runs greenlets, starting by resuming `target` with `input`, until the main greenlet is
+/// switched to; returns what it was switched to with. Runs on the thread's own stack.
+pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
+    debug_assert!(!h.in_driver.get(), "nested driver");
+    h.in_driver.set(true);
+    h.main.0.state.set(State::Suspended);
+    *h.current.borrow_mut() = h.hub.clone();
+    hub::set_context(CTX_HUB);
+    let _guard = DriverGuard(h);
+    loop {
+        match target.0.kind {
+            Kind::Main => {
+                h.main.0.pending.borrow_mut().take();
+                return input;
+            }
+            Kind::Hub => {
+                if let Input::Throw(p) = input {
+                    // A greenlet whose parent is the hub died of a panic nobody catches.
+                    log_panic(None, p.as_ref());
+                }
+                match next_ready(h) {
+                    Some(g) => {
+                        input = g
+                            .0
+                            .pending
+                            .borrow_mut()
+                            .take()
+                            .unwrap_or(Input::Value(Value::none()));
+                        target = g;
+                    }
+                    None => {
+                        target = h.main.clone();
+                        input = Input::LoopExit;
+                    }
+                }
+            }
+            Kind::Coro => {
+                let (next, next_input) = resume(h, target, input);
+                target = next;
+                input = next_input;
+            }
+        }
+    }
+}
+
+/// Resumes one greenlet; returns where to go next and with what.
+fn resume(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
+    let co = g.0.co.borrow_mut().take();
+    let Some(mut co) = co else {
+        // Dead (or being unwound elsewhere): go to its nearest live ancestor.
+        return (g.live_parent(), input);
+    };
+    g.0.pending.borrow_mut().take();
+    if g.0.state.get() == State::Fresh {
+        if let Input::Throw(p) = input {
+            // Killed before it started: it never runs.
+            co.force_unwind();
+            h.stacks.borrow_mut().put(co.into_stack());
+            g.0.state.set(State::Dead);
+            run_exit_callbacks(&g);
+            let out = if p.is::<GreenletExit>() {
+                Input::Value(Value::new(GreenletExit))
+            } else {
+                Input::Throw(p)
+            };
+            return (g.live_parent(), out);
+        }
+    }
+    g.0.state.set(State::Running);
+    *h.current.borrow_mut() = g.clone();
+    hub::set_context(CTX_GREENLET);
+    YIELDER.with(|c| c.set(g.0.yielder.get()));
+    crate::overflow::set_running(&g.0.info);
+    let r = co.resume(input);
+    crate::overflow::set_running(ptr::null());
+    hub::set_context(CTX_HUB);
+    *h.current.borrow_mut() = h.hub.clone();
+    match r {
+        CoroutineResult::Yield(req) => {
+            g.0.yielder.set(YIELDER.with(|c| c.get()));
+            *g.0.co.borrow_mut() = Some(co);
+            g.0.state.set(State::Suspended);
+            match req {
+                Request::Switch(to, i) => (to, i),
+                Request::Park => (h.hub.clone(), Input::Value(Value::none())),
+            }
+        }
+        CoroutineResult::Return(out) => {
+            g.0.state.set(State::Dead);
+            h.stacks.borrow_mut().put(co.into_stack());
+            run_exit_callbacks(&g);
+            let parent = g.live_parent();
+            match out {
+                Ok(v) => (parent, Input::Value(v)),
+                Err(p) if parent.is_hub() => {
+                    log_panic(Some(&g), p.as_ref());
+                    (parent, Input::Value(Value::none()))
+                }
+                Err(p) => (parent, Input::Throw(p)),
+            }
+        }
+    }
+}
+
+fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
+    let msg = payload_str(p).unwrap_or("<non-string panic payload>");
+    match g {
+        Some(g) => log::error!("green: greenlet {g:?} panicked: {msg}"),
+        None => log::error!("green: a greenlet panicked: {msg}"),
+    }
+}
+
+/// Runs the callbacks registered to run when `g` dies, each isolated from the others.
+fn run_exit_callbacks(g: &Greenlet) {
+    let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());
+    for cb in cbs {
+        run_hub_callback(cb);
+    }
+}
+
+/// Runs a callback in the hub; a panic in it is logged, never propagated.
+pub(crate) fn run_hub_callback(cb: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
+        let msg = payload_str(p.as_ref()).unwrap_or("<non-string panic payload>");
+        log::error!("green: a hub callback panicked: {msg}");
+    }
+}
+
+/// How many scheduling ticks pass between polls of timers and IO while greenlets are
+/// ready (tokio's current-thread runtime uses 61 too).
+const MAINTENANCE_INTERVAL: u32 = 61;
+
+/// The next greenlet to run, waiting for timers and IO when none is ready; `None` when
+/// nothing can ever become ready.
+fn next_ready(h: &Hub) -> Option<Greenlet> {
+    let t = h.ticks.get().wrapping_add(1);
+    h.ticks.set(t);
+    if t % MAINTENANCE_INTERVAL == 0 {
+        poll_events(h, false);
+    }
+    loop {
+        let g = h.ready.borrow_mut().pop_front();
+        match g {
+            Some(g) if g.0.pending.borrow().is_some() => return Some(g),
+            Some(_) => continue, // stale: resumed some other way meanwhile
+            None => {
+                if !poll_events(h, true) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Fires due timers and polls the reactor. With `block`, waits (until the next timer
+/// or IO readiness) when nothing is ready. Returns `false` if nothing could ever wake.
+fn poll_events(h: &Hub, block: bool) -> bool {
+    loop {
+        let now = Instant::now();
+        crate::timer::fire_due(h, now);
+        let has_io = h
+            .reactor
+            .borrow()
+            .as_ref()
+            .is_some_and(|r| r.has_waiters());
+        let has_remote = h.blocking_pending.get() > 0;
+        let ready = !h.ready.borrow().is_empty();
+        if !block || ready {
+            if has_io || has_remote {
+                crate::reactor::poll(h, Some(std::time::Duration::ZERO));
+            }
+            return true;
+        }
+        let next = h.timers.borrow_mut().next_deadline();
+        if next.is_none() && !has_io && !has_remote {
+            return false;
+        }
+        let timeout = next.map(|d| d.saturating_duration_since(now));
+        crate::reactor::poll(h, timeout);
+        if !h.ready.borrow().is_empty() {
+            // Fire timers that came due while polling before running anything.
+            crate::timer::fire_due(h, Instant::now());
+            return true;
+        }
+    }
+}
+
+/// Makes `g` runnable with `input` (replacing any pending wake); used by kill and
+/// timeouts. Does nothing for a dead greenlet.
+pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
+    if g.dead() || g.0.kind == Kind::Hub {
+        return;
+    }
+    let was_queued = g.0.pending.borrow_mut().replace(input).is_some();
+    if !was_queued {
+        h.push_ready(g.clone());
+    }
+}
+
+/// Raises `payload` in `g` at its switch point, the next time the hub runs it.
+///
+/// This is how kills and timeouts reach a greenlet that is parked or switched away.
+/// A greenlet not yet started dies without running. Does nothing on a dead greenlet.
+/// To raise in the calling greenlet itself, use [`std::panic::resume_unwind`].
+///
+/// # Examples
+///
+/// ```
+/// let h = green::spawn(|| green::sleep(std::time::Duration::from_secs(60)));
+/// green::yield_now(); // let it start sleeping
+/// green::throw_into(h.greenlet(), Box::new(green::GreenletExit));
+/// assert!(h.join().unwrap_err().is_killed());
+/// ```
+pub fn throw_into(g: &Greenlet, payload: Box<dyn std::any::Any + Send + 'static>) {
+    with_hub(|h| schedule(h, g, Input::Throw(payload)));
+}
+
+/// Unwinds a suspended greenlet whose last handle was dropped.
+pub(crate) fn kill_orphan(g: Greenlet) {
+    let done = hub::try_with_hub(|h| {
+        if hub::context() == CTX_MAIN && !h.in_driver.get() {
+            // The main greenlet dropped it: unwind it now and come back here.
+            *g.0.parent.borrow_mut() = Some(h.main.clone());
+            let out = drive(h, g.clone(), Input::Throw(Box::new(GreenletExit)));
+            if let Input::Throw(p) = out {
+                log_panic(Some(&g), p.as_ref());
+            }
+        } else {
+            // Dropped inside a greenlet or the hub: the hub unwinds it next.
+            *g.0.parent.borrow_mut() = Some(h.hub.clone());
+            schedule(h, &g, Input::Throw(Box::new(GreenletExit)));
+        }
+    });
+    if done.is_none() {
+        // The thread is ending and its hub is gone: nothing can run the unwinding.
+        if let Some(co) = g.0.co.borrow_mut().take() {
+            std::mem::forget(co);
+        }
+    }
+}

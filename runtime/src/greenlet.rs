@@ -1,0 +1,527 @@
+//! [`Greenlet`]: explicit switching, parents, throw and kill — Python's `greenlet`.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::driver::{self, Input, Output, Request};
+use crate::error::{GreenletExit, ParentError};
+use crate::hub::{self, with_hub};
+use crate::overflow::RunningInfo;
+use crate::stack::{GreenStack, StackError};
+use crate::value::Value;
+
+pub(crate) type Coro = Coroutine<Input, Request, Output, GreenStack>;
+pub(crate) type Payload = Box<dyn Any + Send + 'static>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// The thread's own code.
+    Main,
+    /// The scheduler (never runs user code of its own).
+    Hub,
+    /// A greenlet with its own stack.
+    Coro,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Created, never switched into.
+    Fresh,
+    /// Switched away from (or parked); can be resumed.
+    Suspended,
+    /// Its code is running now.
+    Running,
+    /// Its function returned, panicked or was killed.
+    Dead,
+}
+
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    pub(crate) state: Cell<State>,
+    /// The coroutine; `None` while it runs (the driver holds it) and once dead.
+    pub(crate) co: RefCell<Option<Coro>>,
+    /// The coroutine's yielder, known once it has started.
+    pub(crate) yielder: Cell<*const Yielder<Input, Request>>,
+    /// `None` only for the main greenlet.
+    pub(crate) parent: RefCell<Option<Greenlet>>,
+    /// What to resume it with when the hub picks it; `Some` means "in the ready queue".
+    pub(crate) pending: RefCell<Option<Input>>,
+    /// Incremented each time a park ends; an `Unparker` wakes only the park it was made for.
+    pub(crate) park_seq: Cell<u64>,
+    pub(crate) name: Option<Box<str>>,
+    /// Run by the hub when the greenlet dies (joins, links).
+    pub(crate) on_exit: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// What the stack-overflow handler reports; written to its thread-local on each resume.
+    pub(crate) info: RunningInfo,
+}
+
+/// A greenlet: a function running on its own stack, which switches explicitly to other
+/// greenlets — Python's `greenlet.greenlet`.
+///
+/// `Greenlet` is a cheap, clonable handle (an `Rc`). It is bound to the thread that
+/// created it and is therefore neither `Send` nor `Sync`: switching to a greenlet of
+/// another thread cannot be written.
+///
+/// - [`Greenlet::new`] creates a greenlet that has not started;
+/// - [`switch`](Greenlet::switch) starts it (the first switch passes the argument of its
+///   function) or resumes it where it last switched away, and returns the value that the
+///   next greenlet switching back passes;
+/// - when the function returns, its value is switched into the greenlet's **parent**
+///   (by default its creator); when it panics, the panic resumes in the parent;
+/// - switching into a dead greenlet goes to its nearest live ancestor;
+/// - [`throw`](Greenlet::throw) raises [`GreenletExit`] at the greenlet's switch point,
+///   unwinding it (destructors run); dropping the last handle to a suspended greenlet
+///   unwinds it the same way.
+///
+/// # Examples
+///
+/// The seeds' `eat`/`play_phone` example:
+///
+/// ```
+/// use green::{Greenlet, Value};
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let slot: Rc<RefCell<Option<Greenlet>>> = Rc::default(); // gr1, known to play_phone
+///
+/// let (l, s) = (log.clone(), slot.clone());
+/// let gr2 = Greenlet::new(move |name: Value| {
+///     l.borrow_mut().push(format!("{name} play 1"));
+///     let gr1 = s.borrow().clone().unwrap();
+///     gr1.switch(());
+///     l.borrow_mut().push(format!("{name} play 2"));
+/// });
+/// let (l, g2) = (log.clone(), gr2.clone());
+/// let gr1 = Greenlet::new(move |name: Value| {
+///     l.borrow_mut().push(format!("{name} eat food 1"));
+///     g2.switch("alex");
+///     l.borrow_mut().push(format!("{name} eat food 2"));
+///     g2.switch(());
+/// });
+/// *slot.borrow_mut() = Some(gr1.clone());
+/// gr1.switch("egon"); // the first switch passes `name`
+/// assert_eq!(
+///     *log.borrow(),
+///     ["egon eat food 1", "alex play 1", "egon eat food 2", "alex play 2"]
+/// );
+/// ```
+#[derive(Clone)]
+pub struct Greenlet(pub(crate) Rc<Inner>);
+
+impl Greenlet {
+    pub(crate) fn root(kind: Kind, parent: Option<Greenlet>) -> Greenlet {
+        Greenlet(Rc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            kind,
+            state: Cell::new(if kind == Kind::Main {
+                State::Running
+            } else {
+                State::Suspended
+            }),
+            co: RefCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            parent: RefCell::new(parent),
+            pending: RefCell::new(None),
+            park_seq: Cell::new(0),
+            name: Some(if kind == Kind::Main { "main" } else { "hub" }.into()),
+            on_exit: RefCell::new(Vec::new()),
+            info: RunningInfo::new(0, 0, 0, 0),
+        }))
+    }
+
+    /// Creates a greenlet that will run `f` when first switched into; `f` receives the
+    /// value passed by that first switch. Its parent is the current greenlet.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated (see [`Greenlet::try_new`] for the fallible form).
+    ///
+    /// ```
+    /// let g = green::Greenlet::new(|x: green::Value| x.get::<i32>().unwrap() * 2);
+    /// assert!(!g.started());
+    /// assert_eq!(g.switch(21).get::<i32>(), Ok(42));
+    /// assert!(g.dead());
+    /// ```
+    pub fn new<F, R>(f: F) -> Greenlet
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: Any,
+    {
+        match Greenlet::try_new(f) {
+            Ok(g) => g,
+            Err(e) => panic!("green: cannot create a greenlet: {e}"),
+        }
+    }
+
+    /// Like [`Greenlet::new`], but reports a failure to allocate the stack as an error.
+    ///
+    /// ```
+    /// let g = green::Greenlet::try_new(|_: green::Value| "done").unwrap();
+    /// assert_eq!(g.switch(()).get::<&str>(), Ok("done"));
+    /// ```
+    pub fn try_new<F, R>(f: F) -> Result<Greenlet, StackError>
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: Any,
+    {
+        Greenlet::create(f, None, None, None)
+    }
+
+    /// Creates a greenlet with an optional name, stack size and parent (`None`: the
+    /// current greenlet).
+    pub(crate) fn create<F, R>(
+        f: F,
+        name: Option<String>,
+        stack_size: Option<usize>,
+        parent: Option<Greenlet>,
+    ) -> Result<Greenlet, StackError>
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: Any,
+    {
+        let (stack, parent) = with_hub(|h| {
+            let size = stack_size.unwrap_or_else(|| h.stack_size.get());
+            let stack = h.stacks.borrow_mut().get(size)?;
+            let parent = parent.unwrap_or_else(|| h.current.borrow().clone());
+            Ok::<_, StackError>((stack, parent))
+        })?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let (guard_lo, guard_hi) = stack.guard_range();
+        let size = stack.size();
+        let co: Coro = Coroutine::with_stack(stack, move |y: &Yielder<Input, Request>, input| {
+            driver::set_yielder(y);
+            let arg = match input {
+                Input::Value(v) => v,
+                // The driver never starts a greenlet with a throw (it kills it unstarted).
+                _ => Value::none(),
+            };
+            match catch_unwind(AssertUnwindSafe(move || Value::new(f(arg)))) {
+                Ok(v) => Ok(v),
+                Err(p) if p.is::<GreenletExit>() => Ok(Value::new(GreenletExit)),
+                Err(p) => Err(p),
+            }
+        });
+        let name: Option<Box<str>> = name.map(Into::into);
+        let (name_ptr, name_len) = name
+            .as_deref()
+            .map_or((ptr::null(), 0), |n| (n.as_ptr(), n.len()));
+        let mut info = RunningInfo::new(guard_lo, guard_hi, id, size);
+        info.name_ptr = name_ptr;
+        info.name_len = name_len;
+        Ok(Greenlet(Rc::new(Inner {
+            id,
+            kind: Kind::Coro,
+            state: Cell::new(State::Fresh),
+            co: RefCell::new(Some(co)),
+            yielder: Cell::new(ptr::null()),
+            parent: RefCell::new(Some(parent)),
+            pending: RefCell::new(None),
+            park_seq: Cell::new(0),
+            name,
+            on_exit: RefCell::new(Vec::new()),
+            info,
+        })))
+    }
+
+    /// Switches to this greenlet, passing `arg`; returns the value passed by whichever
+    /// greenlet switches back to the caller (or the value a child returns).
+    ///
+    /// - The first switch into a greenlet starts its function with `arg`.
+    /// - Switching to the current greenlet returns `arg` at once.
+    /// - Switching to a dead greenlet switches to its nearest live ancestor.
+    /// - If a greenlet whose parent is the caller panics, the panic resumes here.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a child's panic (see above). Also panics when called from the hub itself
+    /// (a timer callback or a link), and — in the main greenlet — when nothing could
+    /// ever switch back (gevent's `LoopExit`).
+    ///
+    /// ```
+    /// use green::{getcurrent, Greenlet, Value};
+    /// let main = getcurrent();
+    /// let g = Greenlet::new(move |a: Value| {
+    ///     let b = main.switch(a.get::<i32>().unwrap() + 1); // back to main with 2
+    ///     b.get::<i32>().unwrap() * 10                      // returned to main: 30
+    /// });
+    /// assert_eq!(g.switch(1).get::<i32>(), Ok(2));
+    /// assert_eq!(g.switch(3).get::<i32>(), Ok(30));
+    /// ```
+    pub fn switch<A: Any>(&self, arg: A) -> Value {
+        driver::into_value(driver::switch_to(self, Input::Value(Value::new(arg))))
+    }
+
+    /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);
+    /// returns what is switched back, normally the `GreenletExit` value its death passes
+    /// to its parent. A greenlet not yet started dies without running. On a dead
+    /// greenlet it does nothing and returns the empty value.
+    ///
+    /// ```
+    /// use green::{getcurrent, Greenlet, GreenletExit, Value};
+    /// let main = getcurrent();
+    /// let g = Greenlet::new(move |_: Value| { main.switch(()); unreachable!() });
+    /// g.switch(());
+    /// assert!(g.throw().is::<GreenletExit>());
+    /// assert!(g.dead());
+    /// ```
+    pub fn throw(&self) -> Value {
+        self.throw_with(Box::new(GreenletExit))
+    }
+
+    /// Raises `payload` (a panic payload) in this greenlet at its switch point. Anything
+    /// but [`GreenletExit`] that the greenlet does not catch propagates to its parent.
+    ///
+    /// ```
+    /// use green::{getcurrent, Greenlet, Value};
+    /// let main = getcurrent();
+    /// let g = Greenlet::new(move |_: Value| {
+    ///     let r = std::panic::catch_unwind(|| { main.switch(()); });
+    ///     *r.unwrap_err().downcast::<&str>().unwrap()
+    /// });
+    /// g.switch(());
+    /// assert_eq!(g.throw_with(Box::new("oops")).get::<&str>(), Ok("oops"));
+    /// ```
+    pub fn throw_with(&self, payload: Box<dyn Any + Send + 'static>) -> Value {
+        if self.dead() {
+            return Value::none();
+        }
+        if self.is_current() {
+            resume_unwind(payload);
+        }
+        driver::into_value(driver::switch_to(self, Input::Throw(payload)))
+    }
+
+    /// The same as [`throw`](Greenlet::throw): kill this greenlet now.
+    ///
+    /// ```
+    /// let g = green::Greenlet::new(|_: green::Value| unreachable!());
+    /// g.kill(); // never started: it dies without running
+    /// assert!(g.dead());
+    /// ```
+    pub fn kill(&self) -> Value {
+        self.throw()
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or was killed).
+    ///
+    /// ```
+    /// let g = green::Greenlet::new(|_: green::Value| ());
+    /// assert!(!g.dead());
+    /// g.switch(());
+    /// assert!(g.dead());
+    /// ```
+    pub fn dead(&self) -> bool {
+        self.0.state.get() == State::Dead
+    }
+
+    /// Whether the greenlet has been switched into at least once (dead ones included).
+    ///
+    /// ```
+    /// let g = green::Greenlet::new(|_: green::Value| ());
+    /// assert!(!g.started());
+    /// g.switch(());
+    /// assert!(g.started());
+    /// ```
+    pub fn started(&self) -> bool {
+        self.0.state.get() != State::Fresh
+    }
+
+    /// Whether this is the thread's main greenlet.
+    ///
+    /// ```
+    /// assert!(green::getcurrent().is_main());
+    /// ```
+    pub fn is_main(&self) -> bool {
+        self.0.kind == Kind::Main
+    }
+
+    /// Whether this is the hub (the parent of greenlets made by [`spawn`](crate::spawn)).
+    ///
+    /// ```
+    /// let h = green::spawn(|| green::getcurrent().parent().unwrap().is_hub());
+    /// assert!(h.join().unwrap());
+    /// ```
+    pub fn is_hub(&self) -> bool {
+        self.0.kind == Kind::Hub
+    }
+
+    /// Whether this greenlet is the one running the caller's code.
+    ///
+    /// ```
+    /// assert!(green::getcurrent().is_current());
+    /// ```
+    pub fn is_current(&self) -> bool {
+        with_hub(|h| Rc::ptr_eq(&h.current.borrow().0, &self.0))
+    }
+
+    /// The parent: where the greenlet's return value (or panic) goes. `None` only for
+    /// the main greenlet. Greenlets made by [`spawn`](crate::spawn) have the hub as parent.
+    ///
+    /// ```
+    /// let main = green::getcurrent();
+    /// let g = green::Greenlet::new(|_: green::Value| ());
+    /// assert_eq!(g.parent(), Some(main));
+    /// ```
+    pub fn parent(&self) -> Option<Greenlet> {
+        self.0.parent.borrow().clone()
+    }
+
+    /// Changes the parent. Refused with [`ParentError::Cycle`] if `parent` is this
+    /// greenlet or one of its descendants, and with [`ParentError::Root`] for the main
+    /// greenlet and the hub.
+    ///
+    /// ```
+    /// use green::{Greenlet, Value};
+    /// let a = Greenlet::new(|_: Value| ());
+    /// let b = Greenlet::new(|_: Value| 5);
+    /// b.set_parent(&a).unwrap();
+    /// assert_eq!(b.parent(), Some(a));
+    /// ```
+    pub fn set_parent(&self, parent: &Greenlet) -> Result<(), ParentError> {
+        if self.0.kind != Kind::Coro {
+            return Err(ParentError::Root);
+        }
+        let mut p = Some(parent.clone());
+        while let Some(g) = p {
+            if Rc::ptr_eq(&g.0, &self.0) {
+                return Err(ParentError::Cycle);
+            }
+            p = g.parent();
+        }
+        *self.0.parent.borrow_mut() = Some(parent.clone());
+        Ok(())
+    }
+
+    /// A number unique among the greenlets of the process.
+    ///
+    /// ```
+    /// let a = green::Greenlet::new(|_: green::Value| ());
+    /// assert_ne!(a.id(), green::getcurrent().id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The greenlet's name, if it was given one (see [`Builder`](crate::Builder)).
+    ///
+    /// ```
+    /// assert_eq!(green::getcurrent().name(), Some("main"));
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// Whether both handles name the same greenlet.
+    ///
+    /// ```
+    /// let g = green::getcurrent();
+    /// assert!(g.ptr_eq(&green::getcurrent()));
+    /// ```
+    pub fn ptr_eq(&self, other: &Greenlet) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Registers `f` to run in the hub when this greenlet dies (at once if it is dead).
+    pub(crate) fn on_exit(&self, f: Box<dyn FnOnce()>) {
+        if self.dead() {
+            f();
+        } else {
+            self.0.on_exit.borrow_mut().push(f);
+        }
+    }
+
+    /// The nearest live ancestor (the hub or main at worst).
+    pub(crate) fn live_parent(&self) -> Greenlet {
+        let mut p = self.parent();
+        loop {
+            match p {
+                Some(g) if g.dead() => p = g.parent(),
+                Some(g) => return g,
+                None => return with_hub(|h| h.main.clone()),
+            }
+        }
+    }
+}
+
+impl PartialEq for Greenlet {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other)
+    }
+}
+
+impl Eq for Greenlet {}
+
+impl fmt::Debug for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Greenlet");
+        d.field("id", &self.0.id);
+        if let Some(n) = &self.0.name {
+            d.field("name", n);
+        }
+        d.field("state", &self.0.state.get()).finish()
+    }
+}
+
+/// The running greenlet: the thread's main greenlet when called from its own code, the
+/// hub when called from a timer callback or link.
+///
+/// ```
+/// let main = green::getcurrent();
+/// assert!(main.is_main());
+/// let h = green::spawn(|| green::getcurrent().is_main());
+/// assert!(!h.join().unwrap());
+/// ```
+pub fn getcurrent() -> Greenlet {
+    with_hub(|h| h.current.borrow().clone())
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let Some(mut co) = self.co.get_mut().take() else {
+            return;
+        };
+        if co.started() && !co.done() {
+            // Suspended mid-function: unwind it so that its destructors run. The
+            // coroutine needs a live handle for that, so it is moved into a new one
+            // (greenlet "resurrects" a collected greenlet the same way).
+            let g = Greenlet(Rc::new(Inner {
+                id: self.id,
+                kind: self.kind,
+                state: Cell::new(State::Suspended),
+                co: RefCell::new(Some(co)),
+                yielder: Cell::new(self.yielder.get()),
+                parent: RefCell::new(self.parent.get_mut().take()),
+                pending: RefCell::new(None),
+                park_seq: Cell::new(self.park_seq.get()),
+                name: self.name.take(),
+                on_exit: RefCell::new(std::mem::take(self.on_exit.get_mut())),
+                info: RunningInfo::new(
+                    self.info.guard_lo,
+                    self.info.guard_hi,
+                    self.id,
+                    self.info.stack_size,
+                ),
+            }));
+            driver::kill_orphan(g);
+            return;
+        }
+        // Not started (drop the closure) or finished: give the stack back.
+        co.force_unwind();
+        let stack = co.into_stack();
+        let _ = hub::try_with_hub(|h| {
+            if let Ok(mut pool) = h.stacks.try_borrow_mut() {
+                pool.put(stack);
+            }
+        });
+    }
+}

@@ -1,0 +1,180 @@
+//! The per-thread hub: the ready queue, the current greenlet, and the entry points to
+//! the timers, the reactor and the stack pool.
+//!
+//! A hub is created lazily, the first time a thread uses `green`. It lives in a
+//! thread-local and is dropped when the thread ends. Greenlets, the hub and everything
+//! they hold are bound to their thread: [`Greenlet`](crate::Greenlet) is `!Send`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+use crate::greenlet::{Greenlet, Kind};
+use crate::reactor::Reactor;
+use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
+use crate::timer::Timers;
+
+/// What the code running on this thread is, as far as the runtime is concerned.
+/// Kept in a `const`-initialised thread-local so that the monkey patch's hooks and the
+/// overflow handler can read it without touching (or lazily creating) the hub.
+pub(crate) const CTX_NONE: u8 = 0;
+/// The thread's own code (the main greenlet), with a hub on the thread.
+pub(crate) const CTX_MAIN: u8 = 1;
+/// The hub's scheduling loop, timer callbacks and links.
+pub(crate) const CTX_HUB: u8 = 2;
+/// A greenlet running on its own stack.
+pub(crate) const CTX_GREENLET: u8 = 3;
+
+thread_local! {
+    static HUB: Hub = Hub::new();
+    pub(crate) static CONTEXT: Cell<u8> = const { Cell::new(CTX_NONE) };
+}
+
+/// The scheduler state of one thread.
+pub(crate) struct Hub {
+    /// The thread's own code.
+    pub(crate) main: Greenlet,
+    /// The pseudo-greenlet standing for the hub (the parent of spawned greenlets).
+    pub(crate) hub: Greenlet,
+    /// The greenlet whose code is running (the hub while the driver schedules).
+    pub(crate) current: RefCell<Greenlet>,
+    /// Greenlets with something to resume them with (their `pending` input).
+    pub(crate) ready: RefCell<VecDeque<Greenlet>>,
+    pub(crate) timers: RefCell<Timers>,
+    /// Created on first use: a thread that only switches never makes an epoll fd.
+    pub(crate) reactor: RefCell<Option<Reactor>>,
+    pub(crate) stacks: RefCell<StackPool>,
+    /// Whether the driver loop is running (in the frame of a main-greenlet call).
+    pub(crate) in_driver: Cell<bool>,
+    /// Default stack size for new greenlets.
+    pub(crate) stack_size: Cell<usize>,
+    /// Scheduling ticks, to poll timers and IO now and then while greenlets are ready.
+    pub(crate) ticks: Cell<u32>,
+    /// Jobs running on helper threads that will wake a greenlet of this hub.
+    pub(crate) blocking_pending: Cell<usize>,
+}
+
+impl Hub {
+    fn new() -> Hub {
+        let main = Greenlet::root(Kind::Main, None);
+        let hub = Greenlet::root(Kind::Hub, Some(main.clone()));
+        CONTEXT.with(|c| c.set(CTX_MAIN));
+        crate::overflow::install();
+        crate::overflow::ensure_altstack();
+        Hub {
+            current: RefCell::new(main.clone()),
+            main,
+            hub,
+            ready: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::new()),
+            reactor: RefCell::new(None),
+            stacks: RefCell::new(StackPool::new()),
+            in_driver: Cell::new(false),
+            stack_size: Cell::new(DEFAULT_STACK_SIZE),
+            ticks: Cell::new(0),
+            blocking_pending: Cell::new(0),
+        }
+    }
+
+    /// Queues `g` to run; its `pending` input must already be set.
+    #[inline]
+    pub(crate) fn push_ready(&self, g: Greenlet) {
+        self.ready.borrow_mut().push_back(g);
+    }
+
+    /// The reactor, created on first use.
+    pub(crate) fn with_reactor<R>(&self, f: impl FnOnce(&mut Reactor) -> R) -> std::io::Result<R> {
+        let mut slot = self.reactor.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Reactor::new()?);
+        }
+        // The `if` above filled the slot, or returned the error.
+        match slot.as_mut() {
+            Some(r) => Ok(f(r)),
+            None => Err(std::io::Error::other("reactor missing")),
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        CONTEXT.with(|c| c.set(CTX_NONE));
+        let n = self.ready.get_mut().len();
+        if n > 0 {
+            log::debug!("green: thread ends with {n} greenlets still scheduled; they are leaked");
+        }
+    }
+}
+
+/// Runs `f` with this thread's hub, creating the hub on first use.
+///
+/// # Panics
+///
+/// If called while the thread's thread-locals are being destroyed.
+#[inline]
+pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
+    HUB.with(f)
+}
+
+/// Like [`with_hub`] but `None` once the hub is gone (thread exit).
+pub(crate) fn try_with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+    HUB.try_with(f).ok()
+}
+
+/// The runtime context of the calling code (one of the `CTX_*` constants).
+#[inline]
+pub(crate) fn context() -> u8 {
+    CONTEXT.with(|c| c.get())
+}
+
+#[inline]
+pub(crate) fn set_context(ctx: u8) {
+    CONTEXT.with(|c| c.set(ctx))
+}
+
+/// Whether the calling code may park (block cooperatively): it runs in a spawned or
+/// explicitly created greenlet, or it is the thread's own code (the main greenlet) on a
+/// thread whose hub exists. `false` on a plain thread that never used `green`, and in
+/// the hub itself (timer callbacks, links).
+///
+/// The monkey patch uses this to decide whether a blocking std call should switch.
+///
+/// # Examples
+///
+/// ```
+/// // A fresh thread has no hub yet:
+/// std::thread::spawn(|| assert!(!green::is_greenlet_context())).join().unwrap();
+/// let h = green::spawn(|| green::is_greenlet_context());
+/// assert!(h.join().unwrap());
+/// assert!(green::is_greenlet_context()); // main, now that the hub exists
+/// ```
+#[inline]
+pub fn is_greenlet_context() -> bool {
+    matches!(
+        CONTEXT.try_with(|c| c.get()),
+        Ok(CTX_MAIN) | Ok(CTX_GREENLET)
+    )
+}
+
+/// Sets the default stack size (in bytes) of greenlets created after the call on this
+/// thread. It is rounded up to whole pages. [`Builder::stack_size`](crate::Builder::stack_size)
+/// sets it for one greenlet.
+///
+/// # Examples
+///
+/// ```
+/// green::set_default_stack_size(256 * 1024);
+/// assert_eq!(green::default_stack_size(), 256 * 1024);
+/// # green::set_default_stack_size(green::DEFAULT_STACK_SIZE);
+/// ```
+pub fn set_default_stack_size(bytes: usize) {
+    with_hub(|h| h.stack_size.set(bytes.max(16 * 1024)))
+}
+
+/// The default stack size of new greenlets on this thread.
+///
+/// ```
+/// assert!(green::default_stack_size() >= 16 * 1024);
+/// ```
+pub fn default_stack_size() -> usize {
+    with_hub(|h| h.stack_size.get())
+}

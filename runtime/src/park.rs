@@ -1,0 +1,171 @@
+//! Parking: the one blocking primitive every cooperative wait is built on.
+//!
+//! A greenlet that must wait makes an [`Unparker`] for itself, hands it to whoever will
+//! wake it (a timer, the reactor, a queue, another greenlet), and calls [`park`]. The
+//! hub then runs other greenlets until the `Unparker` is used or the deadline passes.
+//!
+//! Every park has a sequence number and an `Unparker` wakes only the park it was made
+//! for: a stale one (from a wait that already ended) does nothing, so a waker that lost
+//! a race needs no clean-up to be harmless.
+//!
+//! A kill or a timeout arrives at a park as an unwind (a panic carrying
+//! [`GreenletExit`](crate::GreenletExit) or a timeout payload): keep waiter lists
+//! consistent with guards whose `Drop` removes the waiter.
+//!
+//! # Examples
+//!
+//! A one-shot signal from one greenlet to another:
+//!
+//! ```
+//! use green::park::{park, unparker, Unparker, Wake};
+//! use std::{cell::RefCell, rc::Rc};
+//!
+//! let slot: Rc<RefCell<Option<Unparker>>> = Rc::default();
+//! let s = slot.clone();
+//! let waiter = green::spawn(move || {
+//!     *s.borrow_mut() = Some(unparker());
+//!     park(None).unwrap()
+//! });
+//! green::yield_now(); // the waiter runs and parks
+//! assert!(slot.borrow_mut().take().unwrap().unpark());
+//! assert_eq!(waiter.join().unwrap(), Wake::Unparked);
+//! ```
+
+use std::time::Instant;
+
+use crate::driver::{self, Input, Request};
+use crate::error::BlockError;
+use crate::greenlet::{Greenlet, State};
+use crate::hub::{self, with_hub, CTX_HUB};
+
+/// How a [`park`] ended.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let w = green::park::park(Some(Instant::now() + Duration::from_millis(1))).unwrap();
+/// assert_eq!(w, green::park::Wake::TimedOut);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// An [`Unparker`] woke it (or a greenlet switched into it explicitly).
+    Unparked,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Wakes one park of one greenlet. Cheap to clone; using a stale one does nothing.
+///
+/// ```
+/// let u = green::park::unparker();
+/// assert!(u.greenlet().is_main());
+/// ```
+#[derive(Clone)]
+pub struct Unparker {
+    g: Greenlet,
+    seq: u64,
+}
+
+impl std::fmt::Debug for Unparker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unparker")
+            .field("greenlet", &self.g)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+/// An [`Unparker`] for the current greenlet's next park.
+///
+/// ```
+/// let u = green::park::unparker();
+/// assert!(u.is_current_park());
+/// ```
+pub fn unparker() -> Unparker {
+    let g = crate::greenlet::getcurrent();
+    let seq = g.0.park_seq.get();
+    Unparker { g, seq }
+}
+
+impl Unparker {
+    /// Wakes the park this was made for, if it has not ended yet; returns whether it
+    /// did. Waking a park that has not started yet makes it return at once.
+    ///
+    /// ```
+    /// let u = green::park::unparker();
+    /// assert!(u.unpark());       // before parking: the park will return at once
+    /// assert!(!u.unpark());      // already woken
+    /// green::park::park(None).unwrap();
+    /// assert!(!u.unpark());      // that park is over
+    /// ```
+    pub fn unpark(&self) -> bool {
+        self.wake(Wake::Unparked)
+    }
+
+    pub(crate) fn wake(&self, w: Wake) -> bool {
+        let inner = &self.g.0;
+        if inner.park_seq.get() != self.seq
+            || inner.state.get() == State::Dead
+            || inner.pending.borrow().is_some()
+        {
+            return false;
+        }
+        *inner.pending.borrow_mut() = Some(Input::Wake(w));
+        with_hub(|h| h.push_ready(self.g.clone()));
+        true
+    }
+
+    /// The greenlet this wakes.
+    ///
+    /// ```
+    /// assert!(green::park::unparker().greenlet().ptr_eq(&green::getcurrent()));
+    /// ```
+    pub fn greenlet(&self) -> &Greenlet {
+        &self.g
+    }
+
+    /// Whether the park this was made for has not ended yet.
+    ///
+    /// ```
+    /// let u = green::park::unparker();
+    /// u.unpark();
+    /// green::park::park(None).unwrap();
+    /// assert!(!u.is_current_park());
+    /// ```
+    pub fn is_current_park(&self) -> bool {
+        self.g.0.park_seq.get() == self.seq
+    }
+}
+
+/// Blocks the current greenlet until an [`Unparker`] made for this park wakes it, or
+/// until `deadline`. Other greenlets run meanwhile.
+///
+/// Errors: [`BlockError::InHub`] when called from the hub (a timer callback or link);
+/// [`BlockError::WouldBlockForever`] in the main greenlet when nothing could ever wake
+/// it (no ready greenlet, no timer, no IO): gevent's `LoopExit`. A greenlet other than
+/// main that waits for nothing stays parked (and main gets the error).
+///
+/// A kill or timeout raised in the greenlet while it is parked unwinds out of `park`.
+///
+/// ```
+/// let err = green::park::park(None).unwrap_err();
+/// assert_eq!(err, green::BlockError::WouldBlockForever);
+/// ```
+pub fn park(deadline: Option<Instant>) -> Result<Wake, BlockError> {
+    if hub::context() == CTX_HUB {
+        return Err(BlockError::InHub);
+    }
+    let timer = deadline.map(|d| crate::timer::add(d, crate::timer::Action::Timeout(unparker())));
+    let input = driver::suspend(Request::Park);
+    let g = crate::greenlet::getcurrent();
+    g.0.park_seq.set(g.0.park_seq.get().wrapping_add(1));
+    if let Some(t) = timer {
+        crate::timer::cancel(t);
+    }
+    match input {
+        Input::Wake(w) => Ok(w),
+        // An explicit switch into a parked greenlet ends the park early.
+        Input::Value(_) => Ok(Wake::Unparked),
+        Input::Throw(p) => std::panic::resume_unwind(p),
+        Input::LoopExit => Err(BlockError::WouldBlockForever),
+    }
+}

@@ -1,0 +1,460 @@
+//! The reactor: the hub's `mio::Poll`, IO registrations, and waking from other threads.
+//!
+//! Readiness is edge-triggered. A greenlet always tries its syscall first; only when it
+//! gets `WouldBlock` does it wait, and the next edge (new data, buffer space, hang-up)
+//! wakes every greenlet waiting in that direction. Since the hub polls only when it has
+//! nothing else to run, no edge can slip between the `WouldBlock` and the wait.
+//!
+//! Dropping a [`Registration`] while greenlets wait on it wakes them with an error
+//! (gevent's `cancel_wait`): a socket closed by one greenlet never leaves another
+//! parked forever.
+
+use std::collections::HashMap;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::hub::{with_hub, Hub};
+use crate::park::{park, unparker, Unparker, Wake};
+
+const WAKER_TOKEN: Token = Token(usize::MAX);
+
+struct Slot {
+    gen: u64,
+    fd: RawFd,
+    readers: Vec<(u64, Unparker)>,
+    writers: Vec<(u64, Unparker)>,
+    closed: bool,
+}
+
+/// Wakes the hub from other threads (helper-thread jobs finishing).
+pub(crate) struct Remote {
+    waker: mio::Waker,
+    done: Mutex<Vec<usize>>,
+}
+
+impl Remote {
+    /// Reports job `key` as finished and wakes the hub.
+    pub(crate) fn complete(&self, key: usize) {
+        match self.done.lock() {
+            Ok(mut d) => d.push(key),
+            Err(poisoned) => poisoned.into_inner().push(key),
+        }
+        if let Err(e) = self.waker.wake() {
+            log::error!("green: cannot wake the hub: {e}");
+        }
+    }
+}
+
+pub(crate) struct Reactor {
+    poll: Poll,
+    events: Events,
+    slots: Slab<Slot>,
+    next_gen: u64,
+    next_wait: u64,
+    /// Greenlets parked on IO.
+    waiters: usize,
+    /// Raw fds registered by [`wait_fd`] (the monkey patch), by fd number.
+    fds: HashMap<RawFd, (usize, u64)>,
+    remote: Arc<Remote>,
+    /// Greenlets waiting for helper-thread jobs, by job key.
+    pub(crate) jobs: Slab<Option<Unparker>>,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(1024),
+            slots: Slab::new(),
+            next_gen: 1,
+            next_wait: 1,
+            waiters: 0,
+            fds: HashMap::new(),
+            remote: Arc::new(Remote {
+                waker,
+                done: Mutex::new(Vec::new()),
+            }),
+            jobs: Slab::new(),
+        })
+    }
+
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiters > 0
+    }
+
+    pub(crate) fn remote(&self) -> Arc<Remote> {
+        self.remote.clone()
+    }
+
+    fn register(&mut self, fd: RawFd) -> io::Result<(usize, u64)> {
+        let gen = self.next_gen;
+        self.next_gen += 1;
+        let entry = self.slots.vacant_entry();
+        let key = entry.key();
+        self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        entry.insert(Slot {
+            gen,
+            fd,
+            readers: Vec::new(),
+            writers: Vec::new(),
+            closed: false,
+        });
+        Ok((key, gen))
+    }
+
+    /// Removes a registration; returns the greenlets that were waiting on it.
+    fn deregister(&mut self, key: usize, gen: u64) -> Vec<Unparker> {
+        match self.slots.get(key) {
+            Some(s) if s.gen == gen => {}
+            _ => return Vec::new(),
+        }
+        let slot = self.slots.remove(key);
+        // Fails harmlessly if the fd was closed already (the kernel dropped it).
+        let _ = self.poll.registry().deregister(&mut SourceFd(&slot.fd));
+        let woken: Vec<Unparker> = slot
+            .readers
+            .into_iter()
+            .chain(slot.writers)
+            .map(|(_, u)| u)
+            .collect();
+        self.waiters -= woken.len();
+        woken
+    }
+}
+
+/// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes the
+/// greenlets waiting on them.
+pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
+    // Wake after releasing the reactor: dropping an unparker may drop a greenlet.
+    let mut woken: Vec<Unparker> = Vec::new();
+    let res = h.with_reactor(|r| {
+        let Reactor {
+            poll,
+            events,
+            slots,
+            waiters,
+            remote,
+            jobs,
+            ..
+        } = r;
+        if let Err(e) = poll.poll(events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("green: polling the reactor failed: {e}");
+            }
+            return;
+        }
+        for ev in events.iter() {
+            if ev.token() == WAKER_TOKEN {
+                let done = match remote.done.lock() {
+                    Ok(mut d) => std::mem::take(&mut *d),
+                    Err(p) => std::mem::take(&mut *p.into_inner()),
+                };
+                for key in done {
+                    if let Some(Some(u)) = jobs.try_remove(key) {
+                        woken.push(u);
+                    }
+                    h.blocking_pending.set(h.blocking_pending.get() - 1);
+                }
+                continue;
+            }
+            let Some(slot) = slots.get_mut(ev.token().0) else {
+                continue;
+            };
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                *waiters -= slot.readers.len();
+                woken.extend(slot.readers.drain(..).map(|(_, u)| u));
+            }
+            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                *waiters -= slot.writers.len();
+                woken.extend(slot.writers.drain(..).map(|(_, u)| u));
+            }
+        }
+    });
+    for u in woken {
+        u.unpark();
+    }
+    if let Err(e) = res {
+        log::error!("green: cannot create the reactor: {e}");
+        // Without a reactor only timers can wake us: sleep until the next one.
+        if let Some(t) = timeout {
+            std::thread::sleep(t);
+        }
+    }
+}
+
+/// A file descriptor registered with this thread's hub, to wait for its readiness.
+///
+/// This is the low-level primitive for making any non-blocking fd cooperative: try the
+/// syscall; on `WouldBlock`, [`wait`](Registration::wait) (or use
+/// [`retry`](Registration::retry), which loops for you). The fd must be in non-blocking
+/// mode and must outlive the registration: drop the registration before closing it.
+///
+/// `Registration` is bound to its thread's hub and is not `Send`.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use green::reactor::Registration;
+/// use mio::Interest;
+///
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// b.set_nonblocking(true).unwrap();
+/// let reg = Registration::new(b.as_raw_fd()).unwrap();
+/// let writer = green::spawn(move || a.write_all(b"ping").unwrap());
+/// let mut buf = [0u8; 4];
+/// // Waits (switching to the writer) until the bytes arrive:
+/// let n = reg.retry(Interest::READABLE, None, || b.read(&mut buf)).unwrap();
+/// assert_eq!(&buf[..n], b"ping");
+/// writer.join().unwrap();
+/// ```
+pub struct Registration {
+    key: usize,
+    gen: u64,
+    fd: RawFd,
+    _not_send: PhantomData<Rc<()>>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration").field("fd", &self.fd).finish()
+    }
+}
+
+impl Registration {
+    /// Registers `fd` (for both directions, edge-triggered) with this thread's hub.
+    ///
+    /// ```
+    /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let reg = green::reactor::Registration::new(std::os::fd::AsRawFd::as_raw_fd(&s));
+    /// assert!(reg.is_ok());
+    /// ```
+    pub fn new(fd: RawFd) -> io::Result<Registration> {
+        let (key, gen) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
+        Ok(Registration {
+            key,
+            gen,
+            fd,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The registered fd.
+    ///
+    /// ```
+    /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+    /// assert_eq!(green::reactor::Registration::new(fd).unwrap().fd(), fd);
+    /// ```
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Parks the current greenlet until the fd's next readiness edge in the direction(s)
+    /// of `interest`, or until `deadline` (then `ErrorKind::TimedOut`). If the
+    /// registration is dropped meanwhile (the socket was closed by another greenlet),
+    /// returns an error of kind `ConnectionAborted`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// let reg = green::reactor::Registration::new(std::os::fd::AsRawFd::as_raw_fd(&s)).unwrap();
+    /// let err = reg
+    ///     .wait(mio::Interest::READABLE, Some(Instant::now() + Duration::from_millis(10)))
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// ```
+    pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+        wait_slot(self.key, self.gen, interest, deadline)
+    }
+
+    /// Calls `f` until it returns something other than `WouldBlock`, waiting for
+    /// `interest` readiness in between; `ErrorKind::TimedOut` at `deadline`.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// let reg = green::reactor::Registration::new(s.as_raw_fd()).unwrap();
+    /// let addr = s.local_addr().unwrap();
+    /// let n = reg.retry(mio::Interest::WRITABLE, None, || s.send_to(b"hi", addr)).unwrap();
+    /// assert_eq!(n, 2);
+    /// ```
+    pub fn retry<T>(
+        &self,
+        interest: Interest,
+        deadline: Option<Instant>,
+        mut f: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            match f() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(interest, deadline)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let woken = crate::hub::try_with_hub(|h| {
+            h.reactor
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut r| r.as_mut().map(|r| r.deregister(self.key, self.gen)))
+        })
+        .flatten()
+        .unwrap_or_default();
+        for u in woken {
+            u.unpark();
+        }
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "file descriptor was closed in another greenlet",
+    )
+}
+
+/// Removes a wait from its slot's lists when the wait ends any way but by an event.
+struct WaitGuard {
+    key: usize,
+    gen: u64,
+    id: u64,
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        let _ = crate::hub::try_with_hub(|h| {
+            let mut r = h.reactor.borrow_mut();
+            let Some(r) = r.as_mut() else { return };
+            let Some(slot) = r.slots.get_mut(self.key) else {
+                return;
+            };
+            if slot.gen != self.gen {
+                return;
+            }
+            let before = slot.readers.len() + slot.writers.len();
+            slot.readers.retain(|(id, _)| *id != self.id);
+            slot.writers.retain(|(id, _)| *id != self.id);
+            let after = slot.readers.len() + slot.writers.len();
+            r.waiters -= before - after;
+        });
+    }
+}
+
+fn wait_slot(key: usize, gen: u64, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+    let u = unparker();
+    let id = with_hub(|h| {
+        h.with_reactor(|r| {
+            let id = r.next_wait;
+            r.next_wait += 1;
+            let slot = match r.slots.get_mut(key) {
+                Some(s) if s.gen == gen && !s.closed => s,
+                _ => return Err(closed_error()),
+            };
+            let mut n = 0;
+            if interest.is_readable() {
+                slot.readers.push((id, u.clone()));
+                n += 1;
+            }
+            if interest.is_writable() {
+                slot.writers.push((id, u));
+                n += 1;
+            }
+            r.waiters += n;
+            Ok(id)
+        })
+    })??;
+    let guard = WaitGuard { key, gen, id };
+    let woke = park(deadline);
+    drop(guard);
+    let still_registered = with_hub(|h| {
+        h.reactor
+            .borrow()
+            .as_ref()
+            .and_then(|r| r.slots.get(key))
+            .is_some_and(|s| s.gen == gen)
+    });
+    match woke {
+        _ if !still_registered => Err(closed_error()),
+        Ok(Wake::Unparked) => Ok(()),
+        Ok(Wake::TimedOut) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "timed out waiting for IO readiness",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Parks until the raw `fd` is ready for `interest` (its next readiness edge), or until
+/// `deadline` (`ErrorKind::TimedOut`). The fd is registered with the hub on first use
+/// and stays registered until [`forget_fd`]; call that before closing the fd.
+///
+/// This is what the monkey patch uses for std's sockets.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// use std::time::{Duration, Instant};
+/// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// s.set_nonblocking(true).unwrap();
+/// let deadline = Some(Instant::now() + Duration::from_millis(5));
+/// let err = green::reactor::wait_fd(s.as_raw_fd(), mio::Interest::READABLE, deadline).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+/// green::reactor::forget_fd(s.as_raw_fd());
+/// ```
+pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+    let (key, gen) = with_hub(|h| {
+        h.with_reactor(|r| match r.fds.get(&fd) {
+            Some(&kg) => Ok(kg),
+            None => {
+                let kg = r.register(fd)?;
+                r.fds.insert(fd, kg);
+                Ok(kg)
+            }
+        })
+    })??;
+    wait_slot(key, gen, interest, deadline)
+}
+
+/// Forgets a raw fd registered by [`wait_fd`], waking its waiters with an error of kind
+/// `ConnectionAborted`. Call it before closing the fd. Does nothing for an unknown fd.
+///
+/// ```
+/// green::reactor::forget_fd(12345); // unknown: nothing happens
+/// ```
+pub fn forget_fd(fd: RawFd) {
+    let woken = crate::hub::try_with_hub(|h| {
+        let mut r = h.reactor.try_borrow_mut().ok()?;
+        let r = r.as_mut()?;
+        let (key, gen) = r.fds.remove(&fd)?;
+        Some(r.deregister(key, gen))
+    })
+    .flatten()
+    .unwrap_or_default();
+    for u in woken {
+        u.unpark();
+    }
+}

@@ -1,0 +1,546 @@
+//! The gevent layer: [`spawn`], [`spawn_later`], [`Builder`], [`JoinHandle`] and
+//! [`joinall`].
+//!
+//! A spawned greenlet's parent is the hub. Spawning only schedules it: nothing runs until
+//! the caller blocks or yields (gevent's semantics).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::driver::{self, Input};
+use crate::error::{payload_str, BlockError, GreenletExit, JoinError};
+use crate::greenlet::{Greenlet, State};
+use crate::hub::{self, with_hub, CTX_HUB};
+use crate::park::{park, unparker, Wake};
+use crate::timer::{self, deadline_after};
+use crate::value::Value;
+
+/// The shared result slot of a spawned greenlet.
+struct Slot<T> {
+    result: RefCell<Option<Result<T, JoinError>>>,
+    /// Whether a join (or value read) has seen the outcome, so a panic is not logged.
+    observed: Cell<bool>,
+    /// Whether the outcome was moved out already.
+    taken: Cell<bool>,
+}
+
+/// An owned permission to join a spawned greenlet: wait for it, read its value, kill it
+/// (gevent's `Greenlet` object returned by `spawn`).
+///
+/// Dropping the handle detaches the greenlet: it keeps running. If it panics and nobody
+/// joins it, the panic is logged through `log` (as gevent prints a crashed greenlet).
+///
+/// Bound to its thread (not `Send`).
+///
+/// # Examples
+///
+/// ```
+/// let h = green::spawn(|| 6 * 7);
+/// assert!(!h.is_finished()); // spawned, not yet run
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+pub struct JoinHandle<T> {
+    g: Greenlet,
+    slot: Rc<Slot<T>>,
+}
+
+/// Configures a greenlet before spawning it: name and stack size.
+///
+/// # Examples
+///
+/// ```
+/// let h = green::Builder::new()
+///     .name("worker")
+///     .stack_size(256 * 1024)
+///     .spawn(|| green::getcurrent().name().map(String::from))
+///     .unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the thread's defaults.
+    ///
+    /// ```
+    /// let h = green::Builder::new().spawn(|| 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (shown by `Debug`, in logs, and in stack-overflow reports).
+    ///
+    /// ```
+    /// let h = green::Builder::new().name("a").spawn(|| ()).unwrap();
+    /// assert_eq!(h.greenlet().name(), Some("a"));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the usable stack size in bytes (rounded up to pages).
+    ///
+    /// ```
+    /// let h = green::Builder::new().stack_size(1 << 20).spawn(|| [0u8; 500_000].len()).unwrap();
+    /// assert_eq!(h.join().unwrap(), 500_000);
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns `f` on a new greenlet (see [`spawn`]). Fails cleanly when no stack can be
+    /// allocated (out of memory, or the kernel's mapping limit).
+    ///
+    /// ```
+    /// let h = green::Builder::new().spawn(|| "ok").unwrap();
+    /// assert_eq!(h.join().unwrap(), "ok");
+    /// ```
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let h = self.build(f)?;
+        with_hub(|hub| driver::schedule(hub, &h.g, Input::Value(Value::none())));
+        Ok(h)
+    }
+
+    /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let t = Instant::now();
+    /// let h = green::Builder::new().spawn_later(Duration::from_millis(20), || ()).unwrap();
+    /// h.join().unwrap();
+    /// assert!(t.elapsed() >= Duration::from_millis(20));
+    /// ```
+    pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let h = self.build(f)?;
+        timer::add(deadline_after(delay), timer::Action::Start(h.g.clone()));
+        Ok(h)
+    }
+
+    fn build<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let slot = Rc::new(Slot {
+            result: RefCell::new(None),
+            observed: Cell::new(false),
+            taken: Cell::new(false),
+        });
+        let s = slot.clone();
+        let hub_g = with_hub(|h| h.hub.clone());
+        let g = Greenlet::create(
+            move |_: Value| {
+                let r = match catch_unwind(AssertUnwindSafe(f)) {
+                    Ok(v) => Ok(v),
+                    Err(p) if p.is::<GreenletExit>() => Err(JoinError::Killed),
+                    Err(p) => Err(JoinError::Panicked(p)),
+                };
+                if let Err(JoinError::Panicked(p)) = &r {
+                    if Rc::strong_count(&s) == 1 {
+                        // Detached: nobody can ever join it, so say it now.
+                        let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
+                        log::error!("green: detached greenlet panicked: {msg}");
+                        s.observed.set(true);
+                    }
+                }
+                *s.result.borrow_mut() = Some(r);
+            },
+            self.name,
+            self.stack_size,
+            Some(hub_g),
+        )?;
+        Ok(JoinHandle { g, slot })
+    }
+}
+
+/// Spawns `f` on a new greenlet whose parent is the hub, and returns a handle to join it
+/// (gevent's `gevent.spawn`). Nothing runs until the caller blocks or yields.
+///
+/// # Panics
+///
+/// If no stack can be allocated; [`try_spawn`] or [`Builder::spawn`] report that as an
+/// error instead.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let ran = Rc::new(Cell::new(false));
+/// let r = ran.clone();
+/// let h = green::spawn(move || r.set(true));
+/// assert!(!ran.get()); // not yet: we have not blocked
+/// h.join().unwrap();
+/// assert!(ran.get());
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match try_spawn(f) {
+        Ok(h) => h,
+        Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
+    }
+}
+
+/// Like [`spawn`], but a failure to allocate the stack is an error, not a panic.
+///
+/// ```
+/// let h = green::try_spawn(|| 1).unwrap();
+/// assert_eq!(h.join().unwrap(), 1);
+/// ```
+pub fn try_spawn<F, T>(f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Builder::new().spawn(f)
+}
+
+/// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+///
+/// # Panics
+///
+/// If no stack can be allocated (see [`Builder::spawn_later`]).
+///
+/// ```
+/// let h = green::spawn_later(std::time::Duration::from_millis(5), || "late");
+/// assert_eq!(h.join().unwrap(), "late");
+/// ```
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn_later(delay, f) {
+        Ok(h) => h,
+        Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
+    }
+}
+
+/// Waits until `g` is dead or `deadline` passes; `Ok(true)` when dead.
+pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError> {
+    if g.is_current() && !g.dead() {
+        return Err(JoinError::JoinSelf);
+    }
+    while !g.dead() {
+        let u = unparker();
+        g.on_exit(Box::new(move || {
+            u.unpark();
+        }));
+        match park(deadline)? {
+            Wake::TimedOut if !g.dead() => return Ok(false),
+            _ => {}
+        }
+    }
+    Ok(true)
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the greenlet to finish and returns its value, or why there is none:
+    /// [`JoinError::Panicked`] (with the payload), [`JoinError::Killed`], or
+    /// [`JoinError::Blocked`] when nothing could ever finish it (gevent's `LoopExit`).
+    ///
+    /// ```
+    /// let h = green::spawn(|| String::from("value"));
+    /// assert_eq!(h.join().unwrap(), "value");
+    /// ```
+    pub fn join(self) -> Result<T, JoinError> {
+        wait_dead(&self.g, None)?;
+        self.take_result()
+    }
+
+    /// Like [`join`](JoinHandle::join) but gives up after `timeout` with
+    /// [`JoinError::TimedOut`], leaving the greenlet running and the handle usable.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = green::spawn(|| green::sleep(Duration::from_millis(50)));
+    /// assert!(h.join_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+    /// assert!(h.join_timeout(Duration::from_secs(5)).is_ok());
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<T, JoinError> {
+        if !wait_dead(&self.g, Some(deadline_after(timeout)))? {
+            return Err(JoinError::TimedOut);
+        }
+        self.take_result()
+    }
+
+    /// Waits for the greenlet to finish without taking its value (gevent's `join()`);
+    /// read it afterwards with [`value`](JoinHandle::value).
+    ///
+    /// ```
+    /// let h = green::spawn(|| 3);
+    /// h.wait().unwrap();
+    /// assert_eq!(h.value(), Some(3));
+    /// ```
+    pub fn wait(&self) -> Result<(), BlockError> {
+        match wait_dead(&self.g, None) {
+            Ok(_) => Ok(()),
+            Err(JoinError::Blocked(b)) => Err(b),
+            Err(_) => Err(BlockError::WouldBlockForever),
+        }
+    }
+
+    fn take_result(&self) -> Result<T, JoinError> {
+        self.slot.observed.set(true);
+        if self.slot.taken.get() {
+            return Err(JoinError::Taken);
+        }
+        self.slot.taken.set(true);
+        // A dead greenlet without a result was killed before it started.
+        self.slot
+            .result
+            .borrow_mut()
+            .take()
+            .unwrap_or(Err(JoinError::Killed))
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or been killed).
+    ///
+    /// ```
+    /// let h = green::spawn(|| ());
+    /// assert!(!h.is_finished());
+    /// green::yield_now();
+    /// assert!(h.is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.g.dead()
+    }
+
+    /// Whether it finished by returning a value (gevent's `successful()`).
+    ///
+    /// ```
+    /// let h = green::spawn(|| panic!("no"));
+    /// let _ = h.wait();
+    /// assert!(!h.is_successful());
+    /// ```
+    pub fn is_successful(&self) -> bool {
+        matches!(&*self.slot.result.borrow(), Some(Ok(_)))
+    }
+
+    /// A copy of the value once the greenlet has returned, `None` before or when it
+    /// failed (gevent's `.value`).
+    ///
+    /// ```
+    /// let h = green::spawn(|| 7);
+    /// assert_eq!(h.value(), None);
+    /// green::yield_now();
+    /// assert_eq!(h.value(), Some(7));
+    /// ```
+    pub fn value(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        match &*self.slot.result.borrow() {
+            Some(Ok(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Moves the outcome out once the greenlet has finished (`None` before). Later
+    /// calls, and `join`, then give [`JoinError::Taken`].
+    ///
+    /// ```
+    /// let h = green::spawn(|| vec![1]);
+    /// assert!(h.try_take().is_none());
+    /// green::yield_now();
+    /// assert_eq!(h.try_take().unwrap().unwrap(), [1]);
+    /// ```
+    pub fn try_take(&self) -> Option<Result<T, JoinError>> {
+        if !self.g.dead() {
+            return None;
+        }
+        Some(self.take_result())
+    }
+
+    /// Kills the greenlet: raises [`GreenletExit`] at its switch point (its destructors
+    /// run) and waits until it is dead (gevent's `kill()`). A greenlet not yet started
+    /// never runs. Joining it then gives [`JoinError::Killed`]. Killing a finished
+    /// greenlet does nothing. Called from the hub, it only schedules the kill.
+    ///
+    /// ```
+    /// let h = green::spawn(|| loop { green::sleep(std::time::Duration::from_millis(1)) });
+    /// green::yield_now();
+    /// h.kill();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kill(&self) {
+        if self.g.dead() {
+            return;
+        }
+        if self.g.is_current() {
+            std::panic::resume_unwind(Box::new(GreenletExit));
+        }
+        self.kill_nowait();
+        if hub::context() != CTX_HUB {
+            let _ = wait_dead(&self.g, None);
+        }
+    }
+
+    /// Schedules the kill without waiting for the greenlet to die
+    /// (gevent's `kill(block=False)`).
+    ///
+    /// ```
+    /// let h = green::spawn(|| ());
+    /// h.kill_nowait();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kill_nowait(&self) {
+        with_hub(|h| driver::schedule(h, &self.g, Input::Throw(Box::new(GreenletExit))));
+    }
+
+    /// The greenlet running the function.
+    ///
+    /// ```
+    /// let h = green::spawn(|| ());
+    /// assert!(h.greenlet().parent().unwrap().is_hub());
+    /// ```
+    pub fn greenlet(&self) -> &Greenlet {
+        &self.g
+    }
+
+    /// Registers `f` to run in the hub when the greenlet finishes, with its outcome
+    /// (`Ok(&value)`, or the error). Called at once if it has finished. Callbacks run
+    /// in registration order and must not block (they run in the hub).
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let seen = Rc::new(Cell::new(0));
+    /// let s = seen.clone();
+    /// let h = green::spawn(|| 5);
+    /// h.link(move |r| s.set(*r.unwrap()));
+    /// h.wait().unwrap();
+    /// assert_eq!(seen.get(), 5);
+    /// ```
+    pub fn link(&self, f: impl FnOnce(Result<&T, &JoinError>) + 'static)
+    where
+        T: 'static,
+    {
+        let slot = self.slot.clone();
+        self.g.on_exit(Box::new(move || {
+            let r = slot.result.borrow();
+            match &*r {
+                Some(Ok(v)) => f(Ok(v)),
+                Some(Err(e)) => f(Err(e)),
+                None => f(Err(&JoinError::Killed)),
+            }
+        }));
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if self.slot.observed.get() {
+            return;
+        }
+        if let Some(Err(JoinError::Panicked(p))) = &*self.slot.result.borrow() {
+            let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
+            log::error!("green: greenlet {:?} panicked and was never joined: {msg}", self.g);
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("greenlet", &self.g).finish()
+    }
+}
+
+/// Waits for every greenlet and returns their outcomes in the order given
+/// (gevent's `joinall`).
+///
+/// # Examples
+///
+/// The seeds' asynchronous `task(pid)`: ten half-second tasks take half a second.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// let tasks: Vec<_> = (0..10)
+///     .map(|pid| green::spawn(move || { green::sleep(Duration::from_millis(50)); pid }))
+///     .collect();
+/// let pids: Vec<i32> = green::joinall(tasks).into_iter().map(Result::unwrap).collect();
+/// assert_eq!(pids, (0..10).collect::<Vec<_>>());
+/// assert!(t.elapsed() < Duration::from_millis(150));
+/// ```
+pub fn joinall<T>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Result<T, JoinError>> {
+    handles.into_iter().map(JoinHandle::join).collect()
+}
+
+/// Waits up to `timeout` for every greenlet to finish; returns whether all did. The
+/// handles stay usable (read values with [`JoinHandle::value`] or join them again).
+///
+/// ```
+/// use std::time::Duration;
+/// let hs = vec![green::spawn(|| 1), green::spawn(|| green::sleep(Duration::from_secs(9)))];
+/// assert!(!green::joinall_timeout(&hs[..1], Duration::from_secs(1)) || hs[0].is_finished());
+/// assert!(!green::joinall_timeout(&hs, Duration::from_millis(10)));
+/// hs[1].kill();
+/// ```
+pub fn joinall_timeout<T>(handles: &[JoinHandle<T>], timeout: Duration) -> bool {
+    let deadline = deadline_after(timeout);
+    handles
+        .iter()
+        .all(|h| matches!(wait_dead(&h.g, Some(deadline)), Ok(true)))
+}
+
+/// Waits for every greenlet, but returns the first failure as soon as it happens
+/// (gevent's `joinall(raise_error=True)`); on success, the values in the order given.
+/// Greenlets still running when an error is returned keep running.
+///
+/// ```
+/// use std::time::Duration;
+/// let ok = green::try_joinall(vec![green::spawn(|| 1), green::spawn(|| 2)]).unwrap();
+/// assert_eq!(ok, [1, 2]);
+/// let slow = green::spawn(|| { green::sleep(Duration::from_secs(5)); 0 });
+/// let bad = green::spawn(|| -> i32 { panic!("bad") });
+/// let err = green::try_joinall(vec![slow, bad]).unwrap_err();
+/// assert_eq!(err.panic_message(), Some("bad"));
+/// ```
+pub fn try_joinall<T>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, JoinError> {
+    loop {
+        for h in &handles {
+            if h.g.dead() && !h.is_successful() {
+                return Err(h.take_result().err().unwrap_or(JoinError::Taken));
+            }
+        }
+        let pending: Vec<&JoinHandle<T>> = handles.iter().filter(|h| !h.g.dead()).collect();
+        if pending.is_empty() {
+            return handles.into_iter().map(|h| h.take_result()).collect();
+        }
+        let u = unparker();
+        for h in &pending {
+            let u = u.clone();
+            h.g.on_exit(Box::new(move || {
+                u.unpark();
+            }));
+        }
+        park(None)?;
+    }
+}
+
+/// Whether the greenlet is parked or switched away, i.e. can be resumed.
+#[allow(dead_code)]
+pub(crate) fn is_suspended(g: &Greenlet) -> bool {
+    g.0.state.get() == State::Suspended
+}

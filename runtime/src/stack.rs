@@ -1,0 +1,721 @@
+//! Greenlet stacks: chunk allocation, the per-thread pool, guard pages.
+//!
+//! # Strategy
+//!
+//! Every greenlet runs on its own machine stack of [`DEFAULT_STACK_SIZE`] usable bytes
+//! (or whatever `Builder::stack_size` asked for, rounded up to the page size). Below the
+//! lowest usable address of every stack sits one **guard page**: a stack overflow walks
+//! down into it and faults instead of silently overwriting the neighbouring stack.
+//! `overflow.rs` turns that fault into a message that names the greenlet.
+//!
+//! Stacks are never mapped one by one. A `StackPool` (one per OS thread) maps **chunks**
+//! of many stack slots with a single
+//! `mmap(PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE|MAP_STACK)` and
+//! carves slots from the newest chunk on demand. A slot is `[guard page][usable stack]`,
+//! so the guard of slot *i* separates it from the top of slot *i − 1*:
+//!
+//! ```text
+//! chunk:  | guard | stack 0 ........ | guard | stack 1 ........ | guard | ...
+//!         ^ limit()         base() ^
+//! ```
+//!
+//! The first chunk of the default size class holds 64 slots; each further chunk of the
+//! class doubles, up to 4096 slots or 1 GiB of address space per chunk (whichever is
+//! smaller). Other sizes form their own size class with the same growth, starting at 16 MiB
+//! worth of slots (at least 1, at most 64); a huge stack therefore gets a chunk of its own.
+//! `MAP_NORESERVE` means untouched stack pages cost address space only: an idle greenlet
+//! costs the pages its frames actually touched plus page tables (measured for a suspended
+//! corosensei coroutine on Linux 6.18, x86_64: 4 KiB of RSS and 264 bytes of page tables).
+//! If a chunk mapping fails for lack of memory, the pool retries with half as many slots
+//! before giving up with a [`StackError`].
+//!
+//! # Guard pages and kernel mappings
+//!
+//! Which [`GuardKind`] is used is detected once per process ([`GuardKind::detect`]):
+//!
+//! * [`GuardKind::MadviseGuard`] (Linux 6.13 and later): `madvise(guard, page,
+//!   MADV_GUARD_INSTALL)` installs a guard marker in the page tables *without splitting
+//!   the mapping*. A chunk stays **one** kernel mapping (VMA) however many stacks it holds:
+//!   50,000 default stacks take 18 chunks (measured: 4 more lines in `/proc/self/maps`, as
+//!   the kernel merges adjacent chunks), 1,000,000 take about 250 chunks, far below the
+//!   default `vm.max_map_count` of 65530.
+//! * [`GuardKind::Mprotect`] (older kernels, or `GREEN_STACK_GUARD=mprotect` in the
+//!   environment): `mprotect(guard, page, PROT_NONE)` splits the chunk's mapping, so every
+//!   stack costs **two** mappings (its guard and its usable range). With the default
+//!   `vm.max_map_count=65530` that limits a process to about 32,700 stacks; beyond it the
+//!   kernel answers `ENOMEM` and `StackPool::get` returns a [`StackError`] that names the
+//!   sysctl to raise (it never aborts or panics).
+//!
+//! # Memory policy of the pool
+//!
+//! `StackPool::put` returns a stack's slot to the pool; `StackPool::get` prefers, in
+//! order: a *warm* pooled stack (its touched pages still resident, so reusing it costs
+//! nothing), a *released* pooled stack, a fresh slot carved from the newest chunk, a new
+//! chunk. At most 1024 stacks and at most 128 MiB of usable stack bytes are kept warm per
+//! pool; a stack returned beyond that high-water mark gets its usable pages released with
+//! `madvise(MADV_DONTNEED)` (its guard page is left alone, and guard markers survive
+//! `MADV_DONTNEED` anyway) and keeps its slot in the pool. Address space is never returned
+//! while the pool lives; dropping the pool unmaps every chunk none of whose stacks is still
+//! out (chunks with stacks still in use are leaked, which is safe).
+#![allow(dead_code)] // The scheduler (hub.rs, spawn.rs) uses these items; it lands separately.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+use std::ptr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use corosensei::stack::{Stack, StackPointer, MIN_STACK_SIZE, STACK_ALIGNMENT};
+
+/// The usable size in bytes of a greenlet stack unless `Builder::stack_size` says
+/// otherwise, excluding the guard page below it: 128 KiB.
+///
+/// ```
+/// use green_runtime::stack::DEFAULT_STACK_SIZE;
+/// assert_eq!(DEFAULT_STACK_SIZE, 128 * 1024);
+/// // A greenlet that recurses deeply or keeps big arrays on its stack needs more:
+/// let big = 8 * DEFAULT_STACK_SIZE;
+/// assert!(big > DEFAULT_STACK_SIZE);
+/// ```
+pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
+
+/// `MADV_GUARD_INSTALL` from `<linux/mman.h>` (Linux 6.13); not every libc release has it.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Slots in the first chunk of the default size class.
+const FIRST_CHUNK_SLOTS: usize = 64;
+/// Upper bound of slots per chunk.
+const MAX_CHUNK_SLOTS: usize = 4096;
+/// Address space of the first chunk of a non-default size class (at least one slot).
+const FIRST_CHUNK_BYTES: usize = 16 << 20;
+/// Upper bound of address space per chunk (at least one slot).
+const MAX_CHUNK_BYTES: usize = 1 << 30;
+/// High-water mark: at most this many pooled stacks keep their pages.
+pub(crate) const WARM_LIMIT: usize = 1024;
+/// High-water mark: at most this many usable bytes of pooled stacks keep their pages.
+pub(crate) const WARM_BYTES_LIMIT: usize = 128 << 20;
+
+/// The system page size (cached).
+pub(crate) fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = if page > 0 && (page as usize).is_power_of_two() {
+        page as usize
+    } else {
+        4096
+    };
+    PAGE.store(page, Ordering::Relaxed);
+    page
+}
+
+/// How guard pages are put below greenlet stacks. See the [module docs](self) for the
+/// number of kernel mappings each one costs.
+///
+/// ```
+/// use green_runtime::stack::GuardKind;
+/// match GuardKind::detect() {
+///     GuardKind::MadviseGuard => println!("guard pages do not cost kernel mappings"),
+///     GuardKind::Mprotect => println!("every stack costs 2 of vm.max_map_count mappings"),
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GuardKind {
+    /// `madvise(MADV_GUARD_INSTALL)` (Linux 6.13+): the guard lives in the page tables
+    /// and does not split the chunk's mapping.
+    MadviseGuard,
+    /// `mprotect(PROT_NONE)` on the guard page: portable, but splits the mapping, so each
+    /// stack costs two kernel mappings (`vm.max_map_count`).
+    Mprotect,
+}
+
+impl GuardKind {
+    /// The guard kind this process uses, detected once by trying `MADV_GUARD_INSTALL` on a
+    /// scratch mapping (`EINVAL` means the kernel is older than 6.13).
+    ///
+    /// Setting the environment variable `GREEN_STACK_GUARD=mprotect` before the first
+    /// stack is allocated forces [`GuardKind::Mprotect`] (for testing and measurements).
+    pub fn detect() -> GuardKind {
+        static KIND: OnceLock<GuardKind> = OnceLock::new();
+        *KIND.get_or_init(|| {
+            if std::env::var_os("GREEN_STACK_GUARD").is_some_and(|v| v == "mprotect") {
+                return GuardKind::Mprotect;
+            }
+            if madvise_guard_supported() {
+                GuardKind::MadviseGuard
+            } else {
+                GuardKind::Mprotect
+            }
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn madvise_guard_supported() -> bool {
+    let page = page_size();
+    // SAFETY: a fresh anonymous private mapping of two pages; no memory is aliased.
+    let probe = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            2 * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if probe == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: `probe` is our own mapping of 2 pages; the advice only affects its first
+    // page, which nothing references.
+    let ok = unsafe { libc::madvise(probe, page, MADV_GUARD_INSTALL) } == 0;
+    if !ok {
+        log::debug!(
+            "MADV_GUARD_INSTALL unsupported ({}); using mprotect guard pages",
+            io::Error::last_os_error()
+        );
+    }
+    // SAFETY: unmapping exactly the mapping created above, which nothing references.
+    unsafe { libc::munmap(probe, 2 * page) };
+    ok
+}
+
+#[cfg(not(target_os = "linux"))]
+fn madvise_guard_supported() -> bool {
+    false
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ErrorKind {
+    /// The kernel ran out of mappings for this process (`vm.max_map_count`).
+    MapCount,
+    /// Not enough memory (or address space) for the mapping.
+    OutOfMemory,
+    /// The requested size does not fit the address space.
+    TooLarge,
+}
+
+/// A greenlet stack could not be allocated.
+///
+/// Returned when spawning a greenlet fails for lack of memory or of kernel memory
+/// mappings; its message says which, and names the `vm.max_map_count` sysctl when that is
+/// the limit that was hit. It converts into an [`std::io::Error`] of kind
+/// [`OutOfMemory`](std::io::ErrorKind::OutOfMemory).
+///
+/// ```
+/// use green_runtime::stack::StackError;
+///
+/// fn report(err: StackError) -> std::io::Error {
+///     if err.is_map_count_limit() {
+///         eprintln!("too many greenlets for this kernel's limits: {err}");
+///     }
+///     err.into() // std::io::ErrorKind::OutOfMemory
+/// }
+/// ```
+#[derive(Debug)]
+pub struct StackError {
+    kind: ErrorKind,
+    errno: Option<i32>,
+    message: String,
+}
+
+impl StackError {
+    /// Whether the kernel's limit on memory mappings per process (`vm.max_map_count`) was
+    /// hit (only happens with [`GuardKind::Mprotect`] guard pages or a huge number of
+    /// chunks).
+    pub fn is_map_count_limit(&self) -> bool {
+        self.kind == ErrorKind::MapCount
+    }
+
+    /// The OS error code (`errno`) of the failed system call, if there was one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.errno
+    }
+
+    fn map_count(errno: i32) -> StackError {
+        StackError {
+            kind: ErrorKind::MapCount,
+            errno: Some(errno),
+            message: map_count_message(read_max_map_count()),
+        }
+    }
+
+    fn out_of_memory(what: &str, bytes: usize, err: io::Error) -> StackError {
+        StackError {
+            kind: ErrorKind::OutOfMemory,
+            errno: err.raw_os_error(),
+            message: format!(
+                "cannot allocate greenlet stacks: {what} of {bytes} bytes failed: {err}"
+            ),
+        }
+    }
+
+    fn too_large(size: usize) -> StackError {
+        StackError {
+            kind: ErrorKind::TooLarge,
+            errno: None,
+            message: format!("cannot allocate a greenlet stack of {size} bytes: too large"),
+        }
+    }
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StackError {}
+
+impl From<StackError> for io::Error {
+    fn from(err: StackError) -> io::Error {
+        io::Error::new(io::ErrorKind::OutOfMemory, err)
+    }
+}
+
+/// The current `vm.max_map_count`, if readable.
+fn read_max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Number of mappings of this process (lines of `/proc/self/maps`), if readable.
+pub(crate) fn count_mappings() -> Option<usize> {
+    let maps = std::fs::read("/proc/self/maps").ok()?;
+    Some(maps.iter().filter(|&&b| b == b'\n').count())
+}
+
+/// The message of a [`StackError`] caused by `vm.max_map_count`.
+fn map_count_message(max: Option<u64>) -> String {
+    let (current, suggested) = match max {
+        Some(max) => (
+            max.to_string(),
+            (max.saturating_mul(4)).max(262_144).to_string(),
+        ),
+        None => ("unknown".to_string(), "262144".to_string()),
+    };
+    format!(
+        "cannot allocate a greenlet stack: out of kernel memory mappings \
+         (vm.max_map_count={current}); with mprotect guard pages (Linux before 6.13) every \
+         stack costs 2 mappings; raise it with `sysctl -w vm.max_map_count={suggested}`"
+    )
+}
+
+/// Whether an `ENOMEM` from `mmap` is more likely the mapping limit than lack of memory.
+fn near_map_count_limit() -> bool {
+    match (count_mappings(), read_max_map_count()) {
+        (Some(count), Some(max)) => count as u64 + 16 >= max,
+        _ => false,
+    }
+}
+
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One greenlet stack: the usable range `[guard_hi, base)` and the guard page
+/// `[guard_lo, guard_hi)` directly below it, a slot in a chunk owned by a [`StackPool`].
+///
+/// Hand it back with [`StackPool::put`] to the pool it came from. Dropping it instead
+/// leaks its slot (safe: the memory stays mapped, the chunk is never unmapped).
+#[derive(Debug)]
+pub(crate) struct GreenStack {
+    guard_lo: usize,
+    base: usize,
+    chunk: u32,
+    pool: u64,
+}
+
+impl GreenStack {
+    /// The guard page's address range `(lo, hi)`: an access in `lo..hi` is a stack
+    /// overflow. `hi` is the lowest usable address of the stack.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        (self.guard_lo, self.guard_lo + page_size())
+    }
+
+    /// Usable bytes (excluding the guard page).
+    pub(crate) fn size(&self) -> usize {
+        self.base - self.guard_lo - page_size()
+    }
+}
+
+// SAFETY: `base` is the high end of a mapped, writable, page-aligned (hence
+// STACK_ALIGNMENT-aligned) range of at least MIN_STACK_SIZE bytes that only this
+// GreenStack hands out (the pool never gives a slot to two owners, and the chunk is not
+// unmapped while the stack is out). `limit` is the low end *including* the guard page,
+// as the trait asks; the guard page below the usable range faults on access.
+unsafe impl Stack for GreenStack {
+    #[inline]
+    fn base(&self) -> StackPointer {
+        debug_assert_eq!(self.base % STACK_ALIGNMENT, 0);
+        // base > guard_lo >= page size > 0.
+        NonZeroUsize::new(self.base).expect("stack base is not null")
+    }
+
+    #[inline]
+    fn limit(&self) -> StackPointer {
+        debug_assert_eq!(self.guard_lo % STACK_ALIGNMENT, 0);
+        NonZeroUsize::new(self.guard_lo).expect("stack limit is not null")
+    }
+}
+
+/// Counters of a greenlet stack pool (one per thread).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackStats {
+    /// Stack slots carved from chunks so far (`in_use + pooled`).
+    pub allocated: usize,
+    /// Stacks waiting in the pool for reuse (warm and released).
+    pub pooled: usize,
+    /// Stacks handed out by `get` and not yet `put` back.
+    pub in_use: usize,
+    /// How guard pages are installed.
+    pub guard: GuardKind,
+    /// Pooled stacks whose pages were released with `MADV_DONTNEED` (part of `pooled`).
+    pub released: usize,
+    /// Chunk mappings made.
+    pub chunks: usize,
+    /// Address space of all chunks, in bytes (not memory use: untouched pages are free).
+    pub mapped_bytes: usize,
+}
+
+/// A mapped chunk of stack slots.
+struct Chunk {
+    addr: usize,
+    len: usize,
+    /// Stacks of this chunk currently handed out.
+    in_use: usize,
+}
+
+/// A pooled slot: the address of its guard page and its chunk.
+#[derive(Clone, Copy)]
+struct FreeSlot {
+    guard_lo: usize,
+    chunk: u32,
+}
+
+/// Stacks of one usable size.
+struct SizeClass {
+    usable: usize,
+    /// Pooled stacks with their pages resident (LIFO: the most recently used is hottest).
+    warm: Vec<FreeSlot>,
+    /// Pooled stacks whose pages were released.
+    cold: Vec<FreeSlot>,
+    /// The chunk slots are currently carved from: (chunk index, next slot address, end).
+    carve: Option<(u32, usize, usize)>,
+    /// Slots in the next chunk of this class.
+    next_chunk_slots: usize,
+}
+
+impl SizeClass {
+    fn new(usable: usize) -> SizeClass {
+        let slot = usable + page_size();
+        let first = if usable == DEFAULT_STACK_SIZE {
+            FIRST_CHUNK_SLOTS
+        } else {
+            (FIRST_CHUNK_BYTES / slot).clamp(1, FIRST_CHUNK_SLOTS)
+        };
+        SizeClass {
+            usable,
+            warm: Vec::new(),
+            cold: Vec::new(),
+            carve: None,
+            next_chunk_slots: first,
+        }
+    }
+
+    fn max_chunk_slots(&self) -> usize {
+        (MAX_CHUNK_BYTES / (self.usable + page_size())).clamp(1, MAX_CHUNK_SLOTS)
+    }
+}
+
+/// The per-thread pool of greenlet stacks (see the [module docs](self) for the strategy).
+pub(crate) struct StackPool {
+    id: u64,
+    guard: GuardKind,
+    chunks: Vec<Chunk>,
+    /// Size classes; few in practice, so a linear search.
+    classes: Vec<SizeClass>,
+    in_use: usize,
+    pooled: usize,
+    released: usize,
+    warm_bytes: usize,
+    mapped_bytes: usize,
+    warm_limit: usize,
+    warm_bytes_limit: usize,
+    /// Stacks are per-thread; keep the pool on its thread.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl StackPool {
+    /// An empty pool using [`GuardKind::detect`]. Maps nothing until the first `get`.
+    pub(crate) fn new() -> Self {
+        Self::with_options(GuardKind::detect(), WARM_LIMIT, WARM_BYTES_LIMIT)
+    }
+
+    /// An empty pool with an explicit guard kind and warm high-water marks (tests and
+    /// measurements). `GuardKind::MadviseGuard` must only be passed when
+    /// [`GuardKind::detect`] returned it.
+    pub(crate) fn with_options(
+        guard: GuardKind,
+        warm_limit: usize,
+        warm_bytes_limit: usize,
+    ) -> Self {
+        StackPool {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            guard,
+            chunks: Vec::new(),
+            classes: Vec::new(),
+            in_use: 0,
+            pooled: 0,
+            released: 0,
+            warm_bytes: 0,
+            mapped_bytes: 0,
+            warm_limit,
+            warm_bytes_limit,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// A stack with at least `size` usable bytes (rounded up to the page size and to
+    /// corosensei's minimum), reusing a pooled stack of that size when there is one.
+    pub(crate) fn get(&mut self, size: usize) -> Result<GreenStack, StackError> {
+        let usable = round_size(size)?;
+        let idx = self.class_index(usable);
+        let class = &mut self.classes[idx];
+        let slot = if let Some(slot) = class.warm.pop() {
+            self.warm_bytes -= usable;
+            self.pooled -= 1;
+            slot
+        } else if let Some(slot) = class.cold.pop() {
+            self.released -= 1;
+            self.pooled -= 1;
+            slot
+        } else {
+            self.carve(idx)?
+        };
+        self.chunks[slot.chunk as usize].in_use += 1;
+        self.in_use += 1;
+        Ok(GreenStack {
+            guard_lo: slot.guard_lo,
+            base: slot.guard_lo + page_size() + usable,
+            chunk: slot.chunk,
+            pool: self.id,
+        })
+    }
+
+    /// Returns `stack` to the pool for reuse. Beyond the high-water mark its pages are
+    /// released first. A stack from another pool is leaked (and logged), never reused.
+    pub(crate) fn put(&mut self, stack: GreenStack) {
+        if stack.pool != self.id {
+            log::error!("green: a stack was returned to the wrong pool; leaking it");
+            debug_assert!(false, "stack returned to the wrong pool");
+            return;
+        }
+        let usable = stack.size();
+        let slot = FreeSlot {
+            guard_lo: stack.guard_lo,
+            chunk: stack.chunk,
+        };
+        self.chunks[stack.chunk as usize].in_use -= 1;
+        self.in_use -= 1;
+        self.pooled += 1;
+        let idx = self.class_index(usable);
+        let warm_count = self.pooled - self.released - 1;
+        if warm_count < self.warm_limit && self.warm_bytes + usable <= self.warm_bytes_limit {
+            self.warm_bytes += usable;
+            self.classes[idx].warm.push(slot);
+        } else {
+            let (_, low) = stack.guard_range();
+            // SAFETY: `[low, low + usable)` is the usable range of a slot in one of our
+            // live chunks; the stack was handed back by value, so nobody uses that memory
+            // any more. MADV_DONTNEED on private anonymous memory just zero-fills it on the
+            // next touch. The guard page below `low` is not touched.
+            let rc =
+                unsafe { libc::madvise(low as *mut libc::c_void, usable, libc::MADV_DONTNEED) };
+            if rc != 0 {
+                log::debug!(
+                    "madvise(MADV_DONTNEED) of a pooled stack failed: {}",
+                    io::Error::last_os_error()
+                );
+            }
+            self.released += 1;
+            self.classes[idx].cold.push(slot);
+        }
+    }
+
+    /// Counters of this pool.
+    pub(crate) fn stats(&self) -> StackStats {
+        StackStats {
+            allocated: self.in_use + self.pooled,
+            pooled: self.pooled,
+            in_use: self.in_use,
+            guard: self.guard,
+            released: self.released,
+            chunks: self.chunks.len(),
+            mapped_bytes: self.mapped_bytes,
+        }
+    }
+
+    fn class_index(&mut self, usable: usize) -> usize {
+        match self.classes.iter().position(|c| c.usable == usable) {
+            Some(i) => i,
+            None => {
+                self.classes.push(SizeClass::new(usable));
+                self.classes.len() - 1
+            }
+        }
+    }
+
+    /// Carves a fresh slot (guard installed) for class `idx`, mapping a chunk if needed.
+    fn carve(&mut self, idx: usize) -> Result<FreeSlot, StackError> {
+        let page = page_size();
+        let usable = self.classes[idx].usable;
+        let slot_len = usable + page;
+        let (chunk, next, end) = match self.classes[idx].carve {
+            Some((chunk, next, end)) if next < end => (chunk, next, end),
+            _ => {
+                let (chunk, addr, len) = self.map_chunk(idx)?;
+                (chunk, addr, addr + len)
+            }
+        };
+        // Record the chunk before installing the guard so that a failed guard leaves the
+        // slot (and the chunk) available to the next attempt.
+        self.classes[idx].carve = Some((chunk, next, end));
+        self.install_guard(next)?;
+        self.classes[idx].carve = Some((chunk, next + slot_len, end));
+        Ok(FreeSlot {
+            guard_lo: next,
+            chunk,
+        })
+    }
+
+    fn install_guard(&self, guard_lo: usize) -> Result<(), StackError> {
+        let page = page_size();
+        let addr = guard_lo as *mut libc::c_void;
+        let rc = match self.guard {
+            // SAFETY: `[guard_lo, guard_lo + page)` is the first page of a never-used slot
+            // of one of our chunks; nothing references it. Guard markers only make later
+            // accesses fault.
+            GuardKind::MadviseGuard => unsafe { libc::madvise(addr, page, MADV_GUARD_INSTALL) },
+            // SAFETY: as above; PROT_NONE on an unreferenced page of our own mapping.
+            GuardKind::Mprotect => unsafe { libc::mprotect(addr, page, libc::PROT_NONE) },
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        Err(match (self.guard, err.raw_os_error()) {
+            (GuardKind::Mprotect, Some(libc::ENOMEM)) => StackError::map_count(libc::ENOMEM),
+            (GuardKind::MadviseGuard, _) => {
+                StackError::out_of_memory("madvise(MADV_GUARD_INSTALL)", page, err)
+            }
+            (GuardKind::Mprotect, _) => {
+                StackError::out_of_memory("mprotect of a guard page", page, err)
+            }
+        })
+    }
+
+    /// Maps a new chunk for class `idx`: returns (chunk index, address, length).
+    fn map_chunk(&mut self, idx: usize) -> Result<(u32, usize, usize), StackError> {
+        let slot_len = self.classes[idx].usable + page_size();
+        let mut slots = self.classes[idx].next_chunk_slots;
+        let (addr, len) = loop {
+            let len = slots
+                .checked_mul(slot_len)
+                .ok_or_else(|| StackError::too_large(slot_len))?;
+            match map_anonymous(len) {
+                Ok(addr) => break (addr, len),
+                Err(err) if err.raw_os_error() == Some(libc::ENOMEM) && slots > 1 => slots /= 2,
+                Err(err) if err.raw_os_error() == Some(libc::ENOMEM) && near_map_count_limit() => {
+                    return Err(StackError::map_count(libc::ENOMEM));
+                }
+                Err(err) => {
+                    return Err(StackError::out_of_memory("mmap of a stack chunk", len, err))
+                }
+            }
+        };
+        let chunk =
+            u32::try_from(self.chunks.len()).map_err(|_| StackError::too_large(slot_len))?;
+        self.chunks.push(Chunk {
+            addr,
+            len,
+            in_use: 0,
+        });
+        self.mapped_bytes += len;
+        let class = &mut self.classes[idx];
+        class.next_chunk_slots = (slots * 2).min(class.max_chunk_slots());
+        log::trace!("mapped a stack chunk of {slots} slots of {slot_len} bytes at {addr:#x}");
+        Ok((chunk, addr, len))
+    }
+}
+
+impl Drop for StackPool {
+    fn drop(&mut self) {
+        for chunk in &self.chunks {
+            if chunk.in_use == 0 {
+                // SAFETY: the chunk is our own mapping and none of its stacks is handed
+                // out; pooled slots die with the pool.
+                unsafe { libc::munmap(chunk.addr as *mut libc::c_void, chunk.len) };
+            } else {
+                log::warn!(
+                    "green: stack pool dropped while {} of its stacks are in use; leaking their chunk",
+                    chunk.in_use
+                );
+            }
+        }
+    }
+}
+
+/// The usable size for a request of `size` bytes: at least corosensei's minimum, rounded
+/// up to the page size.
+fn round_size(size: usize) -> Result<usize, StackError> {
+    let page = page_size();
+    let size = size.max(MIN_STACK_SIZE);
+    // Keep the slot length (usable + guard) far from overflowing.
+    if size > isize::MAX as usize / 4 {
+        return Err(StackError::too_large(size));
+    }
+    Ok((size + page - 1) & !(page - 1))
+}
+
+/// An anonymous, private, read-write, lazily committed mapping of `len` bytes.
+fn map_anonymous(len: usize) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK;
+    #[cfg(not(target_os = "linux"))]
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing; it aliases
+    // nothing.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // Stacks want small pages: a transparent huge page would make one greenlet's first
+    // touch commit 2 MiB. (MAP_STACK implies this since Linux 6.7.) Failure is harmless.
+    #[cfg(target_os = "linux")]
+    // SAFETY: advice on our own fresh mapping; it changes no contents.
+    unsafe {
+        libc::madvise(addr, len, libc::MADV_NOHUGEPAGE)
+    };
+    Ok(addr as usize)
+}
+
+#[cfg(test)]
+mod tests;

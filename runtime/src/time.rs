@@ -1,0 +1,80 @@
+//! Sleeping and yielding: gevent's `sleep(seconds)` and `sleep(0)`.
+
+use std::time::{Duration, Instant};
+
+use crate::hub::{self, CTX_HUB};
+use crate::park::{park, unparker, Wake};
+
+/// Suspends the current greenlet for `dur`, running other greenlets meanwhile
+/// (gevent's `gevent.sleep`). `sleep(Duration::ZERO)` is [`yield_now`].
+///
+/// Called from the hub itself (a timer callback), where nothing may switch, it falls
+/// back to blocking the thread.
+///
+/// # Examples
+///
+/// The seeds' `eat` and `play_phone`: the whole takes about 2 s, not 3 s.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// let eat = green::spawn(|| green::sleep(Duration::from_millis(200)));
+/// let play = green::spawn(|| green::sleep(Duration::from_millis(100)));
+/// green::joinall(vec![eat, play]);
+/// assert!(t.elapsed() < Duration::from_millis(290));
+/// ```
+pub fn sleep(dur: Duration) {
+    if dur.is_zero() {
+        return yield_now();
+    }
+    sleep_until(crate::timer::deadline_after(dur));
+}
+
+/// Suspends the current greenlet until `deadline` (see [`sleep`]).
+///
+/// ```
+/// let until = std::time::Instant::now() + std::time::Duration::from_millis(5);
+/// green::sleep_until(until);
+/// assert!(std::time::Instant::now() >= until);
+/// ```
+pub fn sleep_until(deadline: Instant) {
+    if hub::context() == CTX_HUB {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        return;
+    }
+    // A spurious wake (an explicit switch into a sleeping greenlet) sleeps again.
+    while Instant::now() < deadline {
+        if let Ok(Wake::TimedOut) | Err(_) = park(Some(deadline)) {
+            break;
+        }
+    }
+}
+
+/// Lets every other ready greenlet run once, then continues (gevent's `sleep(0)`).
+///
+/// # Examples
+///
+/// Two greenlets that yield between steps interleave: "1A 2A 1B 2B".
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// let out = Rc::new(RefCell::new(Vec::new()));
+/// let hs: Vec<_> = [1, 2].into_iter().map(|n| {
+///     let out = out.clone();
+///     green::spawn(move || {
+///         out.borrow_mut().push(format!("{n}A"));
+///         green::yield_now();
+///         out.borrow_mut().push(format!("{n}B"));
+///     })
+/// }).collect();
+/// green::joinall(hs);
+/// assert_eq!(*out.borrow(), ["1A", "2A", "1B", "2B"]);
+/// ```
+pub fn yield_now() {
+    if hub::context() == CTX_HUB {
+        return;
+    }
+    unparker().unpark();
+    // Cannot fail: we queued ourselves, so something is ready.
+    let _ = park(None);
+}
