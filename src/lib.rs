@@ -1,2 +1,28 @@
-//! `green`: green threads for Rust in the tradition of greenlet and gevent.
+//! `green`: green threads for Rust in the tradition of Python's greenlet and gevent.
+//!
+//! - **Explicit switching** ([`Greenlet`], [`Greenlet::switch`], [`getcurrent`]): the
+//!   `greenlet` layer.
+//! - **A hub per thread** that runs ready greenlets, timers and a `mio` reactor, so that
+//!   sleeps and IO switch by themselves: [`spawn`], [`JoinHandle::join`], [`joinall`],
+//!   [`sleep`], [`yield_now`] — the `gevent` layer.
+//! - **Cooperative sockets** in [`net`], mirroring `std::net`.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//!
+//! let start = Instant::now();
+//! let eat = green::spawn(|| { green::sleep(Duration::from_millis(200)); "eat" });
+//! let play = green::spawn(|| { green::sleep(Duration::from_millis(100)); "play" });
+//! let done: Vec<_> = green::joinall(vec![eat, play]).into_iter().map(Result::unwrap).collect();
+//! assert_eq!(done, ["eat", "play"]);
+//! assert!(start.elapsed() < Duration::from_millis(290)); // concurrent: 0.2 s, not 0.3 s
+//! ```
+//!
+//! Greenlets are bound to the thread that made them: [`Greenlet`] and [`JoinHandle`] are
+//! not `Send`. For more cores, run a hub per thread (see `examples/multicore_echo.rs`).
+#![warn(missing_docs)]
+
 pub use green_runtime::*;
+
+/// Cooperative networking: sockets that switch greenlets instead of blocking.
+pub use green_net as net;

@@ -80,7 +80,9 @@ pub(crate) fn suspend(req: Request) -> Input {
 /// Switches from the current greenlet to `target` with `input`.
 pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
     match hub::context() {
-        CTX_HUB => panic!("green: cannot switch greenlets from the hub (a timer callback or a link)"),
+        CTX_HUB => {
+            panic!("green: cannot switch greenlets from the hub (a timer callback or a link)")
+        }
         _ if target.is_current() => input,
         _ => suspend(Request::Switch(target.clone(), input)),
     }
@@ -131,12 +133,11 @@ pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
                 }
                 match next_ready(h) {
                     Some(g) => {
-                        input = g
-                            .0
-                            .pending
-                            .borrow_mut()
-                            .take()
-                            .unwrap_or(Input::Value(Value::none()));
+                        input =
+                            g.0.pending
+                                .borrow_mut()
+                                .take()
+                                .unwrap_or(Input::Value(Value::none()));
                         target = g;
                     }
                     None => {
@@ -269,11 +270,7 @@ fn poll_events(h: &Hub, block: bool) -> bool {
     loop {
         let now = Instant::now();
         crate::timer::fire_due(h, now);
-        let has_io = h
-            .reactor
-            .borrow()
-            .as_ref()
-            .is_some_and(|r| r.has_waiters());
+        let has_io = h.reactor.borrow().as_ref().is_some_and(|r| r.has_waiters());
         let has_remote = h.blocking_pending.get() > 0;
         let ready = !h.ready.borrow().is_empty();
         if !block || ready {

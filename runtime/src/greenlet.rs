@@ -285,7 +285,7 @@ impl Greenlet {
     /// use green::{getcurrent, Greenlet, Value};
     /// let main = getcurrent();
     /// let g = Greenlet::new(move |_: Value| {
-    ///     let r = std::panic::catch_unwind(|| { main.switch(()); });
+    ///     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| { main.switch(()); }));
     ///     *r.unwrap_err().downcast::<&str>().unwrap()
     /// });
     /// g.switch(());

@@ -1,4 +1,31 @@
-//! runtime placeholder
+//! `green-runtime`: greenlets, the per-thread hub, timers and the reactor of
+//! [`green`](https://docs.rs/green). Use it through the `green` facade crate.
+//!
+//! See `docs/architecture.md` for how the pieces fit.
+#![warn(missing_docs)]
 
+mod blocking;
+mod driver;
+mod error;
+mod greenlet;
+mod hub;
 pub(crate) mod overflow;
+pub mod park;
+pub mod reactor;
+mod spawn;
 pub mod stack;
+mod time;
+pub mod timer;
+mod value;
+
+pub use blocking::run_blocking;
+pub use driver::throw_into;
+pub use error::{BlockError, GreenletExit, JoinError, ParentError};
+pub use greenlet::{getcurrent, Greenlet};
+pub use hub::{default_stack_size, is_greenlet_context, set_default_stack_size};
+pub use spawn::{
+    joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn, Builder, JoinHandle,
+};
+pub use stack::{StackError, DEFAULT_STACK_SIZE};
+pub use time::{sleep, sleep_until, yield_now};
+pub use value::{TypeMismatch, Value};

@@ -61,6 +61,20 @@ thread_local! {
     static OWN_ALTSTACK: OwnAltStack = const { OwnAltStack { addr: Cell::new(0), len: Cell::new(0) } };
 }
 
+impl RunningInfo {
+    /// A record for a greenlet with no name (set `name_ptr`/`name_len` to give one).
+    pub(crate) fn new(guard_lo: usize, guard_hi: usize, id: u64, stack_size: usize) -> Self {
+        RunningInfo {
+            guard_lo,
+            guard_hi,
+            id,
+            name_ptr: std::ptr::null(),
+            name_len: 0,
+            stack_size,
+        }
+    }
+}
+
 /// Publishes the running greenlet for the overflow handler; null means the thread is on
 /// its own stack. `info` must stay valid until it is replaced (by another call).
 #[inline]

@@ -233,7 +233,9 @@ pub struct Registration {
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration").field("fd", &self.fd).finish()
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .finish()
     }
 }
 
@@ -305,9 +307,7 @@ impl Registration {
     ) -> io::Result<T> {
         loop {
             match f() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(interest, deadline)?
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(interest, deadline)?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return r,
             }
@@ -365,7 +365,12 @@ impl Drop for WaitGuard {
     }
 }
 
-fn wait_slot(key: usize, gen: u64, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+fn wait_slot(
+    key: usize,
+    gen: u64,
+    interest: Interest,
+    deadline: Option<Instant>,
+) -> io::Result<()> {
     let u = unparker();
     let id = with_hub(|h| {
         h.with_reactor(|r| {
@@ -428,7 +433,7 @@ fn wait_slot(key: usize, gen: u64, interest: Interest, deadline: Option<Instant>
 pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
     let (key, gen) = with_hub(|h| {
         h.with_reactor(|r| match r.fds.get(&fd) {
-            Some(&kg) => Ok(kg),
+            Some(&kg) => Ok::<_, io::Error>(kg),
             None => {
                 let kg = r.register(fd)?;
                 r.fds.insert(fd, kg);

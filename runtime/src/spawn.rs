@@ -455,14 +455,19 @@ impl<T> Drop for JoinHandle<T> {
         }
         if let Some(Err(JoinError::Panicked(p))) = &*self.slot.result.borrow() {
             let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
-            log::error!("green: greenlet {:?} panicked and was never joined: {msg}", self.g);
+            log::error!(
+                "green: greenlet {:?} panicked and was never joined: {msg}",
+                self.g
+            );
         }
     }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("greenlet", &self.g).finish()
+        f.debug_struct("JoinHandle")
+            .field("greenlet", &self.g)
+            .finish()
     }
 }
 
@@ -492,9 +497,11 @@ pub fn joinall<T>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Resul
 ///
 /// ```
 /// use std::time::Duration;
-/// let hs = vec![green::spawn(|| 1), green::spawn(|| green::sleep(Duration::from_secs(9)))];
-/// assert!(!green::joinall_timeout(&hs[..1], Duration::from_secs(1)) || hs[0].is_finished());
-/// assert!(!green::joinall_timeout(&hs, Duration::from_millis(10)));
+/// let quick = green::spawn(|| green::sleep(Duration::from_millis(1)));
+/// let slow = green::spawn(|| green::sleep(Duration::from_secs(9)));
+/// let hs = vec![quick, slow];
+/// assert!(!green::joinall_timeout(&hs, Duration::from_millis(20)));
+/// assert!(hs[0].is_finished() && !hs[1].is_finished());
 /// hs[1].kill();
 /// ```
 pub fn joinall_timeout<T>(handles: &[JoinHandle<T>], timeout: Duration) -> bool {

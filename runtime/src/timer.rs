@@ -102,11 +102,6 @@ impl Timers {
             return Some(self.slots.remove(slot).1);
         }
     }
-
-    /// How many timers are armed.
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
-    }
 }
 
 /// Arms a timer on this thread's hub.
@@ -208,9 +203,4 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-}
-
-/// How many timers are armed on this thread's hub.
-pub(crate) fn armed() -> usize {
-    with_hub(|h| h.timers.borrow().len())
 }
