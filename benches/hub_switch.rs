@@ -7,7 +7,6 @@
 //! * `green`: two greenlets calling `green::yield_now()` in a loop.
 //!
 //! Run: `cargo bench --bench hub_switch`.
-#![allow(unexpected_cfgs)]
 
 #[path = "common/mod.rs"]
 mod common;
@@ -66,8 +65,7 @@ fn hub_switch(c: &mut Criterion) {
         });
     });
 
-    // GREEN PLUG-IN (remove the cfg once the core has landed).
-    #[cfg(green_core)]
+    // green's variant.
     group.bench_function("green", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();

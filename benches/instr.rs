@@ -12,7 +12,6 @@
 //! * `green_switch`, `green_yield` (plug-in): as `switch/green` and `hub_switch/green`.
 //!
 //! Run: `cargo bench --bench instr` (skips itself when valgrind is not installed).
-#![allow(unexpected_cfgs)]
 
 #[path = "common/mod.rs"]
 mod common;
@@ -68,18 +67,18 @@ fn tokio_yield(n: u64) {
     });
 }
 
-// GREEN PLUG-IN (remove the cfg once the core has landed).
-#[cfg(green_core)]
+// green's variant.
 fn green_switch(n: u64) {
-    let g = green::Greenlet::new(|mut v: green::Value| loop {
-        v = green::getcurrent().parent().unwrap().switch(v);
+    let main = green::getcurrent();
+    let g = green::Greenlet::new(move |_: green::Value| loop {
+        main.switch(());
     });
     for _ in 0..n {
-        black_box(g.switch(green::Value::default()));
+        black_box(g.switch(()));
     }
+    g.kill();
 }
 
-#[cfg(green_core)]
 fn green_yield(n: u64) {
     let a = green::spawn(move || {
         for _ in 0..n {
@@ -96,14 +95,12 @@ fn green_yield(n: u64) {
 }
 
 fn variants() -> Vec<(&'static str, fn(u64))> {
-    #[allow(unused_mut)]
     let mut v: Vec<(&'static str, fn(u64))> = vec![
         ("corosensei_switch", corosensei_switch),
         ("corosensei_two", corosensei_two),
         ("tokio_yield", tokio_yield),
     ];
-    // GREEN PLUG-IN (remove the cfg once the core has landed).
-    #[cfg(green_core)]
+    // green's variant.
     {
         v.push(("green_switch", green_switch));
         v.push(("green_yield", green_yield));

@@ -13,7 +13,6 @@
 //! Run: `cargo bench --bench scale` (N = 10_000 and 100_000), or
 //! `GREEN_SCALE_N=1000000 cargo bench --bench scale`, or
 //! `cargo bench --bench scale -- 1000000` (several N may be given, comma or space separated).
-#![allow(unexpected_cfgs)]
 
 #[path = "common/mod.rs"]
 mod common;
@@ -68,8 +67,7 @@ fn child_tokio(n: usize) -> Measured {
     })
 }
 
-// GREEN PLUG-IN (remove the cfg once the core has landed).
-#[cfg(green_core)]
+// green's variant.
 fn child_green(n: usize) -> Measured {
     let rss0 = rss_bytes() as i64;
     let t0 = Instant::now();
@@ -91,10 +89,8 @@ fn child_green(n: usize) -> Measured {
 }
 
 fn variants() -> Vec<&'static str> {
-    #[allow(unused_mut)]
     let mut v = vec!["tokio_current_thread"];
-    // GREEN PLUG-IN (remove the cfg once the core has landed).
-    #[cfg(green_core)]
+    // green's variant.
     v.push("green");
     v
 }
@@ -103,7 +99,6 @@ fn run_child(variant: &str, n: usize) -> Measured {
     common::pin_from_env();
     match variant {
         "tokio_current_thread" => child_tokio(n),
-        #[cfg(green_core)]
         "green" => child_green(n),
         other => panic!("unknown variant {other}"),
     }

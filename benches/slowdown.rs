@@ -12,7 +12,6 @@
 //! Run: `cargo bench --bench slowdown` (N = `GREEN_SLOWDOWN_N` or first arg, default
 //! 10_000_000; rounds = `GREEN_SLOWDOWN_ROUNDS`, default 5; variants run interleaved,
 //! medians reported; pinned to `GREEN_BENCH_CPU`, default 0).
-#![allow(unexpected_cfgs)]
 
 #[path = "common/mod.rs"]
 mod common;
@@ -77,43 +76,47 @@ fn corosensei(n: u64) -> (u64, u64) {
     (black_box(r1.unwrap()), black_box(r2.unwrap()))
 }
 
-// GREEN PLUG-IN (remove the cfg once the core has landed).
-#[cfg(green_core)]
+// green's variant.
 fn green_switch(n: u64) -> (u64, u64) {
-    use std::cell::{Cell, OnceCell};
+    use green::{Greenlet, Value};
+    use std::cell::{Cell, RefCell};
     use std::rc::Rc;
-    let ga_cell: Rc<OnceCell<green::Greenlet>> = Rc::new(OnceCell::new());
-    let gb_cell: Rc<OnceCell<green::Greenlet>> = Rc::new(OnceCell::new());
+    // Each greenlet needs the other's handle: hand them over through cells, which are
+    // emptied at the end so the two greenlets do not keep each other alive.
+    let ga_cell: Rc<RefCell<Option<Greenlet>>> = Rc::new(RefCell::new(None));
+    let gb_cell: Rc<RefCell<Option<Greenlet>>> = Rc::new(RefCell::new(None));
     let out = Rc::new((Cell::new(0u64), Cell::new(0u64)));
     let (gb2, o1) = (gb_cell.clone(), out.clone());
-    let ga = green::Greenlet::new(move |_v: green::Value| {
-        let gb = gb2.get().unwrap();
+    let ga = Greenlet::new(move |_: Value| {
+        let gb = gb2.borrow().clone().unwrap();
         let mut a = 0u64;
         for i in 0..n {
             a = step1(a, i);
-            gb.switch(green::Value::default());
+            gb.switch(());
         }
         o1.0.set(a);
-        green::Value::default()
     });
     let (ga2, o2) = (ga_cell.clone(), out.clone());
-    let gb = green::Greenlet::new(move |_v: green::Value| {
-        let ga = ga2.get().unwrap();
+    let gb = Greenlet::new(move |_: Value| {
+        let ga = ga2.borrow().clone().unwrap();
         let mut b = 1u64;
         for i in 0..n {
             b = step2(b, i);
             o2.1.set(b);
-            ga.switch(green::Value::default());
+            ga.switch(());
         }
-        green::Value::default()
     });
-    let _ = ga_cell.set(ga.clone());
-    let _ = gb_cell.set(gb);
-    ga.switch(green::Value::default());
+    *ga_cell.borrow_mut() = Some(ga.clone());
+    *gb_cell.borrow_mut() = Some(gb.clone());
+    // A: step, switch to B; B: step, switch to A; ... A's loop ends after B's last step
+    // and A returns to its parent (here). B is left suspended after its last switch.
+    ga.switch(());
+    ga_cell.borrow_mut().take();
+    gb_cell.borrow_mut().take();
+    gb.kill();
     (black_box(out.0.get()), black_box(out.1.get()))
 }
 
-#[cfg(green_core)]
 fn green_yield(n: u64) -> (u64, u64) {
     let h1 = green::spawn(move || {
         let mut a = 0u64;
@@ -148,10 +151,8 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
 
-    #[allow(unused_mut)]
     let mut variants: Vec<Variant> = vec![("sequential", sequential), ("corosensei", corosensei)];
-    // GREEN PLUG-IN (remove the cfg once the core has landed).
-    #[cfg(green_core)]
+    // green's variant.
     {
         variants.push(("green_switch", green_switch));
         variants.push(("green_yield", green_yield));

@@ -7,7 +7,6 @@
 //! * `green`: `green::spawn(|| ()).join()`.
 //!
 //! Run: `cargo bench --bench spawn`.
-#![allow(unexpected_cfgs)]
 
 #[path = "common/mod.rs"]
 mod common;
@@ -63,8 +62,7 @@ fn spawn(c: &mut Criterion) {
         });
     });
 
-    // GREEN PLUG-IN (remove the cfg once the core has landed).
-    #[cfg(green_core)]
+    // green's variant.
     group.bench_function("green", |b| {
         b.iter(|| black_box(green::spawn(|| black_box(7u64)).join().unwrap()));
     });

@@ -5,7 +5,6 @@
 //! * `green`: `Greenlet::switch` into a greenlet that switches straight back to its parent.
 //!
 //! Run: `cargo bench --bench switch` (pinned to `GREEN_BENCH_CPU`, default 0).
-#![allow(unexpected_cfgs)]
 
 #[path = "common/mod.rs"]
 mod common;
@@ -29,13 +28,27 @@ fn switch(c: &mut Criterion) {
         });
     });
 
-    // GREEN PLUG-IN (remove the cfg once the core has landed).
-    #[cfg(green_core)]
+    // green's variant.
+    // `green`: passes `()` (a zero-sized `Value`, no allocation), the switch itself.
     group.bench_function("green", |b| {
-        let g = green::Greenlet::new(|mut v: green::Value| loop {
-            v = green::getcurrent().parent().unwrap().switch(v);
+        let main = green::getcurrent();
+        let g = green::Greenlet::new(move |_: green::Value| loop {
+            main.switch(());
         });
-        b.iter(|| black_box(g.switch(black_box(green::Value::from(1u64)))));
+        b.iter(|| black_box(g.switch(())));
+        g.kill();
+    });
+
+    // `green_u64`: passes a u64 each way (each `Value` boxes its payload), to compare with
+    // `corosensei`, which passes a u64 by value.
+    group.bench_function("green_u64", |b| {
+        let main = green::getcurrent();
+        let g = green::Greenlet::new(move |mut v: green::Value| loop {
+            let x = v.get::<u64>().unwrap();
+            v = main.switch(x.wrapping_add(1));
+        });
+        b.iter(|| black_box(g.switch(black_box(1u64)).get::<u64>().unwrap()));
+        g.kill();
     });
 
     group.finish();
