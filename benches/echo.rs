@@ -22,6 +22,8 @@
 //! Run: `cargo bench --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
 //! `GREEN_ECHO_SECS` (measurement window, default 2), `GREEN_ECHO_WARMUP_MS` (default 500),
 //! `GREEN_ECHO_ROUNDS` (default 3), `GREEN_ECHO_SERVERS` (default all, e.g. "tokio,mio").
+// `green_net`: green::net (TcpListener/TcpStream) has not landed yet; remove the cfg
+// (and this allowance) when it does.
 #![allow(unexpected_cfgs)]
 
 #[path = "common/mod.rs"]
@@ -62,7 +64,8 @@ struct Started {
 enum Server {
     Tokio,
     Mio,
-    #[cfg(green_core)]
+    GreenRaw,
+    #[cfg(green_net)]
     Green,
 }
 
@@ -71,16 +74,17 @@ impl Server {
         match self {
             Server::Tokio => "tokio",
             Server::Mio => "mio",
-            #[cfg(green_core)]
+            Server::GreenRaw => "green_raw",
+            #[cfg(green_net)]
             Server::Green => "green",
         }
     }
 
     fn all() -> Vec<Server> {
         #[allow(unused_mut)]
-        let mut v = vec![Server::Tokio, Server::Mio];
-        // GREEN PLUG-IN (remove the cfg once the core has landed).
-        #[cfg(green_core)]
+        let mut v = vec![Server::Tokio, Server::Mio, Server::GreenRaw];
+        // GREEN PLUG-IN: green::net (remove the cfg once green::net has landed).
+        #[cfg(green_net)]
         v.push(Server::Green);
         v
     }
@@ -89,7 +93,8 @@ impl Server {
         match self {
             Server::Tokio => serve_tokio(shutdown, started),
             Server::Mio => serve_mio(shutdown, started),
-            #[cfg(green_core)]
+            Server::GreenRaw => serve_green_raw(shutdown, started),
+            #[cfg(green_net)]
             Server::Green => serve_green(shutdown, started),
         }
     }
@@ -285,8 +290,66 @@ fn serve_mio(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     }
 }
 
-// GREEN PLUG-IN (remove the cfg once the core has landed).
-#[cfg(green_core)]
+/// green with std sockets made cooperative by hand through `green::reactor::Registration`
+/// (what `green::net` wraps): one greenlet per connection, the accept loop in the thread's
+/// main greenlet.
+fn serve_green_raw(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
+    use green::reactor::Registration;
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    // Bind through mio for its 1024 backlog (and non-blocking mode), then use std's type.
+    let listener = MioListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let addr = listener.local_addr().unwrap();
+    let lreg = Registration::new(listener.as_raw_fd()).unwrap();
+    started
+        .send(Started {
+            tid: gettid(),
+            addr,
+            // The wake: a throwaway connection makes the pending accept return.
+            wake: Box::new(move || {
+                let _ = std::net::TcpStream::connect(addr);
+            }),
+        })
+        .unwrap();
+    let mut handles = Vec::new();
+    loop {
+        let (s, _) = lreg
+            .retry(Interest::READABLE, None, || listener.accept())
+            .unwrap();
+        if shutdown.load(Ordering::Acquire) {
+            break;
+        }
+        s.set_nonblocking(true).unwrap();
+        s.set_nodelay(true).unwrap();
+        handles.push(green::spawn(move || {
+            let reg = Registration::new(s.as_raw_fd()).unwrap();
+            let mut buf = [0u8; 4096];
+            'conn: loop {
+                let n = match reg.retry(Interest::READABLE, None, || (&s).read(&mut buf)) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                buf[..n].make_ascii_uppercase();
+                let mut off = 0;
+                while off < n {
+                    match reg.retry(Interest::WRITABLE, None, || (&s).write(&buf[off..n])) {
+                        Ok(k) => off += k,
+                        Err(_) => break 'conn,
+                    }
+                }
+            }
+            drop(reg); // deregister before the socket closes
+        }));
+    }
+    drop(lreg);
+    // The clients closed every connection before the shutdown: all handlers end.
+    for r in green::joinall(handles) {
+        r.unwrap();
+    }
+}
+
+// GREEN PLUG-IN: green::net (remove the cfg once green::net has landed).
+#[cfg(green_net)]
 fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     let listener = green::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -569,7 +632,7 @@ fn main() {
             for (k, &s) in servers.iter().enumerate() {
                 let r = run_once(s, conns, warmup, window);
                 eprintln!(
-                    "  round {round} c={conns} {:<6} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% client {:>3.0}%",
+                    "  round {round} c={conns} {:<9} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% client {:>3.0}%",
                     s.name(),
                     r.msgs_per_sec,
                     r.p50_us,
@@ -625,7 +688,7 @@ fn main() {
     }
 
     println!(
-        "{:>6} {:<7} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11}",
+        "{:>6} {:<9} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11}",
         "conns",
         "server",
         "msg/s",
@@ -643,28 +706,30 @@ fn main() {
             .map(|r| r.2);
         let rel = tokio.map_or(String::from("-"), |t| format!("{:.2}x", tput / t));
         println!(
-            "{conns:>6} {:<7} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10} {:>7.0}% {:>7.0}% {:>11.0}",
+            "{conns:>6} {:<9} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10} {:>7.0}% {:>7.0}% {:>11.0}",
             s.name(),
             scpu * 100.0,
             ccpu * 100.0,
             scpu * 1e9 / tput
         );
     }
-    #[cfg(green_core)]
+    // Ratios for green's servers: throughput (higher is better) and server CPU time per
+    // message (lower is better).
     for &conns in &conns_list {
-        let get = |srv| {
-            table
-                .iter()
-                .find(|r| r.0 == conns && r.1 == srv)
-                .map(|r| r.2)
-        };
-        if let (Some(g), Some(t), Some(m)) =
-            (get(Server::Green), get(Server::Tokio), get(Server::Mio))
+        let get = |srv: Server| table.iter().find(|r| r.0 == conns && r.1 == srv);
+        for g in servers
+            .iter()
+            .copied()
+            .filter(|s| s.name().starts_with("green"))
         {
+            let (Some(g), Some(t), Some(m)) = (get(g), get(Server::Tokio), get(Server::Mio)) else {
+                continue;
+            };
+            let ns = |r: &(usize, Server, f64, f64, f64, f64, f64)| r.5 * 1e9 / r.2;
             println!(
-                "c={conns}: green/tokio = {:.2}, green/mio = {:.2} (throughput)",
-                g / t,
-                g / m
+                "c={conns}: {}/tokio = {:.2}, {}/mio = {:.2} (msg/s);  server ns/msg: {}/tokio = {:.2}, {}/mio = {:.2}",
+                g.1.name(), g.2 / t.2, g.1.name(), g.2 / m.2,
+                g.1.name(), ns(g) / ns(t), g.1.name(), ns(g) / ns(m)
             );
         }
     }
