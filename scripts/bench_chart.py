@@ -33,7 +33,8 @@ CRITERION_BASELINE = {
 }
 # Order of groups in the chart.
 ORDER = ["switch", "hub_switch", "spawn", "instr", "slowdown", "scale", "echo"]
-COLORS = {"green": "#2e9d4a", "green_switch": "#2e9d4a", "green_yield": "#6cc47f"}
+GREEN_COLORS = {"green_yield": "#6cc47f", "green_u64": "#6cc47f", "green_raw": "#6cc47f"}
+GREEN_COLOR = "#2e9d4a"
 PEER_COLOR = "#7a8ca3"
 BASE_COLOR = "#3c4f66"
 
@@ -70,7 +71,9 @@ def fmt_value(v, unit):
         return "%.3g s" % v if v >= 1 else "%.3g ms" % (v * 1e3)
     if unit == "ns" and v >= 1000:
         return "%.3g us" % (v / 1e3)
-    if v >= 1e4:
+    if unit == "us" and v >= 1000:
+        return "%.3g ms" % (v / 1e3)
+    if v >= 1000:
         return "{:,.0f} {}".format(v, unit)
     return "%.3g %s" % (v, unit)
 
@@ -109,7 +112,7 @@ def svg(groups):
         out.append('<text x="4" y="%d" class="h">%s</text>' % (y + 14, escape(title)))
         y += head_h
         for r in rs:
-            color = BASE_COLOR if r["baseline"] else COLORS.get(r["variant"], PEER_COLOR)
+            color = BASE_COLOR if r["baseline"] else (GREEN_COLORS.get(r["variant"], GREEN_COLOR) if r["variant"].startswith("green") else PEER_COLOR)
             x0, x1 = x(1.0), x(r["ratio"]) if r["ratio"] > 0 else x(1.0)
             out.append('<text x="%d" y="%d" class="l">%s</text>' % (label_w - 6, y + 12, escape(r["variant"])))
             out.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>'
