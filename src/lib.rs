@@ -26,3 +26,8 @@ pub use green_runtime::*;
 
 /// Cooperative networking: sockets that switch greenlets instead of blocking.
 pub use green_net as net;
+
+/// The monkey patch: std's blocking sleeps and sockets switch greenlets
+/// (`green::monkey::patch_all()`, like gevent's `monkey.patch_all()`).
+#[cfg(feature = "monkey")]
+pub use green_net::monkey;

@@ -1,1 +1,4 @@
 //! net placeholder
+
+#[cfg(feature = "monkey")]
+pub mod monkey;

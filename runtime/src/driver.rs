@@ -84,7 +84,10 @@ pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
             panic!("green: cannot switch greenlets from the hub (a timer callback or a link)")
         }
         _ if target.is_current() => input,
-        _ => suspend(Request::Switch(target.clone(), input)),
+        _ => {
+            crate::greenlet::raise_deferred();
+            suspend(Request::Switch(target.clone(), input))
+        }
     }
 }
 
@@ -247,7 +250,7 @@ const MAINTENANCE_INTERVAL: u32 = 61;
 fn next_ready(h: &Hub) -> Option<Greenlet> {
     let t = h.ticks.get().wrapping_add(1);
     h.ticks.set(t);
-    if t % MAINTENANCE_INTERVAL == 0 {
+    if t.is_multiple_of(MAINTENANCE_INTERVAL) {
         poll_events(h, false);
     }
     loop {

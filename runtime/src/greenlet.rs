@@ -63,6 +63,9 @@ pub(crate) struct Inner {
     pub(crate) on_exit: RefCell<Vec<Box<dyn FnOnce()>>>,
     /// What the stack-overflow handler reports; written to its thread-local on each resume.
     pub(crate) info: RunningInfo,
+    /// A kill or timeout that arrived where it could not unwind (inside a monkey-patched
+    /// `extern "C"` call): raised at the greenlet's next switch point, see [`defer_unwind`].
+    pub(crate) deferred: RefCell<Option<Payload>>,
 }
 
 /// A greenlet: a function running on its own stack, which switches explicitly to other
@@ -136,6 +139,7 @@ impl Greenlet {
             name: Some(if kind == Kind::Main { "main" } else { "hub" }.into()),
             on_exit: RefCell::new(Vec::new()),
             info: RunningInfo::new(0, 0, 0, 0),
+            deferred: RefCell::new(None),
         }))
     }
 
@@ -205,7 +209,13 @@ impl Greenlet {
                 // The driver never starts a greenlet with a throw (it kills it unstarted).
                 _ => Value::none(),
             };
-            match catch_unwind(AssertUnwindSafe(move || Value::new(f(arg)))) {
+            let r = catch_unwind(AssertUnwindSafe(move || Value::new(f(arg))));
+            // A kill deferred by a monkey-patched call that the function never re-raised.
+            let r = match take_deferred() {
+                Some(p) if r.is_ok() => Err(p),
+                _ => r,
+            };
+            match r {
                 Ok(v) => Ok(v),
                 Err(p) if p.is::<GreenletExit>() => Ok(Value::new(GreenletExit)),
                 Err(p) => Err(p),
@@ -230,6 +240,7 @@ impl Greenlet {
             name,
             on_exit: RefCell::new(Vec::new()),
             info,
+            deferred: RefCell::new(None),
         })))
     }
 
@@ -485,6 +496,47 @@ pub fn getcurrent() -> Greenlet {
     with_hub(|h| h.current.borrow().clone())
 }
 
+/// Stores `payload` (a kill or timeout caught where unwinding is impossible, such as
+/// inside an `extern "C"` function) to be raised again at the current greenlet's next
+/// switch point (`park`, `switch`, `sleep`, ...). If the greenlet's function returns
+/// first, the payload decides its outcome (a deferred [`GreenletExit`] makes it count as
+/// killed).
+///
+/// The monkey patch uses this: a kill that reaches a greenlet parked in a hooked std
+/// call makes the call fail (`ECANCELED`) and is raised again on the next switch.
+///
+/// # Examples
+///
+/// ```
+/// let h = green::spawn(|| {
+///     green::defer_unwind(Box::new(green::GreenletExit));
+///     // ... code that cannot unwind here runs on ...
+///     green::yield_now(); // the deferred kill unwinds here
+///     unreachable!()
+/// });
+/// assert!(h.join().unwrap_err().is_killed());
+/// ```
+pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
+    let g = getcurrent();
+    let mut slot = g.0.deferred.borrow_mut();
+    if slot.is_none() {
+        *slot = Some(payload);
+    }
+}
+
+/// Takes the current greenlet's deferred payload, if any.
+pub(crate) fn take_deferred() -> Option<Payload> {
+    hub::try_with_hub(|h| h.current.borrow().0.deferred.borrow_mut().take()).flatten()
+}
+
+/// Raises the current greenlet's deferred payload, if any (called at switch points).
+#[inline]
+pub(crate) fn raise_deferred() {
+    if let Some(p) = take_deferred() {
+        resume_unwind(p);
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         let Some(mut co) = self.co.get_mut().take() else {
@@ -511,6 +563,7 @@ impl Drop for Inner {
                     self.id,
                     self.info.stack_size,
                 ),
+                deferred: RefCell::new(self.deferred.get_mut().take()),
             }));
             driver::kill_orphan(g);
             return;

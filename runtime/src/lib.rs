@@ -21,7 +21,7 @@ mod value;
 pub use blocking::run_blocking;
 pub use driver::throw_into;
 pub use error::{BlockError, GreenletExit, JoinError, ParentError};
-pub use greenlet::{getcurrent, Greenlet};
+pub use greenlet::{defer_unwind, getcurrent, Greenlet};
 pub use hub::{default_stack_size, is_greenlet_context, set_default_stack_size};
 pub use spawn::{
     joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn, Builder, JoinHandle,

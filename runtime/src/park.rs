@@ -154,6 +154,7 @@ pub fn park(deadline: Option<Instant>) -> Result<Wake, BlockError> {
     if hub::context() == CTX_HUB {
         return Err(BlockError::InHub);
     }
+    crate::greenlet::raise_deferred();
     let timer = deadline.map(|d| crate::timer::add(d, crate::timer::Action::Timeout(unparker())));
     let input = driver::suspend(Request::Park);
     let g = crate::greenlet::getcurrent();

@@ -149,7 +149,13 @@ impl Builder {
         let hub_g = with_hub(|h| h.hub.clone());
         let g = Greenlet::create(
             move |_: Value| {
-                let r = match catch_unwind(AssertUnwindSafe(f)) {
+                let r = catch_unwind(AssertUnwindSafe(f));
+                // A kill deferred by a monkey-patched call that `f` never re-raised.
+                let r = match crate::greenlet::take_deferred() {
+                    Some(p) if r.is_ok() => Err(p),
+                    _ => r,
+                };
+                let r = match r {
                     Ok(v) => Ok(v),
                     Err(p) if p.is::<GreenletExit>() => Err(JoinError::Killed),
                     Err(p) => Err(JoinError::Panicked(p)),

@@ -719,3 +719,17 @@ fn map_anonymous(len: usize) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests;
+
+/// Statistics of the stack pool of the calling thread's hub.
+///
+/// # Examples
+///
+/// ```
+/// let h = green::spawn(|| ());
+/// h.join().unwrap();
+/// let s = green::stack::pool_stats();
+/// assert!(s.pooled >= 1); // the finished greenlet's stack waits for reuse
+/// ```
+pub fn pool_stats() -> StackStats {
+    crate::hub::with_hub(|h| h.stacks.borrow().stats())
+}

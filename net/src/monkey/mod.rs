@@ -1,0 +1,283 @@
+//! Monkey patching: make `std::thread::sleep` and `std::net` cooperative inside greenlets.
+//!
+//! After [`patch_all`], code written against plain std — `std::thread::sleep`,
+//! `std::net::TcpStream::read`, `TcpListener::accept`, ... — parks the calling greenlet on
+//! the hub's reactor instead of blocking the OS thread, when (and only when) it runs in a
+//! greenlet of a thread that has a hub. Everywhere else (plain threads, the main stack,
+//! no hub, patch off) the calls behave exactly like glibc's.
+//!
+//! # How
+//!
+//! This module defines `#[no_mangle] extern "C"` functions named like the libc entry
+//! points std uses (`clock_nanosleep`, `nanosleep`, `socket`, `connect`, `accept4`,
+//! `recv`, `send`, `read`, `write`, `poll`, `close`, `setsockopt`, `fcntl`, `ioctl`, ... see
+//! `hooks.rs`). The executable's definitions win over `libc.so.6` for every call made by
+//! Rust code linked into it; the hooks reach glibc's originals with
+//! `dlsym(RTLD_NEXT, ..)`. rustc links every `#[no_mangle]` symbol of every linked rlib
+//! (through its synthetic `symbols.o`), so the hooks are present as soon as this crate is
+//! linked; they do nothing until a `patch_*` function flips a global flag, and an
+//! unpatched call costs one relaxed atomic load.
+//!
+//! Sockets created while the net patch is on are remembered in a per-fd table. The first
+//! time a greenlet makes a blocking-style call on one, the real fd is switched to
+//! `O_NONBLOCK` (the user's own view of the flag is kept in the table, as in libco) and
+//! every call that would block parks the greenlet until the reactor reports readiness,
+//! honouring `SO_RCVTIMEO`/`SO_SNDTIMEO`. Used later from a plain thread, such a socket
+//! still blocks (emulated with `poll`).
+//!
+//! "Inside a greenlet" means `green_runtime::is_greenlet_context()`: a spawned greenlet
+//! or the main greenlet of a thread whose hub exists (so a patched sleep in `main` runs
+//! the other greenlets meanwhile, as in gevent); never the hub itself.
+//!
+//! # Kills and timeouts
+//!
+//! A kill (or a `Timeout`) raised into a greenlet parked in a patched std call cannot
+//! unwind through std's `extern "C"` call frames. The hook catches it, the std call fails
+//! with `ECANCELED` (a sleep returns early), and [`take_pending_unwind`] hands the
+//! payload back so the code can re-raise it; unless it does, the greenlet finishes
+//! normally instead of as killed.
+//!
+//! # Not covered
+//!
+//! * Sockets that existed before [`patch_net`] (or were inherited) — call `patch_all()`
+//!   first thing in `main`.
+//! * DNS (`getaddrinfo` runs inside glibc, whose internal calls are not hooked): use
+//!   `green_net`'s resolver or a thread. Likewise `sleep(3)`/`usleep(3)` called from C.
+//! * Files, pipes, stdio, `Mutex`/`Condvar`, `JoinHandle::join`, channels: they block the
+//!   thread as before.
+//! * Calls made by shared libraries (OpenSSL's sockets, ...): only the executable's own
+//!   code reaches the hooks. Statically linked glibc binaries are not supported.
+//! * `poll` with several fds from a greenlet is approximated by polling with short
+//!   cooperative sleeps.
+//!
+//! # Example
+//!
+//! ```no_run
+//! green_net::monkey::patch_all();
+//! // std code run inside greenlets now switches instead of blocking:
+//! // std::thread::sleep(Duration::from_millis(200)) in two greenlets takes ~200 ms.
+//! assert!(green_net::monkey::is_patched());
+//! ```
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+mod fdtable;
+mod hooks;
+mod real;
+
+/// Sleep hooks active.
+const SLEEP: u8 = 1;
+/// Net hooks active: new sockets are tracked.
+const NET: u8 = 2;
+/// Some socket may have been tracked: the net hooks must look at the fd table (sticky,
+/// so that adopted sockets keep working after [`unpatch_all`]).
+const TRACKING: u8 = 4;
+
+/// The global patch state: one relaxed load on every hooked call.
+static STATE: AtomicU8 = AtomicU8::new(0);
+
+#[inline]
+fn state() -> u8 {
+    STATE.load(Ordering::Relaxed)
+}
+
+/// Patches everything this module knows: [`patch_sleep`] and [`patch_net`]. Idempotent.
+///
+/// Call it first thing in `main`, before creating the sockets that greenlets will use.
+///
+/// ```no_run
+/// green_net::monkey::patch_all();
+/// green_net::monkey::patch_all(); // harmless
+/// assert!(green_net::monkey::is_sleep_patched() && green_net::monkey::is_net_patched());
+/// ```
+pub fn patch_all() {
+    patch_sleep();
+    patch_net();
+}
+
+/// Makes `std::thread::sleep` (libc `nanosleep`/`clock_nanosleep`) cooperative inside
+/// greenlets. Idempotent.
+///
+/// ```no_run
+/// green_net::monkey::patch_sleep();
+/// assert!(green_net::monkey::is_sleep_patched());
+/// ```
+pub fn patch_sleep() {
+    hooks::keep_linked();
+    real::resolve_all();
+    STATE.fetch_or(SLEEP, Ordering::SeqCst);
+}
+
+/// Makes `std::net` sockets created from now on cooperative inside greenlets. Idempotent.
+///
+/// ```no_run
+/// green_net::monkey::patch_net();
+/// assert!(green_net::monkey::is_net_patched());
+/// ```
+pub fn patch_net() {
+    hooks::keep_linked();
+    real::resolve_all();
+    STATE.fetch_or(NET | TRACKING, Ordering::SeqCst);
+}
+
+/// Turns the patches off: sleeps block again, new sockets are not tracked. Sockets
+/// already switched to non-blocking mode under the hood keep their cooperative
+/// behaviour (and their blocking semantics for the user) until they are closed.
+///
+/// ```no_run
+/// green_net::monkey::patch_all();
+/// green_net::monkey::unpatch_all();
+/// assert!(!green_net::monkey::is_patched());
+/// ```
+pub fn unpatch_all() {
+    STATE.fetch_and(!(SLEEP | NET), Ordering::SeqCst);
+}
+
+/// True if any patch is on.
+///
+/// ```
+/// if !green_net::monkey::is_patched() {
+///     green_net::monkey::patch_all();
+/// }
+/// ```
+pub fn is_patched() -> bool {
+    state() & (SLEEP | NET) != 0
+}
+
+/// True if [`patch_sleep`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_sleep_patched();
+/// ```
+pub fn is_sleep_patched() -> bool {
+    state() & SLEEP != 0
+}
+
+/// True if [`patch_net`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_net_patched();
+/// ```
+pub fn is_net_patched() -> bool {
+    state() & NET != 0
+}
+
+/// The runtime services the hooks need (a thin seam over `green_runtime`).
+#[cfg(not(test))]
+mod rt {
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::time::{Duration, Instant};
+
+    /// True when parking is possible: a greenlet or the main greenlet of a thread with a
+    /// hub (not the hub itself, not a hub-less thread).
+    #[inline]
+    pub(super) fn in_greenlet() -> bool {
+        green_runtime::is_greenlet_context()
+    }
+    /// Cooperative sleep.
+    pub(super) fn sleep(d: Duration) {
+        green_runtime::sleep(d)
+    }
+    /// Parks until `fd` is ready for `interest` or `deadline` passes.
+    pub(super) fn wait_fd(fd: RawFd, i: mio::Interest, d: Option<Instant>) -> io::Result<()> {
+        green_runtime::reactor::wait_fd(fd, i, d)
+    }
+    /// Deregisters `fd` and wakes its waiters with an error; call before `close`.
+    pub(super) fn forget_fd(fd: RawFd) {
+        green_runtime::reactor::forget_fd(fd)
+    }
+    /// Identifies the running greenlet (to key a caught unwind).
+    pub(super) fn current_id() -> u64 {
+        green_runtime::getcurrent().id()
+    }
+}
+
+/// Unit tests drive the hooks with a fake runtime: a thread-local "in a greenlet" flag,
+/// and waits that block in glibc's `poll`.
+#[cfg(test)]
+mod rt {
+    use std::cell::Cell;
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    thread_local! {
+        pub(super) static FAKE_GREENLET: Cell<bool> = const { Cell::new(false) };
+    }
+    pub(super) static WAITS: AtomicUsize = AtomicUsize::new(0);
+    pub(super) static FORGETS: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn in_greenlet() -> bool {
+        FAKE_GREENLET.with(|f| f.get())
+    }
+    pub(super) fn sleep(d: Duration) {
+        let ts = libc::timespec {
+            tv_sec: d.as_secs() as _,
+            tv_nsec: d.subsec_nanos() as _,
+        };
+        // SAFETY: valid timespec, null remainder.
+        unsafe { super::real::nanosleep(&ts, std::ptr::null_mut()) };
+    }
+    pub(super) fn wait_fd(fd: RawFd, i: mio::Interest, d: Option<Instant>) -> io::Result<()> {
+        WAITS.fetch_add(1, Ordering::Relaxed);
+        let mut events = 0;
+        if i.is_readable() {
+            events |= libc::POLLIN;
+        }
+        if i.is_writable() {
+            events |= libc::POLLOUT;
+        }
+        let ms = d.map_or(-1, |d| {
+            d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1
+        });
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        match unsafe { super::real::poll(&mut p, 1, ms) } {
+            0 => Err(io::ErrorKind::TimedOut.into()),
+            1.. => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+    pub(super) fn forget_fd(_fd: RawFd) {
+        FORGETS.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(super) fn current_id() -> u64 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Takes the panic payload (a kill, a `Timeout`) that arrived while the current
+/// greenlet was parked inside a patched std call.
+///
+/// Such an unwind cannot travel through std's `extern "C"` call frames, so the hook
+/// catches it, stores it here and makes the std call fail (`ECANCELED`, or an early
+/// return from `sleep`). Re-raise it with [`std::panic::resume_unwind`] to finish the
+/// kill.
+///
+/// ```
+/// if let Some(payload) = green_net::monkey::take_pending_unwind() {
+///     std::panic::resume_unwind(payload);
+/// }
+/// ```
+pub fn take_pending_unwind() -> Option<Box<dyn std::any::Any + Send>> {
+    let me = rt::current_id();
+    hooks::PENDING
+        .try_with(|p| {
+            let mut v = p.take();
+            let i = v.iter().position(|(id, _)| *id == me);
+            let r = i.map(|i| v.swap_remove(i).1);
+            p.set(v);
+            r
+        })
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,135 @@
+//! The original libc entry points, found with `dlsym(RTLD_NEXT, ..)` and cached.
+//!
+//! Our `#[no_mangle]` definitions in [`super::hooks`] shadow glibc's for every call made
+//! from code linked into the executable, so the hooks reach the real functions through
+//! these wrappers. The address is resolved on first use (or eagerly by
+//! [`resolve_all`], which `patch_*` call) and kept in an atomic; after that a call costs
+//! one relaxed load and an indirect call.
+//!
+//! `dlsym` is not async-signal-safe, so [`resolve_all`] runs before any hook can take the
+//! patched path; the unpatched path of a hook may resolve lazily, exactly once per symbol
+//! in practice (a race only resolves twice, to the same address).
+
+use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Looks `name` (NUL-terminated) up in the objects after ours; aborts if it is missing.
+#[cold]
+fn resolve(name: &'static str) -> usize {
+    debug_assert!(name.ends_with('\0'));
+    // SAFETY: `name` is a NUL-terminated string literal; RTLD_NEXT is a valid pseudo-handle.
+    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) };
+    if p.is_null() {
+        let msg =
+            b"green::monkey: dlsym(RTLD_NEXT) found no libc symbol (static binary?); aborting\n";
+        // SAFETY: raw write(2) of a valid buffer to stderr; no hook involved.
+        unsafe { libc::syscall(libc::SYS_write, 2, msg.as_ptr(), msg.len()) };
+        std::process::abort();
+    }
+    p as usize
+}
+
+macro_rules! real_fns {
+    ($( fn $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty ; )*) => {
+        $(
+            pub(crate) mod $name {
+                use super::*;
+                pub(crate) static ADDR: AtomicUsize = AtomicUsize::new(0);
+                #[inline]
+                pub(crate) fn get() -> unsafe extern "C" fn($($ty),*) -> $ret {
+                    let mut p = ADDR.load(Ordering::Relaxed);
+                    if p == 0 {
+                        p = resolve(concat!(stringify!($name), "\0"));
+                        ADDR.store(p, Ordering::Relaxed);
+                    }
+                    // SAFETY: `p` is the non-null address of glibc's function of this name,
+                    // whose C prototype is the one written here.
+                    unsafe { std::mem::transmute::<usize, unsafe extern "C" fn($($ty),*) -> $ret>(p) }
+                }
+            }
+            /// Calls glibc's function of the same name.
+            ///
+            /// # Safety
+            /// The libc contract of that function.
+            #[inline]
+            pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
+                // SAFETY: forwarded to the caller.
+                unsafe { $name::get()($($arg),*) }
+            }
+        )*
+        /// Resolves every original up front (called by `patch_*`, outside any hook).
+        pub(crate) fn resolve_all() {
+            $( let _ = $name::get(); )*
+            let _ = fcntl_fn();
+            let _ = ioctl_fn();
+        }
+    };
+}
+
+real_fns! {
+    fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int;
+    fn clock_nanosleep(clock: libc::clockid_t, flags: c_int, req: *const libc::timespec, rem: *mut libc::timespec) -> c_int;
+    fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int;
+    fn socketpair(domain: c_int, ty: c_int, proto: c_int, sv: *mut c_int) -> c_int;
+    fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
+    fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int;
+    fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t;
+    fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t;
+    fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t;
+    fn recvfrom(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> ssize_t;
+    fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t;
+    fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t;
+    fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t;
+    fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t;
+    fn sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, len: socklen_t) -> ssize_t;
+    fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t;
+    fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int;
+    fn close(fd: c_int) -> c_int;
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int;
+    fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int;
+    fn dup(fd: c_int) -> c_int;
+    fn dup2(fd: c_int, new: c_int) -> c_int;
+    fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int;
+}
+
+type Variadic = unsafe extern "C" fn(c_int, libc::c_ulong, ...) -> c_int;
+static FCNTL: AtomicUsize = AtomicUsize::new(0);
+static IOCTL: AtomicUsize = AtomicUsize::new(0);
+
+fn variadic(slot: &AtomicUsize, name: &'static str) -> Variadic {
+    let mut p = slot.load(Ordering::Relaxed);
+    if p == 0 {
+        p = resolve(name);
+        slot.store(p, Ordering::Relaxed);
+    }
+    // SAFETY: `p` is glibc's `fcntl(int, int, ...)` / `ioctl(int, unsigned long, ...)`;
+    // an `int` second argument is passed in the same register as an `unsigned long`
+    // on the 64-bit Linux ABIs we support, and the callers only pass values that fit.
+    unsafe { std::mem::transmute::<usize, Variadic>(p) }
+}
+fn fcntl_fn() -> Variadic {
+    variadic(&FCNTL, "fcntl\0")
+}
+fn ioctl_fn() -> Variadic {
+    variadic(&IOCTL, "ioctl\0")
+}
+
+/// glibc's `fcntl(fd, cmd, arg)`; `arg` is the int or pointer argument (ignored by
+/// commands that take none).
+///
+/// # Safety
+/// The libc contract of `fcntl` for `cmd`.
+pub(crate) unsafe fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    // SAFETY: forwarded to the caller.
+    unsafe { fcntl_fn()(fd, cmd as libc::c_ulong, arg) }
+}
+
+/// glibc's `ioctl(fd, req, arg)`.
+///
+/// # Safety
+/// The libc contract of `ioctl` for `req`.
+pub(crate) unsafe fn ioctl(fd: c_int, req: libc::c_ulong, arg: libc::c_ulong) -> c_int {
+    // SAFETY: forwarded to the caller.
+    unsafe { ioctl_fn()(fd, req, arg) }
+}

@@ -1,0 +1,269 @@
+//! std code inside greenlets, with and without the patch.
+#![cfg(feature = "monkey")]
+
+use green_net::monkey;
+use green_runtime as green;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// These tests flip the global patch state and count fds: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    monkey::patch_all();
+    g
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn two_std_sleeps() -> Duration {
+    let t = Instant::now();
+    let a = green::spawn(|| thread::sleep(Duration::from_millis(200)));
+    let b = green::spawn(|| thread::sleep(Duration::from_millis(200)));
+    for r in green::joinall(vec![a, b]) {
+        r.unwrap();
+    }
+    t.elapsed()
+}
+
+#[test]
+fn std_sleep_in_greenlets_overlaps_only_when_patched() {
+    let _g = serial();
+    monkey::unpatch_all();
+    let unpatched = two_std_sleeps();
+    monkey::patch_all();
+    let patched = two_std_sleeps();
+    assert!(
+        unpatched >= Duration::from_millis(390),
+        "unpatched {unpatched:?}"
+    );
+    assert!(patched >= Duration::from_millis(195), "patched {patched:?}");
+    assert!(patched < Duration::from_millis(350), "patched {patched:?}");
+}
+
+/// Serves `n` connections with one greenlet each, all on this thread; returns the
+/// acceptor's handle.
+fn echo_server(l: TcpListener, n: usize) -> green::JoinHandle<()> {
+    green::spawn(move || {
+        let mut handlers = Vec::new();
+        for _ in 0..n {
+            let (mut s, _) = l.accept().unwrap();
+            handlers.push(green::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match s.read(&mut buf).unwrap() {
+                        0 => break,
+                        k => s.write_all(&buf[..k]).unwrap(),
+                    }
+                }
+            }));
+        }
+        for r in green::joinall(handlers) {
+            r.unwrap();
+        }
+    })
+}
+
+/// Waits (cooperatively, through the patched sleep) until `done` reaches `n`.
+fn wait_count(done: &AtomicUsize, n: usize, limit: Duration) {
+    let t = Instant::now();
+    while done.load(Ordering::SeqCst) < n {
+        assert!(
+            t.elapsed() < limit,
+            "only {} of {n} done",
+            done.load(Ordering::SeqCst)
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn run_echo(clients: usize) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = echo_server(l, clients);
+    let done = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let done = done.clone();
+            thread::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let msg: Vec<u8> = (0..20_000).map(|k| (k * 7 + i) as u8).collect();
+                let mut w = c.try_clone().unwrap();
+                let m2 = msg.clone();
+                let writer = thread::spawn(move || w.write_all(&m2).unwrap());
+                let mut got = vec![0u8; msg.len()];
+                c.read_exact(&mut got).unwrap();
+                writer.join().unwrap();
+                assert_eq!(got, msg);
+                done.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    // The main greenlet must not block the thread: the patched sleep lets the hub run.
+    wait_count(&done, clients, Duration::from_secs(20));
+    for t in threads {
+        t.join().unwrap();
+    }
+    server.join_timeout_or_panic();
+}
+
+trait JoinOrPanic {
+    fn join_timeout_or_panic(self);
+}
+impl JoinOrPanic for green::JoinHandle<()> {
+    fn join_timeout_or_panic(self) {
+        assert!(green::joinall_timeout(
+            std::slice::from_ref(&self),
+            Duration::from_secs(10)
+        ));
+        self.join().unwrap();
+    }
+}
+
+#[test]
+fn std_echo_server_in_greenlets_serves_50_std_clients_without_leaking_fds() {
+    let _g = serial();
+    run_echo(2); // warm up: the hub's epoll and waker fds live as long as the thread
+    let before = open_fds();
+    run_echo(50);
+    assert_eq!(open_fds(), before);
+}
+
+#[test]
+fn read_timeout_keeps_std_error_kind_and_lets_others_run() {
+    let _g = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (_s, _) = l.accept().unwrap();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let t2 = ticks.clone();
+    let t3 = ticks.clone();
+    let reader = green::spawn(move || {
+        c.set_read_timeout(Some(Duration::from_millis(150)))
+            .unwrap();
+        let t = Instant::now();
+        let e = c.read(&mut [0u8; 8]).unwrap_err();
+        (e.kind(), t.elapsed(), t3.load(Ordering::SeqCst))
+    });
+    let ticker = green::spawn(move || {
+        for _ in 0..10 {
+            thread::sleep(Duration::from_millis(10));
+            t2.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let (kind, took, ticked) = reader.join().unwrap();
+    ticker.join().unwrap();
+    assert_eq!(kind, ErrorKind::WouldBlock);
+    assert!(took >= Duration::from_millis(145), "{took:?}");
+    assert_eq!(ticked, 10, "the ticker ran while the read waited");
+}
+
+#[test]
+fn user_nonblocking_socket_still_says_would_block() {
+    let _g = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let h = green::spawn(move || {
+        l.set_nonblocking(true).unwrap();
+        c.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        let r = c.read(&mut [0u8; 8]).unwrap_err().kind();
+        let (_s, _) = l.accept().unwrap(); // the connection is already queued
+        let a = l.accept().unwrap_err().kind();
+        (r, a, t.elapsed())
+    });
+    let (r, a, took) = h.join().unwrap();
+    assert_eq!(r, ErrorKind::WouldBlock);
+    assert_eq!(a, ErrorKind::WouldBlock);
+    assert!(took < Duration::from_millis(100));
+}
+
+#[test]
+fn plain_threads_are_unaffected_while_greenlets_run() {
+    let _g = serial();
+    let os = thread::spawn(|| {
+        assert!(!green::is_greenlet_context());
+        let t = Instant::now();
+        thread::sleep(Duration::from_millis(100));
+        let slept = t.elapsed();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        // A really blocking socket: the kernel's flag is untouched.
+        // SAFETY: raw F_GETFL syscall, bypasses the hooks.
+        let fl = unsafe { libc::syscall(libc::SYS_fcntl, s.as_raw_fd(), libc::F_GETFL) } as i32;
+        let w = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            c.write_all(b"hi").unwrap();
+            c
+        });
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).unwrap();
+        drop(w.join().unwrap());
+        (slept, fl & libc::O_NONBLOCK, b)
+    });
+    // Meanwhile this thread's greenlets keep sleeping cooperatively.
+    let a = green::spawn(|| thread::sleep(Duration::from_millis(150)));
+    let b = green::spawn(|| thread::sleep(Duration::from_millis(150)));
+    let t = Instant::now();
+    green::joinall(vec![a, b]);
+    assert!(t.elapsed() < Duration::from_millis(280));
+    let (slept, nb, got) = os.join().unwrap();
+    assert!(slept >= Duration::from_millis(100));
+    assert_eq!(nb, 0);
+    assert_eq!(&got, b"hi");
+}
+
+#[test]
+fn closing_a_socket_wakes_the_greenlet_waiting_on_it() {
+    let _g = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (_s, _) = l.accept().unwrap();
+    let fd = c.as_raw_fd();
+    let reader = green::spawn(move || {
+        // Ends by itself (WouldBlock, a failure below) if the close never wakes it.
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t = Instant::now();
+        let r = c.read(&mut [0u8; 8]);
+        let _ = c.into_raw_fd(); // already closed by the other greenlet
+        (r.map_err(|e| (e.kind(), e.raw_os_error())), t.elapsed())
+    });
+    let closer = green::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        // SAFETY: closes the reader's fd on purpose; the reader never closes it again.
+        unsafe { libc::close(fd) }
+    });
+    assert_eq!(closer.join().unwrap(), 0);
+    let (r, took) = reader.join().unwrap();
+    assert_eq!(r.unwrap_err().1, Some(libc::EBADF));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[test]
+fn killing_a_greenlet_in_a_patched_sleep() {
+    let _g = serial();
+    let h = green::spawn(|| {
+        thread::sleep(Duration::from_secs(5));
+        // The kill could not unwind through std's frames: finish it here.
+        if let Some(p) = monkey::take_pending_unwind() {
+            std::panic::resume_unwind(p);
+        }
+        "slept"
+    });
+    green::sleep(Duration::from_millis(30)); // let it start and park in the std sleep
+    let t = Instant::now();
+    h.kill();
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(h.join().unwrap_err().is_killed());
+    assert!(monkey::take_pending_unwind().is_none());
+}

@@ -1,0 +1,310 @@
+//! The gevent layer: spawn, join, joinall, sleep, yield_now, kill, the block-forever
+//! error, panic isolation and stack reuse (ported from gevent's test_greenlet.py and
+//! test__joinall.py behaviours).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use green::{JoinError, Value};
+
+#[test]
+fn spawn_does_not_run_until_the_caller_blocks() {
+    let ran = Rc::new(Cell::new(0));
+    let r = ran.clone();
+    let h = green::spawn(move || r.set(r.get() + 1));
+    assert_eq!(ran.get(), 0);
+    assert!(!h.is_finished());
+    green::yield_now();
+    assert_eq!(ran.get(), 1);
+    assert!(h.is_finished());
+}
+
+#[test]
+fn yield_now_interleaves_1a_2a_1b_2b() {
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let hs: Vec<_> = [1, 2]
+        .into_iter()
+        .map(|n| {
+            let out = out.clone();
+            green::spawn(move || {
+                out.borrow_mut().push(format!("{n}A"));
+                green::yield_now();
+                out.borrow_mut().push(format!("{n}B"));
+            })
+        })
+        .collect();
+    green::joinall(hs);
+    assert_eq!(*out.borrow(), ["1A", "2A", "1B", "2B"]);
+}
+
+#[test]
+fn sleeps_overlap_and_wake_in_deadline_order() {
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let t0 = Instant::now();
+    let hs: Vec<_> = [30u64, 10, 20]
+        .into_iter()
+        .map(|ms| {
+            let order = order.clone();
+            green::spawn(move || {
+                green::sleep(Duration::from_millis(ms));
+                order.borrow_mut().push(ms);
+                ms
+            })
+        })
+        .collect();
+    let vals: Vec<u64> = green::joinall(hs).into_iter().map(Result::unwrap).collect();
+    assert_eq!(vals, [30, 10, 20], "joinall keeps input order");
+    assert_eq!(*order.borrow(), [10, 20, 30], "they woke in deadline order");
+    let el = t0.elapsed();
+    assert!(el >= Duration::from_millis(30), "{el:?}");
+    assert!(
+        el < Duration::from_millis(55 + 200),
+        "slept concurrently: {el:?}"
+    );
+}
+
+#[test]
+fn join_returns_the_value_and_value_reads_it_after_completion() {
+    let h = green::spawn(|| String::from("done"));
+    assert_eq!(h.value(), None);
+    h.wait().unwrap();
+    assert_eq!(h.value().as_deref(), Some("done"));
+    assert!(h.is_successful());
+    assert_eq!(h.join().unwrap(), "done");
+}
+
+#[test]
+fn join_timeout_times_out_then_succeeds() {
+    let h = green::spawn(|| {
+        green::sleep(Duration::from_millis(40));
+        7
+    });
+    let e = h.join_timeout(Duration::from_millis(1)).unwrap_err();
+    assert!(e.is_timeout(), "{e:?}");
+    assert!(!h.is_finished());
+    assert_eq!(h.join_timeout(Duration::from_secs(10)).unwrap(), 7);
+    assert!(matches!(h.join(), Err(JoinError::Taken)));
+}
+
+#[test]
+fn joinall_timeout_and_try_joinall() {
+    let hs = vec![
+        green::spawn(|| green::sleep(Duration::from_millis(1))),
+        green::spawn(|| green::sleep(Duration::from_secs(30))),
+    ];
+    assert!(!green::joinall_timeout(&hs, Duration::from_millis(30)));
+    assert!(hs[0].is_finished());
+    assert!(!hs[1].is_finished());
+    hs[1].kill();
+    assert!(green::joinall_timeout(&hs, Duration::from_millis(1)));
+
+    let t0 = Instant::now();
+    let slow = green::spawn(|| {
+        green::sleep(Duration::from_secs(30));
+        0
+    });
+    let bad = green::spawn(|| -> i32 { panic!("first error") });
+    let e = green::try_joinall(vec![slow, bad]).unwrap_err();
+    assert_eq!(e.panic_message(), Some("first error"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "returned at the first error"
+    );
+}
+
+#[test]
+fn panic_is_isolated_and_reported_by_join() {
+    let bad = green::spawn(|| -> u8 { panic!("boom") });
+    let good = green::spawn(|| 1u8);
+    let e = bad.join().unwrap_err();
+    assert!(e.is_panic());
+    assert_eq!(e.panic_message(), Some("boom"));
+    assert_eq!(good.join().unwrap(), 1, "the hub survived the panic");
+    // And the hub keeps scheduling.
+    green::sleep(Duration::from_millis(1));
+}
+
+#[test]
+fn kill_before_start_while_sleeping_and_after_finish() {
+    // Before start: never runs.
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let h = green::spawn(move || r.set(true));
+    h.kill();
+    assert!(h.is_finished());
+    assert!(!ran.get());
+    assert!(h.join().unwrap_err().is_killed());
+
+    // While sleeping: destructors run, join says killed.
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let dropped = Rc::new(Cell::new(false));
+    let d = dropped.clone();
+    let h = green::spawn(move || {
+        let _f = Flag(d);
+        green::sleep(Duration::from_secs(60));
+    });
+    green::yield_now();
+    assert!(!h.is_finished());
+    let t0 = Instant::now();
+    h.kill();
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(dropped.get());
+    assert!(h.join().unwrap_err().is_killed());
+
+    // After finish: nothing happens, the value stays.
+    let h = green::spawn(|| 3);
+    h.wait().unwrap();
+    h.kill();
+    assert_eq!(h.join().unwrap(), 3);
+}
+
+#[test]
+fn blocking_forever_is_an_error_not_a_hang() {
+    let stuck = green::spawn(|| {
+        let _ = green::park::park(None);
+    });
+    let e = stuck.join().unwrap_err();
+    assert!(e.is_would_block_forever(), "{e:?}");
+    assert!(e.to_string().contains("block forever"));
+    // park in main with nothing to do:
+    assert_eq!(
+        green::park::park(None),
+        Err(green::BlockError::WouldBlockForever)
+    );
+}
+
+#[test]
+fn join_self_is_an_error() {
+    let slot: Rc<RefCell<Option<green::JoinHandle<()>>>> = Rc::default();
+    let got = Rc::new(Cell::new(false));
+    let (s, g) = (slot.clone(), got.clone());
+    let h = green::spawn(move || {
+        let me = s.borrow_mut().take().unwrap();
+        g.set(matches!(me.join(), Err(JoinError::JoinSelf)));
+    });
+    let watched = h.greenlet().clone();
+    *slot.borrow_mut() = Some(h);
+    while !watched.dead() {
+        green::yield_now();
+    }
+    assert!(got.get());
+}
+
+#[test]
+fn spawn_later_starts_after_the_delay() {
+    let t0 = Instant::now();
+    let h = green::spawn_later(Duration::from_millis(20), move || t0.elapsed());
+    let started_after = h.join().unwrap();
+    assert!(
+        started_after >= Duration::from_millis(20),
+        "{started_after:?}"
+    );
+}
+
+#[test]
+fn stacks_are_reused() {
+    // Warm the pool, then many sequential spawn+join cycles allocate nothing new.
+    green::spawn(|| ()).join().unwrap();
+    let before = green::stack::pool_stats();
+    for _ in 0..1000 {
+        green::spawn(|| ()).join().unwrap();
+    }
+    let after = green::stack::pool_stats();
+    assert_eq!(before.allocated, after.allocated, "{before:?} -> {after:?}");
+    assert_eq!(after.in_use, 0);
+}
+
+#[test]
+fn many_greenlets_run_concurrently() {
+    let n = 10_000;
+    let done = Rc::new(Cell::new(0));
+    let hs: Vec<_> = (0..n)
+        .map(|i| {
+            let done = done.clone();
+            green::spawn(move || {
+                green::sleep(Duration::from_millis(5));
+                done.set(done.get() + 1);
+                i
+            })
+        })
+        .collect();
+    let sum: usize = green::joinall(hs).into_iter().map(Result::unwrap).sum();
+    assert_eq!(done.get(), n);
+    assert_eq!(sum, n * (n - 1) / 2);
+}
+
+#[test]
+fn builder_names_and_try_spawn_errors_cleanly() {
+    let h = green::Builder::new()
+        .name("named")
+        .spawn(|| green::getcurrent().name().map(str::to_owned))
+        .unwrap();
+    assert_eq!(h.join().unwrap().as_deref(), Some("named"));
+    // An absurd stack size is a clean error, not an abort.
+    let e = green::Builder::new()
+        .stack_size(usize::MAX / 2)
+        .spawn(|| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory, "{e}");
+}
+
+#[test]
+fn links_run_in_order_also_after_completion() {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let h = green::spawn(|| 4);
+    for tag in ["a", "b"] {
+        let s = seen.clone();
+        h.link(move |r| s.borrow_mut().push(format!("{tag}{}", r.unwrap())));
+    }
+    h.wait().unwrap();
+    let s = seen.clone();
+    h.link(move |r| s.borrow_mut().push(format!("late{}", r.unwrap())));
+    assert_eq!(*seen.borrow(), ["a4", "b4", "late4"]);
+}
+
+#[test]
+fn run_blocking_does_not_stall_other_greenlets() {
+    let ticks = Rc::new(Cell::new(0));
+    let t = ticks.clone();
+    let ticker = green::spawn(move || {
+        for _ in 0..5 {
+            green::sleep(Duration::from_millis(5));
+            t.set(t.get() + 1);
+        }
+    });
+    let v = green::run_blocking(|| {
+        std::thread::sleep(Duration::from_millis(100));
+        "blocking done"
+    });
+    assert_eq!(v, "blocking done");
+    assert_eq!(
+        ticks.get(),
+        5,
+        "the ticker ran while the helper thread blocked"
+    );
+    ticker.join().unwrap();
+}
+
+#[test]
+fn hub_per_thread() {
+    let t = std::thread::spawn(|| {
+        let h = green::spawn(|| green::getcurrent().id());
+        h.join().unwrap()
+    });
+    let other = t.join().unwrap();
+    let here = green::spawn(|| green::getcurrent().id()).join().unwrap();
+    assert_ne!(other, here);
+}
+
+#[test]
+fn switch_value_into_spawned_greenlet_parent_is_hub() {
+    let h = green::spawn(|| green::getcurrent().parent().map(|p| p.is_hub()));
+    assert_eq!(h.join().unwrap(), Some(true));
+    let _ = Value::none();
+}

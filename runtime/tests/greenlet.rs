@@ -1,0 +1,337 @@
+//! Explicit switching, ported from greenlet's own test suite (test_greenlet.py).
+
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use green::{getcurrent, Greenlet, GreenletExit, ParentError, Value};
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn log() -> Log {
+    Rc::default()
+}
+
+fn push(l: &Log, s: impl Into<String>) {
+    l.borrow_mut().push(s.into());
+}
+
+#[test]
+fn switch_order_is_the_seeds_test1_test2() {
+    // gr1 = greenlet(test1); gr2 = greenlet(test2); gr1.switch()
+    let l = log();
+    let gr1_slot: Rc<RefCell<Option<Greenlet>>> = Rc::default();
+    let (l2, s) = (l.clone(), gr1_slot.clone());
+    let gr2 = Greenlet::new(move |_: Value| {
+        push(&l2, "test2,first");
+        s.borrow().clone().unwrap().switch(());
+        push(&l2, "test2,second");
+    });
+    let (l1, g2) = (l.clone(), gr2.clone());
+    let gr1 = Greenlet::new(move |_: Value| {
+        push(&l1, "test1,first");
+        g2.switch(());
+        push(&l1, "test1,second");
+        g2.switch(());
+    });
+    *gr1_slot.borrow_mut() = Some(gr1.clone());
+    gr1.switch(());
+    assert_eq!(
+        *l.borrow(),
+        ["test1,first", "test2,first", "test1,second", "test2,second"]
+    );
+    // gr2 returned into its parent (main); gr1 is still suspended in its second switch.
+    assert!(gr2.dead() && !gr1.dead());
+}
+
+#[test]
+fn values_pass_both_ways() {
+    let main = getcurrent();
+    let g = Greenlet::new(move |first: Value| {
+        let mut acc = vec![first.get::<i32>().unwrap()];
+        for _ in 0..3 {
+            let next = main.switch(acc.len());
+            acc.push(next.get::<i32>().unwrap());
+        }
+        acc
+    });
+    assert_eq!(g.switch(10).get::<usize>(), Ok(1));
+    assert_eq!(g.switch(20).get::<usize>(), Ok(2));
+    assert_eq!(g.switch(30).get::<usize>(), Ok(3));
+    let done = g.switch(40);
+    assert_eq!(done.downcast::<Vec<i32>>().unwrap(), vec![10, 20, 30, 40]);
+    assert!(g.dead());
+}
+
+#[test]
+fn return_value_goes_to_the_parent_not_the_last_switcher() {
+    // b's parent is main, but a switches into b last: b's return goes to main.
+    let a_log = log();
+    let b = Greenlet::new(|x: Value| x.get::<i32>().unwrap() + 1);
+    let (b2, l) = (b.clone(), a_log.clone());
+    let a = Greenlet::new(move |_: Value| {
+        let r = b2.switch(1);
+        push(&l, format!("a got {r}"));
+    });
+    let r = a.switch(());
+    assert_eq!(
+        r.get::<i32>(),
+        Ok(2),
+        "b's return value reaches main, its parent"
+    );
+    assert!(a_log.borrow().is_empty(), "a never resumed");
+    assert!(!a.dead());
+}
+
+#[test]
+fn panic_surfaces_in_the_parent_at_its_switch_point() {
+    let g = Greenlet::new(|_: Value| -> () { panic!("child failed") });
+    let err = catch_unwind(AssertUnwindSafe(|| g.switch(()))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"child failed"));
+    assert!(g.dead());
+    // The main greenlet carries on normally.
+    let h = Greenlet::new(|_: Value| 5);
+    assert_eq!(h.switch(()).get::<i32>(), Ok(5));
+}
+
+#[test]
+fn panic_goes_to_the_parent_set_explicitly() {
+    let main = getcurrent();
+    let parent_saw = Rc::new(RefCell::new(None::<String>));
+    let seen = parent_saw.clone();
+    let parent = Greenlet::new(move |_: Value| {
+        let child = Greenlet::new(|_: Value| -> () { panic!("deep") });
+        let r = catch_unwind(AssertUnwindSafe(|| child.switch(())));
+        *seen.borrow_mut() = r
+            .err()
+            .and_then(|p| p.downcast_ref::<&str>().map(|s| s.to_string()));
+        main.switch("parent done")
+    });
+    assert_eq!(parent.switch(()).get::<&str>(), Ok("parent done"));
+    assert_eq!(parent_saw.borrow().as_deref(), Some("deep"));
+}
+
+#[test]
+fn switching_into_a_dead_greenlet_goes_to_its_nearest_live_ancestor() {
+    let main = getcurrent();
+    let dead = Greenlet::new(|_: Value| ());
+    dead.switch(());
+    assert!(dead.dead());
+    // From another greenlet: switching to `dead` lands in main (dead's parent).
+    let g = Greenlet::new(move |_: Value| {
+        dead.switch("forwarded");
+        unreachable!("main never switches back");
+    });
+    let v = g.switch(());
+    assert_eq!(v.get::<&str>(), Ok("forwarded"));
+    drop(main);
+}
+
+#[test]
+fn dead_parent_chain_is_skipped() {
+    let p = Greenlet::new(|_: Value| ());
+    let c = Greenlet::new(|_: Value| "from child");
+    c.set_parent(&p).unwrap();
+    p.switch(());
+    assert!(p.dead());
+    // c returns into p, which is dead: it goes on to p's parent, main.
+    assert_eq!(c.switch(()).get::<&str>(), Ok("from child"));
+}
+
+#[test]
+fn throw_before_start_never_runs_the_function() {
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let g = Greenlet::new(move |_: Value| r.set(true));
+    let v = g.throw();
+    assert!(v.is::<GreenletExit>());
+    assert!(g.dead());
+    assert!(!ran.get());
+}
+
+#[test]
+fn throw_while_suspended_unwinds_and_runs_destructors() {
+    struct Guard(Rc<Cell<bool>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let dropped = Rc::new(Cell::new(false));
+    let d = dropped.clone();
+    let main = getcurrent();
+    let g = Greenlet::new(move |_: Value| {
+        let _guard = Guard(d);
+        main.switch("suspended");
+        unreachable!("killed while suspended");
+    });
+    assert_eq!(g.switch(()).get::<&str>(), Ok("suspended"));
+    assert!(!dropped.get());
+    let v = g.throw();
+    assert!(v.is::<GreenletExit>());
+    assert!(dropped.get(), "destructors ran");
+    assert!(g.dead());
+}
+
+#[test]
+fn throw_after_finish_does_nothing() {
+    let g = Greenlet::new(|_: Value| 1);
+    g.switch(());
+    assert!(g.throw().is_none());
+    assert!(g.kill().is_none());
+    assert!(g.dead());
+}
+
+#[test]
+fn a_greenlet_may_catch_a_thrown_payload_and_return() {
+    let main = getcurrent();
+    let g =
+        Greenlet::new(
+            move |_: Value| match catch_unwind(AssertUnwindSafe(|| main.switch(()))) {
+                Ok(_) => "not thrown",
+                Err(p) if p.is::<GreenletExit>() => "caught exit",
+                Err(_) => "other",
+            },
+        );
+    g.switch(());
+    assert_eq!(g.throw().get::<&str>(), Ok("caught exit"));
+}
+
+#[test]
+fn dropping_the_last_handle_unwinds_a_suspended_greenlet() {
+    struct Guard(Rc<Cell<u32>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let main = getcurrent();
+    let g = Greenlet::new(move |_: Value| {
+        let _guard = Guard(d);
+        main.switch(());
+    });
+    g.switch(());
+    assert_eq!(drops.get(), 0);
+    drop(g);
+    assert_eq!(drops.get(), 1, "the suspended greenlet was unwound on drop");
+}
+
+#[test]
+fn dropping_an_unstarted_greenlet_drops_its_closure() {
+    let token = Rc::new(());
+    let t = token.clone();
+    let g = Greenlet::new(move |_: Value| drop(t));
+    assert_eq!(Rc::strong_count(&token), 2);
+    drop(g);
+    assert_eq!(Rc::strong_count(&token), 1);
+}
+
+#[test]
+fn dropped_inside_a_greenlet_is_unwound_by_the_hub() {
+    let drops = Rc::new(Cell::new(0));
+    struct Guard(Rc<Cell<u32>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let d = drops.clone();
+    let h = green::spawn(move || {
+        let me = getcurrent();
+        let inner = Greenlet::new(move |_: Value| {
+            let _g = Guard(d);
+            me.switch(());
+        });
+        inner.switch(());
+        drop(inner); // deferred: the hub unwinds it
+    });
+    h.join().unwrap();
+    green::yield_now();
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn started_dead_and_current() {
+    let main = getcurrent();
+    assert!(main.is_main() && main.is_current() && main.started() && !main.dead());
+    let m2 = main.clone();
+    let g = Greenlet::new(move |_: Value| {
+        let me = getcurrent();
+        assert!(me.is_current() && me.started() && !me.dead());
+        m2.switch(me.id());
+    });
+    assert!(!g.started());
+    assert_eq!(g.switch(()).get::<u64>(), Ok(g.id()));
+    assert!(g.started() && !g.dead() && !g.is_current());
+}
+
+#[test]
+fn switch_to_self_returns_the_argument() {
+    assert_eq!(getcurrent().switch(9).get::<i32>(), Ok(9));
+}
+
+#[test]
+fn parent_defaults_to_creator_and_cycles_are_rejected() {
+    let main = getcurrent();
+    let a = Greenlet::new(|_: Value| ());
+    assert_eq!(a.parent(), Some(main.clone()));
+    let b = Greenlet::new(|_: Value| ());
+    let c = Greenlet::new(|_: Value| ());
+    b.set_parent(&a).unwrap();
+    c.set_parent(&b).unwrap();
+    assert_eq!(a.set_parent(&c), Err(ParentError::Cycle));
+    assert_eq!(a.set_parent(&a), Err(ParentError::Cycle));
+    assert_eq!(main.set_parent(&a), Err(ParentError::Root));
+    // Created inside another greenlet: that greenlet is the parent.
+    let outer = Greenlet::new(|_: Value| Greenlet::new(|_: Value| ()).parent().unwrap().id());
+    let outer_id = outer.id();
+    assert_eq!(outer.switch(()).get::<u64>(), Ok(outer_id));
+}
+
+#[test]
+fn value_type_mismatch_is_a_clear_error() {
+    let g = Greenlet::new(|v: Value| v.get::<i32>().map_err(|e| e.to_string()));
+    let r = g
+        .switch("not a number")
+        .downcast::<Result<i32, String>>()
+        .unwrap();
+    assert_eq!(
+        r.unwrap_err(),
+        "expected a value of type `i32`, found `&str`"
+    );
+}
+
+#[test]
+fn greenlets_nest_and_explicit_switch_mixes_with_the_hub() {
+    // A greenlet created by main sleeps (switching to the hub); main's switch waits.
+    let g = Greenlet::new(|_: Value| {
+        green::sleep(std::time::Duration::from_millis(5));
+        "slept"
+    });
+    assert_eq!(g.switch(()).get::<&str>(), Ok("slept"));
+}
+
+#[test]
+fn greenlet_handles_are_not_send() {
+    // Compile-time property, checked through a trait-object test: `Greenlet` must not
+    // implement `Send`. (If it did, this helper would pick the `Send` impl.)
+    trait IsSend {
+        fn is_send(&self) -> bool;
+    }
+    impl<T> IsSend for T {
+        fn is_send(&self) -> bool {
+            false
+        }
+    }
+    struct Probe<T>(T);
+    impl<T: Send> Probe<T> {
+        #[allow(dead_code)]
+        fn is_send(&self) -> bool {
+            true
+        }
+    }
+    assert!(!Probe(getcurrent()).is_send());
+    assert!(Probe(5u8).is_send());
+}
