@@ -10,9 +10,15 @@
 //! * `tokio`: tokio current-thread runtime, one task per connection.
 //! * `mio`: a hand-written edge-triggered mio event loop (read until drained, write back,
 //!   keep the unwritten rest and finish it on WRITABLE).
-//! * `green`: one greenlet per connection with `green::net`.
+//! * `green_raw`: one greenlet per connection, std sockets in non-blocking mode waited on
+//!   through `green::reactor::Registration` (what `green::net` wraps).
+//! * `green_monkey`: gevent style, plain blocking `std::net` code in greenlets made
+//!   cooperative by `green::monkey::patch_net()`.
+//! * `green`: one greenlet per connection with `green::net` (plug-in, behind
+//!   `cfg(green_net)` until `green::net` lands).
 //!
-//! Servers run interleaved (tokio, mio, green, tokio, ...) for a few rounds; the table gives
+//! Every run is a fresh child process (so the monkey patch cannot leak into other runs).
+//! Servers run interleaved (tokio, mio, green_raw, green_monkey, tokio, ...) for a few rounds; the table gives
 //! medians and the ratios green/tokio and green/mio. Both cores are busy (the client does
 //! as many syscalls per message as a server), so the table also gives each side's CPU use
 //! and the server's CPU time per message (`srv ns/msg`), the figure least bent by the
@@ -20,7 +26,7 @@
 //! of its run (shutdown flag + a wake: tokio `Notify`, mio `Waker`, a connect for green).
 //!
 //! Run: `cargo bench --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
-//! `GREEN_ECHO_SECS` (measurement window, default 2), `GREEN_ECHO_WARMUP_MS` (default 500),
+//! `GREEN_ECHO_SECS` (measurement window, default 1.5), `GREEN_ECHO_WARMUP_MS` (default 500),
 //! `GREEN_ECHO_ROUNDS` (default 3), `GREEN_ECHO_SERVERS` (default all, e.g. "tokio,mio").
 // `green_net`: green::net (TcpListener/TcpStream) has not landed yet; remove the cfg
 // (and this allowance) when it does.
@@ -65,6 +71,7 @@ enum Server {
     Tokio,
     Mio,
     GreenRaw,
+    GreenMonkey,
     #[cfg(green_net)]
     Green,
 }
@@ -75,6 +82,7 @@ impl Server {
             Server::Tokio => "tokio",
             Server::Mio => "mio",
             Server::GreenRaw => "green_raw",
+            Server::GreenMonkey => "green_monkey",
             #[cfg(green_net)]
             Server::Green => "green",
         }
@@ -82,7 +90,12 @@ impl Server {
 
     fn all() -> Vec<Server> {
         #[allow(unused_mut)]
-        let mut v = vec![Server::Tokio, Server::Mio, Server::GreenRaw];
+        let mut v = vec![
+            Server::Tokio,
+            Server::Mio,
+            Server::GreenRaw,
+            Server::GreenMonkey,
+        ];
         // GREEN PLUG-IN: green::net (remove the cfg once green::net has landed).
         #[cfg(green_net)]
         v.push(Server::Green);
@@ -94,6 +107,7 @@ impl Server {
             Server::Tokio => serve_tokio(shutdown, started),
             Server::Mio => serve_mio(shutdown, started),
             Server::GreenRaw => serve_green_raw(shutdown, started),
+            Server::GreenMonkey => serve_green_monkey(shutdown, started),
             #[cfg(green_net)]
             Server::Green => serve_green(shutdown, started),
         }
@@ -348,6 +362,53 @@ fn serve_green_raw(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     }
 }
 
+/// gevent style: plain blocking `std::net` code in greenlets, made cooperative by
+/// `green::monkey::patch_net()` (the libc hooks). The accept loop runs in a spawned
+/// greenlet, one greenlet per connection.
+fn serve_green_monkey(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
+    green::monkey::patch_net();
+    let acceptor = green::spawn(move || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        started
+            .send(Started {
+                tid: gettid(),
+                addr,
+                // The wake: a throwaway connection makes the pending accept return.
+                wake: Box::new(move || {
+                    let _ = std::net::TcpStream::connect(addr);
+                }),
+            })
+            .unwrap();
+        let mut handles = Vec::new();
+        loop {
+            let (mut s, _) = listener.accept().unwrap();
+            if shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            s.set_nodelay(true).unwrap();
+            handles.push(green::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    buf[..n].make_ascii_uppercase();
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        handles
+    });
+    let handles = acceptor.join().unwrap();
+    for r in green::joinall(handles) {
+        r.unwrap();
+    }
+}
+
 // GREEN PLUG-IN: green::net (remove the cfg once green::net has landed).
 #[cfg(green_net)]
 fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
@@ -595,6 +656,51 @@ fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) ->
     }
 }
 
+/// Runs `run_once` in a fresh child process (this binary with `--child SERVER CONNS
+/// WARMUP_MS WINDOW_S`): every run starts from a clean heap, and the process-wide monkey
+/// patch of `green_monkey` cannot leak into the other servers' runs.
+fn run_in_child(
+    server: Server,
+    conns: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Option<RunStats> {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([
+            "--child",
+            server.name(),
+            &conns.to_string(),
+            &warmup.as_millis().to_string(),
+            &window.as_secs_f64().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("RESULT "));
+    match (out.status.success(), line) {
+        (true, Some(line)) => {
+            let f: Vec<f64> = line[7..].split(' ').map(|x| x.parse().unwrap()).collect();
+            Some(RunStats {
+                msgs_per_sec: f[0],
+                p50_us: f[1],
+                p99_us: f[2],
+                server_cpu: f[3],
+                client_cpu: f[4],
+            })
+        }
+        _ => {
+            eprintln!(
+                "{} c={conns} failed: {}\n{}",
+                server.name(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            None
+        }
+    }
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -604,12 +710,30 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn main() {
     common::raise_nofile_limit();
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() >= 6 && args[1] == "--child" {
+        let server = Server::all()
+            .into_iter()
+            .find(|s| s.name() == args[2])
+            .expect("server");
+        let r = run_once(
+            server,
+            args[3].parse().unwrap(),
+            Duration::from_millis(args[4].parse().unwrap()),
+            Duration::from_secs_f64(args[5].parse().unwrap()),
+        );
+        println!(
+            "RESULT {} {} {} {} {}",
+            r.msgs_per_sec, r.p50_us, r.p99_us, r.server_cpu, r.client_cpu
+        );
+        return;
+    }
     let conns_list: Vec<usize> = std::env::var("GREEN_ECHO_CONNS")
         .unwrap_or_else(|_| "100,1000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let window = Duration::from_secs_f64(env_or("GREEN_ECHO_SECS", 2.0));
+    let window = Duration::from_secs_f64(env_or("GREEN_ECHO_SECS", 1.5));
     let warmup = Duration::from_millis(env_or("GREEN_ECHO_WARMUP_MS", 500));
     let rounds: usize = env_or("GREEN_ECHO_ROUNDS", 3);
     let servers: Vec<Server> = match std::env::var("GREEN_ECHO_SERVERS") {
@@ -630,9 +754,11 @@ fn main() {
         let mut stats: Vec<Vec<RunStats>> = servers.iter().map(|_| Vec::new()).collect();
         for round in 0..rounds {
             for (k, &s) in servers.iter().enumerate() {
-                let r = run_once(s, conns, warmup, window);
+                let Some(r) = run_in_child(s, conns, warmup, window) else {
+                    continue;
+                };
                 eprintln!(
-                    "  round {round} c={conns} {:<9} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% client {:>3.0}%",
+                    "  round {round} c={conns} {:<12} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% client {:>3.0}%",
                     s.name(),
                     r.msgs_per_sec,
                     r.p50_us,
@@ -688,7 +814,7 @@ fn main() {
     }
 
     println!(
-        "{:>6} {:<9} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11}",
+        "{:>6} {:<12} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11}",
         "conns",
         "server",
         "msg/s",
@@ -706,7 +832,7 @@ fn main() {
             .map(|r| r.2);
         let rel = tokio.map_or(String::from("-"), |t| format!("{:.2}x", tput / t));
         println!(
-            "{conns:>6} {:<9} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10} {:>7.0}% {:>7.0}% {:>11.0}",
+            "{conns:>6} {:<12} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10} {:>7.0}% {:>7.0}% {:>11.0}",
             s.name(),
             scpu * 100.0,
             ccpu * 100.0,
