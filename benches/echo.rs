@@ -450,13 +450,18 @@ fn gettid() -> i32 {
     unsafe { libc::gettid() }
 }
 
-/// CPU time (ns) a thread of this process has run, from /proc/self/task/TID/schedstat.
-fn thread_cpu_ns(tid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
-        .unwrap_or(0)
+/// (time run on a CPU, time spent runnable but waiting for a CPU) in ns for a thread of
+/// this process, from /proc/self/task/TID/schedstat.
+fn thread_sched(tid: i32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap_or_default();
+    let mut it = s.split_whitespace().map(|x| x.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
+
+/// A run is "disturbed" when the server or client thread spent more than this fraction of
+/// the window runnable but waiting for its CPU (another process had it). Disturbed runs
+/// are left out of the medians when the server has at least one undisturbed run.
+const MAX_STEAL: f64 = 0.05;
 
 // ---------------------------------------------------------------------------------------
 // Load generator
@@ -470,6 +475,8 @@ struct LoadResult {
     /// CPU use of the server and client threads over the window (1.0 = one core busy).
     server_cpu: f64,
     client_cpu: f64,
+    /// Largest runqueue-wait fraction of the two threads over the window.
+    steal: f64,
 }
 
 fn load_generator(
@@ -538,14 +545,14 @@ fn load_generator(
     let mut bad = 0u64;
     let mut events = Events::with_capacity(1024);
     let my_tid = gettid();
-    let mut cpu0: Option<(Instant, u64, u64)> = None;
+    let mut cpu0: Option<(Instant, (u64, u64), (u64, u64))> = None;
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
         if cpu0.is_none() && now >= measure_from {
-            cpu0 = Some((now, thread_cpu_ns(server_tid), thread_cpu_ns(my_tid)));
+            cpu0 = Some((now, thread_sched(server_tid), thread_sched(my_tid)));
         }
         match poll.poll(
             &mut events,
@@ -596,10 +603,12 @@ fn load_generator(
             }
         }
     }
-    let (t0, s0, c0) = cpu0.unwrap_or((start, 0, 0));
+    let (t0, s0, c0) = cpu0.unwrap_or((start, (0, 0), (0, 0)));
     let wall = t0.elapsed().as_nanos() as f64;
-    let server_cpu = (thread_cpu_ns(server_tid).saturating_sub(s0)) as f64 / wall;
-    let client_cpu = (thread_cpu_ns(my_tid).saturating_sub(c0)) as f64 / wall;
+    let (s1, c1) = (thread_sched(server_tid), thread_sched(my_tid));
+    let server_cpu = s1.0.saturating_sub(s0.0) as f64 / wall;
+    let client_cpu = c1.0.saturating_sub(c0.0) as f64 / wall;
+    let steal = (s1.1.saturating_sub(s0.1)).max(c1.1.saturating_sub(c0.1)) as f64 / wall;
     drop(cs); // closes every connection: the servers' connection handlers see EOF
     lat_ns.sort_unstable();
     LoadResult {
@@ -608,6 +617,7 @@ fn load_generator(
         bad_replies: bad,
         server_cpu,
         client_cpu,
+        steal,
     }
 }
 
@@ -621,6 +631,8 @@ struct RunStats {
     p99_us: f64,
     server_cpu: f64,
     client_cpu: f64,
+    /// Largest runqueue-wait fraction of the two threads over the window.
+    steal: f64,
 }
 
 fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) -> RunStats {
@@ -653,6 +665,7 @@ fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) ->
         p99_us: percentile_sorted(&res.lat_ns, 99.0) as f64 / 1e3,
         server_cpu: res.server_cpu,
         client_cpu: res.client_cpu,
+        steal: res.steal,
     }
 }
 
@@ -687,6 +700,7 @@ fn run_in_child(
                 p99_us: f[2],
                 server_cpu: f[3],
                 client_cpu: f[4],
+                steal: f[5],
             })
         }
         _ => {
@@ -723,8 +737,8 @@ fn main() {
             Duration::from_secs_f64(args[5].parse().unwrap()),
         );
         println!(
-            "RESULT {} {} {} {} {}",
-            r.msgs_per_sec, r.p50_us, r.p99_us, r.server_cpu, r.client_cpu
+            "RESULT {} {} {} {} {} {}",
+            r.msgs_per_sec, r.p50_us, r.p99_us, r.server_cpu, r.client_cpu, r.steal
         );
         return;
     }
@@ -745,6 +759,11 @@ fn main() {
     };
 
     println!(
+        "(runs = runs used / runs made: runs where the server or client thread waited more than \
+         {:.0}% of the window for its CPU are left out when an undisturbed run exists)",
+        MAX_STEAL * 100.0
+    );
+    println!(
         "echo: {MSG_LEN}-byte messages, closed loop; server on cpu {SERVER_CPU}, client on cpu {CLIENT_CPU}; \
          {warmup:?} warm-up + {window:?} window; {rounds} rounds interleaved; medians"
     );
@@ -758,24 +777,34 @@ fn main() {
                     continue;
                 };
                 eprintln!(
-                    "  round {round} c={conns} {:<12} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% client {:>3.0}%",
+                    "  round {round} c={conns} {:<12} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% client {:>3.0}%  steal {:>3.0}%{}",
                     s.name(),
                     r.msgs_per_sec,
                     r.p50_us,
                     r.p99_us,
                     r.server_cpu * 100.0,
-                    r.client_cpu * 100.0
+                    r.client_cpu * 100.0,
+                    r.steal * 100.0,
+                    if r.steal > MAX_STEAL { "  (disturbed)" } else { "" }
                 );
                 stats[k].push(r);
             }
         }
         for (k, &s) in servers.iter().enumerate() {
-            let tput = median(&stats[k].iter().map(|r| r.msgs_per_sec).collect::<Vec<_>>());
-            let p50 = median(&stats[k].iter().map(|r| r.p50_us).collect::<Vec<_>>());
-            let p99 = median(&stats[k].iter().map(|r| r.p99_us).collect::<Vec<_>>());
-            let scpu = median(&stats[k].iter().map(|r| r.server_cpu).collect::<Vec<_>>());
-            let ccpu = median(&stats[k].iter().map(|r| r.client_cpu).collect::<Vec<_>>());
-            table.push((conns, s, tput, p50, p99, scpu, ccpu));
+            let clean: Vec<&RunStats> = stats[k].iter().filter(|r| r.steal <= MAX_STEAL).collect();
+            let used: Vec<&RunStats> = if clean.is_empty() {
+                stats[k].iter().collect()
+            } else {
+                clean
+            };
+            let runs = format!("{}/{}", used.len(), stats[k].len());
+            let stats_k = &used;
+            let tput = median(&stats_k.iter().map(|r| r.msgs_per_sec).collect::<Vec<_>>());
+            let p50 = median(&stats_k.iter().map(|r| r.p50_us).collect::<Vec<_>>());
+            let p99 = median(&stats_k.iter().map(|r| r.p99_us).collect::<Vec<_>>());
+            let scpu = median(&stats_k.iter().map(|r| r.server_cpu).collect::<Vec<_>>());
+            let ccpu = median(&stats_k.iter().map(|r| r.client_cpu).collect::<Vec<_>>());
+            table.push((conns, s, tput, p50, p99, scpu, ccpu, runs));
             let base = k == 0;
             let v = s.name().to_string();
             rows.push(Row {
@@ -814,7 +843,7 @@ fn main() {
     }
 
     println!(
-        "{:>6} {:<12} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11}",
+        "{:>6} {:<12} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11} {:>6}",
         "conns",
         "server",
         "msg/s",
@@ -823,16 +852,18 @@ fn main() {
         "vs tokio",
         "srv cpu",
         "cli cpu",
-        "srv ns/msg"
+        "srv ns/msg",
+        "runs"
     );
-    for &(conns, s, tput, p50, p99, scpu, ccpu) in &table {
+    for (conns, s, tput, p50, p99, scpu, ccpu, runs) in &table {
+        let (conns, s, tput, p50, p99, scpu, ccpu) = (*conns, *s, *tput, *p50, *p99, *scpu, *ccpu);
         let tokio = table
             .iter()
             .find(|r| r.0 == conns && r.1 == Server::Tokio)
             .map(|r| r.2);
         let rel = tokio.map_or(String::from("-"), |t| format!("{:.2}x", tput / t));
         println!(
-            "{conns:>6} {:<12} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10} {:>7.0}% {:>7.0}% {:>11.0}",
+            "{conns:>6} {:<12} {tput:>12.0} {p50:>10.1} {p99:>10.1} {rel:>10} {:>7.0}% {:>7.0}% {:>11.0} {runs:>6}",
             s.name(),
             scpu * 100.0,
             ccpu * 100.0,
@@ -851,7 +882,7 @@ fn main() {
             let (Some(g), Some(t), Some(m)) = (get(g), get(Server::Tokio), get(Server::Mio)) else {
                 continue;
             };
-            let ns = |r: &(usize, Server, f64, f64, f64, f64, f64)| r.5 * 1e9 / r.2;
+            let ns = |r: &(usize, Server, f64, f64, f64, f64, f64, String)| r.5 * 1e9 / r.2;
             println!(
                 "c={conns}: {}/tokio = {:.2}, {}/mio = {:.2} (msg/s);  server ns/msg: {}/tokio = {:.2}, {}/mio = {:.2}",
                 g.1.name(), g.2 / t.2, g.1.name(), g.2 / m.2,
