@@ -58,6 +58,7 @@ pub(crate) fn set_yielder(y: &Yielder<Input, Request>) {
 /// Leaves the current greenlet with `req`; returns the input it is resumed with.
 ///
 /// Callers make sure the current context is not the hub.
+#[inline]
 pub(crate) fn suspend(req: Request) -> Input {
     if hub::context() == CTX_GREENLET {
         let y = YIELDER.with(|c| c.get());
@@ -78,20 +79,22 @@ pub(crate) fn suspend(req: Request) -> Input {
 }
 
 /// Switches from the current greenlet to `target` with `input`.
+#[inline]
 pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
-    match hub::context() {
-        CTX_HUB => {
-            panic!("green: cannot switch greenlets from the hub (a timer callback or a link)")
+    with_hub(|h| {
+        if hub::context() == CTX_HUB {
+            panic!("green: cannot switch greenlets from the hub (a timer callback or a link)");
         }
-        _ if target.is_current() => input,
-        _ => {
-            crate::greenlet::raise_deferred();
-            suspend(Request::Switch(target.clone(), input))
+        if std::ptr::eq(h.current.get(), std::rc::Rc::as_ptr(&target.0)) {
+            return input;
         }
-    }
+        crate::greenlet::raise_deferred(h);
+        suspend(Request::Switch(target.clone(), input))
+    })
 }
 
 /// What an explicit `switch` returns for the input it was resumed with.
+#[inline]
 pub(crate) fn into_value(input: Input) -> Value {
     match input {
         Input::Value(v) => v,
@@ -105,11 +108,12 @@ pub(crate) fn into_value(input: Input) -> Value {
 struct DriverGuard<'a>(&'a Hub);
 
 impl Drop for DriverGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let h = self.0;
         h.in_driver.set(false);
         h.main.0.state.set(State::Running);
-        *h.current.borrow_mut() = h.main.clone();
+        h.set_current(&h.main);
         hub::set_context(CTX_MAIN);
     }
 }
@@ -120,13 +124,18 @@ pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
     debug_assert!(!h.in_driver.get(), "nested driver");
     h.in_driver.set(true);
     h.main.0.state.set(State::Suspended);
-    *h.current.borrow_mut() = h.hub.clone();
+    h.set_current(&h.hub);
     hub::set_context(CTX_HUB);
     let _guard = DriverGuard(h);
     loop {
         match target.0.kind {
+            Kind::Coro => {
+                let (next, next_input) = resume(h, target, input);
+                target = next;
+                input = next_input;
+            }
             Kind::Main => {
-                h.main.0.pending.borrow_mut().take();
+                h.main.0.take_pending();
                 return input;
             }
             Kind::Hub => {
@@ -135,13 +144,9 @@ pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
                     log_panic(None, p.as_ref());
                 }
                 match next_ready(h) {
-                    Some(g) => {
-                        input =
-                            g.0.pending
-                                .borrow_mut()
-                                .take()
-                                .unwrap_or(Input::Value(Value::none()));
+                    Some((g, i)) => {
                         target = g;
+                        input = i;
                     }
                     None => {
                         target = h.main.clone();
@@ -149,71 +154,87 @@ pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
                     }
                 }
             }
-            Kind::Coro => {
-                let (next, next_input) = resume(h, target, input);
-                target = next;
-                input = next_input;
-            }
         }
     }
 }
 
 /// Resumes one greenlet; returns where to go next and with what.
+#[inline]
 fn resume(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
-    let co = g.0.co.borrow_mut().take();
-    let Some(mut co) = co else {
-        // Dead (or being unwound elsewhere): go to its nearest live ancestor.
+    // SAFETY: the driver is the only code touching a greenlet's coroutine while the
+    // greenlet lives, and `g` is not running (only one greenlet runs at a time and the
+    // driver runs none now); `g` stays alive (we own a handle) while `co` is used.
+    let slot = unsafe { g.0.coroutine() };
+    let Some(co) = slot.as_mut() else {
+        // Dead: go to its nearest live ancestor.
         return (g.live_parent(), input);
     };
-    g.0.pending.borrow_mut().take();
+    if g.0.has_pending() {
+        // Resumed directly while queued: the queue entry becomes stale.
+        g.0.take_pending();
+    }
     if g.0.state.get() == State::Fresh {
         if let Input::Throw(p) = input {
-            // Killed before it started: it never runs.
-            co.force_unwind();
-            h.stacks.borrow_mut().put(co.into_stack());
-            g.0.state.set(State::Dead);
-            run_exit_callbacks(&g);
-            let out = if p.is::<GreenletExit>() {
-                Input::Value(Value::new(GreenletExit))
-            } else {
-                Input::Throw(p)
-            };
-            return (g.live_parent(), out);
+            return kill_unstarted(h, g, p);
         }
     }
     g.0.state.set(State::Running);
-    *h.current.borrow_mut() = g.clone();
+    h.set_current(&g);
     hub::set_context(CTX_GREENLET);
     YIELDER.with(|c| c.set(g.0.yielder.get()));
     crate::overflow::set_running(&g.0.info);
     let r = co.resume(input);
     crate::overflow::set_running(ptr::null());
     hub::set_context(CTX_HUB);
-    *h.current.borrow_mut() = h.hub.clone();
+    h.set_current(&h.hub);
     match r {
         CoroutineResult::Yield(req) => {
             g.0.yielder.set(YIELDER.with(|c| c.get()));
-            *g.0.co.borrow_mut() = Some(co);
             g.0.state.set(State::Suspended);
             match req {
                 Request::Switch(to, i) => (to, i),
                 Request::Park => (h.hub.clone(), Input::Value(Value::none())),
             }
         }
-        CoroutineResult::Return(out) => {
-            g.0.state.set(State::Dead);
-            h.stacks.borrow_mut().put(co.into_stack());
-            run_exit_callbacks(&g);
-            let parent = g.live_parent();
-            match out {
-                Ok(v) => (parent, Input::Value(v)),
-                Err(p) if parent.is_hub() => {
-                    log_panic(Some(&g), p.as_ref());
-                    (parent, Input::Value(Value::none()))
-                }
-                Err(p) => (parent, Input::Throw(p)),
-            }
+        CoroutineResult::Return(out) => finish(h, g, out),
+    }
+}
+
+/// A greenlet killed before it started: it never runs.
+#[cold]
+fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Input) {
+    // SAFETY: as in `resume`: the driver owns the coroutine of a non-running greenlet.
+    if let Some(mut co) = unsafe { g.0.coroutine() }.take() {
+        co.force_unwind();
+        h.stacks.borrow_mut().put(co.into_stack());
+    }
+    g.0.state.set(State::Dead);
+    run_exit_callbacks(&g);
+    let out = if p.is::<GreenletExit>() {
+        Input::Value(Value::new(GreenletExit))
+    } else {
+        Input::Throw(p)
+    };
+    (g.live_parent(), out)
+}
+
+/// A greenlet's function returned (or panicked): free its stack, run its exit callbacks,
+/// and go to its parent with the outcome.
+fn finish(h: &Hub, g: Greenlet, out: Output) -> (Greenlet, Input) {
+    g.0.state.set(State::Dead);
+    // SAFETY: as in `resume`; the coroutine has returned and is no longer running.
+    if let Some(co) = unsafe { g.0.coroutine() }.take() {
+        h.stacks.borrow_mut().put(co.into_stack());
+    }
+    run_exit_callbacks(&g);
+    let parent = g.live_parent();
+    match out {
+        Ok(v) => (parent, Input::Value(v)),
+        Err(p) if parent.is_hub() => {
+            log_panic(Some(&g), p.as_ref());
+            (parent, Input::Value(Value::none()))
         }
+        Err(p) => (parent, Input::Throw(p)),
     }
 }
 
@@ -247,7 +268,8 @@ const MAINTENANCE_INTERVAL: u32 = 61;
 
 /// The next greenlet to run, waiting for timers and IO when none is ready; `None` when
 /// nothing can ever become ready.
-fn next_ready(h: &Hub) -> Option<Greenlet> {
+#[inline]
+fn next_ready(h: &Hub) -> Option<(Greenlet, Input)> {
     let t = h.ticks.get().wrapping_add(1);
     h.ticks.set(t);
     if t.is_multiple_of(MAINTENANCE_INTERVAL) {
@@ -256,8 +278,12 @@ fn next_ready(h: &Hub) -> Option<Greenlet> {
     loop {
         let g = h.ready.borrow_mut().pop_front();
         match g {
-            Some(g) if g.0.pending.borrow().is_some() => return Some(g),
-            Some(_) => continue, // stale: resumed some other way meanwhile
+            Some(g) => {
+                if let Some(i) = g.0.take_pending() {
+                    return Some((g, i));
+                }
+                // Stale: it was resumed some other way meanwhile.
+            }
             None => {
                 if !poll_events(h, true) {
                     return None;
@@ -302,8 +328,7 @@ pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
     if g.dead() || g.0.kind == Kind::Hub {
         return;
     }
-    let was_queued = g.0.pending.borrow_mut().replace(input).is_some();
-    if !was_queued {
+    if !g.0.set_pending(input) {
         h.push_ready(g.clone());
     }
 }
@@ -344,7 +369,8 @@ pub(crate) fn kill_orphan(g: Greenlet) {
     });
     if done.is_none() {
         // The thread is ending and its hub is gone: nothing can run the unwinding.
-        if let Some(co) = g.0.co.borrow_mut().take() {
+        // SAFETY: the greenlet is suspended and unreachable by the (gone) driver.
+        if let Some(co) = unsafe { g.0.coroutine() }.take() {
             std::mem::forget(co);
         }
     }

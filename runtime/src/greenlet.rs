@@ -1,7 +1,7 @@
 //! [`Greenlet`]: explicit switching, parents, throw and kill — Python's `greenlet`.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -48,14 +48,17 @@ pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
     pub(crate) state: Cell<State>,
-    /// The coroutine; `None` while it runs (the driver holds it) and once dead.
-    pub(crate) co: RefCell<Option<Coro>>,
+    /// The coroutine; `None` once dead. Only the driver touches it while the greenlet
+    /// lives (it resumes it in place), and `Drop` after.
+    pub(crate) co: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, known once it has started.
     pub(crate) yielder: Cell<*const Yielder<Input, Request>>,
     /// `None` only for the main greenlet.
     pub(crate) parent: RefCell<Option<Greenlet>>,
-    /// What to resume it with when the hub picks it; `Some` means "in the ready queue".
-    pub(crate) pending: RefCell<Option<Input>>,
+    /// What to resume it with when the hub picks it (see `set_pending`).
+    pending: Cell<Option<Input>>,
+    /// Whether `pending` is set, i.e. the greenlet is in the ready queue.
+    queued: Cell<bool>,
     /// Incremented each time a park ends; an `Unparker` wakes only the park it was made for.
     pub(crate) park_seq: Cell<u64>,
     pub(crate) name: Option<Box<str>>,
@@ -66,6 +69,44 @@ pub(crate) struct Inner {
     /// A kill or timeout that arrived where it could not unwind (inside a monkey-patched
     /// `extern "C"` call): raised at the greenlet's next switch point, see [`defer_unwind`].
     pub(crate) deferred: RefCell<Option<Payload>>,
+    pub(crate) has_deferred: Cell<bool>,
+}
+
+impl Inner {
+    /// Sets what the hub resumes the greenlet with; returns whether it was queued already.
+    #[inline]
+    pub(crate) fn set_pending(&self, input: Input) -> bool {
+        self.pending.set(Some(input));
+        self.queued.replace(true)
+    }
+
+    /// Takes the pending input (`None` if there is none: a stale queue entry).
+    #[inline]
+    pub(crate) fn take_pending(&self) -> Option<Input> {
+        if self.queued.replace(false) {
+            self.pending.take()
+        } else {
+            None
+        }
+    }
+
+    /// Whether the greenlet waits in the ready queue with an input.
+    #[inline]
+    pub(crate) fn has_pending(&self) -> bool {
+        self.queued.get()
+    }
+
+    /// The coroutine, for the driver to resume in place.
+    ///
+    /// # Safety
+    ///
+    /// No other reference to the coroutine may exist: only the driver calls this, on a
+    /// greenlet that is not running, and keeps the result only while resuming it.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn coroutine(&self) -> &mut Option<Coro> {
+        // SAFETY: guaranteed by the caller (see above).
+        unsafe { &mut *self.co.get() }
+    }
 }
 
 /// A greenlet: a function running on its own stack, which switches explicitly to other
@@ -131,15 +172,17 @@ impl Greenlet {
             } else {
                 State::Suspended
             }),
-            co: RefCell::new(None),
+            co: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
             parent: RefCell::new(parent),
-            pending: RefCell::new(None),
+            pending: Cell::new(None),
+            queued: Cell::new(false),
             park_seq: Cell::new(0),
             name: Some(if kind == Kind::Main { "main" } else { "hub" }.into()),
             on_exit: RefCell::new(Vec::new()),
             info: RunningInfo::new(0, 0, 0, 0),
             deferred: RefCell::new(None),
+            has_deferred: Cell::new(false),
         }))
     }
 
@@ -196,7 +239,7 @@ impl Greenlet {
         let (stack, parent) = with_hub(|h| {
             let size = stack_size.unwrap_or_else(|| h.stack_size.get());
             let stack = h.stacks.borrow_mut().get(size)?;
-            let parent = parent.unwrap_or_else(|| h.current.borrow().clone());
+            let parent = parent.unwrap_or_else(|| h.current_greenlet());
             Ok::<_, StackError>((stack, parent))
         })?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -232,15 +275,17 @@ impl Greenlet {
             id,
             kind: Kind::Coro,
             state: Cell::new(State::Fresh),
-            co: RefCell::new(Some(co)),
+            co: UnsafeCell::new(Some(co)),
             yielder: Cell::new(ptr::null()),
             parent: RefCell::new(Some(parent)),
-            pending: RefCell::new(None),
+            pending: Cell::new(None),
+            queued: Cell::new(false),
             park_seq: Cell::new(0),
             name,
             on_exit: RefCell::new(Vec::new()),
             info,
             deferred: RefCell::new(None),
+            has_deferred: Cell::new(false),
         })))
     }
 
@@ -372,7 +417,7 @@ impl Greenlet {
     /// assert!(green::getcurrent().is_current());
     /// ```
     pub fn is_current(&self) -> bool {
-        with_hub(|h| Rc::ptr_eq(&h.current.borrow().0, &self.0))
+        with_hub(|h| ptr::eq(h.current.get(), Rc::as_ptr(&self.0)))
     }
 
     /// The parent: where the greenlet's return value (or panic) goes. `None` only for
@@ -493,7 +538,7 @@ impl fmt::Debug for Greenlet {
 /// assert!(!h.join().unwrap());
 /// ```
 pub fn getcurrent() -> Greenlet {
-    with_hub(|h| h.current.borrow().clone())
+    with_hub(|h| h.current_greenlet())
 }
 
 /// Stores `payload` (a kill or timeout caught where unwinding is impossible, such as
@@ -517,23 +562,33 @@ pub fn getcurrent() -> Greenlet {
 /// assert!(h.join().unwrap_err().is_killed());
 /// ```
 pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
-    let g = getcurrent();
-    let mut slot = g.0.deferred.borrow_mut();
-    if slot.is_none() {
-        *slot = Some(payload);
-    }
+    with_hub(|h| {
+        let g = h.current();
+        let mut slot = g.deferred.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(payload);
+            g.has_deferred.set(true);
+        }
+    })
 }
 
 /// Takes the current greenlet's deferred payload, if any.
 pub(crate) fn take_deferred() -> Option<Payload> {
-    hub::try_with_hub(|h| h.current.borrow().0.deferred.borrow_mut().take()).flatten()
+    hub::try_with_hub(|h| {
+        let g = h.current();
+        g.has_deferred.set(false);
+        g.deferred.borrow_mut().take()
+    })
+    .flatten()
 }
 
 /// Raises the current greenlet's deferred payload, if any (called at switch points).
 #[inline]
-pub(crate) fn raise_deferred() {
-    if let Some(p) = take_deferred() {
-        resume_unwind(p);
+pub(crate) fn raise_deferred(h: &crate::hub::Hub) {
+    if h.current().has_deferred.get() {
+        if let Some(p) = take_deferred() {
+            resume_unwind(p);
+        }
     }
 }
 
@@ -550,10 +605,11 @@ impl Drop for Inner {
                 id: self.id,
                 kind: self.kind,
                 state: Cell::new(State::Suspended),
-                co: RefCell::new(Some(co)),
+                co: UnsafeCell::new(Some(co)),
                 yielder: Cell::new(self.yielder.get()),
                 parent: RefCell::new(self.parent.get_mut().take()),
-                pending: RefCell::new(None),
+                pending: Cell::new(None),
+                queued: Cell::new(false),
                 park_seq: Cell::new(self.park_seq.get()),
                 name: self.name.take(),
                 on_exit: RefCell::new(std::mem::take(self.on_exit.get_mut())),
@@ -564,6 +620,7 @@ impl Drop for Inner {
                     self.info.stack_size,
                 ),
                 deferred: RefCell::new(self.deferred.get_mut().take()),
+                has_deferred: Cell::new(self.has_deferred.get()),
             }));
             driver::kill_orphan(g);
             return;

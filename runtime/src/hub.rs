@@ -7,8 +7,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::ptr;
+use std::rc::Rc;
 
-use crate::greenlet::{Greenlet, Kind};
+use crate::greenlet::{Greenlet, Inner, Kind};
 use crate::reactor::Reactor;
 use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
 use crate::timer::Timers;
@@ -26,6 +28,9 @@ pub(crate) const CTX_GREENLET: u8 = 3;
 
 thread_local! {
     static HUB: Hub = Hub::new();
+    /// The address of `HUB` once created (null before and after): a `const` thread-local
+    /// is a single load, where the lazily initialised `HUB` checks its state each time.
+    static HUB_PTR: Cell<*const Hub> = const { Cell::new(ptr::null()) };
     pub(crate) static CONTEXT: Cell<u8> = const { Cell::new(CTX_NONE) };
 }
 
@@ -35,8 +40,10 @@ pub(crate) struct Hub {
     pub(crate) main: Greenlet,
     /// The pseudo-greenlet standing for the hub (the parent of spawned greenlets).
     pub(crate) hub: Greenlet,
-    /// The greenlet whose code is running (the hub while the driver schedules).
-    pub(crate) current: RefCell<Greenlet>,
+    /// The greenlet whose code is running (the hub while the driver schedules). Not
+    /// owning: the driver holds a strong handle to the greenlet it resumed for as long as
+    /// it runs, and the hub owns `main` and `hub`.
+    pub(crate) current: Cell<*const Inner>,
     /// Greenlets with something to resume them with (their `pending` input).
     pub(crate) ready: RefCell<VecDeque<Greenlet>>,
     pub(crate) timers: RefCell<Timers>,
@@ -61,7 +68,7 @@ impl Hub {
         crate::overflow::install();
         crate::overflow::ensure_altstack();
         Hub {
-            current: RefCell::new(main.clone()),
+            current: Cell::new(Rc::as_ptr(&main.0)),
             main,
             hub,
             ready: RefCell::new(VecDeque::new()),
@@ -73,6 +80,31 @@ impl Hub {
             ticks: Cell::new(0),
             blocking_pending: Cell::new(0),
         }
+    }
+
+    /// The running greenlet.
+    #[inline]
+    pub(crate) fn current(&self) -> &Inner {
+        // SAFETY: `current` always points at a live greenlet: `main` or `hub` (owned by
+        // this hub) or the greenlet the driver is running, which the driver keeps alive
+        // with a strong handle until it is switched away from.
+        unsafe { &*self.current.get() }
+    }
+
+    /// A new handle to the running greenlet.
+    pub(crate) fn current_greenlet(&self) -> Greenlet {
+        let p = self.current.get();
+        // SAFETY: `p` points at a live `Inner` owned by an `Rc` (see `current`), so
+        // adding a strong count and making a second `Rc` from it is sound.
+        unsafe {
+            Rc::increment_strong_count(p);
+            Greenlet(Rc::from_raw(p))
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set_current(&self, g: &Greenlet) {
+        self.current.set(Rc::as_ptr(&g.0));
     }
 
     /// Queues `g` to run; its `pending` input must already be set.
@@ -97,6 +129,7 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
+        HUB_PTR.with(|p| p.set(ptr::null()));
         CONTEXT.with(|c| c.set(CTX_NONE));
         let n = self.ready.get_mut().len();
         if n > 0 {
@@ -112,12 +145,30 @@ impl Drop for Hub {
 /// If called while the thread's thread-locals are being destroyed.
 #[inline]
 pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    HUB.with(f)
+    let p = HUB_PTR.with(|p| p.get());
+    if !p.is_null() {
+        // SAFETY: HUB_PTR is set to HUB's address below and cleared first thing in
+        // `Hub::drop`, so a non-null value points at the live hub of this thread.
+        return f(unsafe { &*p });
+    }
+    HUB.with(|h| {
+        HUB_PTR.with(|p| p.set(h));
+        f(h)
+    })
 }
 
 /// Like [`with_hub`] but `None` once the hub is gone (thread exit).
 pub(crate) fn try_with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
-    HUB.try_with(f).ok()
+    let p = HUB_PTR.with(|p| p.get());
+    if !p.is_null() {
+        // SAFETY: as in `with_hub`.
+        return Some(f(unsafe { &*p }));
+    }
+    HUB.try_with(|h| {
+        HUB_PTR.with(|p| p.set(h));
+        f(h)
+    })
+    .ok()
 }
 
 /// The runtime context of the calling code (one of the `CTX_*` constants).

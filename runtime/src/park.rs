@@ -105,11 +105,11 @@ impl Unparker {
         let inner = &self.g.0;
         if inner.park_seq.get() != self.seq
             || inner.state.get() == State::Dead
-            || inner.pending.borrow().is_some()
+            || inner.has_pending()
         {
             return false;
         }
-        *inner.pending.borrow_mut() = Some(Input::Wake(w));
+        inner.set_pending(Input::Wake(w));
         with_hub(|h| h.push_ready(self.g.clone()));
         true
     }
@@ -154,14 +154,22 @@ pub fn park(deadline: Option<Instant>) -> Result<Wake, BlockError> {
     if hub::context() == CTX_HUB {
         return Err(BlockError::InHub);
     }
-    crate::greenlet::raise_deferred();
+    with_hub(crate::greenlet::raise_deferred);
     let timer = deadline.map(|d| crate::timer::add(d, crate::timer::Action::Timeout(unparker())));
     let input = driver::suspend(Request::Park);
-    let g = crate::greenlet::getcurrent();
-    g.0.park_seq.set(g.0.park_seq.get().wrapping_add(1));
     if let Some(t) = timer {
         crate::timer::cancel(t);
     }
+    end_park(input)
+}
+
+/// Ends a park: later unparkers made for it are stale; a kill unwinds from here.
+#[inline]
+pub(crate) fn end_park(input: Input) -> Result<Wake, BlockError> {
+    with_hub(|h| {
+        let g = h.current();
+        g.park_seq.set(g.park_seq.get().wrapping_add(1));
+    });
     match input {
         Input::Wake(w) => Ok(w),
         // An explicit switch into a parked greenlet ends the park early.

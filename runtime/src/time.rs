@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::hub::{self, CTX_HUB};
-use crate::park::{park, unparker, Wake};
+use crate::park::{park, Wake};
 
 /// Suspends the current greenlet for `dur`, running other greenlets meanwhile
 /// (gevent's `gevent.sleep`). `sleep(Duration::ZERO)` is [`yield_now`].
@@ -74,7 +74,15 @@ pub fn yield_now() {
     if hub::context() == CTX_HUB {
         return;
     }
-    unparker().unpark();
-    // Cannot fail: we queued ourselves, so something is ready.
-    let _ = park(None);
+    // Queue ourselves behind every ready greenlet, then let the hub run them.
+    crate::hub::with_hub(|h| {
+        crate::greenlet::raise_deferred(h);
+        let g = h.current_greenlet();
+        if !g.0.set_pending(crate::driver::Input::Wake(Wake::Unparked)) {
+            h.push_ready(g);
+        }
+    });
+    let input = crate::driver::suspend(crate::driver::Request::Park);
+    // Cannot block forever (we queued ourselves); a kill unwinds from here.
+    let _ = crate::park::end_park(input);
 }

@@ -4,8 +4,27 @@
 //! [`Any`]. A `Value` remembers the name of the type it holds, so that a mismatch
 //! is reported as "expected `i32`, found `&str`" rather than a bare failure.
 
-use std::any::{type_name, Any};
+use std::any::{type_name, Any, TypeId};
 use std::fmt;
+
+/// `Any` that also knows its type's name (for error messages).
+trait Named: Any {
+    fn name(&self) -> &'static str;
+    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: Any> Named for T {
+    fn name(&self) -> &'static str {
+        type_name::<T>()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
 
 /// A dynamically typed value passed between greenlets by
 /// [`Greenlet::switch`](crate::Greenlet::switch), or returned by a greenlet's function.
@@ -27,8 +46,8 @@ use std::fmt;
 /// assert!(Value::none().is_none());
 /// ```
 pub struct Value {
-    inner: Box<dyn Any>,
-    type_name: &'static str,
+    /// `None` is the empty value `()`: passing nothing allocates and drops nothing.
+    inner: Option<Box<dyn Named>>,
 }
 
 /// The error of [`Value::get`] and [`Value::downcast`] when the value holds another type.
@@ -84,11 +103,9 @@ impl Value {
     /// ```
     /// assert!(green::Value::none().is_none());
     /// ```
+    #[inline]
     pub fn none() -> Value {
-        Value {
-            inner: Box::new(()),
-            type_name: "()",
-        }
+        Value { inner: None }
     }
 
     /// Wraps `v`. Wrapping a `Value` returns it unchanged (no double boxing).
@@ -98,14 +115,17 @@ impl Value {
     /// let v = Value::new(Value::new(7_u8));
     /// assert_eq!(v.get::<u8>(), Ok(7));
     /// ```
+    #[inline]
     pub fn new<T: Any>(v: T) -> Value {
-        let boxed: Box<dyn Any> = Box::new(v);
-        match boxed.downcast::<Value>() {
-            Ok(v) => *v,
-            Err(inner) => Value {
-                inner,
-                type_name: type_name::<T>(),
-            },
+        if TypeId::of::<T>() == TypeId::of::<()>() {
+            return Value::none();
+        }
+        let mut slot = Some(v);
+        if let Some(v) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Value>>() {
+            return v.take().unwrap_or_default();
+        }
+        Value {
+            inner: slot.map(|v| Box::new(v) as Box<dyn Named>),
         }
     }
 
@@ -115,7 +135,7 @@ impl Value {
     /// assert!(!green::Value::new(1).is_none());
     /// ```
     pub fn is_none(&self) -> bool {
-        self.inner.is::<()>()
+        self.inner.is_none()
     }
 
     /// Whether the value holds a `T`.
@@ -124,7 +144,10 @@ impl Value {
     /// assert!(green::Value::new("x").is::<&str>());
     /// ```
     pub fn is<T: Any>(&self) -> bool {
-        self.inner.is::<T>()
+        match &self.inner {
+            Some(b) => (**b).as_any().is::<T>(),
+            None => TypeId::of::<T>() == TypeId::of::<()>(),
+        }
     }
 
     /// The name of the type the value holds.
@@ -133,7 +156,10 @@ impl Value {
     /// assert_eq!(green::Value::new(1.5_f64).type_name(), "f64");
     /// ```
     pub fn type_name(&self) -> &'static str {
-        self.type_name
+        match &self.inner {
+            Some(b) => (**b).name(),
+            None => "()",
+        }
     }
 
     /// A copy of the value as a `T`, or a [`TypeMismatch`] naming both types.
@@ -145,7 +171,7 @@ impl Value {
     pub fn get<T: Any + Clone>(&self) -> Result<T, TypeMismatch> {
         self.downcast_ref::<T>().cloned().ok_or(TypeMismatch {
             expected: type_name::<T>(),
-            found: self.type_name,
+            found: self.type_name(),
         })
     }
 
@@ -156,7 +182,10 @@ impl Value {
     /// assert_eq!(v.downcast_ref::<Vec<i32>>().unwrap().len(), 2);
     /// ```
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        self.inner.downcast_ref::<T>()
+        match &self.inner {
+            Some(b) => (**b).as_any().downcast_ref::<T>(),
+            None => (&() as &dyn Any).downcast_ref::<T>(),
+        }
     }
 
     /// Unwraps the value as a `T` (moving it out), or gives it back with the error.
@@ -167,19 +196,24 @@ impl Value {
     /// assert_eq!(v, [1, 2]);
     /// ```
     pub fn downcast<T: Any>(self) -> Result<T, (Value, TypeMismatch)> {
-        let found = self.type_name;
-        match self.inner.downcast::<T>() {
-            Ok(v) => Ok(*v),
-            Err(inner) => Err((
-                Value {
-                    inner,
-                    type_name: found,
-                },
-                TypeMismatch {
-                    expected: type_name::<T>(),
-                    found,
-                },
-            )),
+        let found = self.type_name();
+        let mismatch = TypeMismatch {
+            expected: type_name::<T>(),
+            found,
+        };
+        match self.inner {
+            Some(b) if (*b).as_any().is::<T>() => match b.into_any().downcast::<T>() {
+                Ok(v) => Ok(*v),
+                Err(_) => unreachable!("checked with is::<T>()"),
+            },
+            None => {
+                let mut unit = Some(());
+                match (&mut unit as &mut dyn Any).downcast_mut::<Option<T>>() {
+                    Some(t) => t.take().ok_or((Value::none(), mismatch)),
+                    None => Err((Value::none(), mismatch)),
+                }
+            }
+            inner => Err((Value { inner }, mismatch)),
         }
     }
 }
@@ -192,7 +226,7 @@ impl Default for Value {
 
 macro_rules! display_as {
     ($self:ident, $f:ident, $($t:ty),*) => {
-        $(if let Some(v) = $self.inner.downcast_ref::<$t>() {
+        $(if let Some(v) = $self.downcast_ref::<$t>() {
             return fmt::Display::fmt(v, $f);
         })*
     };
@@ -207,13 +241,13 @@ impl fmt::Display for Value {
         if self.is_none() {
             return f.write_str("None");
         }
-        write!(f, "<{}>", self.type_name)
+        write!(f, "<{}>", self.type_name())
     }
 }
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Value({}: {})", self, self.type_name)
+        write!(f, "Value({}: {})", self, self.type_name())
     }
 }
 
