@@ -1,4 +1,79 @@
-//! net placeholder
+//! `green-net`: cooperative sockets for [`green`](https://docs.rs/green), used through
+//! the facade as `green::net`.
+//!
+//! The types mirror `std::net` (and `std::os::unix::net`), so porting blocking std code
+//! is a change of `use` line: [`TcpListener`], [`TcpStream`], [`UdpSocket`],
+//! [`UnixListener`], [`UnixStream`]. Where std blocks the thread, these switch to other
+//! greenlets: one thread serves thousands of connections, one greenlet each, as gevent
+//! does with `monkey.patch_all()`.
+//!
+//! # How it works
+//!
+//! Every socket is non-blocking in the kernel and registered (edge-triggered) with the
+//! reactor of the hub of the thread that made it. Each operation first tries the
+//! syscall; only on `WouldBlock` does the greenlet park until the socket's next
+//! readiness edge (or its timeout), then it tries again.
+//!
+//! - **Timeouts** (`set_read_timeout`, `set_write_timeout`, `connect_timeout`) are
+//!   deadlines of that wait and expire with [`std::io::ErrorKind::TimedOut`] (std on
+//!   Linux reports `WouldBlock` for an expired `SO_RCVTIMEO`).
+//! - **Closing**: `close(&self)` (gevent's `socket.close()`) wakes every greenlet
+//!   waiting on the socket with [`std::io::ErrorKind::ConnectionAborted`]; share a
+//!   socket between greenlets with an `Rc` to use it. `Read`/`Write` are implemented for
+//!   `&TcpStream`, so one greenlet can read while another writes.
+//! - **Names** are resolved on a helper thread ([`lookup_host`], [`ToSocketAddrs`]);
+//!   addresses and IP literals are parsed in place.
+//! - **Threads**: sockets are not `Send`; they belong to their thread's hub. `into_std`
+//!   gives a blocking std socket that can move. Outside any greenlet (a plain thread)
+//!   the types still work, as ordinary blocking sockets.
+//!
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<green::net::TcpStream>(); // not Send: bound to its thread's hub
+//! ```
+//!
+//! # Examples
+//!
+//! The seeds' upper-casing server and one client, in one thread:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use green::net::{TcpListener, TcpStream};
+//!
+//! let server = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = server.local_addr().unwrap();
+//! green::spawn(move || {
+//!     for conn in server.incoming() {
+//!         let mut conn = conn.unwrap();
+//!         green::spawn(move || {
+//!             let mut buf = [0u8; 1024];
+//!             loop {
+//!                 match conn.read(&mut buf) {
+//!                     Ok(0) | Err(_) => break,
+//!                     Ok(n) => conn.write_all(&buf[..n].to_ascii_uppercase()).unwrap(),
+//!                 }
+//!             }
+//!         });
+//!     }
+//! });
+//! let mut client = TcpStream::connect(addr).unwrap();
+//! client.write_all(b"greenlet 0").unwrap();
+//! let mut reply = [0u8; 10];
+//! client.read_exact(&mut reply).unwrap();
+//! assert_eq!(&reply, b"GREENLET 0");
+//! ```
+#![warn(missing_docs)]
+
+mod resolve;
+mod sys;
+mod tcp;
+mod udp;
+mod unix;
+
+pub use resolve::{lookup_host, ToSocketAddrs};
+pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};
 
 #[cfg(feature = "monkey")]
 pub mod monkey;

@@ -250,14 +250,16 @@ fn closing_a_socket_wakes_the_greenlet_waiting_on_it() {
 }
 
 #[test]
-fn killing_a_greenlet_in_a_patched_sleep() {
+fn killing_a_greenlet_in_a_patched_sleep_reports_killed() {
     let _g = serial();
-    let h = green::spawn(|| {
+    let after = Arc::new(AtomicUsize::new(0));
+    let a2 = after.clone();
+    let h = green::spawn(move || {
         thread::sleep(Duration::from_secs(5));
-        // The kill could not unwind through std's frames: finish it here.
-        if let Some(p) = monkey::take_pending_unwind() {
-            std::panic::resume_unwind(p);
-        }
+        // The kill could not unwind through std's frames: the sleep returned early, and
+        // the kill is deferred to the next switch point, which this greenlet never
+        // reaches: its return value is replaced by the kill.
+        a2.fetch_add(1, Ordering::SeqCst);
         "slept"
     });
     green::sleep(Duration::from_millis(30)); // let it start and park in the std sleep
@@ -265,5 +267,105 @@ fn killing_a_greenlet_in_a_patched_sleep() {
     h.kill();
     assert!(t.elapsed() < Duration::from_secs(1));
     assert!(h.join().unwrap_err().is_killed());
-    assert!(monkey::take_pending_unwind().is_none());
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        1,
+        "the code after the sleep ran"
+    );
+}
+
+#[test]
+fn a_kill_deferred_in_a_patched_sleep_unwinds_at_the_next_switch() {
+    let _g = serial();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let r2 = reached.clone();
+    let h = green::spawn(move || {
+        thread::sleep(Duration::from_secs(5));
+        r2.fetch_add(1, Ordering::SeqCst);
+        green::yield_now(); // the deferred kill unwinds here
+        r2.fetch_add(1, Ordering::SeqCst);
+    });
+    green::sleep(Duration::from_millis(30));
+    h.kill();
+    assert!(h.join().unwrap_err().is_killed());
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn killing_a_greenlet_in_a_patched_read_reports_killed_and_closes_the_socket() {
+    let _g = serial();
+    // Warm up: the hub's epoll and waker fds live as long as the thread.
+    green::spawn(|| thread::sleep(Duration::from_millis(1)))
+        .join()
+        .unwrap();
+    let before = open_fds();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    drop(l);
+    let failed = Arc::new(Mutex::new(None));
+    let f2 = failed.clone();
+    let h = green::spawn(move || {
+        // Plain std code that handles its errors (no unwrap): the read fails with
+        // ECANCELED when the kill arrives, the loop ends, `s` is dropped (closed).
+        let mut buf = [0u8; 64];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return "eof",
+                Ok(_) => {}
+                Err(e) => {
+                    *f2.lock().unwrap() = e.raw_os_error();
+                    return "error";
+                }
+            }
+        }
+    });
+    green::sleep(Duration::from_millis(30)); // let it park in the std read
+    assert!(open_fds() > before);
+    let t = Instant::now();
+    h.kill();
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(h.join().unwrap_err().is_killed());
+    assert_eq!(*failed.lock().unwrap(), Some(libc::ECANCELED));
+    drop(peer);
+    assert_eq!(
+        open_fds(),
+        before,
+        "the killed greenlet's socket was closed"
+    );
+}
+
+#[test]
+fn after_a_deferred_kill_further_patched_calls_fail_at_once() {
+    let _g = serial();
+    let seen = Arc::new(Mutex::new(None));
+    let s2 = seen.clone();
+    let h = green::spawn(move || {
+        thread::sleep(Duration::from_secs(5)); // killed here
+        let t = Instant::now();
+        thread::sleep(Duration::from_secs(5)); // the kill is pending: returns at once
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let r = udp.recv(&mut [0u8; 4]).map_err(|e| e.raw_os_error());
+        *s2.lock().unwrap() = Some((t.elapsed(), r));
+    });
+    green::sleep(Duration::from_millis(30));
+    h.kill();
+    assert!(h.join().unwrap_err().is_killed());
+    let (took, r) = seen.lock().unwrap().take().unwrap();
+    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert_eq!(r, Err(Some(libc::ECANCELED)));
+}
+
+#[test]
+fn a_deferred_kill_wins_over_a_panic_that_follows_it() {
+    monkey::patch_sleep();
+    let h = green::spawn(|| {
+        // A plain std sleep, patched: the kill arrives inside it and is deferred.
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        panic!("the code after the interrupted call panics");
+    });
+    green::sleep(std::time::Duration::from_millis(10));
+    h.kill();
+    let e = h.join().unwrap_err();
+    assert!(e.is_killed(), "{e:?}");
 }

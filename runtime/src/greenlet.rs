@@ -253,10 +253,12 @@ impl Greenlet {
                 _ => Value::none(),
             };
             let r = catch_unwind(AssertUnwindSafe(move || Value::new(f(arg))));
-            // A kill deferred by a monkey-patched call that the function never re-raised.
+            // A kill deferred by a monkey-patched call that the function never re-raised
+            // decides the outcome, even over a panic that followed it (such as an
+            // `unwrap()` of the failed call's error).
             let r = match take_deferred() {
-                Some(p) if r.is_ok() => Err(p),
-                _ => r,
+                Some(p) => Err(p),
+                None => r,
             };
             match r {
                 Ok(v) => Ok(v),

@@ -151,9 +151,11 @@ impl Builder {
             move |_: Value| {
                 let r = catch_unwind(AssertUnwindSafe(f));
                 // A kill deferred by a monkey-patched call that `f` never re-raised.
+                // It wins even over a panic that followed it (an `unwrap()` of the failed
+                // call's error).
                 let r = match crate::greenlet::take_deferred() {
-                    Some(p) if r.is_ok() => Err(p),
-                    _ => r,
+                    Some(p) => Err(p),
+                    None => r,
                 };
                 let r = match r {
                     Ok(v) => Ok(v),

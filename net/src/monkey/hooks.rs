@@ -9,14 +9,13 @@
 //! A panic raised while a greenlet is parked inside a hook (a kill, a `Timeout`) must not
 //! unwind through std's frames: std calls these functions through `extern "C"`
 //! declarations (nounwind), and Rust aborts on such an unwind. The hook catches it,
-//! keeps the payload for the runtime to re-raise at the greenlet's next Rust-level
-//! switch (see [`super::take_pending_unwind`]) and makes the call fail with `ECANCELED`
-//! (sleeps return early).
+//! hands the payload to `green_runtime::defer_unwind` (which raises it again at the
+//! greenlet's next switch point, or makes it the greenlet's outcome if its function
+//! returns first) and makes the call fail with `ECANCELED` (sleeps return early).
 
 use super::fdtable::{self, Slot, ADOPTED, ADOPTING, FRESH, REGISTERED, STATE_MASK, USER_NONBLOCK};
 use super::{real, rt, state, NET, SLEEP, TRACKING};
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -29,23 +28,13 @@ fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e }
 }
 
-thread_local! {
-    /// Panic payloads caught at a hook boundary, by greenlet id, waiting to be re-raised.
-    pub(super) static PENDING: Cell<Vec<(u64, Box<dyn std::any::Any + Send>)>> = const { Cell::new(Vec::new()) };
-}
-
-/// Runs a runtime call that may park (and so may unwind); `None` if it unwound.
-fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
+/// Runs a runtime call that may park (and so may unwind); `None` if it unwound, in which
+/// case the payload has been deferred to the greenlet's next switch point.
+pub(super) fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(payload) => {
-            let id = rt::current_id();
-            let _ = PENDING.try_with(|p| {
-                let mut v = p.take();
-                v.retain(|(i, _)| *i != id);
-                v.push((id, payload));
-                p.set(v);
-            });
+            rt::defer_unwind(payload);
             None
         }
     }

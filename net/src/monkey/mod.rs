@@ -32,10 +32,14 @@
 //! # Kills and timeouts
 //!
 //! A kill (or a `Timeout`) raised into a greenlet parked in a patched std call cannot
-//! unwind through std's `extern "C"` call frames. The hook catches it, the std call fails
-//! with `ECANCELED` (a sleep returns early), and [`take_pending_unwind`] hands the
-//! payload back so the code can re-raise it; unless it does, the greenlet finishes
-//! normally instead of as killed.
+//! unwind through std's `extern "C"` call frames. The hook catches it and hands it to
+//! [`green_runtime::defer_unwind`]; the std call fails with `ECANCELED` (a sleep returns
+//! early, as if interrupted). The kill is raised again at the greenlet's next switch
+//! point (any `green` call that parks, switches or sleeps); if the greenlet's function
+//! returns first, it still counts as killed (`join` reports `is_killed()`). Until then,
+//! every further patched call of that greenlet fails at once (`ECANCELED`; sleeps return
+//! immediately), so a loop of patched std calls that ignores their errors spins: stop
+//! on the error, or give the loop a `green` switch point.
 //!
 //! # Not covered
 //!
@@ -187,9 +191,12 @@ mod rt {
     pub(super) fn forget_fd(fd: RawFd) {
         green_runtime::reactor::forget_fd(fd)
     }
-    /// Identifies the running greenlet (to key a caught unwind).
-    pub(super) fn current_id() -> u64 {
-        green_runtime::getcurrent().id()
+    /// Keeps a kill caught inside a hook for the greenlet's next switch point (or its
+    /// outcome). Outside a greenlet context (never expected) the payload is dropped.
+    pub(super) fn defer_unwind(p: Box<dyn std::any::Any + Send>) {
+        if green_runtime::is_greenlet_context() {
+            green_runtime::defer_unwind(p)
+        }
     }
 }
 
@@ -247,37 +254,11 @@ mod rt {
     pub(super) fn forget_fd(_fd: RawFd) {
         FORGETS.fetch_add(1, Ordering::Relaxed);
     }
-    pub(super) fn current_id() -> u64 {
-        0
+    pub(super) static DEFERRED: AtomicUsize = AtomicUsize::new(0);
+    pub(super) fn defer_unwind(_p: Box<dyn std::any::Any + Send>) {
+        DEFERRED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 #[cfg(test)]
 mod tests;
-
-/// Takes the panic payload (a kill, a `Timeout`) that arrived while the current
-/// greenlet was parked inside a patched std call.
-///
-/// Such an unwind cannot travel through std's `extern "C"` call frames, so the hook
-/// catches it, stores it here and makes the std call fail (`ECANCELED`, or an early
-/// return from `sleep`). Re-raise it with [`std::panic::resume_unwind`] to finish the
-/// kill.
-///
-/// ```
-/// if let Some(payload) = green_net::monkey::take_pending_unwind() {
-///     std::panic::resume_unwind(payload);
-/// }
-/// ```
-pub fn take_pending_unwind() -> Option<Box<dyn std::any::Any + Send>> {
-    let me = rt::current_id();
-    hooks::PENDING
-        .try_with(|p| {
-            let mut v = p.take();
-            let i = v.iter().position(|(id, _)| *id == me);
-            let r = i.map(|i| v.swap_remove(i).1);
-            p.set(v);
-            r
-        })
-        .ok()
-        .flatten()
-}

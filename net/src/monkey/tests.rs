@@ -176,3 +176,12 @@ fn sleeps_go_to_the_runtime_in_greenlets() {
     });
     assert_eq!(r, libc::EINVAL);
 }
+
+#[test]
+fn an_unwind_caught_in_a_hook_is_deferred_to_the_runtime() {
+    let before = super::rt::DEFERRED.load(Ordering::Relaxed);
+    let r = hooks::guarded(|| -> u8 { std::panic::resume_unwind(Box::new("kill")) });
+    assert!(r.is_none());
+    assert_eq!(super::rt::DEFERRED.load(Ordering::Relaxed), before + 1);
+    assert_eq!(hooks::guarded(|| 7), Some(7));
+}

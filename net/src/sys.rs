@@ -1,0 +1,277 @@
+//! What every cooperative socket shares: its registration with the hub, the emulated
+//! timeouts, the closed flag, and the try-then-wait loop.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use green_runtime::reactor::Registration;
+use mio::Interest;
+
+/// The hub side of a socket. Declared as the first field of every socket type, so that
+/// it drops (deregisters) before the socket's fd is closed.
+pub(crate) struct Evented {
+    reg: Registration,
+    closed: Cell<bool>,
+    /// The user asked for std's non-blocking mode: `WouldBlock` is returned, not waited.
+    nonblocking: Cell<bool>,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+}
+
+impl std::fmt::Debug for Evented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evented")
+            .field("fd", &self.reg.fd())
+            .field("closed", &self.closed.get())
+            .finish()
+    }
+}
+
+pub(crate) fn closed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "socket was closed")
+}
+
+fn check_timeout(dur: Option<Duration>) -> io::Result<Option<Duration>> {
+    if dur == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(dur)
+}
+
+/// `now + timeout`, or no deadline if that does not fit in an `Instant`.
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+impl Evented {
+    /// Registers `fd`, which must already be non-blocking, with this thread's hub.
+    pub(crate) fn new(fd: RawFd) -> io::Result<Evented> {
+        Ok(Evented {
+            reg: Registration::new(fd)?,
+            closed: Cell::new(false),
+            nonblocking: Cell::new(false),
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+        })
+    }
+
+    /// A registration for a duplicate `fd` of the same socket, with the same timeouts.
+    pub(crate) fn clone_for(&self, fd: RawFd) -> io::Result<Evented> {
+        let ev = Evented::new(fd)?;
+        ev.read_timeout.set(self.read_timeout.get());
+        ev.write_timeout.set(self.write_timeout.get());
+        ev.nonblocking.set(self.nonblocking.get());
+        Ok(ev)
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.reg.fd()
+    }
+
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout.get()
+    }
+
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout.get()
+    }
+
+    pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(check_timeout(dur)?);
+        Ok(())
+    }
+
+    pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(check_timeout(dur)?);
+        Ok(())
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.set(on);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Marks the socket closed and shuts it down in both directions. The shutdown makes
+    /// the kernel report a hang-up, which wakes every greenlet waiting on the socket;
+    /// each then sees the closed flag and returns [`closed_error`].
+    pub(crate) fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        // SAFETY: the fd is open (it is owned by the socket that owns `self`); shutdown
+        // does not close it or touch memory. Errors (ENOTCONN for a socket that never
+        // connected) are irrelevant: the kernel still raises the hang-up for waiters.
+        unsafe {
+            libc::shutdown(self.fd(), libc::SHUT_RDWR);
+        }
+    }
+
+    /// Runs a read-side operation with the read timeout.
+    #[inline]
+    pub(crate) fn read<T>(&self, f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        self.op(Interest::READABLE, self.read_timeout.get(), f)
+    }
+
+    /// Runs a write-side operation with the write timeout.
+    #[inline]
+    pub(crate) fn write<T>(&self, f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        self.op(Interest::WRITABLE, self.write_timeout.get(), f)
+    }
+
+    /// Tries `f`; on `WouldBlock` waits for the next `interest` edge (at most until
+    /// `timeout` after the first wait began) and tries again.
+    pub(crate) fn op<T>(
+        &self,
+        interest: Interest,
+        timeout: Option<Duration>,
+        mut f: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mut until: Option<Instant> = None;
+        loop {
+            if self.closed.get() {
+                return Err(closed_error());
+            }
+            match f() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.nonblocking.get() {
+                        return Err(e);
+                    }
+                    if until.is_none() {
+                        until = deadline(timeout);
+                    }
+                    self.wait(interest, until)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// Waits for the next `interest` edge, or `deadline` (`TimedOut`).
+    pub(crate) fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+        if self.closed.get() {
+            return Err(closed_error());
+        }
+        self.reg.wait(interest, deadline)?;
+        if self.closed.get() {
+            return Err(closed_error());
+        }
+        Ok(())
+    }
+}
+
+/// Sets `SO_REUSEPORT` on `fd`.
+pub(crate) fn set_reuseport(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is an open socket owned by the caller; we pass a pointer to a live
+    // c_int and its exact size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `addr` as a `sockaddr_storage` and its length.
+fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A non-blocking, close-on-exec TCP listener bound to `addr` with `SO_REUSEADDR`
+/// (like std) and, if asked, `SO_REUSEPORT`.
+pub(crate) fn tcp_listener(
+    addr: &SocketAddr,
+    reuseport: bool,
+    backlog: libc::c_int,
+) -> io::Result<std::net::TcpListener> {
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: plain syscall with constant arguments; the result is checked.
+    let fd = cvt(unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is open; we pass a live c_int and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    if reuseport {
+        set_reuseport(fd)?;
+    }
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `storage` holds a valid sockaddr of length `len` for the socket's family.
+    cvt(unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) })?;
+    // SAFETY: `fd` is an open, bound stream socket.
+    cvt(unsafe { libc::listen(fd, backlog) })?;
+    Ok(std::net::TcpListener::from(owned))
+}

@@ -1,0 +1,385 @@
+//! UDP: [`UdpSocket`], mirroring `std::net::UdpSocket`.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::time::Duration;
+
+use crate::resolve::{each_addr, ToSocketAddrs};
+use crate::sys::{self, Evented};
+
+/// A UDP socket whose sends and receives switch to other greenlets instead of blocking
+/// the thread (`std::net::UdpSocket`'s counterpart).
+///
+/// Timeouts expire with [`io::ErrorKind::TimedOut`]. Not `Send` (registered with its
+/// thread's hub); [`into_std`](UdpSocket::into_std) gives a std socket for another
+/// thread.
+///
+/// # Examples
+///
+/// ```
+/// use green::net::UdpSocket;
+/// let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+/// let addr = server.local_addr().unwrap();
+/// let echo = green::spawn(move || {
+///     let mut buf = [0u8; 64];
+///     let (n, from) = server.recv_from(&mut buf).unwrap();
+///     server.send_to(&buf[..n], from).unwrap();
+/// });
+/// let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+/// client.connect(addr).unwrap();
+/// client.send(b"ping").unwrap();
+/// let mut buf = [0u8; 64];
+/// let n = client.recv(&mut buf).unwrap();
+/// assert_eq!(&buf[..n], b"ping");
+/// echo.join().unwrap();
+/// ```
+pub struct UdpSocket {
+    // Declared first: deregisters before the fd closes.
+    ev: Evented,
+    sock: std::net::UdpSocket,
+}
+
+impl UdpSocket {
+    /// Binds a socket to `addr`, trying each address it resolves to.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_ne!(s.local_addr().unwrap().port(), 0);
+    /// ```
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        // bind(2) does not block: std's bind on a resolved address is fine.
+        each_addr(addr, |a| UdpSocket::from_std(std::net::UdpSocket::bind(a)?))
+    }
+
+    /// Wraps a std socket: makes it non-blocking and registers it with this thread's
+    /// hub.
+    ///
+    /// ```
+    /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(green::net::UdpSocket::from_std(s).is_ok());
+    /// ```
+    pub fn from_std(sock: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        sock.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            ev: Evented::new(sock.as_raw_fd())?,
+            sock,
+        })
+    }
+
+    /// Deregisters the socket and returns it as a blocking std socket.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let s = s.into_std().unwrap();
+    /// std::thread::spawn(move || s.local_addr().unwrap()).join().unwrap();
+    /// ```
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        let UdpSocket { ev, sock } = self;
+        drop(ev);
+        sock.set_nonblocking(false)?;
+        Ok(sock)
+    }
+
+    /// Sends `buf` to `addr` (its first resolved address, like std).
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(s.send_to(b"hi", s.local_addr().unwrap()).unwrap(), 2);
+    /// ```
+    pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
+        let to = *addr.resolve_addrs()?.first().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
+        })?;
+        self.ev.write(|| self.sock.send_to(buf, to))
+    }
+
+    /// Receives a datagram, waiting for one; returns its length and sender.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.send_to(b"hi", s.local_addr().unwrap()).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// let (n, from) = s.recv_from(&mut buf).unwrap();
+    /// assert_eq!((&buf[..n], from), (&b"hi"[..], s.local_addr().unwrap()));
+    /// ```
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.ev.read(|| self.sock.recv_from(buf))
+    }
+
+    /// Like [`recv_from`](UdpSocket::recv_from) but leaves the datagram queued.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.send_to(b"hi", s.local_addr().unwrap()).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(s.peek_from(&mut buf).unwrap().0, 2);
+    /// assert_eq!(s.recv_from(&mut buf).unwrap().0, 2);
+    /// ```
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.ev.read(|| self.sock.peek_from(buf))
+    }
+
+    /// Sets the default destination (and the only accepted source) of datagrams.
+    ///
+    /// ```
+    /// let a = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.connect(b.local_addr().unwrap()).unwrap();
+    /// assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
+    /// ```
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        each_addr(addr, |a| self.sock.connect(a))
+    }
+
+    /// Sends `buf` to the connected peer.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.connect(s.local_addr().unwrap()).unwrap();
+    /// assert_eq!(s.send(b"abc").unwrap(), 3);
+    /// ```
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.ev.write(|| self.sock.send(buf))
+    }
+
+    /// Receives a datagram from the connected peer, waiting for one.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.connect(s.local_addr().unwrap()).unwrap();
+    /// s.send(b"abc").unwrap();
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(s.recv(&mut buf).unwrap(), 3);
+    /// ```
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ev.read(|| self.sock.recv(buf))
+    }
+
+    /// Like [`recv`](UdpSocket::recv) but leaves the datagram queued.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.connect(s.local_addr().unwrap()).unwrap();
+    /// s.send(b"abc").unwrap();
+    /// assert_eq!(s.peek(&mut [0u8; 8]).unwrap(), 3);
+    /// ```
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ev.read(|| self.sock.peek(buf))
+    }
+
+    /// The local address.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(s.local_addr().unwrap().ip().is_loopback());
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// The connected peer's address ([`io::ErrorKind::NotConnected`] if none).
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(s.peer_addr().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.peer_addr()
+    }
+
+    /// Sets the receive timeout ([`io::ErrorKind::TimedOut`] when it expires).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    /// let err = s.recv_from(&mut [0u8; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// ```
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.ev.set_read_timeout(dur)
+    }
+
+    /// Sets the send timeout ([`io::ErrorKind::TimedOut`] when it expires).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    /// assert_eq!(s.write_timeout().unwrap(), Some(Duration::from_secs(1)));
+    /// ```
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.ev.set_write_timeout(dur)
+    }
+
+    /// The receive timeout.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(s.read_timeout().unwrap(), None);
+    /// ```
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.ev.read_timeout())
+    }
+
+    /// The send timeout.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(s.write_timeout().unwrap(), None);
+    /// ```
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.ev.write_timeout())
+    }
+
+    /// Sets `SO_BROADCAST`.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_broadcast(true).unwrap();
+    /// assert!(s.broadcast().unwrap());
+    /// ```
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.sock.set_broadcast(on)
+    }
+
+    /// The value of `SO_BROADCAST`.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(!s.broadcast().unwrap());
+    /// ```
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.sock.broadcast()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_ttl(7).unwrap();
+    /// assert_eq!(s.ttl().unwrap(), 7);
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.set_ttl(ttl)
+    }
+
+    /// The value of `IP_TTL`.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(s.ttl().unwrap() > 0);
+    /// ```
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.ttl()
+    }
+
+    /// Takes the pending `SO_ERROR`, if any.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(s.take_error().unwrap().is_none());
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+
+    /// A second handle to the same socket (a `dup`, with its own registration).
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let t = s.try_clone().unwrap();
+    /// assert_eq!(s.local_addr().unwrap(), t.local_addr().unwrap());
+    /// ```
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        if self.ev.is_closed() {
+            return Err(sys::closed_error());
+        }
+        let sock = self.sock.try_clone()?;
+        Ok(UdpSocket {
+            ev: self.ev.clone_for(sock.as_raw_fd())?,
+            sock,
+        })
+    }
+
+    /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
+    /// would have to wait returns [`io::ErrorKind::WouldBlock`] instead of switching to
+    /// other greenlets. (In the kernel the socket is always non-blocking.)
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// assert_eq!(s.recv_from(&mut [0u8; 8]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.ev.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Closes the socket for every greenlet sharing it: waiting receivers and senders
+    /// wake with [`io::ErrorKind::ConnectionAborted`], as does every later call. The fd
+    /// is released on drop.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// let s = Rc::new(green::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    /// let s2 = s.clone();
+    /// let rx = green::spawn(move || s2.recv_from(&mut [0u8; 8]).map(|_| ()));
+    /// green::yield_now();
+    /// s.close();
+    /// let err = rx.join().unwrap().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
+    /// ```
+    pub fn close(&self) {
+        self.ev.close()
+    }
+}
+
+/// Wraps a std socket like [`UdpSocket::from_std`].
+///
+/// # Panics
+///
+/// If the socket cannot be made non-blocking or registered with the hub.
+impl From<std::net::UdpSocket> for UdpSocket {
+    fn from(sock: std::net::UdpSocket) -> UdpSocket {
+        match UdpSocket::from_std(sock) {
+            Ok(s) => s,
+            Err(e) => panic!("green: cannot register a UdpSocket with the hub: {e}"),
+        }
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// Deregisters the socket and gives up its fd, still in non-blocking mode.
+impl IntoRawFd for UdpSocket {
+    fn into_raw_fd(self) -> RawFd {
+        let UdpSocket { ev, sock } = self;
+        drop(ev);
+        sock.into_raw_fd()
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("UdpSocket");
+        if let Ok(a) = self.sock.local_addr() {
+            d.field("addr", &a);
+        }
+        d.field("fd", &self.sock.as_raw_fd())
+            .field("closed", &self.ev.is_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,543 @@
+//! Unix domain sockets: [`UnixListener`] and [`UnixStream`], mirroring
+//! `std::os::unix::net`.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::sys::{self, Evented};
+
+/// A Unix stream server socket whose [`accept`](UnixListener::accept) switches to
+/// other greenlets instead of blocking (`std::os::unix::net::UnixListener`'s
+/// counterpart). Not `Send`; see [`into_std`](UnixListener::into_std).
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use green::net::{UnixListener, UnixStream};
+///
+/// let dir = std::env::temp_dir().join(format!("green-doc-ul-{}", std::process::id()));
+/// let _ = std::fs::remove_file(&dir);
+/// let listener = UnixListener::bind(&dir).unwrap();
+/// let server = green::spawn(move || {
+///     let (mut conn, _) = listener.accept().unwrap();
+///     conn.write_all(b"hi").unwrap();
+/// });
+/// let mut c = UnixStream::connect(&dir).unwrap();
+/// let mut buf = [0u8; 2];
+/// c.read_exact(&mut buf).unwrap();
+/// assert_eq!(&buf, b"hi");
+/// server.join().unwrap();
+/// std::fs::remove_file(&dir).unwrap();
+/// ```
+pub struct UnixListener {
+    // Declared first: deregisters before the fd closes.
+    ev: Evented,
+    sock: std::os::unix::net::UnixListener,
+}
+
+/// A Unix stream socket whose reads and writes switch to other greenlets instead of
+/// blocking (`std::os::unix::net::UnixStream`'s counterpart). [`Read`] and [`Write`]
+/// are implemented for `&UnixStream` too. Timeouts expire with
+/// [`io::ErrorKind::TimedOut`]. Not `Send`; see [`into_std`](UnixStream::into_std).
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// let (mut a, mut b) = green::net::UnixStream::pair().unwrap();
+/// let writer = green::spawn(move || a.write_all(b"ping").unwrap());
+/// let mut buf = [0u8; 4];
+/// b.read_exact(&mut buf).unwrap();
+/// assert_eq!(&buf, b"ping");
+/// writer.join().unwrap();
+/// ```
+pub struct UnixStream {
+    // Declared first: deregisters before the fd closes.
+    ev: Evented,
+    sock: std::os::unix::net::UnixStream,
+}
+
+impl UnixListener {
+    /// Binds a listener to the filesystem path `path` (which must not exist).
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-ub-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let l = green::net::UnixListener::bind(&p).unwrap();
+    /// assert_eq!(l.local_addr().unwrap().as_pathname(), Some(p.as_path()));
+    /// std::fs::remove_file(&p).unwrap();
+    /// ```
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        UnixListener::from_std(std::os::unix::net::UnixListener::bind(path)?)
+    }
+
+    /// Wraps a std listener: makes it non-blocking and registers it with this thread's
+    /// hub.
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-ufs-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let l = std::os::unix::net::UnixListener::bind(&p).unwrap();
+    /// assert!(green::net::UnixListener::from_std(l).is_ok());
+    /// std::fs::remove_file(&p).unwrap();
+    /// ```
+    pub fn from_std(sock: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        sock.set_nonblocking(true)?;
+        Ok(UnixListener {
+            ev: Evented::new(sock.as_raw_fd())?,
+            sock,
+        })
+    }
+
+    /// Deregisters the listener and returns it as a blocking std listener.
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-uis-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let l = green::net::UnixListener::bind(&p).unwrap().into_std().unwrap();
+    /// assert!(l.local_addr().is_ok());
+    /// std::fs::remove_file(&p).unwrap();
+    /// ```
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
+        let UnixListener { ev, sock } = self;
+        drop(ev);
+        sock.set_nonblocking(false)?;
+        Ok(sock)
+    }
+
+    /// Accepts a connection, switching to other greenlets until one arrives.
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-ua-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let l = green::net::UnixListener::bind(&p).unwrap();
+    /// let _c = green::net::UnixStream::connect(&p).unwrap();
+    /// let (s, _addr) = l.accept().unwrap();
+    /// assert!(s.peer_addr().is_ok());
+    /// std::fs::remove_file(&p).unwrap();
+    /// ```
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, addr) = self.ev.read(|| self.sock.accept())?;
+        Ok((UnixStream::from_std(s)?, addr))
+    }
+
+    /// The local address.
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-ula-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let l = green::net::UnixListener::bind(&p).unwrap();
+    /// assert!(l.local_addr().unwrap().as_pathname().is_some());
+    /// std::fs::remove_file(&p).unwrap();
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// Takes the pending `SO_ERROR`, if any.
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-ute-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let l = green::net::UnixListener::bind(&p).unwrap();
+    /// assert!(l.take_error().unwrap().is_none());
+    /// std::fs::remove_file(&p).unwrap();
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+
+    /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
+    /// would have to wait returns [`io::ErrorKind::WouldBlock`] instead of switching to
+    /// other greenlets. (In the kernel the socket is always non-blocking.)
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-unb-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let s = green::net::UnixListener::bind(&p).unwrap();
+    /// # std::fs::remove_file(&p).unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// assert_eq!(s.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.ev.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Closes the listener for every greenlet sharing it: waiters in
+    /// [`accept`](UnixListener::accept) wake with [`io::ErrorKind::ConnectionAborted`].
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// let p = std::env::temp_dir().join(format!("green-doc-uc-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let l = Rc::new(green::net::UnixListener::bind(&p).unwrap());
+    /// let l2 = l.clone();
+    /// let acceptor = green::spawn(move || l2.accept().map(|_| ()));
+    /// green::yield_now();
+    /// l.close();
+    /// let err = acceptor.join().unwrap().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
+    /// std::fs::remove_file(&p).unwrap();
+    /// ```
+    pub fn close(&self) {
+        self.ev.close()
+    }
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`. If the listener's backlog is full the
+    /// connect is retried after short sleeps (other greenlets run meanwhile).
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("green-doc-ucn-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let _l = green::net::UnixListener::bind(&p).unwrap();
+    /// assert!(green::net::UnixStream::connect(&p).is_ok());
+    /// std::fs::remove_file(&p).unwrap();
+    /// ```
+    pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let mut backoff = Duration::from_micros(500);
+        loop {
+            match mio::net::UnixStream::connect(path.as_ref()) {
+                Ok(s) => return UnixStream::from_std(s.into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Unix connects do not report progress through readiness.
+                    green_runtime::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(20));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A connected pair of streams.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let (mut a, mut b) = green::net::UnixStream::pair().unwrap();
+    /// a.write_all(b"x").unwrap();
+    /// let mut buf = [0u8; 1];
+    /// b.read_exact(&mut buf).unwrap();
+    /// assert_eq!(&buf, b"x");
+    /// ```
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// Wraps a std stream: makes it non-blocking and registers it with this thread's
+    /// hub.
+    ///
+    /// ```
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// assert!(green::net::UnixStream::from_std(a).is_ok());
+    /// ```
+    pub fn from_std(sock: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        sock.set_nonblocking(true)?;
+        Ok(UnixStream {
+            ev: Evented::new(sock.as_raw_fd())?,
+            sock,
+        })
+    }
+
+    /// Deregisters the stream and returns it as a blocking std stream.
+    ///
+    /// ```
+    /// let (a, _b) = green::net::UnixStream::pair().unwrap();
+    /// let a = a.into_std().unwrap();
+    /// std::thread::spawn(move || a.local_addr().unwrap()).join().unwrap();
+    /// ```
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
+        let UnixStream { ev, sock } = self;
+        drop(ev);
+        sock.set_nonblocking(false)?;
+        Ok(sock)
+    }
+
+    /// The local address.
+    ///
+    /// ```
+    /// let (a, _b) = green::net::UnixStream::pair().unwrap();
+    /// assert!(a.local_addr().unwrap().is_unnamed());
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// ```
+    /// let (a, _b) = green::net::UnixStream::pair().unwrap();
+    /// assert!(a.peer_addr().unwrap().is_unnamed());
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.peer_addr()
+    }
+
+    /// Shuts down the read half, the write half or both.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// let (a, mut b) = green::net::UnixStream::pair().unwrap();
+    /// a.shutdown(std::net::Shutdown::Write).unwrap();
+    /// assert_eq!(b.read(&mut [0u8; 4]).unwrap(), 0);
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.shutdown(how)
+    }
+
+    /// Moves the socket in or out of std's non-blocking mode: when on, an operation that
+    /// would have to wait returns [`io::ErrorKind::WouldBlock`] instead of switching to
+    /// other greenlets. (In the kernel the socket is always non-blocking.)
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// let (s, _peer) = green::net::UnixStream::pair().unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// assert_eq!((&s).read(&mut [0u8; 8]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.ev.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Closes the stream for every greenlet sharing it: waiters wake with
+    /// [`io::ErrorKind::ConnectionAborted`], as does every later call.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::rc::Rc;
+    /// let (a, _b) = green::net::UnixStream::pair().unwrap();
+    /// let a = Rc::new(a);
+    /// let a2 = a.clone();
+    /// let reader = green::spawn(move || (&*a2).read(&mut [0u8; 4]));
+    /// green::yield_now();
+    /// a.close();
+    /// let err = reader.join().unwrap().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
+    /// ```
+    pub fn close(&self) {
+        self.ev.close()
+    }
+
+    /// Sets the read timeout ([`io::ErrorKind::TimedOut`] when it expires).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// let (mut a, _b) = green::net::UnixStream::pair().unwrap();
+    /// a.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    /// assert_eq!(a.read(&mut [0u8; 4]).unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    /// ```
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.ev.set_read_timeout(dur)
+    }
+
+    /// Sets the write timeout ([`io::ErrorKind::TimedOut`] when it expires).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, _b) = green::net::UnixStream::pair().unwrap();
+    /// a.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    /// assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(2)));
+    /// ```
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.ev.set_write_timeout(dur)
+    }
+
+    /// The read timeout.
+    ///
+    /// ```
+    /// let (a, _b) = green::net::UnixStream::pair().unwrap();
+    /// assert_eq!(a.read_timeout().unwrap(), None);
+    /// ```
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.ev.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// ```
+    /// let (a, _b) = green::net::UnixStream::pair().unwrap();
+    /// assert_eq!(a.write_timeout().unwrap(), None);
+    /// ```
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.ev.write_timeout())
+    }
+
+    /// Takes the pending `SO_ERROR`, if any.
+    ///
+    /// ```
+    /// let (a, _b) = green::net::UnixStream::pair().unwrap();
+    /// assert!(a.take_error().unwrap().is_none());
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+
+    /// A second handle to the same stream (a `dup`, with its own registration).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let (a, mut b) = green::net::UnixStream::pair().unwrap();
+    /// let mut a2 = a.try_clone().unwrap();
+    /// a2.write_all(b"y").unwrap();
+    /// let mut buf = [0u8; 1];
+    /// b.read_exact(&mut buf).unwrap();
+    /// assert_eq!(&buf, b"y");
+    /// ```
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        if self.ev.is_closed() {
+            return Err(sys::closed_error());
+        }
+        let sock = self.sock.try_clone()?;
+        Ok(UnixStream {
+            ev: self.ev.clone_for(sock.as_raw_fd())?,
+            sock,
+        })
+    }
+}
+
+impl Read for &UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ev.read(|| (&self.sock).read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.ev.read(|| (&self.sock).read_vectored(bufs))
+    }
+}
+
+impl Write for &UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.ev.write(|| (&self.sock).write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.ev.write(|| (&self.sock).write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Wraps a std stream like [`UnixStream::from_std`].
+///
+/// # Panics
+///
+/// If the stream cannot be made non-blocking or registered with the hub.
+impl From<std::os::unix::net::UnixStream> for UnixStream {
+    fn from(sock: std::os::unix::net::UnixStream) -> UnixStream {
+        match UnixStream::from_std(sock) {
+            Ok(s) => s,
+            Err(e) => panic!("green: cannot register a UnixStream with the hub: {e}"),
+        }
+    }
+}
+
+/// Wraps a std listener like [`UnixListener::from_std`].
+///
+/// # Panics
+///
+/// If the listener cannot be made non-blocking or registered with the hub.
+impl From<std::os::unix::net::UnixListener> for UnixListener {
+    fn from(sock: std::os::unix::net::UnixListener) -> UnixListener {
+        match UnixListener::from_std(sock) {
+            Ok(l) => l,
+            Err(e) => panic!("green: cannot register a UnixListener with the hub: {e}"),
+        }
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// Deregisters the stream and gives up its fd, still in non-blocking mode.
+impl IntoRawFd for UnixStream {
+    fn into_raw_fd(self) -> RawFd {
+        let UnixStream { ev, sock } = self;
+        drop(ev);
+        sock.into_raw_fd()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// Deregisters the listener and gives up its fd, still in non-blocking mode.
+impl IntoRawFd for UnixListener {
+    fn into_raw_fd(self) -> RawFd {
+        let UnixListener { ev, sock } = self;
+        drop(ev);
+        sock.into_raw_fd()
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("fd", &self.sock.as_raw_fd())
+            .field("closed", &self.ev.is_closed())
+            .finish()
+    }
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("fd", &self.sock.as_raw_fd())
+            .field("closed", &self.ev.is_closed())
+            .finish()
+    }
+}

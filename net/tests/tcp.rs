@@ -1,0 +1,340 @@
+//! TCP behaviour over loopback: concurrency in one thread, EOF, reset, refused,
+//! timeouts, close while waiting, bulk transfer, use outside a hub.
+
+use std::cell::Cell;
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use green::net::{TcpListener, TcpStream};
+
+fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
+/// The seeds' per-connection loop: upper-case what arrives until EOF or an error.
+fn talk(mut conn: TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        conn.write_all(&buf[..n].to_ascii_uppercase())?;
+    }
+}
+
+#[test]
+fn many_clients_one_thread() {
+    const CLIENTS: usize = 200;
+    const ROUNDS: usize = 20;
+    let thread = std::thread::current().id();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Rc::new(Cell::new(0usize));
+    let s2 = served.clone();
+    let server = green::spawn(move || {
+        for _ in 0..CLIENTS {
+            let (conn, _) = listener.accept().unwrap();
+            let s = s2.clone();
+            green::spawn(move || {
+                assert_eq!(std::thread::current().id(), thread);
+                talk(conn).unwrap();
+                s.set(s.get() + 1);
+            });
+        }
+    });
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            green::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                let mut buf = [0u8; 64];
+                for n in 0..ROUNDS {
+                    let msg = format!("greenlet-{i} {n}");
+                    c.write_all(msg.as_bytes()).unwrap();
+                    c.read_exact(&mut buf[..msg.len()]).unwrap();
+                    assert_eq!(&buf[..msg.len()], msg.to_uppercase().as_bytes());
+                }
+                ROUNDS
+            })
+        })
+        .collect();
+    let total: usize = green::joinall(clients)
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    server.join().unwrap();
+    // Let the handlers see EOF.
+    while served.get() < CLIENTS {
+        green::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(total, CLIENTS * ROUNDS);
+}
+
+#[test]
+fn eof_reads_zero() {
+    let (c, mut s) = pair();
+    drop(c);
+    assert_eq!(s.read(&mut [0u8; 16]).unwrap(), 0);
+}
+
+#[test]
+fn reset_by_peer() {
+    let (c, mut s) = pair();
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `c` owns an open socket; we pass a live linger struct and its size.
+    let r = unsafe {
+        libc::setsockopt(
+            c.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    drop(c); // sends RST
+    let err = s.read(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+}
+
+#[test]
+fn connect_refused() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // The listener is dropped: nothing listens on `addr` now.
+    let err = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    let err = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+}
+
+#[test]
+fn read_timeout_expires_with_timed_out() {
+    let (mut c, _s) = pair();
+    c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let t = Instant::now();
+    let err = c.read(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // Other greenlets run during the wait.
+    let ticks = Rc::new(Cell::new(0));
+    let t2 = ticks.clone();
+    let ticker = green::spawn(move || {
+        for _ in 0..3 {
+            green::sleep(Duration::from_millis(5));
+            t2.set(t2.get() + 1);
+        }
+    });
+    let err = c.read(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    ticker.join().unwrap();
+    assert_eq!(ticks.get(), 3);
+    assert!(c.set_read_timeout(Some(Duration::ZERO)).is_err());
+}
+
+#[test]
+fn write_timeout_expires_with_timed_out() {
+    let (mut c, _s) = pair(); // the server never reads
+    c.set_write_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let chunk = vec![0u8; 1 << 16];
+    let t = Instant::now();
+    let err = loop {
+        if let Err(e) = c.write(&chunk) {
+            break e;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "buffers never filled");
+    };
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+}
+
+#[test]
+fn connect_timeout_on_full_backlog() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: re-listening on our own open listener only changes its backlog.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let addr = l.local_addr().unwrap();
+    let mut kept = Vec::new();
+    let mut timed_out = false;
+    for _ in 0..8 {
+        let t = Instant::now();
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Ok(s) => kept.push(s),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+                assert!(t.elapsed() >= Duration::from_millis(100));
+                assert!(t.elapsed() < Duration::from_secs(2));
+                timed_out = true;
+                break;
+            }
+        }
+    }
+    assert!(timed_out, "no connect stalled ({} accepted)", kept.len());
+    // A fresh listener: a tiny timeout either connects or times out, never hangs.
+    let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+    match TcpStream::connect_timeout(&l2.local_addr().unwrap(), Duration::from_nanos(1)) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}"),
+    }
+}
+
+#[test]
+fn close_wakes_reader_writer_and_acceptor() {
+    let (c, _c_peer) = pair();
+    let (_s_peer, s) = pair();
+    let c = Rc::new(c);
+    let s = Rc::new(s);
+    // A reader parked on `c` (nothing to read), a writer parked on `s` (buffers full,
+    // its peer never reads); two connections so the writer does not feed the reader.
+    let c2 = c.clone();
+    let reader = green::spawn(move || (&*c2).read(&mut [0u8; 16]));
+    let s2 = s.clone();
+    let writer = green::spawn(move || {
+        let chunk = vec![0u8; 1 << 16];
+        loop {
+            (&*s2).write_all(&chunk)?;
+        }
+    });
+    let l = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let l2 = l.clone();
+    let acceptor = green::spawn(move || l2.accept().map(|_| ()));
+    let t = Instant::now();
+    green::sleep(Duration::from_millis(50)); // all three park
+    assert!(!reader.is_finished() && !writer.is_finished() && !acceptor.is_finished());
+    let closer = green::spawn(move || {
+        c.close();
+        s.close();
+        l.close();
+    });
+    closer.join().unwrap();
+    let r: io::Result<usize> = reader.join().unwrap();
+    let w: io::Result<()> = writer.join().unwrap();
+    let a = acceptor.join().unwrap();
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::ConnectionAborted);
+    assert_eq!(w.unwrap_err().kind(), ErrorKind::ConnectionAborted);
+    assert_eq!(a.unwrap_err().kind(), ErrorKind::ConnectionAborted);
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+fn pattern(i: usize) -> u8 {
+    (i * 7 % 251) as u8
+}
+
+fn send_pattern(mut w: &TcpStream, len: usize) -> io::Result<()> {
+    let mut buf = vec![0u8; 100_003];
+    let mut sent = 0;
+    while sent < len {
+        let n = buf.len().min(len - sent);
+        for (k, b) in buf[..n].iter_mut().enumerate() {
+            *b = pattern(sent + k);
+        }
+        w.write_all(&buf[..n])?;
+        sent += n;
+    }
+    Ok(())
+}
+
+fn recv_pattern(mut r: &TcpStream, len: usize) -> io::Result<usize> {
+    let mut buf = vec![0u8; 65_536];
+    let mut got = 0;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(got);
+        }
+        for (k, &b) in buf[..n].iter().enumerate() {
+            assert_eq!(b, pattern(got + k), "byte {} differs", got + k);
+        }
+        got += n;
+        assert!(got <= len);
+    }
+}
+
+#[test]
+fn sixteen_mib_both_directions() {
+    const LEN: usize = 16 << 20;
+    let (c, s) = pair();
+    let (c, s) = (Rc::new(c), Rc::new(s));
+    let mut hs = Vec::new();
+    for (a, b) in [(c.clone(), s.clone()), (s, c)] {
+        // `a` sends to `b`'s reader; the reader on `b` runs while `b` also sends.
+        let a2 = a.clone();
+        hs.push(green::spawn(move || {
+            send_pattern(&a2, LEN).unwrap();
+            a2.shutdown(std::net::Shutdown::Write).unwrap();
+            0
+        }));
+        hs.push(green::spawn(move || recv_pattern(&b, LEN).unwrap()));
+    }
+    let got: Vec<usize> = green::joinall(hs).into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, [0, LEN, 0, LEN]);
+}
+
+#[test]
+fn try_clone_shares_the_connection() {
+    let (mut c, s) = pair();
+    let s2 = s.try_clone().unwrap();
+    let w = green::spawn(move || {
+        let mut s2 = s2;
+        s2.write_all(b"from clone").unwrap();
+    });
+    let mut buf = [0u8; 10];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"from clone");
+    w.join().unwrap();
+    drop(s);
+}
+
+#[test]
+fn blocking_use_outside_any_hub() {
+    std::thread::spawn(|| {
+        assert!(!green::is_greenlet_context());
+        // A green server on a plain thread, a std client on another.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            std::thread::sleep(Duration::from_millis(20)); // the server waits meanwhile
+            c.write_all(b"std client").unwrap();
+            let mut buf = [0u8; 10];
+            c.read_exact(&mut buf).unwrap();
+            buf
+        });
+        let (s, _) = l.accept().unwrap();
+        let mut buf = [0u8; 10];
+        (&s).read_exact(&mut buf).unwrap();
+        (&s).write_all(&buf.to_ascii_uppercase()).unwrap();
+        assert_eq!(&client.join().unwrap(), b"STD CLIENT");
+
+        // A green client of a std server.
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = std_l.accept().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            s.write_all(b"hello").unwrap();
+        });
+        let mut c = TcpStream::connect(addr).unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        server.join().unwrap();
+        // into_std gives back a blocking std stream.
+        let std_c = c.into_std().unwrap();
+        // Blocking again: the server has gone, so this waits for and reads EOF.
+        assert_eq!((&std_c).read(&mut buf).unwrap(), 0);
+    })
+    .join()
+    .unwrap();
+}
