@@ -14,11 +14,10 @@
 //!   through `green::reactor::Registration` (what `green::net` wraps).
 //! * `green_monkey`: gevent style, plain blocking `std::net` code in greenlets made
 //!   cooperative by `green::monkey::patch_net()`.
-//! * `green`: one greenlet per connection with `green::net` (plug-in, behind
-//!   `cfg(green_net)` until `green::net` lands).
+//! * `green`: one greenlet per connection with `green::net::{TcpListener, TcpStream}`.
 //!
 //! Every run is a fresh child process (so the monkey patch cannot leak into other runs).
-//! Servers run interleaved (tokio, mio, green_raw, green_monkey, tokio, ...) for a few rounds; the table gives
+//! Servers run interleaved (tokio, mio, green, green_raw, green_monkey, tokio, ...) for a few rounds; the table gives
 //! medians and the ratios green/tokio and green/mio. Both cores are busy (the client does
 //! as many syscalls per message as a server), so the table also gives each side's CPU use
 //! and the server's CPU time per message (`srv ns/msg`), the figure least bent by the
@@ -27,10 +26,7 @@
 //!
 //! Run: `cargo bench --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
 //! `GREEN_ECHO_SECS` (measurement window, default 1.5), `GREEN_ECHO_WARMUP_MS` (default 500),
-//! `GREEN_ECHO_ROUNDS` (default 3), `GREEN_ECHO_SERVERS` (default all, e.g. "tokio,mio").
-// `green_net`: green::net (TcpListener/TcpStream) has not landed yet; remove the cfg
-// (and this allowance) when it does.
-#![allow(unexpected_cfgs)]
+//! `GREEN_ECHO_ROUNDS` (default 2), `GREEN_ECHO_SERVERS` (default all, e.g. "tokio,mio").
 
 #[path = "common/mod.rs"]
 mod common;
@@ -72,7 +68,6 @@ enum Server {
     Mio,
     GreenRaw,
     GreenMonkey,
-    #[cfg(green_net)]
     Green,
 }
 
@@ -83,23 +78,18 @@ impl Server {
             Server::Mio => "mio",
             Server::GreenRaw => "green_raw",
             Server::GreenMonkey => "green_monkey",
-            #[cfg(green_net)]
             Server::Green => "green",
         }
     }
 
     fn all() -> Vec<Server> {
-        #[allow(unused_mut)]
-        let mut v = vec![
+        vec![
             Server::Tokio,
             Server::Mio,
+            Server::Green,
             Server::GreenRaw,
             Server::GreenMonkey,
-        ];
-        // GREEN PLUG-IN: green::net (remove the cfg once green::net has landed).
-        #[cfg(green_net)]
-        v.push(Server::Green);
-        v
+        ]
     }
 
     fn serve(self, shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
@@ -108,7 +98,6 @@ impl Server {
             Server::Mio => serve_mio(shutdown, started),
             Server::GreenRaw => serve_green_raw(shutdown, started),
             Server::GreenMonkey => serve_green_monkey(shutdown, started),
-            #[cfg(green_net)]
             Server::Green => serve_green(shutdown, started),
         }
     }
@@ -409,8 +398,7 @@ fn serve_green_monkey(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>)
     }
 }
 
-// GREEN PLUG-IN: green::net (remove the cfg once green::net has landed).
-#[cfg(green_net)]
+/// green::net: one greenlet per connection, the accept loop in the thread's main greenlet.
 fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     let listener = green::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -424,13 +412,14 @@ fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
             }),
         })
         .unwrap();
+    let mut handles = Vec::new();
     loop {
         let (mut s, _) = listener.accept().unwrap();
         if shutdown.load(Ordering::Acquire) {
             break;
         }
         s.set_nodelay(true).unwrap();
-        green::spawn(move || {
+        handles.push(green::spawn(move || {
             let mut buf = [0u8; 4096];
             loop {
                 let n = match s.read(&mut buf) {
@@ -442,7 +431,12 @@ fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
                     break;
                 }
             }
-        });
+        }));
+    }
+    drop(listener);
+    // The clients closed every connection before the shutdown: all handlers end.
+    for r in green::joinall(handles) {
+        r.unwrap();
     }
 }
 
@@ -749,7 +743,7 @@ fn main() {
         .collect();
     let window = Duration::from_secs_f64(env_or("GREEN_ECHO_SECS", 1.5));
     let warmup = Duration::from_millis(env_or("GREEN_ECHO_WARMUP_MS", 500));
-    let rounds: usize = env_or("GREEN_ECHO_ROUNDS", 3);
+    let rounds: usize = env_or("GREEN_ECHO_ROUNDS", 2);
     let servers: Vec<Server> = match std::env::var("GREEN_ECHO_SERVERS") {
         Ok(list) => Server::all()
             .into_iter()
