@@ -539,7 +539,8 @@ fn load_generator(
     let mut bad = 0u64;
     let mut events = Events::with_capacity(1024);
     let my_tid = gettid();
-    let mut cpu0: Option<(Instant, (u64, u64), (u64, u64))> = None;
+    type Sched = (u64, u64);
+    let mut cpu0: Option<(Instant, Sched, Sched)> = None;
     loop {
         let now = Instant::now();
         if now >= end {
@@ -744,6 +745,17 @@ fn main() {
     let window = Duration::from_secs_f64(env_or("GREEN_ECHO_SECS", 1.5));
     let warmup = Duration::from_millis(env_or("GREEN_ECHO_WARMUP_MS", 500));
     let rounds: usize = env_or("GREEN_ECHO_ROUNDS", 2);
+    // `cargo test --all-targets`: a quick smoke run.
+    let (conns_list, window, warmup, rounds) = if common::smoke_test() {
+        (
+            vec![10],
+            Duration::from_millis(200),
+            Duration::from_millis(100),
+            1,
+        )
+    } else {
+        (conns_list, window, warmup, rounds)
+    };
     let servers: Vec<Server> = match std::env::var("GREEN_ECHO_SERVERS") {
         Ok(list) => Server::all()
             .into_iter()

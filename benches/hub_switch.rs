@@ -13,7 +13,6 @@ mod common;
 
 use corosensei::{Coroutine, CoroutineResult};
 use criterion::{criterion_group, criterion_main, Criterion};
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 fn hub_switch(c: &mut Criterion) {
@@ -55,7 +54,7 @@ fn hub_switch(c: &mut Criterion) {
                 live = 0;
                 for t in tasks.iter_mut() {
                     if !t.done() {
-                        if let CoroutineResult::Yield(()) = t.resume(black_box(())) {
+                        if let CoroutineResult::Yield(()) = t.resume(()) {
                             live += 1;
                         }
                     }

@@ -89,10 +89,7 @@ fn child_green(n: usize) -> Measured {
 }
 
 fn variants() -> Vec<&'static str> {
-    let mut v = vec!["tokio_current_thread"];
-    // green's variant.
-    v.push("green");
-    v
+    vec!["tokio_current_thread", "green"]
 }
 
 fn run_child(variant: &str, n: usize) -> Measured {
@@ -136,6 +133,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    // `cargo test --all-targets`: a quick smoke run.
+    let (ns, rounds) = if common::smoke_test() {
+        (vec![1_000], 1)
+    } else {
+        (ns, rounds)
+    };
     let exe = std::env::current_exe().unwrap();
 
     println!(

@@ -150,13 +150,20 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    // `cargo test --all-targets`: a quick smoke run.
+    let (n, rounds) = if common::smoke_test() {
+        (10_000, 1)
+    } else {
+        (n, rounds)
+    };
 
-    let mut variants: Vec<Variant> = vec![("sequential", sequential), ("corosensei", corosensei)];
-    // green's variant.
-    {
-        variants.push(("green_switch", green_switch));
-        variants.push(("green_yield", green_yield));
-    }
+    let variants: Vec<Variant> = vec![
+        ("sequential", sequential),
+        ("corosensei", corosensei),
+        // green's variants.
+        ("green_switch", green_switch),
+        ("green_yield", green_yield),
+    ];
 
     let expect = sequential(n);
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
