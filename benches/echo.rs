@@ -12,17 +12,24 @@
 //!   keep the unwritten rest and finish it on WRITABLE).
 //! * `green_raw`: one greenlet per connection, std sockets in non-blocking mode waited on
 //!   through `green::reactor::Registration` (what `green::net` wraps).
-//! * `green_monkey`: gevent style, plain blocking `std::net` code in greenlets made
-//!   cooperative by `green::monkey::patch_net()`.
+//! * `green_monkey` (with the default feature `monkey`): gevent style, plain blocking
+//!   `std::net` code in greenlets made cooperative by `green::monkey::patch_net()`.
 //! * `green`: one greenlet per connection with `green::net::{TcpListener, TcpStream}`.
 //!
 //! Every run is a fresh child process (so the monkey patch cannot leak into other runs).
-//! Servers run interleaved (tokio, mio, green, green_raw, green_monkey, tokio, ...) for a few rounds; the table gives
-//! medians and the ratios green/tokio and green/mio. Both cores are busy (the client does
-//! as many syscalls per message as a server), so the table also gives each side's CPU use
-//! and the server's CPU time per message (`srv ns/msg`), the figure least bent by the
-//! client being saturated too. Each server stops by itself at the end
-//! of its run (shutdown flag + a wake: tokio `Notify`, mio `Waker`, a connect for green).
+//! Servers run interleaved (tokio, mio, green, green_raw, green_monkey, tokio, ...) for a
+//! few rounds; the table gives medians and the ratios green/tokio and green/mio. Both
+//! cores are busy (the client does as many syscalls per message as a server), so the
+//! table also gives each side's CPU use and the server's CPU time per message
+//! (`srv ns/msg`), the figure least bent by the client being saturated too. Runs in which
+//! another process took the CPU from the server or client thread (runqueue wait over 5% of
+//! the window, from /proc/.../schedstat) are left out of the medians when possible. Each
+//! server stops by itself at the end of its run (shutdown flag + a wake: tokio `Notify`,
+//! mio `Waker`, a throwaway connect for green's servers).
+//!
+//! The `monkey` feature links libc hooks (`read`, `write`, `accept4`, ...) into the whole
+//! binary, peers included; unpatched they cost one atomic load per call. To measure the
+//! peers without them: `cargo bench --no-default-features --bench echo`.
 //!
 //! Run: `cargo bench --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
 //! `GREEN_ECHO_SECS` (measurement window, default 1.5), `GREEN_ECHO_WARMUP_MS` (default 500),
@@ -67,6 +74,7 @@ enum Server {
     Tokio,
     Mio,
     GreenRaw,
+    #[cfg(feature = "monkey")]
     GreenMonkey,
     Green,
 }
@@ -77,6 +85,7 @@ impl Server {
             Server::Tokio => "tokio",
             Server::Mio => "mio",
             Server::GreenRaw => "green_raw",
+            #[cfg(feature = "monkey")]
             Server::GreenMonkey => "green_monkey",
             Server::Green => "green",
         }
@@ -88,6 +97,7 @@ impl Server {
             Server::Mio,
             Server::Green,
             Server::GreenRaw,
+            #[cfg(feature = "monkey")]
             Server::GreenMonkey,
         ]
     }
@@ -97,6 +107,7 @@ impl Server {
             Server::Tokio => serve_tokio(shutdown, started),
             Server::Mio => serve_mio(shutdown, started),
             Server::GreenRaw => serve_green_raw(shutdown, started),
+            #[cfg(feature = "monkey")]
             Server::GreenMonkey => serve_green_monkey(shutdown, started),
             Server::Green => serve_green(shutdown, started),
         }
@@ -354,6 +365,7 @@ fn serve_green_raw(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
 /// gevent style: plain blocking `std::net` code in greenlets, made cooperative by
 /// `green::monkey::patch_net()` (the libc hooks). The accept loop runs in a spawned
 /// greenlet, one greenlet per connection.
+#[cfg(feature = "monkey")]
 fn serve_green_monkey(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     green::monkey::patch_net();
     let acceptor = green::spawn(move || {
