@@ -1,0 +1,98 @@
+//! Two tasks taking turns through the scheduler. One iteration = one round trip = each of
+//! the two tasks yields once.
+//!
+//! * `tokio_current_thread`: two tasks calling `tokio::task::yield_now()` in a loop.
+//! * `corosensei`: two raw coroutines resumed alternately by a minimal round-robin driver
+//!   (the floor for a hub-mediated round trip: two resumes and two suspends).
+//! * `green`: two greenlets calling `green::yield_now()` in a loop.
+//!
+//! Run: `cargo bench --bench hub_switch`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use corosensei::{Coroutine, CoroutineResult};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::time::{Duration, Instant};
+
+fn hub_switch(c: &mut Criterion) {
+    common::pin_from_env();
+    let mut group = c.benchmark_group("hub_switch");
+
+    group.bench_function("tokio_current_thread", |b| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        b.iter_custom(|iters| {
+            rt.block_on(async move {
+                let task = move || async move {
+                    for _ in 0..iters {
+                        tokio::task::yield_now().await;
+                    }
+                };
+                let start = Instant::now();
+                let a = tokio::spawn(task());
+                let b = tokio::spawn(task());
+                a.await.unwrap();
+                b.await.unwrap();
+                start.elapsed()
+            })
+        });
+    });
+
+    group.bench_function("corosensei", |b| {
+        b.iter_custom(|iters| {
+            let body = move |y: &corosensei::Yielder<(), ()>, ()| {
+                for _ in 0..iters {
+                    y.suspend(());
+                }
+            };
+            let mut tasks = [Coroutine::new(body), Coroutine::new(body)];
+            let start = Instant::now();
+            let mut live = tasks.len();
+            while live > 0 {
+                live = 0;
+                for t in tasks.iter_mut() {
+                    if !t.done() {
+                        if let CoroutineResult::Yield(()) = t.resume(()) {
+                            live += 1;
+                        }
+                    }
+                }
+            }
+            start.elapsed()
+        });
+    });
+
+    // green's variant.
+    group.bench_function("green", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let a = green::spawn(move || {
+                for _ in 0..iters {
+                    green::yield_now();
+                }
+            });
+            let b = green::spawn(move || {
+                for _ in 0..iters {
+                    green::yield_now();
+                }
+            });
+            a.join().unwrap();
+            b.join().unwrap();
+            start.elapsed()
+        });
+    });
+
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50);
+    targets = hub_switch
+}
+criterion_main!(benches);
