@@ -53,7 +53,7 @@ pub struct ServeStats {
 pub fn serve(listener: &TcpListener, max_conns: Option<u64>, verbose: bool) -> ServeStats {
     let stats = Rc::new(Cell::new(ServeStats::default()));
     let mut handlers = Vec::new();
-    while max_conns.map_or(true, |m| stats.get().conns < m) {
+    while max_conns.is_none_or(|m| stats.get().conns < m) {
         let conn = match listener.accept() {
             Ok((conn, _)) => conn,
             Err(e) if e.kind() == ErrorKind::ConnectionAborted => break, // closed
@@ -99,7 +99,7 @@ pub fn client(
     let mut conn = TcpStream::connect(addr)?;
     let mut reply = [0u8; 1024];
     let mut n = 0u64;
-    while Instant::now() < until && max_messages.map_or(true, |m| n < m) {
+    while Instant::now() < until && max_messages.is_none_or(|m| n < m) {
         let data = format!("{name} {n}");
         conn.write_all(data.as_bytes())?;
         let got = &mut reply[..data.len()];
