@@ -312,19 +312,11 @@ fn serve_green_raw(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     // Bind through mio for its 1024 backlog (and non-blocking mode), then use std's type.
     let listener = MioListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    // SAFETY: `into_raw_fd` hands over sole ownership of an open listening socket.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let addr = listener.local_addr().unwrap();
     let lreg = Registration::new(listener.as_raw_fd()).unwrap();
-    started
-        .send(Started {
-            tid: gettid(),
-            addr,
-            // The wake: a throwaway connection makes the pending accept return.
-            wake: Box::new(move || {
-                let _ = std::net::TcpStream::connect(addr);
-            }),
-        })
-        .unwrap();
+    announce_accepting(&started, addr);
     let mut handles = Vec::new();
     loop {
         let (s, _) = lreg
@@ -371,36 +363,15 @@ fn serve_green_monkey(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>)
     let acceptor = green::spawn(move || {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        started
-            .send(Started {
-                tid: gettid(),
-                addr,
-                // The wake: a throwaway connection makes the pending accept return.
-                wake: Box::new(move || {
-                    let _ = std::net::TcpStream::connect(addr);
-                }),
-            })
-            .unwrap();
+        announce_accepting(&started, addr);
         let mut handles = Vec::new();
         loop {
-            let (mut s, _) = listener.accept().unwrap();
+            let (s, _) = listener.accept().unwrap();
             if shutdown.load(Ordering::Acquire) {
                 break;
             }
             s.set_nodelay(true).unwrap();
-            handles.push(green::spawn(move || {
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    buf[..n].make_ascii_uppercase();
-                    if s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }));
+            handles.push(green::spawn(move || echo_upper(s)));
         }
         handles
     });
@@ -414,7 +385,26 @@ fn serve_green_monkey(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>)
 fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     let listener = green::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    // The wake: a throwaway connection makes the pending accept return.
+    announce_accepting(&started, addr);
+    let mut handles = Vec::new();
+    loop {
+        let (s, _) = listener.accept().unwrap();
+        if shutdown.load(Ordering::Acquire) {
+            break;
+        }
+        s.set_nodelay(true).unwrap();
+        handles.push(green::spawn(move || echo_upper(s)));
+    }
+    drop(listener);
+    // The clients closed every connection before the shutdown: all handlers end.
+    for r in green::joinall(handles) {
+        r.unwrap();
+    }
+}
+
+/// Reports an accept-loop server as started; its wake is a throwaway connection that
+/// makes the pending accept return (after which the loop sees the shutdown flag).
+fn announce_accepting(started: &mpsc::Sender<Started>, addr: std::net::SocketAddr) {
     started
         .send(Started {
             tid: gettid(),
@@ -424,35 +414,26 @@ fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
             }),
         })
         .unwrap();
-    let mut handles = Vec::new();
+}
+
+/// The seeds' per-connection handler, blocking style: read, upper-case, write back,
+/// until EOF or an error.
+fn echo_upper(mut s: impl Read + Write) {
+    let mut buf = [0u8; 4096];
     loop {
-        let (mut s, _) = listener.accept().unwrap();
-        if shutdown.load(Ordering::Acquire) {
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf[..n].make_ascii_uppercase();
+        if s.write_all(&buf[..n]).is_err() {
             break;
         }
-        s.set_nodelay(true).unwrap();
-        handles.push(green::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                buf[..n].make_ascii_uppercase();
-                if s.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }));
-    }
-    drop(listener);
-    // The clients closed every connection before the shutdown: all handlers end.
-    for r in green::joinall(handles) {
-        r.unwrap();
     }
 }
 
 fn gettid() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::gettid() }
 }
 

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub fn pin_to_cpu(cpu: usize) {
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cpu = cpu % ncpu.max(1);
+    // SAFETY: `cpu_set_t` is plain data (all-zero is the empty set), `cpu` is below the
+    // CPU count, and sched_setaffinity only reads the set we pass by reference.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
@@ -49,11 +51,14 @@ pub fn rss_bytes() -> u64 {
 }
 
 pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes a constant name and has no memory effects.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as u64 }
 }
 
 /// Raise the soft open-file limit to the hard limit (the echo bench holds 2 fds per connection).
 pub fn raise_nofile_limit() {
+    // SAFETY: `rlimit` is plain data; getrlimit/setrlimit read and write only the struct
+    // we pass by reference.
     unsafe {
         let mut r: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {

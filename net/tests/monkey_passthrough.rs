@@ -26,6 +26,7 @@ fn hooks_are_linked_into_test_binaries() {
     let _g = serial();
     // The executable's own definition shadows libc.so.6: dladdr names the test binary.
     let f = libc::clock_nanosleep as *const libc::c_void;
+    // SAFETY: `Dl_info` is plain data (pointers and integers); all-zero is valid.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is writable; `f` is a code address.
     assert_ne!(unsafe { libc::dladdr(f, &mut info) }, 0);

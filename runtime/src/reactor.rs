@@ -317,17 +317,25 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let woken = crate::hub::try_with_hub(|h| {
-            h.reactor
-                .try_borrow_mut()
-                .ok()
-                .and_then(|mut r| r.as_mut().map(|r| r.deregister(self.key, self.gen)))
-        })
-        .flatten()
-        .unwrap_or_default();
-        for u in woken {
-            u.unpark();
-        }
+        let (key, gen) = (self.key, self.gen);
+        deregister_and_wake(|_| Some((key, gen)));
+    }
+}
+
+/// Deregisters the slot `which` picks (given the reactor) and wakes its waiters with an
+/// error, after releasing the reactor (waking may drop a greenlet, which may touch it).
+/// Does nothing once the hub or its reactor is gone, or while the reactor is borrowed.
+fn deregister_and_wake(which: impl FnOnce(&mut Reactor) -> Option<(usize, u64)>) {
+    let woken = crate::hub::try_with_hub(|h| {
+        let mut r = h.reactor.try_borrow_mut().ok()?;
+        let r = r.as_mut()?;
+        let (key, gen) = which(r)?;
+        Some(r.deregister(key, gen))
+    })
+    .flatten()
+    .unwrap_or_default();
+    for u in woken {
+        u.unpark();
     }
 }
 
@@ -451,15 +459,5 @@ pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::
 /// green::reactor::forget_fd(12345); // unknown: nothing happens
 /// ```
 pub fn forget_fd(fd: RawFd) {
-    let woken = crate::hub::try_with_hub(|h| {
-        let mut r = h.reactor.try_borrow_mut().ok()?;
-        let r = r.as_mut()?;
-        let (key, gen) = r.fds.remove(&fd)?;
-        Some(r.deregister(key, gen))
-    })
-    .flatten()
-    .unwrap_or_default();
-    for u in woken {
-        u.unpark();
-    }
+    deregister_and_wake(|r| r.fds.remove(&fd));
 }

@@ -110,10 +110,10 @@ pub(crate) fn add(deadline: Instant, action: Action) -> Key {
 }
 
 /// Disarms a timer (no-op if it fired already).
-pub(crate) fn cancel(key: Key) {
+pub(crate) fn cancel(key: Key) -> bool {
     // Drop the action outside the borrow: it may hold the last handle of a greenlet.
     let action = try_with_hub(|h| h.timers.borrow_mut().cancel(key)).flatten();
-    drop(action);
+    action.is_some()
 }
 
 /// Fires every timer due at `now`.
@@ -161,8 +161,7 @@ impl TimerHandle {
     /// assert!(t.cancel());
     /// ```
     pub fn cancel(self) -> bool {
-        let action = try_with_hub(|h| h.timers.borrow_mut().cancel(self.key)).flatten();
-        action.is_some()
+        cancel(self.key)
     }
 }
 
