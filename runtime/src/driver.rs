@@ -38,6 +38,8 @@ pub(crate) enum Input {
 pub(crate) enum Request {
     /// Resume this greenlet with this input.
     Switch(Greenlet, Input),
+    /// Resume the main greenlet with this input (no handle to clone: the hub owns main).
+    Main(Input),
     /// Run whatever is ready (the caller parked, or switched to the hub).
     Park,
 }
@@ -50,9 +52,24 @@ thread_local! {
     static YIELDER: Cell<*const Yielder<Input, Request>> = const { Cell::new(ptr::null()) };
 }
 
-/// Called first thing by a starting greenlet.
+/// Called first thing by a starting greenlet: records its yielder (fixed for the
+/// coroutine's life, it lives at the bottom of the coroutine's stack).
 pub(crate) fn set_yielder(y: &Yielder<Input, Request>) {
     YIELDER.with(|c| c.set(y));
+    with_hub(|h| h.current().yielder.set(y));
+}
+
+/// Suspends the running greenlet's coroutine with `req`, back to the driver.
+///
+/// Only in greenlet context (the caller checked).
+#[inline(always)]
+fn yield_to_driver(req: Request) -> Input {
+    let y = YIELDER.with(|c| c.get());
+    debug_assert!(!y.is_null());
+    // SAFETY: in greenlet context the driver set YIELDER to the running coroutine's
+    // yielder, which lives on that coroutine's stack for as long as it runs; we are
+    // on that stack now, so the pointer is valid and suspending is allowed.
+    unsafe { (*y).suspend(req) }
 }
 
 /// Leaves the current greenlet with `req`; returns the input it is resumed with.
@@ -61,18 +78,10 @@ pub(crate) fn set_yielder(y: &Yielder<Input, Request>) {
 #[inline]
 pub(crate) fn suspend(req: Request) -> Input {
     if hub::context() == CTX_GREENLET {
-        let y = YIELDER.with(|c| c.get());
-        debug_assert!(!y.is_null());
-        // SAFETY: in greenlet context the driver set YIELDER to the running coroutine's
-        // yielder, which lives on that coroutine's stack for as long as it runs; we are
-        // on that stack now, so the pointer is valid and suspending is allowed.
-        unsafe { (*y).suspend(req) }
+        yield_to_driver(req)
     } else {
         with_hub(|h| {
-            let (target, input) = match req {
-                Request::Switch(t, i) => (t, i),
-                Request::Park => (h.hub.clone(), Input::Value(Value::none())),
-            };
+            let (target, input) = request_target(h, req);
             drive(h, target, input)
         })
     }
@@ -82,15 +91,84 @@ pub(crate) fn suspend(req: Request) -> Input {
 #[inline]
 pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
     with_hub(|h| {
-        if hub::context() == CTX_HUB {
-            panic!("green: cannot switch greenlets from the hub (a timer callback or a link)");
+        let ctx = hub::context();
+        if ctx == CTX_HUB {
+            hub_switch_panic();
         }
         if std::ptr::eq(h.current.get(), std::rc::Rc::as_ptr(&target.0)) {
             return input;
         }
         crate::greenlet::raise_deferred(h);
-        suspend(Request::Switch(target.clone(), input))
+        if ctx == CTX_GREENLET {
+            let req = if target.0.kind == Kind::Main {
+                Request::Main(input)
+            } else {
+                Request::Switch(target.clone(), input)
+            };
+            yield_to_driver(req)
+        } else {
+            switch_from_main(h, target, input)
+        }
     })
+}
+
+/// Where a suspending greenlet's request leads.
+#[inline(always)]
+fn request_target(h: &Hub, req: Request) -> (Greenlet, Input) {
+    match req {
+        Request::Switch(t, i) => (t, i),
+        Request::Main(i) => (h.main.clone(), i),
+        Request::Park => (h.hub.clone(), Input::Value(Value::none())),
+    }
+}
+
+/// The main greenlet (outside the driver) switches to `target`.
+///
+/// Fast path for the commonest explicit switch: `target` is a suspended greenlet that
+/// switches straight back to main. Then no driver loop is entered: main resumes the
+/// coroutine and gets its answer, as a plain corosensei resume would. Anything else
+/// (a fresh, dead or queued target, a target that switches elsewhere, parks or returns)
+/// continues in [`drive`].
+#[inline]
+fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
+    let t = &target.0;
+    if t.kind != Kind::Coro || t.state.get() != State::Suspended || t.has_pending() {
+        return drive(h, target.clone(), input);
+    }
+    debug_assert!(!h.in_driver.get(), "main switches while the driver runs");
+    h.in_driver.set(true);
+    h.main.0.state.set(State::Suspended);
+    enter(h, target);
+    // SAFETY: as in `run`: only the driver (here: main outside the driver loop, which is
+    // where the driver would run) resumes coroutines; `target` is suspended, so it is not
+    // running and has its coroutine; the caller's `&Greenlet` keeps it alive meanwhile.
+    let r = unsafe { resume_coroutine(target, input) };
+    if let CoroutineResult::Yield(Request::Main(i)) = r {
+        t.state.set(State::Suspended);
+        crate::overflow::set_running(ptr::null());
+        if h.monitoring.get() {
+            h.monitor.count_switch();
+            h.monitor.record(&h.main);
+        }
+        if h.main.0.has_pending() {
+            h.main.0.take_pending();
+        }
+        h.in_driver.set(false);
+        h.main.0.state.set(State::Running);
+        h.set_current(&h.main);
+        hub::set_context(CTX_MAIN);
+        return i;
+    }
+    // Anything else: finish this step as `run` does, then go on in the driver loop.
+    leave(h);
+    let (next, i) = after_resume(h, target.clone(), r);
+    drive_loop(h, next, i)
+}
+
+#[cold]
+#[inline(never)]
+fn hub_switch_panic() -> ! {
+    panic!("green: cannot switch greenlets from the hub (a timer callback or a link)");
 }
 
 /// What an explicit `switch` returns for the input it was resumed with.
@@ -120,28 +198,29 @@ impl Drop for DriverGuard<'_> {
 
 /// Runs greenlets, starting by resuming `target` with `input`, until the main greenlet is
 /// switched to; returns what it was switched to with. Runs on the thread's own stack.
-pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
+pub(crate) fn drive(h: &Hub, target: Greenlet, input: Input) -> Input {
     debug_assert!(!h.in_driver.get(), "nested driver");
     h.in_driver.set(true);
     h.main.0.state.set(State::Suspended);
-    h.set_current(&h.hub);
-    hub::set_context(CTX_HUB);
+    drive_loop(h, target, input)
+}
+
+/// The loop of [`drive`], once the driver is marked as running.
+fn drive_loop(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
     let _guard = DriverGuard(h);
     if h.monitoring.get() {
         h.monitor.record_hub();
     }
     loop {
         match target.0.kind {
-            Kind::Coro => {
-                let (next, next_input) = resume(h, target, input);
-                target = next;
-                input = next_input;
-            }
+            Kind::Coro => (target, input) = resume(h, target, input),
             Kind::Main => {
-                h.main.0.take_pending();
+                if h.main.0.has_pending() {
+                    h.main.0.take_pending();
+                }
                 // For `sync::monitor`: main resumes (see `resume`).
-                h.monitor.count_switch();
                 if h.monitoring.get() {
+                    h.monitor.count_switch();
                     h.monitor.record(&h.main);
                 }
                 return input;
@@ -151,75 +230,135 @@ pub(crate) fn drive(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
                     // A greenlet whose parent is the hub died of a panic nobody catches.
                     log_panic(None, p.as_ref());
                 }
-                match next_ready(h) {
-                    Some((g, i)) => {
-                        target = g;
-                        input = i;
-                    }
-                    None => {
-                        target = h.main.clone();
-                        input = Input::LoopExit;
-                    }
-                }
+                (target, input) = schedule_next(h);
             }
         }
     }
 }
 
-/// Resumes one greenlet; returns where to go next and with what.
+/// The driver's step when the hub is switched to: the next ready greenlet, or the main
+/// greenlet with `LoopExit` when nothing can ever become ready.
 #[inline]
+fn schedule_next(h: &Hub) -> (Greenlet, Input) {
+    h.set_current(&h.hub);
+    hub::set_context(CTX_HUB);
+    match next_ready(h) {
+        Some(next) => next,
+        None => (h.main.clone(), Input::LoopExit),
+    }
+}
+
+/// Resumes one greenlet; returns where to go next and with what.
+#[inline(always)]
 fn resume(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
+    if g.0.state.get() != State::Suspended || g.0.has_pending() {
+        return resume_unusual(h, g, input);
+    }
+    run(h, g, input)
+}
+
+/// Runs `g`, a started greenlet that is not running, until it suspends or returns.
+#[inline(always)]
+fn run(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
+    enter(h, &g);
     // SAFETY: the driver is the only code touching a greenlet's coroutine while the
     // greenlet lives, and `g` is not running (only one greenlet runs at a time and the
-    // driver runs none now); `g` stays alive (we own a handle) while `co` is used.
-    let slot = unsafe { g.0.coroutine() };
-    let Some(co) = slot.as_mut() else {
-        // Dead: go to its nearest live ancestor.
-        return (g.live_parent(), input);
-    };
-    if g.0.has_pending() {
-        // Resumed directly while queued: the queue entry becomes stale.
-        g.0.take_pending();
-    }
-    if g.0.state.get() == State::Fresh {
-        if let Input::Throw(p) = input {
-            return kill_unstarted(h, g, p);
-        }
-    }
-    g.0.state.set(State::Running);
-    h.set_current(&g);
-    hub::set_context(CTX_GREENLET);
-    YIELDER.with(|c| c.set(g.0.yielder.get()));
-    crate::overflow::set_running(&g.0.info);
-    // For `sync::monitor` (blocking detection): one relaxed add per resume, and the
-    // running greenlet's id and name only while a monitor is attached.
-    h.monitor.count_switch();
-    if h.monitoring.get() {
-        h.monitor.record(&g);
-    }
-    let r = co.resume(input);
-    if h.monitoring.get() {
-        h.monitor.record_hub();
-    }
-    crate::overflow::set_running(ptr::null());
-    hub::set_context(CTX_HUB);
-    h.set_current(&h.hub);
+    // driver runs none now); `g` stays alive (we own a handle) while `co` is used. A
+    // greenlet that is not dead has its coroutine.
+    let r = unsafe { resume_coroutine(&g, input) };
+    leave(h);
+    after_resume(h, g, r)
+}
+
+/// Where to go after `g` suspended with a request or returned.
+#[inline(always)]
+fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Request, Output>) -> (Greenlet, Input) {
     match r {
         CoroutineResult::Yield(req) => {
-            g.0.yielder.set(YIELDER.with(|c| c.get()));
             g.0.state.set(State::Suspended);
             match req {
-                Request::Switch(to, i) => (to, i),
-                Request::Park => (h.hub.clone(), Input::Value(Value::none())),
+                // Straight to the next ready greenlet, without a trip through the loop.
+                Request::Park => schedule_next(h),
+                req => request_target(h, req),
             }
         }
         CoroutineResult::Return(out) => finish(h, g, out),
     }
 }
 
+/// Resumes the coroutine of `g` with `input`.
+///
+/// # Safety
+///
+/// `g` is not running and has a coroutine (it is not dead), and no other reference to
+/// the coroutine exists (see [`crate::greenlet::Inner::coroutine`]).
+#[inline(always)]
+unsafe fn resume_coroutine(g: &Greenlet, input: Input) -> CoroutineResult<Request, Output> {
+    // SAFETY: guaranteed by the caller.
+    match unsafe { g.0.coroutine() } {
+        Some(co) => co.resume(input),
+        None => unreachable!("green: resuming a greenlet without a coroutine"),
+    }
+}
+
+/// Makes `g` the running greenlet: its state, the hub's current greenlet, the context,
+/// the yielder and what the stack-overflow handler reports.
+#[inline(always)]
+fn enter(h: &Hub, g: &Greenlet) {
+    g.0.state.set(State::Running);
+    h.set_current(g);
+    hub::set_context(CTX_GREENLET);
+    YIELDER.with(|c| c.set(g.0.yielder.get()));
+    crate::overflow::set_running(&g.0.info);
+    // For `sync::monitor` (blocking detection): the switch count and the running
+    // greenlet's id and name, only while a monitor is attached.
+    if h.monitoring.get() {
+        h.monitor.count_switch();
+        h.monitor.record(g);
+    }
+}
+
+/// Undoes [`enter`] when the greenlet suspends or returns: the hub runs.
+#[inline(always)]
+fn leave(h: &Hub) {
+    if h.monitoring.get() {
+        h.monitor.record_hub();
+    }
+    crate::overflow::set_running(ptr::null());
+    hub::set_context(CTX_HUB);
+    h.set_current(&h.hub);
+}
+
+/// [`resume`] for a greenlet that is not simply suspended: dead (forward to its nearest
+/// live ancestor), not started (start it, or kill it unstarted), or resumed directly
+/// while waiting in the ready queue.
+#[cold]
+#[inline(never)]
+fn resume_unusual(h: &Hub, g: Greenlet, mut input: Input) -> (Greenlet, Input) {
+    if g.0.state.get() == State::Dead {
+        return (g.live_parent(), input);
+    }
+    if g.0.has_pending() {
+        // Resumed directly while queued: the queue entry becomes stale. A kill or a
+        // timeout waiting there wins over the value of an explicit switch.
+        if let Some(Input::Throw(p)) = g.0.take_pending() {
+            input = Input::Throw(p);
+        }
+    }
+    if g.0.state.get() == State::Fresh {
+        if let Input::Throw(p) = input {
+            return kill_unstarted(h, g, p);
+        }
+    }
+    run(h, g, input)
+}
+
 /// A greenlet killed before it started: it never runs.
 #[cold]
 fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Input) {
+    // Its exit callbacks run in the hub.
+    h.set_current(&h.hub);
+    hub::set_context(CTX_HUB);
     // SAFETY: as in `resume`: the driver owns the coroutine of a non-running greenlet.
     if let Some(mut co) = unsafe { g.0.coroutine() }.take() {
         co.force_unwind();
@@ -237,6 +376,8 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Input) {
 
 /// A greenlet's function returned (or panicked): free its stack, run its exit callbacks,
 /// and go to its parent with the outcome.
+#[cold]
+#[inline(never)]
 fn finish(h: &Hub, g: Greenlet, out: Output) -> (Greenlet, Input) {
     g.0.state.set(State::Dead);
     // SAFETY: as in `resume`; the coroutine has returned and is no longer running.

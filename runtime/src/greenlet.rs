@@ -79,7 +79,13 @@ impl Inner {
     /// Sets what the hub resumes the greenlet with; returns whether it was queued already.
     #[inline]
     pub(crate) fn set_pending(&self, input: Input) -> bool {
-        self.pending.set(Some(input));
+        let old = self.pending.replace(Some(input));
+        if old.is_some() {
+            drop(old);
+        } else {
+            // Nothing to drop: skip the (out-of-line) drop glue on the hot path.
+            std::mem::forget(old);
+        }
         self.queued.replace(true)
     }
 

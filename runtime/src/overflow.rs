@@ -79,7 +79,7 @@ impl RunningInfo {
 /// its own stack. `info` must stay valid until it is replaced (by another call).
 #[inline]
 pub(crate) fn set_running(info: *const RunningInfo) {
-    RUNNING.set(info);
+    RUNNING.with(|r| r.set(info));
 }
 
 /// The record last published on this thread.

@@ -172,8 +172,12 @@ pub(crate) fn end_park(input: Input) -> Result<Wake, BlockError> {
     });
     match input {
         Input::Wake(w) => Ok(w),
-        // An explicit switch into a parked greenlet ends the park early.
-        Input::Value(_) => Ok(Wake::Unparked),
+        // An explicit switch into a parked greenlet ends the park early. (Every arm
+        // moves its payload out: no out-of-line drop of the whole `Input` afterwards.)
+        Input::Value(v) => {
+            drop(v);
+            Ok(Wake::Unparked)
+        }
         Input::Throw(p) => std::panic::resume_unwind(p),
         Input::LoopExit => Err(BlockError::WouldBlockForever),
     }

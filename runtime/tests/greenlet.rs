@@ -335,3 +335,33 @@ fn greenlet_handles_are_not_send() {
     assert!(!Probe(getcurrent()).is_send());
     assert!(Probe(5u8).is_send());
 }
+
+#[test]
+fn a_queued_kill_wins_over_an_explicit_switch_that_comes_first() {
+    // `throw_into` queues the kill for the hub; main then switches into the greenlet
+    // directly before the hub ever runs. The kill must not be lost: the greenlet
+    // unwinds at its switch point and its death reaches main, not the value.
+    let main = getcurrent();
+    let unwound = Rc::new(Cell::new(false));
+    let u = unwound.clone();
+    let g = Greenlet::new(move |_: Value| {
+        struct Flag(Rc<Cell<bool>>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let _f = Flag(u);
+        let v = main.switch(());
+        panic!("resumed with {v} instead of the queued kill");
+    });
+    g.switch(());
+    green::throw_into(&g, Box::new(GreenletExit));
+    let back = g.switch("a value");
+    assert!(back.is::<GreenletExit>(), "main got {back:?}");
+    assert!(g.dead());
+    assert!(unwound.get());
+    // The stale queue entry does nothing when the hub runs.
+    green::yield_now();
+    assert!(g.dead());
+}
