@@ -407,9 +407,15 @@ fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
 /// Runs the callbacks registered to run when `g` dies, each isolated from the others,
 /// then drops its greenlet-local values (`sync::local`).
 fn run_exit_callbacks(g: &Greenlet) {
+    let joiner = g.0.joiner.borrow_mut().take();
+    if let Some(u) = joiner {
+        u.unpark();
+    }
     let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());
-    for cb in cbs {
-        run_hub_callback(cb);
+    if !cbs.is_empty() {
+        for cb in cbs {
+            run_hub_callback(cb);
+        }
     }
     let locals = std::mem::take(&mut *g.0.locals.borrow_mut());
     if !locals.is_empty() {

@@ -62,8 +62,11 @@ pub(crate) struct Inner {
     /// Incremented each time a park ends; an `Unparker` wakes only the park it was made for.
     pub(crate) park_seq: Cell<u64>,
     pub(crate) name: Option<Box<str>>,
-    /// Run by the hub when the greenlet dies (joins, links).
+    /// Run by the hub when the greenlet dies (links, waits, joins beyond the first).
     pub(crate) on_exit: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// The greenlet joining this one, woken when it dies: the common single join needs
+    /// no boxed callback (see [`Greenlet::set_joiner`]).
+    pub(crate) joiner: RefCell<Option<crate::park::Unparker>>,
     /// What the stack-overflow handler reports; written to its thread-local on each resume.
     pub(crate) info: RunningInfo,
     /// A kill or timeout that arrived where it could not unwind (inside a monkey-patched
@@ -189,6 +192,7 @@ impl Greenlet {
             park_seq: Cell::new(0),
             name: Some(if kind == Kind::Main { "main" } else { "hub" }.into()),
             on_exit: RefCell::new(Vec::new()),
+            joiner: RefCell::new(None),
             info: RunningInfo::new(0, 0, 0, 0),
             deferred: RefCell::new(None),
             has_deferred: Cell::new(false),
@@ -295,6 +299,7 @@ impl Greenlet {
             park_seq: Cell::new(0),
             name,
             on_exit: RefCell::new(Vec::new()),
+            joiner: RefCell::new(None),
             info,
             deferred: RefCell::new(None),
             has_deferred: Cell::new(false),
@@ -509,6 +514,21 @@ impl Greenlet {
         }
     }
 
+    /// Arranges for the calling greenlet (whose park `u` belongs to) to be woken when
+    /// this greenlet dies. The single joiner slot is used when it is free or holds a
+    /// stale unparker (a join that timed out); otherwise a boxed exit callback is added.
+    pub(crate) fn set_joiner(&self, u: crate::park::Unparker) {
+        let mut slot = self.0.joiner.borrow_mut();
+        if slot.as_ref().is_none_or(|old| !old.is_current_park()) {
+            *slot = Some(u);
+        } else {
+            drop(slot);
+            self.on_exit(Box::new(move || {
+                u.unpark();
+            }));
+        }
+    }
+
     /// The nearest live ancestor (the hub or main at worst).
     pub(crate) fn live_parent(&self) -> Greenlet {
         let mut p = self.parent();
@@ -640,6 +660,7 @@ impl Drop for Inner {
                 park_seq: Cell::new(self.park_seq.get()),
                 name: self.name.take(),
                 on_exit: RefCell::new(std::mem::take(self.on_exit.get_mut())),
+                joiner: RefCell::new(self.joiner.get_mut().take()),
                 info: RunningInfo::new(
                     self.info.guard_lo,
                     self.info.guard_hi,

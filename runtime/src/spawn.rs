@@ -251,10 +251,7 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
         return Err(JoinError::JoinSelf);
     }
     while !g.dead() {
-        let u = unparker();
-        g.on_exit(Box::new(move || {
-            u.unpark();
-        }));
+        g.set_joiner(unparker());
         match park(deadline)? {
             Wake::TimedOut if !g.dead() => return Ok(false),
             _ => {}
@@ -558,4 +555,40 @@ pub fn try_joinall<T>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, JoinError> 
 #[allow(dead_code)]
 pub(crate) fn is_suspended(g: &Greenlet) -> bool {
     g.0.state.get() == State::Suspended
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timed_out_joins_leave_no_callbacks_behind() {
+        let sleeper = spawn(|| crate::time::sleep(Duration::from_secs(60)));
+        for _ in 0..1000 {
+            assert!(matches!(
+                sleeper.join_timeout(Duration::ZERO),
+                Err(JoinError::TimedOut)
+            ));
+        }
+        // One (stale) joiner slot, no boxed exit callbacks.
+        assert!(sleeper.g.0.on_exit.borrow().is_empty());
+        assert!(sleeper.g.0.joiner.borrow().is_some());
+        sleeper.kill();
+    }
+
+    #[test]
+    fn two_joiners_are_both_woken() {
+        let target = spawn(|| crate::time::sleep(Duration::from_millis(20)));
+        let g = target.greenlet().clone();
+        let a = spawn({
+            let g = g.clone();
+            move || wait_dead(&g, None).unwrap()
+        });
+        let b = spawn(move || wait_dead(&g, None).unwrap());
+        crate::time::yield_now(); // both register: one in the slot, one as a callback
+        assert_eq!(target.g.0.on_exit.borrow().len(), 1);
+        assert!(a.join().unwrap());
+        assert!(b.join().unwrap());
+        target.join().unwrap();
+    }
 }
