@@ -49,12 +49,12 @@ pub(crate) type Output = Result<Value, Payload>;
 
 thread_local! {
     /// The yielder of the greenlet running on this thread (null in the main greenlet).
-    static YIELDER: Cell<*const Yielder<Input, Request>> = const { Cell::new(ptr::null()) };
+    static YIELDER: Cell<*const Yielder<usize, usize>> = const { Cell::new(ptr::null()) };
 }
 
 /// Called first thing by a starting greenlet: records its yielder (fixed for the
 /// coroutine's life, it lives at the bottom of the coroutine's stack).
-pub(crate) fn set_yielder(y: &Yielder<Input, Request>) {
+pub(crate) fn set_yielder(y: &Yielder<usize, usize>) {
     YIELDER.with(|c| c.set(y));
     with_hub(|h| h.current().yielder.set(y));
 }
@@ -69,36 +69,48 @@ fn yield_to_driver(req: Request) -> Input {
     // SAFETY: in greenlet context the driver set YIELDER to the running coroutine's
     // yielder, which lives on that coroutine's stack for as long as it runs; we are
     // on that stack now, so the pointer is valid and suspending is allowed.
-    unsafe { (*y).suspend(req) }
+    let w = unsafe { (*y).suspend(crate::word::pack_request(req)) };
+    crate::word::unpack_input(w)
 }
 
 /// Leaves the current greenlet with `req`; returns the input it is resumed with.
 ///
 /// Callers make sure the current context is not the hub.
-#[inline]
+#[inline(always)]
 pub(crate) fn suspend(req: Request) -> Input {
     if hub::context() == CTX_GREENLET {
         yield_to_driver(req)
     } else {
-        with_hub(|h| {
-            let (target, input) = request_target(h, req);
-            drive(h, target, input)
-        })
+        suspend_main(req)
     }
 }
 
+/// [`suspend`] in the main greenlet: run the driver until main is switched to.
+#[inline(never)]
+fn suspend_main(req: Request) -> Input {
+    with_hub(|h| {
+        let (target, input) = request_target(h, req);
+        drive(h, target, input)
+    })
+}
+
 /// Switches from the current greenlet to `target` with `input`.
-#[inline]
+///
+/// Inlined into the caller, with no closure or call frame live across the coroutine
+/// switch: a frame entered before a switch and left after it ends in a `ret` that the
+/// CPU's return-stack predictor gets wrong (the other stack's calls filled it), and a
+/// few of those cost more than the switch itself.
+#[inline(always)]
 pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
     with_hub(|h| {
         let ctx = hub::context();
         if ctx == CTX_HUB {
             hub_switch_panic();
         }
-        if std::ptr::eq(h.current.get(), std::rc::Rc::as_ptr(&target.0)) {
+        if hub::is_current(target) {
             return input;
         }
-        crate::greenlet::raise_deferred(h);
+        crate::greenlet::raise_deferred_here();
         if ctx == CTX_GREENLET {
             let req = if target.0.kind == Kind::Main {
                 Request::Main(input)
@@ -110,6 +122,12 @@ pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
             switch_from_main(h, target, input)
         }
     })
+}
+
+#[cold]
+#[inline(never)]
+fn hub_switch_panic() -> ! {
+    panic!("green: cannot switch greenlets from the hub (a timer callback or a link)");
 }
 
 /// Where a suspending greenlet's request leads.
@@ -129,7 +147,7 @@ fn request_target(h: &Hub, req: Request) -> (Greenlet, Input) {
 /// coroutine and gets its answer, as a plain corosensei resume would. Anything else
 /// (a fresh, dead or queued target, a target that switches elsewhere, parks or returns)
 /// continues in [`drive`].
-#[inline]
+#[inline(always)]
 fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
     let t = &target.0;
     if t.kind != Kind::Coro || t.state.get() != State::Suspended || t.has_pending() {
@@ -165,14 +183,8 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
     drive_loop(h, next, i)
 }
 
-#[cold]
-#[inline(never)]
-fn hub_switch_panic() -> ! {
-    panic!("green: cannot switch greenlets from the hub (a timer callback or a link)");
-}
-
 /// What an explicit `switch` returns for the input it was resumed with.
-#[inline]
+#[inline(always)]
 pub(crate) fn into_value(input: Input) -> Value {
     match input {
         Input::Value(v) => v,
@@ -295,9 +307,13 @@ fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Request, Output>) -> (G
 #[inline(always)]
 unsafe fn resume_coroutine(g: &Greenlet, input: Input) -> CoroutineResult<Request, Output> {
     // SAFETY: guaranteed by the caller.
-    match unsafe { g.0.coroutine() } {
-        Some(co) => co.resume(input),
+    let co = match unsafe { g.0.coroutine() } {
+        Some(co) => co,
         None => unreachable!("green: resuming a greenlet without a coroutine"),
+    };
+    match co.resume(crate::word::pack_input(input)) {
+        CoroutineResult::Yield(w) => CoroutineResult::Yield(crate::word::unpack_request(w)),
+        CoroutineResult::Return(_) => CoroutineResult::Return(crate::word::take_output()),
     }
 }
 

@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
-use crate::driver::{self, Input, Output, Request};
+use crate::driver::{self, Input};
 use crate::error::{GreenletExit, ParentError};
 use crate::hub::{self, with_hub};
 use crate::overflow::RunningInfo;
 use crate::stack::{GreenStack, StackError};
 use crate::value::Value;
 
-pub(crate) type Coro = Coroutine<Input, Request, Output, GreenStack>;
+/// A greenlet's coroutine: only a word crosses each switch (see `word`).
+pub(crate) type Coro = Coroutine<usize, usize, usize, GreenStack>;
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -52,7 +53,7 @@ pub(crate) struct Inner {
     /// lives (it resumes it in place), and `Drop` after.
     pub(crate) co: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, known once it has started.
-    pub(crate) yielder: Cell<*const Yielder<Input, Request>>,
+    pub(crate) yielder: Cell<*const Yielder<usize, usize>>,
     /// `None` only for the main greenlet.
     pub(crate) parent: RefCell<Option<Greenlet>>,
     /// What to resume it with when the hub picks it (see `set_pending`).
@@ -259,9 +260,9 @@ impl Greenlet {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (guard_lo, guard_hi) = stack.guard_range();
         let size = stack.size();
-        let co: Coro = Coroutine::with_stack(stack, move |y: &Yielder<Input, Request>, input| {
+        let co: Coro = Coroutine::with_stack(stack, move |y: &Yielder<usize, usize>, w| {
             driver::set_yielder(y);
-            let arg = match input {
+            let arg = match crate::word::unpack_input(w) {
                 Input::Value(v) => v,
                 // The driver never starts a greenlet with a throw (it kills it unstarted).
                 _ => Value::none(),
@@ -274,11 +275,12 @@ impl Greenlet {
                 Some(p) => Err(p),
                 None => r,
             };
-            match r {
+            crate::word::put_output(match r {
                 Ok(v) => Ok(v),
                 Err(p) if p.is::<GreenletExit>() => Ok(Value::new(GreenletExit)),
                 Err(p) => Err(p),
-            }
+            });
+            0
         });
         let name: Option<Box<str>> = name.map(Into::into);
         let (name_ptr, name_len) = name
@@ -331,6 +333,7 @@ impl Greenlet {
     /// assert_eq!(g.switch(1).get::<i32>(), Ok(2));
     /// assert_eq!(g.switch(3).get::<i32>(), Ok(30));
     /// ```
+    #[inline(always)]
     pub fn switch<A: Any>(&self, arg: A) -> Value {
         driver::into_value(driver::switch_to(self, Input::Value(Value::new(arg))))
     }
@@ -435,7 +438,7 @@ impl Greenlet {
     /// assert!(green::getcurrent().is_current());
     /// ```
     pub fn is_current(&self) -> bool {
-        with_hub(|h| ptr::eq(h.current.get(), Rc::as_ptr(&self.0)))
+        with_hub(|h| ptr::eq(h.current_ptr(), Rc::as_ptr(&self.0)))
     }
 
     /// The parent: where the greenlet's return value (or panic) goes. `None` only for
@@ -601,6 +604,7 @@ pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
         if slot.is_none() {
             *slot = Some(payload);
             g.has_deferred.set(true);
+            hub::ANY_DEFERRED.with(|a| a.set(true));
         }
     })
 }
@@ -629,10 +633,19 @@ pub(crate) fn take_deferred_if(
     }
 }
 
+/// [`raise_deferred`] for callers without the hub at hand: one thread-local load when no
+/// greenlet of the thread holds a deferred kill.
+#[inline(always)]
+pub(crate) fn raise_deferred_here() {
+    if hub::ANY_DEFERRED.with(|a| a.get()) {
+        with_hub(raise_deferred);
+    }
+}
+
 /// Raises the current greenlet's deferred payload, if any (called at switch points).
 #[inline]
 pub(crate) fn raise_deferred(h: &crate::hub::Hub) {
-    if h.current().has_deferred.get() {
+    if hub::ANY_DEFERRED.with(|a| a.get()) && h.current().has_deferred.get() {
         if let Some(p) = take_deferred() {
             resume_unwind(p);
         }

@@ -18,6 +18,7 @@ pub mod sync;
 mod time;
 pub mod timer;
 mod value;
+mod word;
 
 pub use blocking::run_blocking;
 pub use driver::throw_into;

@@ -70,6 +70,7 @@ pub fn sleep_until(deadline: Instant) {
 /// green::joinall(hs);
 /// assert_eq!(*out.borrow(), ["1A", "2A", "1B", "2B"]);
 /// ```
+#[inline(always)]
 pub fn yield_now() {
     if hub::context() == CTX_HUB {
         return;
