@@ -10,6 +10,8 @@
 //! * `tokio_yield`: two tokio current-thread tasks calling `yield_now` (as
 //!   `hub_switch/tokio_current_thread`).
 //! * `green_switch`, `green_yield` (plug-in): as `switch/green` and `hub_switch/green`.
+//! * `tokio_spawn`, `green_spawn`: spawn a task that returns at once and wait for it (as
+//!   `spawn/tokio_current_thread` and `spawn/green`).
 //!
 //! Run: `cargo bench --bench instr` (skips itself when valgrind is not installed).
 
@@ -94,6 +96,23 @@ fn green_yield(n: u64) {
     b.join().unwrap();
 }
 
+fn tokio_spawn(n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        for i in 0..n {
+            black_box(tokio::spawn(async move { i }).await.unwrap());
+        }
+    });
+}
+
+fn green_spawn(n: u64) {
+    for i in 0..n {
+        black_box(green::spawn(move || i).join().unwrap());
+    }
+}
+
 type Variant = (&'static str, fn(u64));
 
 fn variants() -> Vec<Variant> {
@@ -104,6 +123,8 @@ fn variants() -> Vec<Variant> {
         // green's variants.
         ("green_switch", green_switch),
         ("green_yield", green_yield),
+        ("tokio_spawn", tokio_spawn),
+        ("green_spawn", green_spawn),
     ]
 }
 

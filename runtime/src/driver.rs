@@ -21,6 +21,7 @@ use crate::greenlet::{Greenlet, Kind, Payload, State};
 use crate::hub::{self, with_hub, Hub, CTX_GREENLET, CTX_HUB, CTX_MAIN};
 use crate::park::Wake;
 use crate::value::Value;
+use crate::word::{self, Word};
 
 /// What a greenlet is resumed with.
 pub(crate) enum Input {
@@ -42,6 +43,9 @@ pub(crate) enum Request {
     Main(Input),
     /// Run whatever is ready (the caller parked, or switched to the hub).
     Park,
+    /// Queue the caller behind every ready greenlet, then run them (`yield_now`). The
+    /// driver queues it, with the handle it already holds: no handle to clone.
+    Yield,
 }
 
 /// What a greenlet's coroutine returns: a value for its parent, or a panic.
@@ -137,6 +141,25 @@ fn request_target(h: &Hub, req: Request) -> (Greenlet, Input) {
         Request::Switch(t, i) => (t, i),
         Request::Main(i) => (h.main.clone(), i),
         Request::Park => (h.hub.clone(), Input::Value(Value::none())),
+        Request::Yield => {
+            // Only the main greenlet yields through here (the driver handles a
+            // greenlet's yield in `after_resume`).
+            queue_yielded(h, h.main.clone());
+            (h.hub.clone(), Input::Value(Value::none()))
+        }
+    }
+}
+
+/// Queues a greenlet that yielded, ending its park (see [`crate::park::end_park`]):
+/// unparkers made before the yield are stale. One already queued (it unparked itself
+/// before yielding) keeps its place and its input.
+#[inline(always)]
+fn queue_yielded(h: &Hub, g: Greenlet) {
+    let i = &g.0;
+    i.park_seq.set(i.park_seq.get().wrapping_add(1));
+    if !i.has_pending() {
+        i.set_pending(Input::Wake(Wake::Unparked));
+        h.push_ready(g);
     }
 }
 
@@ -160,8 +183,8 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
     // SAFETY: as in `run`: only the driver (here: main outside the driver loop, which is
     // where the driver would run) resumes coroutines; `target` is suspended, so it is not
     // running and has its coroutine; the caller's `&Greenlet` keeps it alive meanwhile.
-    let r = unsafe { resume_coroutine(target, input) };
-    if let CoroutineResult::Yield(Request::Main(i)) = r {
+    let r = unsafe { resume_coroutine(target, word::pack_input(input)) };
+    if let Some(w) = back_to_main(&r) {
         t.state.set(State::Suspended);
         crate::overflow::set_running(ptr::null());
         if h.monitoring.get() {
@@ -169,18 +192,27 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
             h.monitor.record(&h.main);
         }
         if h.main.0.has_pending() {
-            h.main.0.take_pending();
+            drop(h.main.0.take_pending());
         }
         h.in_driver.set(false);
         h.main.0.state.set(State::Running);
         h.set_current(&h.main);
         hub::set_context(CTX_MAIN);
-        return i;
+        return word::unpack_input(word::request_input(w));
     }
     // Anything else: finish this step as `run` does, then go on in the driver loop.
     leave(h);
     let (next, i) = after_resume(h, target.clone(), r);
-    drive_loop(h, next, i)
+    word::unpack_input(drive_loop(h, next, i))
+}
+
+/// The request word of a coroutine that suspended to switch to main, if it did.
+#[inline(always)]
+fn back_to_main(r: &CoroutineResult<Word, Word>) -> Option<Word> {
+    match *r {
+        CoroutineResult::Yield(w) if word::request_kind(w) == word::REQ_MAIN => Some(w),
+        _ => None,
+    }
 }
 
 /// What an explicit `switch` returns for the input it was resumed with.
@@ -191,6 +223,19 @@ pub(crate) fn into_value(input: Input) -> Value {
         Input::Wake(_) => Value::none(),
         Input::Throw(p) => resume_unwind(p),
         Input::LoopExit => panic!("green: LoopExit: {}", BlockError::WouldBlockForever),
+    }
+}
+
+/// What `yield_now` does with the input it is resumed with: a kill unwinds; anything
+/// else (the wake, a value switched in explicitly) ends the yield.
+#[inline(always)]
+pub(crate) fn after_yield(input: Input) {
+    match input {
+        Input::Wake(_) => {}
+        Input::Value(v) => drop(v),
+        Input::Throw(p) => resume_unwind(p),
+        // Main is queued when it yields, so the hub always has something to run.
+        Input::LoopExit => {}
     }
 }
 
@@ -214,11 +259,14 @@ pub(crate) fn drive(h: &Hub, target: Greenlet, input: Input) -> Input {
     debug_assert!(!h.in_driver.get(), "nested driver");
     h.in_driver.set(true);
     h.main.0.state.set(State::Suspended);
-    drive_loop(h, target, input)
+    let w = word::pack_input(input);
+    word::unpack_input(drive_loop(h, target, w))
 }
 
-/// The loop of [`drive`], once the driver is marked as running.
-fn drive_loop(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
+/// The loop of [`drive`], once the driver is marked as running. Inputs travel through
+/// it as words (see [`crate::word`]): the one in flight keeps anything rich in the hub's
+/// side slot.
+fn drive_loop(h: &Hub, mut target: Greenlet, mut input: Word) -> Word {
     let _guard = DriverGuard(h);
     if h.monitoring.get() {
         h.monitor.record_hub();
@@ -228,7 +276,7 @@ fn drive_loop(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
             Kind::Coro => (target, input) = resume(h, target, input),
             Kind::Main => {
                 if h.main.0.has_pending() {
-                    h.main.0.take_pending();
+                    drop(h.main.0.take_pending());
                 }
                 // For `sync::monitor`: main resumes (see `resume`).
                 if h.monitoring.get() {
@@ -238,9 +286,8 @@ fn drive_loop(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
                 return input;
             }
             Kind::Hub => {
-                if let Input::Throw(p) = input {
-                    // A greenlet whose parent is the hub died of a panic nobody catches.
-                    log_panic(None, p.as_ref());
+                if word::is_rich(input) {
+                    hub_input(word::unpack_input(input));
                 }
                 (target, input) = schedule_next(h);
             }
@@ -248,21 +295,36 @@ fn drive_loop(h: &Hub, mut target: Greenlet, mut input: Input) -> Input {
     }
 }
 
+/// Something rich switched to the hub: a panic of a greenlet whose parent is the hub,
+/// which nobody catches, is logged; anything else is dropped.
+#[cold]
+fn hub_input(input: Input) {
+    if let Input::Throw(p) = input {
+        log_panic(None, p.as_ref());
+    }
+}
+
 /// The driver's step when the hub is switched to: the next ready greenlet, or the main
 /// greenlet with `LoopExit` when nothing can ever become ready.
 #[inline]
-fn schedule_next(h: &Hub) -> (Greenlet, Input) {
+fn schedule_next(h: &Hub) -> (Greenlet, Word) {
     h.set_current(&h.hub);
     hub::set_context(CTX_HUB);
+    pick_next(h)
+}
+
+/// [`schedule_next`] once the hub is marked as running (right after [`leave`]).
+#[inline(always)]
+fn pick_next(h: &Hub) -> (Greenlet, Word) {
     match next_ready(h) {
         Some(next) => next,
-        None => (h.main.clone(), Input::LoopExit),
+        None => (h.main.clone(), word::pack_input(Input::LoopExit)),
     }
 }
 
 /// Resumes one greenlet; returns where to go next and with what.
 #[inline(always)]
-fn resume(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
+fn resume(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
     if g.0.state.get() != State::Suspended || g.0.has_pending() {
         return resume_unusual(h, g, input);
     }
@@ -271,7 +333,7 @@ fn resume(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
 
 /// Runs `g`, a started greenlet that is not running, until it suspends or returns.
 #[inline(always)]
-fn run(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
+fn run(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
     enter(h, &g);
     // SAFETY: the driver is the only code touching a greenlet's coroutine while the
     // greenlet lives, and `g` is not running (only one greenlet runs at a time and the
@@ -284,17 +346,23 @@ fn run(h: &Hub, g: Greenlet, input: Input) -> (Greenlet, Input) {
 
 /// Where to go after `g` suspended with a request or returned.
 #[inline(always)]
-fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Request, Output>) -> (Greenlet, Input) {
+fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Word, Word>) -> (Greenlet, Word) {
     match r {
         CoroutineResult::Yield(req) => {
             g.0.state.set(State::Suspended);
-            match req {
+            match word::request_kind(req) {
                 // Straight to the next ready greenlet, without a trip through the loop.
-                Request::Park => schedule_next(h),
-                req => request_target(h, req),
+                // (`leave` has marked the hub as running.)
+                word::REQ_PARK => pick_next(h),
+                word::REQ_YIELD => {
+                    queue_yielded(h, g);
+                    pick_next(h)
+                }
+                word::REQ_MAIN => (h.main.clone(), word::request_input(req)),
+                _ => (word::take_target(), word::request_input(req)),
             }
         }
-        CoroutineResult::Return(out) => finish(h, g, out),
+        CoroutineResult::Return(_) => finish(h, g, word::take_output()),
     }
 }
 
@@ -305,15 +373,11 @@ fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Request, Output>) -> (G
 /// `g` is not running and has a coroutine (it is not dead), and no other reference to
 /// the coroutine exists (see [`crate::greenlet::Inner::coroutine`]).
 #[inline(always)]
-unsafe fn resume_coroutine(g: &Greenlet, input: Input) -> CoroutineResult<Request, Output> {
+unsafe fn resume_coroutine(g: &Greenlet, input: Word) -> CoroutineResult<Word, Word> {
     // SAFETY: guaranteed by the caller.
-    let co = match unsafe { g.0.coroutine() } {
-        Some(co) => co,
+    match unsafe { g.0.coroutine() } {
+        Some(co) => co.resume(input),
         None => unreachable!("green: resuming a greenlet without a coroutine"),
-    };
-    match co.resume(crate::word::pack_input(input)) {
-        CoroutineResult::Yield(w) => CoroutineResult::Yield(crate::word::unpack_request(w)),
-        CoroutineResult::Return(_) => CoroutineResult::Return(crate::word::take_output()),
     }
 }
 
@@ -350,10 +414,11 @@ fn leave(h: &Hub) {
 /// while waiting in the ready queue.
 #[cold]
 #[inline(never)]
-fn resume_unusual(h: &Hub, g: Greenlet, mut input: Input) -> (Greenlet, Input) {
+fn resume_unusual(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
     if g.0.state.get() == State::Dead {
         return (g.live_parent(), input);
     }
+    let mut input = word::unpack_input(input);
     if g.0.has_pending() {
         // Resumed directly while queued: the queue entry becomes stale. A kill or a
         // timeout waiting there wins over the value of an explicit switch.
@@ -366,12 +431,12 @@ fn resume_unusual(h: &Hub, g: Greenlet, mut input: Input) -> (Greenlet, Input) {
             return kill_unstarted(h, g, p);
         }
     }
-    run(h, g, input)
+    run(h, g, word::pack_input(input))
 }
 
 /// A greenlet killed before it started: it never runs.
 #[cold]
-fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Input) {
+fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
     // Its exit callbacks run in the hub.
     h.set_current(&h.hub);
     hub::set_context(CTX_HUB);
@@ -387,14 +452,14 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Input) {
     } else {
         Input::Throw(p)
     };
-    (g.live_parent(), out)
+    (g.live_parent(), word::pack_input(out))
 }
 
 /// A greenlet's function returned (or panicked): free its stack, run its exit callbacks,
 /// and go to its parent with the outcome.
 #[cold]
 #[inline(never)]
-fn finish(h: &Hub, g: Greenlet, out: Output) -> (Greenlet, Input) {
+fn finish(h: &Hub, g: Greenlet, out: Output) -> (Greenlet, Word) {
     g.0.state.set(State::Dead);
     // SAFETY: as in `resume`; the coroutine has returned and is no longer running.
     if let Some(co) = unsafe { g.0.coroutine() }.take() {
@@ -402,14 +467,15 @@ fn finish(h: &Hub, g: Greenlet, out: Output) -> (Greenlet, Input) {
     }
     run_exit_callbacks(&g);
     let parent = g.live_parent();
-    match out {
-        Ok(v) => (parent, Input::Value(v)),
+    let input = match out {
+        Ok(v) => Input::Value(v),
         Err(p) if parent.is_hub() => {
             log_panic(Some(&g), p.as_ref());
-            (parent, Input::Value(Value::none()))
+            Input::Value(Value::none())
         }
-        Err(p) => (parent, Input::Throw(p)),
-    }
+        Err(p) => Input::Throw(p),
+    };
+    (parent, word::pack_input(input))
 }
 
 fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
@@ -449,23 +515,26 @@ pub(crate) fn run_hub_callback(cb: impl FnOnce()) {
 
 /// How many scheduling ticks pass between polls of timers and IO while greenlets are
 /// ready (tokio's current-thread runtime uses 61 too).
-const MAINTENANCE_INTERVAL: u32 = 61;
+pub(crate) const MAINTENANCE_INTERVAL: u32 = 61;
 
 /// The next greenlet to run, waiting for timers and IO when none is ready; `None` when
 /// nothing can ever become ready.
 #[inline]
-fn next_ready(h: &Hub) -> Option<(Greenlet, Input)> {
-    let t = h.ticks.get().wrapping_add(1);
-    h.ticks.set(t);
-    if t.is_multiple_of(MAINTENANCE_INTERVAL) {
+fn next_ready(h: &Hub) -> Option<(Greenlet, Word)> {
+    // A countdown: cheaper than a modulo on every tick.
+    let t = h.ticks.get();
+    if t == 0 {
+        h.ticks.set(MAINTENANCE_INTERVAL - 1);
         poll_events(h, false);
+    } else {
+        h.ticks.set(t - 1);
     }
     loop {
         let g = h.ready.borrow_mut().pop_front();
         match g {
             Some(g) => {
-                if let Some(i) = g.0.take_pending() {
-                    return Some((g, i));
+                if let Some(w) = g.0.take_pending_word() {
+                    return Some((g, w));
                 }
                 // Stale: it was resumed some other way meanwhile.
             }

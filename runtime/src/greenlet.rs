@@ -16,6 +16,7 @@ use crate::hub::{self, with_hub};
 use crate::overflow::RunningInfo;
 use crate::stack::{GreenStack, StackError};
 use crate::value::Value;
+use crate::word::{self, Word};
 
 /// A greenlet's coroutine: only a word crosses each switch (see `word`).
 pub(crate) type Coro = Coroutine<usize, usize, usize, GreenStack>;
@@ -56,8 +57,11 @@ pub(crate) struct Inner {
     pub(crate) yielder: Cell<*const Yielder<usize, usize>>,
     /// `None` only for the main greenlet.
     pub(crate) parent: RefCell<Option<Greenlet>>,
-    /// What to resume it with when the hub picks it (see `set_pending`).
-    pending: Cell<Option<Input>>,
+    /// What to resume it with when the hub picks it, as a word (see `set_pending` and
+    /// `crate::word`); meaningful only while `queued`.
+    pending: Cell<Word>,
+    /// The pending input when it does not fit a word (`pending` is `IN_SLOT`).
+    pending_rich: Cell<Option<Input>>,
     /// Whether `pending` is set, i.e. the greenlet is in the ready queue.
     queued: Cell<bool>,
     /// Incremented each time a park ends; an `Unparker` wakes only the park it was made for.
@@ -83,23 +87,53 @@ impl Inner {
     /// Sets what the hub resumes the greenlet with; returns whether it was queued already.
     #[inline]
     pub(crate) fn set_pending(&self, input: Input) -> bool {
-        let old = self.pending.replace(Some(input));
-        if old.is_some() {
-            drop(old);
-        } else {
-            // Nothing to drop: skip the (out-of-line) drop glue on the hot path.
-            std::mem::forget(old);
+        let was = self.queued.replace(true);
+        if was && self.pending.get() == word::IN_SLOT {
+            drop(self.pending_rich.take());
         }
-        self.queued.replace(true)
+        let w = word::pack_with(input, |rich| {
+            self.pending_rich.set(Some(rich));
+            word::IN_SLOT
+        });
+        self.pending.set(w);
+        was
     }
 
     /// Takes the pending input (`None` if there is none: a stale queue entry).
     #[inline]
     pub(crate) fn take_pending(&self) -> Option<Input> {
-        if self.queued.replace(false) {
-            self.pending.take()
+        if !self.queued.replace(false) {
+            return None;
+        }
+        let w = self.pending.get();
+        Some(if w == word::IN_SLOT {
+            self.pending_rich
+                .take()
+                .unwrap_or(Input::Value(Value::none()))
         } else {
-            None
+            word::decode(w)
+        })
+    }
+
+    /// [`take_pending`](Self::take_pending) for the driver: the input as the word it
+    /// resumes the greenlet with (a rich one goes in flight, into the hub's side slot).
+    #[inline(always)]
+    pub(crate) fn take_pending_word(&self) -> Option<Word> {
+        if !self.queued.replace(false) {
+            return None;
+        }
+        let w = self.pending.get();
+        if w == word::IN_SLOT {
+            return Some(self.rich_in_flight());
+        }
+        Some(w)
+    }
+
+    #[cold]
+    fn rich_in_flight(&self) -> Word {
+        match self.pending_rich.take() {
+            Some(input) => word::put_in_flight(input),
+            None => word::IN_NONE,
         }
     }
 
@@ -188,7 +222,8 @@ impl Greenlet {
             co: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
             parent: RefCell::new(parent),
-            pending: Cell::new(None),
+            pending: Cell::new(word::IN_NONE),
+            pending_rich: Cell::new(None),
             queued: Cell::new(false),
             park_seq: Cell::new(0),
             name: Some(if kind == Kind::Main { "main" } else { "hub" }.into()),
@@ -296,7 +331,8 @@ impl Greenlet {
             co: UnsafeCell::new(Some(co)),
             yielder: Cell::new(ptr::null()),
             parent: RefCell::new(Some(parent)),
-            pending: Cell::new(None),
+            pending: Cell::new(word::IN_NONE),
+            pending_rich: Cell::new(None),
             queued: Cell::new(false),
             park_seq: Cell::new(0),
             name,
@@ -668,7 +704,8 @@ impl Drop for Inner {
                 co: UnsafeCell::new(Some(co)),
                 yielder: Cell::new(self.yielder.get()),
                 parent: RefCell::new(self.parent.get_mut().take()),
-                pending: Cell::new(None),
+                pending: Cell::new(word::IN_NONE),
+                pending_rich: Cell::new(None),
                 queued: Cell::new(false),
                 park_seq: Cell::new(self.park_seq.get()),
                 name: self.name.take(),

@@ -58,7 +58,8 @@ pub(crate) struct Hub {
     pub(crate) in_driver: Cell<bool>,
     /// Default stack size for new greenlets.
     pub(crate) stack_size: Cell<usize>,
-    /// Scheduling ticks, to poll timers and IO now and then while greenlets are ready.
+    /// Scheduling ticks left before the next poll of timers and IO while greenlets are
+    /// ready (a countdown).
     pub(crate) ticks: Cell<u32>,
     /// Jobs running on helper threads that will wake a greenlet of this hub.
     pub(crate) blocking_pending: Cell<usize>,
@@ -91,7 +92,7 @@ impl Hub {
             stacks: RefCell::new(StackPool::new()),
             in_driver: Cell::new(false),
             stack_size: Cell::new(DEFAULT_STACK_SIZE),
-            ticks: Cell::new(0),
+            ticks: Cell::new(crate::driver::MAINTENANCE_INTERVAL - 1),
             blocking_pending: Cell::new(0),
             monitor: Default::default(),
             monitoring: Cell::new(false),

@@ -75,15 +75,9 @@ pub fn yield_now() {
     if hub::context() == CTX_HUB {
         return;
     }
-    // Queue ourselves behind every ready greenlet, then let the hub run them.
-    crate::hub::with_hub(|h| {
-        crate::greenlet::raise_deferred(h);
-        let g = h.current_greenlet();
-        if !g.0.set_pending(crate::driver::Input::Wake(Wake::Unparked)) {
-            h.push_ready(g);
-        }
-    });
-    let input = crate::driver::suspend(crate::driver::Request::Park);
-    // Cannot block forever (we queued ourselves); a kill unwinds from here.
-    let _ = crate::park::end_park(input);
+    crate::greenlet::raise_deferred_here();
+    // The driver queues us behind every ready greenlet, then runs them.
+    let input = crate::driver::suspend(crate::driver::Request::Yield);
+    // Cannot block forever (we were queued); a kill unwinds from here.
+    crate::driver::after_yield(input);
 }

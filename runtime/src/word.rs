@@ -11,6 +11,10 @@
 //!
 //! Layout of a request word: `kind << 2 | input word`; the target of a switch travels as
 //! a strong `Rc` pointer in a thread-local cell.
+//!
+//! The driver loop carries inputs as words too, and so does a queued greenlet's pending
+//! input (`greenlet::Inner::set_pending`, with its own rich slot): at most one word in
+//! flight has its payload in the hub's side slot at any time.
 
 use std::cell::Cell;
 use std::ptr;
@@ -22,19 +26,23 @@ use crate::hub::with_hub;
 use crate::park::Wake;
 use crate::value::Value;
 
-/// The word for `Input::Value(Value::none())`.
-const IN_NONE: usize = 0;
-/// The word for `Input::Wake(Wake::Unparked)`.
-const IN_UNPARKED: usize = 1;
-/// The word for `Input::Wake(Wake::TimedOut)`.
-const IN_TIMED_OUT: usize = 2;
-/// Any other input: it waits in the hub's side slot.
-const IN_SLOT: usize = 3;
-const IN_MASK: usize = 3;
+/// An input or a request encoded in a machine word.
+pub(crate) type Word = usize;
 
-const REQ_PARK: usize = 0;
-const REQ_MAIN: usize = 1 << 2;
-const REQ_SWITCH: usize = 2 << 2;
+/// The word for `Input::Value(Value::none())`.
+pub(crate) const IN_NONE: Word = 0;
+/// The word for `Input::Wake(Wake::Unparked)`.
+pub(crate) const IN_UNPARKED: Word = 1;
+/// The word for `Input::Wake(Wake::TimedOut)`.
+pub(crate) const IN_TIMED_OUT: Word = 2;
+/// Any other input: it waits in a side slot.
+pub(crate) const IN_SLOT: Word = 3;
+const IN_MASK: Word = 3;
+
+pub(crate) const REQ_PARK: Word = 0;
+pub(crate) const REQ_MAIN: Word = 1 << 2;
+pub(crate) const REQ_SWITCH: Word = 2 << 2;
+pub(crate) const REQ_YIELD: Word = 3 << 2;
 
 thread_local! {
     /// The target of a `Request::Switch` in flight: a strong handle turned into a raw
@@ -44,38 +52,65 @@ thread_local! {
 
 /// Encodes `input` for a switch (storing it in the side slot if it is not common).
 #[inline(always)]
-pub(crate) fn pack_input(input: Input) -> usize {
-    match input {
+pub(crate) fn pack_input(input: Input) -> Word {
+    pack_with(input, to_slot)
+}
+
+/// Encodes `input`, handing it to `rich` (which stores it and returns [`IN_SLOT`]) if it
+/// is not common. (A match here rather than a `Result`: the common cases stay in
+/// registers.)
+#[inline(always)]
+pub(crate) fn pack_with(input: Input, rich: impl FnOnce(Input) -> Word) -> Word {
+    // The common inputs own nothing: forgetting them skips the (out-of-line) drop glue
+    // that the compiler would otherwise call on them.
+    let w = match &input {
         Input::Wake(Wake::Unparked) => IN_UNPARKED,
         Input::Wake(Wake::TimedOut) => IN_TIMED_OUT,
-        Input::Value(v) if v.is_none() => {
-            // An empty value owns nothing: forgetting it skips the drop glue.
-            std::mem::forget(v);
-            IN_NONE
-        }
-        other => to_slot(other),
+        Input::Value(v) if v.is_none() => IN_NONE,
+        _ => return rich(input),
+    };
+    std::mem::forget(input);
+    w
+}
+
+/// The input of a common word (not [`IN_SLOT`]).
+#[inline(always)]
+pub(crate) fn decode(w: Word) -> Input {
+    match w & IN_MASK {
+        IN_UNPARKED => Input::Wake(Wake::Unparked),
+        IN_TIMED_OUT => Input::Wake(Wake::TimedOut),
+        _ => Input::Value(Value::none()),
     }
+}
+
+/// Whether the word's input waits in a slot.
+#[inline(always)]
+pub(crate) fn is_rich(w: Word) -> bool {
+    w & IN_MASK == IN_SLOT
+}
+
+/// Puts a rich input in flight: into the hub's side slot (a queued greenlet's pending
+/// input, taken by the driver).
+#[cold]
+pub(crate) fn put_in_flight(input: Input) -> Word {
+    to_slot(input)
 }
 
 #[cold]
 #[inline(never)]
-fn to_slot(input: Input) -> usize {
-    with_hub(|h| {
-        let old = h.xfer_input.replace(Some(input));
-        debug_assert!(old.is_none(), "side slot already full");
-        drop(old);
-    });
+fn to_slot(input: Input) -> Word {
+    // The slot is empty unless a driver unwound with a word in flight: drop that one.
+    with_hub(|h| drop(h.xfer_input.replace(Some(input))));
     IN_SLOT
 }
 
 /// Decodes an input word made by [`pack_input`].
 #[inline(always)]
-pub(crate) fn unpack_input(w: usize) -> Input {
-    match w & IN_MASK {
-        IN_NONE => Input::Value(Value::none()),
-        IN_UNPARKED => Input::Wake(Wake::Unparked),
-        IN_TIMED_OUT => Input::Wake(Wake::TimedOut),
-        _ => from_slot(),
+pub(crate) fn unpack_input(w: Word) -> Input {
+    if is_rich(w) {
+        from_slot()
+    } else {
+        decode(w)
     }
 }
 
@@ -83,14 +118,18 @@ pub(crate) fn unpack_input(w: usize) -> Input {
 #[inline(never)]
 fn from_slot() -> Input {
     // The slot was filled right before the switch that brought this word.
-    with_hub(|h| h.xfer_input.take()).unwrap_or(Input::Value(Value::none()))
+    match with_hub(|h| h.xfer_input.take()) {
+        Some(input) => input,
+        None => Input::Value(Value::none()),
+    }
 }
 
 /// Encodes a request for `suspend`.
 #[inline(always)]
-pub(crate) fn pack_request(req: Request) -> usize {
+pub(crate) fn pack_request(req: Request) -> Word {
     match req {
         Request::Park => REQ_PARK,
+        Request::Yield => REQ_YIELD,
         Request::Main(i) => REQ_MAIN | pack_input(i),
         Request::Switch(t, i) => {
             TARGET.with(|c| c.set(Rc::into_raw(t.0)));
@@ -99,22 +138,27 @@ pub(crate) fn pack_request(req: Request) -> usize {
     }
 }
 
-/// Decodes a request word made by [`pack_request`].
+/// The kind of a request word made by [`pack_request`]: one of the `REQ_` constants.
 #[inline(always)]
-pub(crate) fn unpack_request(w: usize) -> Request {
-    match w & !IN_MASK {
-        REQ_PARK => Request::Park,
-        REQ_MAIN => Request::Main(unpack_input(w)),
-        _ => {
-            let p = TARGET.with(|c| c.replace(ptr::null()));
-            debug_assert!(!p.is_null());
-            // SAFETY: `pack_request` stored `Rc::into_raw` of a live handle right before
-            // the switch that brought this word, and nothing else takes it: this turns
-            // that strong count back into the handle.
-            let t = Greenlet(unsafe { Rc::from_raw(p) });
-            Request::Switch(t, unpack_input(w))
-        }
-    }
+pub(crate) fn request_kind(w: Word) -> Word {
+    w & !IN_MASK
+}
+
+/// The input word of a `REQ_MAIN` or `REQ_SWITCH` request word.
+#[inline(always)]
+pub(crate) fn request_input(w: Word) -> Word {
+    w & IN_MASK
+}
+
+/// The target of the `REQ_SWITCH` request word just received.
+#[inline(always)]
+pub(crate) fn take_target() -> Greenlet {
+    let p = TARGET.with(|c| c.replace(ptr::null()));
+    debug_assert!(!p.is_null());
+    // SAFETY: `pack_request` stored `Rc::into_raw` of a live handle right before the
+    // switch that brought the request word, and only the driver, once per such word,
+    // takes it: this turns that strong count back into the handle.
+    Greenlet(unsafe { Rc::from_raw(p) })
 }
 
 /// Stores a returning greenlet's output for the driver (the coroutine returns a word).
@@ -124,5 +168,8 @@ pub(crate) fn put_output(out: Output) {
 
 /// Takes the output stored by [`put_output`].
 pub(crate) fn take_output() -> Output {
-    with_hub(|h| h.xfer_output.take()).unwrap_or(Ok(Value::none()))
+    match with_hub(|h| h.xfer_output.take()) {
+        Some(out) => out,
+        None => Ok(Value::none()),
+    }
 }
