@@ -328,3 +328,49 @@ fn run_blocking_panics_resume_in_the_caller() {
     let p = r.unwrap_err();
     assert_eq!(p.downcast_ref::<&str>(), Some(&"in helper"));
 }
+
+#[test]
+fn a_greenlet_spinning_on_yield_now_can_be_killed() {
+    let spins = Rc::new(Cell::new(0u64));
+    let s = spins.clone();
+    let h = green::spawn(move || loop {
+        s.set(s.get() + 1);
+        green::yield_now();
+    });
+    for _ in 0..10 {
+        green::yield_now(); // main yields too: each round the spinner runs once
+    }
+    assert_eq!(spins.get(), 10);
+    h.kill();
+    assert!(h.join().unwrap_err().is_killed());
+    assert_eq!(
+        spins.get(),
+        10,
+        "the kill arrived at the spinner's next resume"
+    );
+}
+
+#[test]
+fn yield_now_after_unparking_oneself_keeps_one_queue_place_and_ends_the_park() {
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let (o1, o2) = (order.clone(), order.clone());
+    let a = green::spawn(move || {
+        let u = green::park::unparker();
+        assert!(u.unpark()); // queued now, with a wake
+        o1.borrow_mut().push("a1");
+        green::yield_now(); // already queued: runs after b, once
+        o1.borrow_mut().push("a2");
+        assert!(
+            !u.is_current_park(),
+            "the yield ended the park it was made for"
+        );
+        assert!(!u.unpark());
+    });
+    let b = green::spawn(move || {
+        o2.borrow_mut().push("b1");
+        green::yield_now();
+        o2.borrow_mut().push("b2");
+    });
+    green::joinall([a, b]);
+    assert_eq!(*order.borrow(), ["a1", "b1", "a2", "b2"]);
+}
