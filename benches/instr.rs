@@ -9,7 +9,8 @@
 //! * `corosensei_two`: two coroutines alternated by a driver (as `hub_switch/corosensei`).
 //! * `tokio_yield`: two tokio current-thread tasks calling `yield_now` (as
 //!   `hub_switch/tokio_current_thread`).
-//! * `green_switch`, `green_yield` (plug-in): as `switch/green` and `hub_switch/green`.
+//! * `green_switch`, `green_switch_u64`, `green_yield`: as `switch/green`,
+//!   `switch/green_u64` and `hub_switch/green`.
 //! * `tokio_spawn`, `green_spawn`: spawn a task that returns at once and wait for it (as
 //!   `spawn/tokio_current_thread` and `spawn/green`).
 //!
@@ -81,6 +82,18 @@ fn green_switch(n: u64) {
     g.kill();
 }
 
+fn green_switch_u64(n: u64) {
+    let main = green::getcurrent();
+    let g = green::Greenlet::new(move |mut v: green::Value| loop {
+        let x = v.get::<u64>().unwrap();
+        v = main.switch(x.wrapping_add(1));
+    });
+    for i in 0..n {
+        black_box(g.switch(black_box(i)).get::<u64>().unwrap());
+    }
+    g.kill();
+}
+
 fn green_yield(n: u64) {
     let a = green::spawn(move || {
         for _ in 0..n {
@@ -122,6 +135,7 @@ fn variants() -> Vec<Variant> {
         ("tokio_yield", tokio_yield),
         // green's variants.
         ("green_switch", green_switch),
+        ("green_switch_u64", green_switch_u64),
         ("green_yield", green_yield),
         ("tokio_spawn", tokio_spawn),
         ("green_spawn", green_spawn),

@@ -106,26 +106,28 @@ fn suspend_main(req: Request) -> Input {
 /// few of those cost more than the switch itself.
 #[inline(always)]
 pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
-    with_hub(|h| {
-        let ctx = hub::context();
-        if ctx == CTX_HUB {
-            hub_switch_panic();
-        }
-        if hub::is_current(target) {
-            return input;
-        }
-        crate::greenlet::raise_deferred_here();
-        if ctx == CTX_GREENLET {
-            let req = if target.0.kind == Kind::Main {
-                Request::Main(input)
-            } else {
-                Request::Switch(target.clone(), input)
-            };
-            yield_to_driver(req)
+    let ctx = hub::context();
+    if ctx == CTX_HUB {
+        hub_switch_panic();
+    }
+    if hub::is_current(target) {
+        return input;
+    }
+    crate::greenlet::raise_deferred_here();
+    if ctx == CTX_GREENLET {
+        let req = if target.0.kind == Kind::Main {
+            Request::Main(input)
         } else {
-            switch_from_main(h, target, input)
-        }
-    })
+            Request::Switch(target.clone(), input)
+        };
+        yield_to_driver(req)
+    } else {
+        // SAFETY: the hub lives until the thread's thread-locals are destroyed, and this
+        // reference is used only during this call (a `with_hub` closure would be a frame
+        // spanning the switch, see above).
+        let h = unsafe { &*hub::hub_ptr() };
+        switch_from_main(h, target, input)
+    }
 }
 
 #[cold]

@@ -183,6 +183,34 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
     })
 }
 
+/// The address of this thread's hub, created on first use: [`with_hub`] without a
+/// closure, for the switch path, where a closure that is not inlined would be a call
+/// frame spanning the coroutine switch (see `driver::switch_to`).
+///
+/// The hub lives until the thread's thread-locals are destroyed: callers dereference
+/// the pointer only for the duration of their own call, as `with_hub` would.
+///
+/// # Panics
+///
+/// If called while the thread's thread-locals are being destroyed.
+#[inline(always)]
+pub(crate) fn hub_ptr() -> *const Hub {
+    let p = HUB_PTR.with(|p| p.get());
+    if !p.is_null() {
+        return p;
+    }
+    init_hub_ptr()
+}
+
+#[cold]
+#[inline(never)]
+fn init_hub_ptr() -> *const Hub {
+    HUB.with(|h| {
+        HUB_PTR.with(|p| p.set(h));
+        h as *const Hub
+    })
+}
+
 /// Whether `g` is the running greenlet.
 #[inline(always)]
 pub(crate) fn is_current(g: &Greenlet) -> bool {

@@ -6,6 +6,8 @@
 
 use std::any::{type_name, Any, TypeId};
 use std::fmt;
+use std::mem::{align_of, needs_drop, size_of, MaybeUninit};
+use std::ptr;
 
 /// `Any` that also knows its type's name (for error messages).
 trait Named: Any {
@@ -46,8 +48,41 @@ impl<T: Any> Named for T {
 /// assert!(Value::none().is_none());
 /// ```
 pub struct Value {
-    /// `None` is the empty value `()`: passing nothing allocates and drops nothing.
-    inner: Option<Box<dyn Named>>,
+    repr: Repr,
+}
+
+/// How a [`Value`] holds its payload.
+enum Repr {
+    /// The empty value `()`: passing nothing allocates and drops nothing.
+    None,
+    /// A payload of at most one word, with no drop glue (integers, floats, `bool`,
+    /// `char`, small `Copy` structs): stored in place, so passing it allocates nothing.
+    Inline {
+        bits: MaybeUninit<usize>,
+        ty: &'static InlineType,
+    },
+    /// Anything else, boxed.
+    Boxed(Box<dyn Named>),
+}
+
+/// The type of an inline payload: what `dyn Named` tells about a boxed one.
+struct InlineType {
+    id: fn() -> TypeId,
+    name: fn() -> &'static str,
+}
+
+/// The [`InlineType`] of `T`, as a constant so that `&Self::TYPE` is a `'static`.
+struct InlineOf<T>(std::marker::PhantomData<T>);
+
+impl<T: Any> InlineOf<T> {
+    const TYPE: InlineType = InlineType {
+        id: TypeId::of::<T>,
+        name: type_name::<T>,
+    };
+    /// Whether a `T` is stored inline: it fits a word and has nothing to drop.
+    const FITS: bool = size_of::<T>() <= size_of::<usize>()
+        && align_of::<T>() <= align_of::<usize>()
+        && !needs_drop::<T>();
 }
 
 /// The error of [`Value::get`] and [`Value::downcast`] when the value holds another type.
@@ -105,7 +140,7 @@ impl Value {
     /// ```
     #[inline]
     pub fn none() -> Value {
-        Value { inner: None }
+        Value { repr: Repr::None }
     }
 
     /// Wraps `v`. Wrapping a `Value` returns it unchanged (no double boxing).
@@ -124,8 +159,36 @@ impl Value {
         if let Some(v) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Value>>() {
             return v.take().unwrap_or_default();
         }
+        let Some(v) = slot else {
+            return Value::none();
+        };
+        if InlineOf::<T>::FITS {
+            let mut bits = MaybeUninit::<usize>::uninit();
+            // SAFETY: `FITS` checked that a `T` fits in a `usize` and needs no more
+            // alignment; the bits are read back only as a `T` (see `inline_ref`).
+            unsafe { ptr::write(bits.as_mut_ptr().cast::<T>(), v) };
+            return Value {
+                repr: Repr::Inline {
+                    bits,
+                    ty: &InlineOf::<T>::TYPE,
+                },
+            };
+        }
         Value {
-            inner: slot.map(|v| Box::new(v) as Box<dyn Named>),
+            repr: Repr::Boxed(Box::new(v)),
+        }
+    }
+
+    /// The inline payload as a `T`, if it is one.
+    #[inline]
+    fn inline_ref<T: Any>(&self) -> Option<&T> {
+        match &self.repr {
+            Repr::Inline { bits, ty } if (ty.id)() == TypeId::of::<T>() => {
+                // SAFETY: `new` wrote a `T` into `bits` (the type id says it was a `T`),
+                // and `T` needs no more alignment than the `usize` they are stored in.
+                Some(unsafe { &*bits.as_ptr().cast::<T>() })
+            }
+            _ => None,
         }
     }
 
@@ -135,7 +198,7 @@ impl Value {
     /// assert!(!green::Value::new(1).is_none());
     /// ```
     pub fn is_none(&self) -> bool {
-        self.inner.is_none()
+        matches!(self.repr, Repr::None)
     }
 
     /// Whether the value holds a `T`.
@@ -144,9 +207,10 @@ impl Value {
     /// assert!(green::Value::new("x").is::<&str>());
     /// ```
     pub fn is<T: Any>(&self) -> bool {
-        match &self.inner {
-            Some(b) => (**b).as_any().is::<T>(),
-            None => TypeId::of::<T>() == TypeId::of::<()>(),
+        match &self.repr {
+            Repr::Boxed(b) => (**b).as_any().is::<T>(),
+            Repr::Inline { ty, .. } => (ty.id)() == TypeId::of::<T>(),
+            Repr::None => TypeId::of::<T>() == TypeId::of::<()>(),
         }
     }
 
@@ -156,9 +220,10 @@ impl Value {
     /// assert_eq!(green::Value::new(1.5_f64).type_name(), "f64");
     /// ```
     pub fn type_name(&self) -> &'static str {
-        match &self.inner {
-            Some(b) => (**b).name(),
-            None => "()",
+        match &self.repr {
+            Repr::Boxed(b) => (**b).name(),
+            Repr::Inline { ty, .. } => (ty.name)(),
+            Repr::None => "()",
         }
     }
 
@@ -169,7 +234,7 @@ impl Value {
     /// assert_eq!(v.get::<String>().unwrap(), "egon");
     /// ```
     pub fn get<T: Any + Clone>(&self) -> Result<T, TypeMismatch> {
-        self.downcast_ref::<T>().cloned().ok_or(TypeMismatch {
+        self.downcast_ref::<T>().cloned().ok_or_else(|| TypeMismatch {
             expected: type_name::<T>(),
             found: self.type_name(),
         })
@@ -182,9 +247,10 @@ impl Value {
     /// assert_eq!(v.downcast_ref::<Vec<i32>>().unwrap().len(), 2);
     /// ```
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        match &self.inner {
-            Some(b) => (**b).as_any().downcast_ref::<T>(),
-            None => (&() as &dyn Any).downcast_ref::<T>(),
+        match &self.repr {
+            Repr::Boxed(b) => (**b).as_any().downcast_ref::<T>(),
+            Repr::Inline { .. } => self.inline_ref::<T>(),
+            Repr::None => (&() as &dyn Any).downcast_ref::<T>(),
         }
     }
 
@@ -196,24 +262,31 @@ impl Value {
     /// assert_eq!(v, [1, 2]);
     /// ```
     pub fn downcast<T: Any>(self) -> Result<T, (Value, TypeMismatch)> {
+        if let Some(v) = self.inline_ref::<T>() {
+            // SAFETY: `v` is the inline `T`; reading it moves it out of `self`, which is
+            // forgotten (inline payloads have no drop glue, so nothing is dropped twice).
+            let v = unsafe { ptr::read(v) };
+            std::mem::forget(self);
+            return Ok(v);
+        }
         let found = self.type_name();
         let mismatch = TypeMismatch {
             expected: type_name::<T>(),
             found,
         };
-        match self.inner {
-            Some(b) if (*b).as_any().is::<T>() => match b.into_any().downcast::<T>() {
+        match self.repr {
+            Repr::Boxed(b) if (*b).as_any().is::<T>() => match b.into_any().downcast::<T>() {
                 Ok(v) => Ok(*v),
                 Err(_) => unreachable!("checked with is::<T>()"),
             },
-            None => {
+            Repr::None => {
                 let mut unit = Some(());
                 match (&mut unit as &mut dyn Any).downcast_mut::<Option<T>>() {
                     Some(t) => t.take().ok_or((Value::none(), mismatch)),
                     None => Err((Value::none(), mismatch)),
                 }
             }
-            inner => Err((Value { inner }, mismatch)),
+            repr => Err((Value { repr }, mismatch)),
         }
     }
 }
@@ -261,6 +334,38 @@ mod tests {
         assert_eq!(Value::new(3u64).to_string(), "3");
         assert_eq!(Value::none().to_string(), "None");
         assert_eq!(Value::new(vec![1u8]).to_string(), "<alloc::vec::Vec<u8>>");
+    }
+
+    #[test]
+    fn small_values_are_stored_inline_and_round_trip() {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        struct Pair(u16, u16);
+        struct Marker;
+        assert!(matches!(Value::new(7u64).repr, Repr::Inline { .. }));
+        assert!(matches!(Value::new(Pair(1, 2)).repr, Repr::Inline { .. }));
+        assert!(matches!(Value::new(Marker).repr, Repr::Inline { .. }));
+        // Too big, or with drop glue: boxed.
+        assert!(matches!(Value::new([0u64; 2]).repr, Repr::Boxed(_)));
+        assert!(matches!(Value::new(String::from("x")).repr, Repr::Boxed(_)));
+        assert!(matches!(Value::new(()).repr, Repr::None));
+
+        let v = Value::new(-3i32);
+        assert_eq!(v.get::<i32>(), Ok(-3));
+        assert!(v.is::<i32>() && !v.is::<u32>());
+        assert_eq!(v.type_name(), "i32");
+        assert_eq!(v.to_string(), "-3");
+        assert_eq!(v.get::<u32>().unwrap_err().found(), "i32");
+        let (v, e) = v.downcast::<u32>().unwrap_err();
+        assert_eq!(e.expected(), "u32");
+        assert_eq!(v.downcast::<i32>().ok(), Some(-3));
+        assert_eq!(
+            Value::new(Pair(1, 2)).downcast::<Pair>().ok(),
+            Some(Pair(1, 2))
+        );
+        assert_eq!(Value::new('é').to_string(), "é");
+        assert_eq!(Value::new(true).get::<bool>(), Ok(true));
+        assert_eq!(Value::new(2.5f64).downcast_ref::<f64>(), Some(&2.5));
+        assert!(Value::new(Marker).downcast::<Marker>().is_ok());
     }
 
     #[test]
