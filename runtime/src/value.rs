@@ -65,6 +65,21 @@ enum Repr {
     Boxed(Box<dyn Named>),
 }
 
+/// An inline value taken apart, to travel through a switch in a thread-local (see
+/// `word`): its bits and its type (null for none).
+#[derive(Clone, Copy)]
+pub(crate) struct InlineParts {
+    bits: MaybeUninit<usize>,
+    ty: *const InlineType,
+}
+
+impl InlineParts {
+    pub(crate) const EMPTY: InlineParts = InlineParts {
+        bits: MaybeUninit::uninit(),
+        ty: ptr::null(),
+    };
+}
+
 /// The type of an inline payload: what `dyn Named` tells about a boxed one.
 struct InlineType {
     id: fn() -> TypeId,
@@ -179,6 +194,32 @@ impl Value {
         }
     }
 
+    /// Takes an inline value apart (anything else comes back unchanged).
+    #[inline(always)]
+    pub(crate) fn into_inline(self) -> Result<InlineParts, Value> {
+        match self.repr {
+            Repr::Inline { bits, ty } => Ok(InlineParts { bits, ty }),
+            repr => Err(Value { repr }),
+        }
+    }
+
+    /// Puts a value taken apart by [`into_inline`](Self::into_inline) back together;
+    /// [`InlineParts::EMPTY`] gives the empty value.
+    #[inline(always)]
+    pub(crate) fn from_inline(parts: InlineParts) -> Value {
+        // SAFETY: a non-null `ty` comes from `into_inline`, which got it from a
+        // `&'static InlineType`.
+        match unsafe { parts.ty.as_ref() } {
+            Some(ty) => Value {
+                repr: Repr::Inline {
+                    bits: parts.bits,
+                    ty,
+                },
+            },
+            None => Value::none(),
+        }
+    }
+
     /// The inline payload as a `T`, if it is one.
     #[inline]
     fn inline_ref<T: Any>(&self) -> Option<&T> {
@@ -234,10 +275,12 @@ impl Value {
     /// assert_eq!(v.get::<String>().unwrap(), "egon");
     /// ```
     pub fn get<T: Any + Clone>(&self) -> Result<T, TypeMismatch> {
-        self.downcast_ref::<T>().cloned().ok_or_else(|| TypeMismatch {
-            expected: type_name::<T>(),
-            found: self.type_name(),
-        })
+        self.downcast_ref::<T>()
+            .cloned()
+            .ok_or_else(|| TypeMismatch {
+                expected: type_name::<T>(),
+                found: self.type_name(),
+            })
     }
 
     /// A reference to the value as a `T`, if it is one.

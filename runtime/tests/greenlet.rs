@@ -112,6 +112,46 @@ fn panic_goes_to_the_parent_set_explicitly() {
 }
 
 #[test]
+fn small_and_large_values_pass_both_ways_and_through_the_driver() {
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Point(i16, i16);
+    let main = getcurrent();
+    let echo = Greenlet::new(move |mut v: Value| loop {
+        v = main.switch(v);
+    });
+    assert_eq!(echo.switch(7u64).get::<u64>(), Ok(7));
+    assert_eq!(echo.switch('x').get::<char>(), Ok('x'));
+    assert_eq!(echo.switch(Point(-1, 2)).get::<Point>(), Ok(Point(-1, 2)));
+    let v = echo.switch(String::from("boxed"));
+    assert_eq!(v.get::<String>().as_deref(), Ok("boxed"));
+    let v = echo.switch(1.5f32);
+    assert_eq!((v.get::<f32>(), v.type_name()), (Ok(1.5), "f32"));
+
+    // Main's switch enters the driver loop: the greenlet yields to the hub, runs again
+    // from the ready queue, and only then switches a small value into main.
+    let main = getcurrent();
+    let via_hub = Greenlet::new(move |v: Value| {
+        let x = v.get::<u8>().unwrap();
+        green::yield_now();
+        main.switch(x + 1);
+    });
+    assert_eq!(via_hub.switch(1u8).get::<u8>(), Ok(2));
+
+    // Main switches a small value into a greenlet that waits in the ready queue (it
+    // unparked itself): the queue entry goes stale, the value arrives.
+    let main = getcurrent();
+    let queued = Greenlet::new(move |_: Value| {
+        assert!(green::park::unparker().unpark());
+        let v = main.switch("queued");
+        main.switch(v);
+    });
+    assert_eq!(queued.switch(()).get::<&str>(), Ok("queued"));
+    assert_eq!(queued.switch(5u16).get::<u16>(), Ok(5));
+    green::yield_now(); // the stale entry is skipped
+    assert!(!queued.dead());
+}
+
+#[test]
 fn switching_into_a_dead_greenlet_goes_to_its_nearest_live_ancestor() {
     let main = getcurrent();
     let dead = Greenlet::new(|_: Value| ());
