@@ -614,6 +614,26 @@ mod tests {
     }
 
     #[test]
+    fn timed_out_joins_behind_a_joiner_leave_no_callbacks_behind() {
+        use crate::sync::registration::exit_callback_count;
+        let sleeper = spawn(|| crate::time::sleep(Duration::from_secs(60)));
+        let g = sleeper.greenlet().clone();
+        let first = spawn(move || wait_dead(&g, None).unwrap());
+        crate::time::yield_now(); // `first` holds the joiner slot
+        for _ in 0..1000 {
+            assert!(matches!(
+                sleeper.join_timeout(Duration::ZERO),
+                Err(JoinError::TimedOut)
+            ));
+        }
+        // Withdrawn lazily: at most the last timed-out join's, behind one dispatcher.
+        assert!(exit_callback_count(&sleeper.g) <= 1);
+        assert_eq!(sleeper.g.0.on_exit.borrow().len(), 1);
+        sleeper.kill();
+        assert!(first.join().unwrap());
+    }
+
+    #[test]
     fn two_joiners_are_both_woken() {
         let target = spawn(|| crate::time::sleep(Duration::from_millis(20)));
         let g = target.greenlet().clone();

@@ -13,6 +13,7 @@ use std::rc::{Rc, Weak};
 use slab::Slab;
 
 use crate::greenlet::Greenlet;
+use crate::park::Unparker;
 
 /// A callback registered with [`Waitable::on_ready`](super::Waitable::on_ready).
 /// Dropping it withdraws the callback if it has not run yet, so a wait that ends
@@ -227,6 +228,40 @@ pub(crate) fn on_exit(g: &Greenlet, f: Box<dyn FnOnce()>) -> Registration {
     };
     let host: Weak<CallbackList> = Rc::downgrade(&list);
     list.add(host, f)
+}
+
+thread_local! {
+    /// The exit callbacks of joins that found the joiner slot taken
+    /// ([`add_extra_joiner`]), with the unparker of the park each serves.
+    static EXTRA_JOINERS: RefCell<Vec<(Unparker, Registration)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Wakes `u`'s park when `g` dies: the fallback of `Greenlet::set_joiner` when
+/// another greenlet's park holds the joiner slot. The join path does not hold the
+/// registration (so that the common single join stays as it is); instead, each call
+/// withdraws those of parks that are over (timed-out or woken joins), so repeated
+/// timed-out joins behind a joiner leave at most one stale entry per waiter.
+#[cold]
+#[inline(never)]
+pub(crate) fn add_extra_joiner(g: &Greenlet, u: Unparker) {
+    let stale: Vec<(Unparker, Registration)> = EXTRA_JOINERS.with(|l| {
+        let mut l = l.borrow_mut();
+        let (live, stale) = std::mem::take(&mut *l)
+            .into_iter()
+            .partition(|(u, _)| u.is_current_park());
+        *l = live;
+        stale
+    });
+    // Withdrawn after the borrow has ended.
+    drop(stale);
+    let waker = u.clone();
+    let reg = on_exit(
+        g,
+        Box::new(move || {
+            waker.unpark();
+        }),
+    );
+    EXTRA_JOINERS.with(|l| l.borrow_mut().push((u, reg)));
 }
 
 /// How many withdrawable exit callbacks `g` has (tests).
