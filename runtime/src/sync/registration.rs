@@ -165,8 +165,8 @@ impl CallbackHost for CallbackList {
 }
 
 impl CallbackList {
-    /// How many callbacks are registered.
-    #[allow(dead_code)] // used by tests
+    /// How many callbacks are registered (tests).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.slab.borrow().len()
     }
@@ -215,12 +215,16 @@ pub(crate) fn on_exit(g: &Greenlet, f: Box<dyn FnOnce()>) -> Registration {
         return Registration::empty();
     }
     let gid = g.id();
-    let known = EXIT_LISTS.with(|m| m.borrow().get(&gid).cloned());
+    let Ok(known) = EXIT_LISTS.try_with(|m| m.borrow().get(&gid).cloned()) else {
+        // The thread is ending (its table is gone): a plain exit callback.
+        g.on_exit(f);
+        return Registration::empty();
+    };
     let list = match known {
         Some(list) => list,
         None => {
             let list = Rc::new(CallbackList::default());
-            EXIT_LISTS.with(|m| m.borrow_mut().insert(gid, list.clone()));
+            let _ = EXIT_LISTS.try_with(|m| m.borrow_mut().insert(gid, list.clone()));
             let dispatch = ExitDispatch { gid };
             g.on_exit(Box::new(move || dispatch.fire()));
             list
@@ -244,14 +248,16 @@ thread_local! {
 #[cold]
 #[inline(never)]
 pub(crate) fn add_extra_joiner(g: &Greenlet, u: Unparker) {
-    let stale: Vec<(Unparker, Registration)> = EXTRA_JOINERS.with(|l| {
-        let mut l = l.borrow_mut();
-        let (live, stale) = std::mem::take(&mut *l)
-            .into_iter()
-            .partition(|(u, _)| u.is_current_park());
-        *l = live;
-        stale
-    });
+    let stale: Vec<(Unparker, Registration)> = EXTRA_JOINERS
+        .try_with(|l| {
+            let mut l = l.borrow_mut();
+            let (live, stale) = std::mem::take(&mut *l)
+                .into_iter()
+                .partition(|(u, _)| u.is_current_park());
+            *l = live;
+            stale
+        })
+        .unwrap_or_default();
     // Withdrawn after the borrow has ended.
     drop(stale);
     let waker = u.clone();
@@ -261,7 +267,12 @@ pub(crate) fn add_extra_joiner(g: &Greenlet, u: Unparker) {
             waker.unpark();
         }),
     );
-    EXTRA_JOINERS.with(|l| l.borrow_mut().push((u, reg)));
+    let mut entry = Some((u, reg));
+    let _ = EXTRA_JOINERS.try_with(|l| l.borrow_mut().extend(entry.take()));
+    if let Some((_, reg)) = entry {
+        // The thread is ending (the list is gone): the callback just stays registered.
+        reg.detach();
+    }
 }
 
 /// How many withdrawable exit callbacks `g` has (tests).
