@@ -218,3 +218,42 @@ fn a_custom_registration_runs_its_withdrawal_on_drop_only() {
     drop(Registration::default());
     assert_eq!(withdrawn.get(), 1);
 }
+
+// Queues, locks and pools keep parked waiters (not callbacks) in guarded lists: timed
+// out waits already left nothing behind. These guard that it stays so.
+
+#[test]
+fn timed_out_queue_waits_leave_no_waiters() {
+    let q: green::Queue<u8> = green::Queue::bounded(1);
+    for _ in 0..1000 {
+        assert!(q.get_timeout(Duration::ZERO).is_err());
+    }
+    assert_eq!(q.getters(), 0);
+    q.put(1).unwrap();
+    for _ in 0..1000 {
+        assert!(q.put_timeout(2, Duration::ZERO).is_err());
+    }
+    assert_eq!(q.putters(), 0);
+    assert_eq!(q.get(), Ok(1));
+}
+
+#[test]
+fn timed_out_lock_and_pool_waits_leave_nothing_in_the_way() {
+    let lock = green::Lock::new();
+    let held = lock.acquire().unwrap();
+    for _ in 0..1000 {
+        assert!(lock.acquire_timeout(Duration::ZERO).is_err());
+    }
+    drop(held);
+    // No stale waiter is served first: the lock is free at once.
+    assert!(lock.try_acquire().is_some());
+
+    let pool = green::Pool::new(1);
+    pool.spawn(|| green::sleep(Duration::from_secs(60)));
+    for _ in 0..1000 {
+        assert!(!pool.join_timeout(Duration::ZERO));
+    }
+    pool.kill();
+    assert_eq!(pool.free_count(), 1);
+    assert!(pool.join_timeout(Duration::ZERO));
+}

@@ -1,5 +1,6 @@
 //! Waiting for several objects at once: [`wait`], [`iwait`] and the [`Waitable`]
-//! trait — gevent's `wait`/`iwait`. Also [`JoinHandle::link_value`] and
+//! trait — gevent's `wait`/`iwait`. The callbacks they register are withdrawn through
+//! [`Registration`]s when they return or unwind. Also [`JoinHandle::link_value`] and
 //! [`JoinHandle::link_error`] (gevent's `link_value`/`link_exception`).
 
 use std::cell::RefCell;
