@@ -555,16 +555,15 @@ impl Greenlet {
 
     /// Arranges for the calling greenlet (whose park `u` belongs to) to be woken when
     /// this greenlet dies. The single joiner slot is used when it is free or holds a
-    /// stale unparker (a join that timed out); otherwise a boxed exit callback is added.
+    /// stale unparker (a join that timed out); otherwise a withdrawable exit callback
+    /// is added, withdrawn once `u`'s park is over (see `add_extra_joiner`).
     pub(crate) fn set_joiner(&self, u: crate::park::Unparker) {
         let mut slot = self.0.joiner.borrow_mut();
         if slot.as_ref().is_none_or(|old| !old.is_current_park()) {
             *slot = Some(u);
         } else {
             drop(slot);
-            self.on_exit(Box::new(move || {
-                u.unpark();
-            }));
+            crate::sync::registration::add_extra_joiner(self, u);
         }
     }
 

@@ -541,12 +541,20 @@ pub fn try_joinall<T>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, JoinError> 
             return handles.into_iter().map(|h| h.take_result()).collect();
         }
         let u = unparker();
-        for h in &pending {
-            let u = u.clone();
-            h.g.on_exit(Box::new(move || {
-                u.unpark();
-            }));
-        }
+        // Withdrawn when this round ends (one finished, or a kill unwinds us): the
+        // greenlets still running do not collect a callback per round.
+        let _registrations: Vec<crate::sync::Registration> = pending
+            .iter()
+            .map(|h| {
+                let u = u.clone();
+                crate::sync::registration::on_exit(
+                    &h.g,
+                    Box::new(move || {
+                        u.unpark();
+                    }),
+                )
+            })
+            .collect();
         park(None)?;
     }
 }
@@ -574,6 +582,55 @@ mod tests {
         assert!(sleeper.g.0.on_exit.borrow().is_empty());
         assert!(sleeper.g.0.joiner.borrow().is_some());
         sleeper.kill();
+    }
+
+    #[test]
+    fn try_joinall_leaves_no_callbacks_on_greenlets_still_running() {
+        use crate::sync::registration::exit_callback_count;
+        let nap = |ms: u64| crate::time::sleep(Duration::from_millis(ms));
+        let slow = spawn(move || {
+            nap(60_000);
+            0
+        });
+        let g = slow.greenlet().clone();
+        let mut all = vec![slow];
+        all.extend((1..4).map(|ms| {
+            spawn(move || {
+                nap(ms);
+                ms
+            })
+        }));
+        all.push(spawn(move || -> u64 {
+            nap(8);
+            panic!("bad")
+        }));
+        // Four rounds (three quick ones, then the failure), one registration each on
+        // `slow`, each withdrawn when its round ends.
+        assert!(try_joinall(all).unwrap_err().is_panic());
+        assert_eq!(exit_callback_count(&g), 0);
+        assert_eq!(g.0.on_exit.borrow().len(), 1); // the one dispatcher
+        crate::driver::throw_into(&g, Box::new(crate::error::GreenletExit));
+        assert!(wait_dead(&g, None).unwrap());
+    }
+
+    #[test]
+    fn timed_out_joins_behind_a_joiner_leave_no_callbacks_behind() {
+        use crate::sync::registration::exit_callback_count;
+        let sleeper = spawn(|| crate::time::sleep(Duration::from_secs(60)));
+        let g = sleeper.greenlet().clone();
+        let first = spawn(move || wait_dead(&g, None).unwrap());
+        crate::time::yield_now(); // `first` holds the joiner slot
+        for _ in 0..1000 {
+            assert!(matches!(
+                sleeper.join_timeout(Duration::ZERO),
+                Err(JoinError::TimedOut)
+            ));
+        }
+        // Withdrawn lazily: at most the last timed-out join's, behind one dispatcher.
+        assert!(exit_callback_count(&sleeper.g) <= 1);
+        assert_eq!(sleeper.g.0.on_exit.borrow().len(), 1);
+        sleeper.kill();
+        assert!(first.join().unwrap());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! [`Event`]: a flag that greenlets wait for — gevent's `Event`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use super::registration::{CallbackHost, CallbackList, Registration};
 use super::waiters::WakeAll;
 use crate::error::BlockError;
 use crate::timer::deadline_after;
@@ -12,8 +13,15 @@ use crate::timer::deadline_after;
 struct Inner {
     flag: Cell<bool>,
     waiters: WakeAll,
-    /// One-shot callbacks of [`Waitable`](super::Waitable) registrations.
-    callbacks: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// One-shot callbacks of [`Waitable`](super::Waitable) registrations, each
+    /// withdrawn when its [`Registration`] is dropped.
+    callbacks: CallbackList,
+}
+
+impl CallbackHost for Inner {
+    fn callbacks(&self) -> &CallbackList {
+        &self.callbacks
+    }
 }
 
 /// A flag greenlets can wait for: [`set`](Event::set) wakes every waiter,
@@ -52,7 +60,7 @@ impl Event {
         Event(Rc::new(Inner {
             flag: Cell::new(false),
             waiters: WakeAll::default(),
-            callbacks: RefCell::new(Vec::new()),
+            callbacks: CallbackList::default(),
         }))
     }
 
@@ -66,8 +74,7 @@ impl Event {
     pub fn set(&self) {
         self.0.flag.set(true);
         self.0.waiters.wake_all();
-        let cbs = std::mem::take(&mut *self.0.callbacks.borrow_mut());
-        for cb in cbs {
+        for cb in self.0.callbacks.take_all() {
             cb();
         }
     }
@@ -128,12 +135,21 @@ impl Event {
         self.0.waiters.wait(since, timeout.map(deadline_after))
     }
 
-    pub(crate) fn add_callback(&self, f: Box<dyn FnOnce()>) {
+    /// Registers `f` to run when the event is set (at once if it is); dropping the
+    /// registration withdraws it.
+    pub(crate) fn add_callback(&self, f: Box<dyn FnOnce()>) -> Registration {
         if self.is_set() {
             f();
-        } else {
-            self.0.callbacks.borrow_mut().push(f);
+            return Registration::empty();
         }
+        let host: Weak<Inner> = Rc::downgrade(&self.0);
+        self.0.callbacks.add(host, f)
+    }
+
+    /// How many callbacks are registered (tests).
+    #[cfg(test)]
+    pub(crate) fn callback_count(&self) -> usize {
+        self.0.callbacks.len()
     }
 }
 
@@ -142,5 +158,60 @@ impl fmt::Debug for Event {
         f.debug_struct("Event")
             .field("set", &self.is_set())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn dropped_registrations_leave_no_callbacks() {
+        let ev = Event::new();
+        for _ in 0..1000 {
+            drop(ev.add_callback(Box::new(|| ())));
+        }
+        assert_eq!(ev.callback_count(), 0);
+    }
+
+    #[test]
+    fn set_runs_the_kept_callbacks_in_order_and_empties_the_list() {
+        let ev = Event::new();
+        let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let regs: Vec<Registration> = (0..3)
+            .map(|i| {
+                let s = seen.clone();
+                ev.add_callback(Box::new(move || s.borrow_mut().push(i)))
+            })
+            .collect();
+        let mut regs = regs.into_iter();
+        let (first, middle, last) = (regs.next(), regs.next(), regs.next());
+        drop(middle);
+        ev.set();
+        assert_eq!(*seen.borrow(), [0, 2]);
+        assert_eq!(ev.callback_count(), 0);
+        // Dropping registrations that already ran, after a clear and a new one: the
+        // new one stays.
+        ev.clear();
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        let newer = ev.add_callback(Box::new(move || r.set(true)));
+        drop((first, last));
+        assert_eq!(ev.callback_count(), 1);
+        ev.set();
+        assert!(ran.get());
+        drop(newer);
+    }
+
+    #[test]
+    fn a_set_event_runs_the_callback_at_once() {
+        let ev = Event::new();
+        ev.set();
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        drop(ev.add_callback(Box::new(move || r.set(true))));
+        assert!(ran.get());
+        assert_eq!(ev.callback_count(), 0);
     }
 }

@@ -1,5 +1,6 @@
 //! Waiting for several objects at once: [`wait`], [`iwait`] and the [`Waitable`]
-//! trait — gevent's `wait`/`iwait`. Also [`JoinHandle::link_value`] and
+//! trait — gevent's `wait`/`iwait`. The callbacks they register are withdrawn through
+//! [`Registration`]s when they return or unwind. Also [`JoinHandle::link_value`] and
 //! [`JoinHandle::link_error`] (gevent's `link_value`/`link_exception`).
 
 use std::cell::RefCell;
@@ -8,7 +9,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{AsyncResult, Event};
+use super::{AsyncResult, Event, Registration};
 use crate::error::JoinError;
 use crate::park::{park, unparker, Unparker, Wake};
 use crate::spawn::JoinHandle;
@@ -17,25 +18,65 @@ use crate::timer::deadline_after;
 /// Something a greenlet can wait for with [`wait`] and [`iwait`]: a finished greenlet
 /// ([`JoinHandle`]), a set [`Event`], a ready [`AsyncResult`].
 ///
-/// Implement it for your own types by delegating to one of these.
+/// Implement it for your own types by delegating to one of these (return the inner
+/// object's [`Registration`]), or by keeping callbacks yourself and returning a
+/// [`Registration::new`] that withdraws one.
+///
+/// # Registrations are withdrawn when dropped
+///
+/// [`on_ready`](Waitable::on_ready) returns a [`Registration`]: dropping it withdraws
+/// the callback if it has not run. [`wait`] and [`iwait`] drop theirs when they
+/// return (a timeout, enough objects ready) or unwind (a kill, a [`Timeout`]), so
+/// waiting again and again on a long-lived object leaves nothing behind on it.
+///
+/// This changed: `on_ready` used to return `()` and registrations stayed until the
+/// object became ready. Implementations now return the registration; callers that
+/// want the old behaviour call [`Registration::detach`].
+///
+/// [`Timeout`]: super::Timeout
+///
+/// # Examples
 ///
 /// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use green::sync::Registration;
 /// use green::Waitable;
-/// let ev = green::Event::new();
-/// assert!(!ev.is_ready());
-/// ev.set();
-/// assert!(ev.is_ready());
+///
+/// // A waitable of your own, delegating to an event.
+/// struct Door { open: green::Event }
+/// impl Waitable for Door {
+///     fn is_ready(&self) -> bool { self.open.is_ready() }
+///     fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration { self.open.on_ready(f) }
+/// }
+///
+/// let door = Door { open: green::Event::new() };
+/// assert!(!door.is_ready());
+/// let rang = Rc::new(Cell::new(false));
+/// let r = rang.clone();
+/// let reg = door.on_ready(Box::new(move || r.set(true)));
+/// drop(reg); // withdrawn
+/// door.open.set();
+/// assert!(door.is_ready() && !rang.get());
 /// ```
 pub trait Waitable {
     /// Whether it is ready now.
     fn is_ready(&self) -> bool;
 
-    /// Registers `f` to run once when it becomes ready (at once if it is ready). `f`
-    /// may run in the hub: it must not block or switch.
+    /// Registers `f` to run once when it becomes ready (at once if it is ready, then
+    /// returning [`Registration::empty`]). `f` may run in the hub: it must not block
+    /// or switch.
     ///
-    /// Registrations are not withdrawn: one made by a wait that ended early stays
-    /// until the object becomes ready (and then does nothing).
-    fn on_ready(&self, f: Box<dyn FnOnce()>);
+    /// Dropping the returned [`Registration`] withdraws `f` if it has not run yet;
+    /// [`Registration::detach`] keeps it registered.
+    ///
+    /// ```
+    /// use green::Waitable;
+    /// let h = green::spawn(|| ());
+    /// let reg = h.on_ready(Box::new(|| println!("finished")));
+    /// h.wait().unwrap(); // prints "finished"
+    /// drop(reg);
+    /// ```
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration;
 }
 
 impl<T> Waitable for JoinHandle<T> {
@@ -43,8 +84,8 @@ impl<T> Waitable for JoinHandle<T> {
         self.is_finished()
     }
 
-    fn on_ready(&self, f: Box<dyn FnOnce()>) {
-        self.greenlet().on_exit(f);
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        super::registration::on_exit(self.greenlet(), f)
     }
 }
 
@@ -53,8 +94,8 @@ impl Waitable for Event {
         self.is_set()
     }
 
-    fn on_ready(&self, f: Box<dyn FnOnce()>) {
-        self.add_callback(f);
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        self.add_callback(f)
     }
 }
 
@@ -63,8 +104,8 @@ impl<T, E> Waitable for AsyncResult<T, E> {
         self.ready()
     }
 
-    fn on_ready(&self, f: Box<dyn FnOnce()>) {
-        self.event().add_callback(f);
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        self.event().add_callback(f)
     }
 }
 
@@ -73,7 +114,7 @@ impl<W: Waitable + ?Sized> Waitable for &W {
         (**self).is_ready()
     }
 
-    fn on_ready(&self, f: Box<dyn FnOnce()>) {
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
         (**self).on_ready(f)
     }
 }
@@ -83,7 +124,7 @@ impl<W: Waitable + ?Sized> Waitable for Rc<W> {
         (**self).is_ready()
     }
 
-    fn on_ready(&self, f: Box<dyn FnOnce()>) {
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
         (**self).on_ready(f)
     }
 }
@@ -94,9 +135,20 @@ struct Shared {
 }
 
 /// The iterator of [`iwait`]: the objects in the order they became ready.
+///
+/// It holds the [`Registration`]s of its callbacks: they are withdrawn when it ends
+/// (every object yielded, or the timeout passed) or is dropped.
+///
+/// ```
+/// let ev = green::Event::new();
+/// let evs = [ev.clone()];
+/// let mut it = green::iwait(&evs, Some(std::time::Duration::from_millis(1)));
+/// assert!(it.next().is_none()); // timed out: nothing is left registered on `ev`
+/// ```
 pub struct IWait<'a, W> {
     objects: &'a [W],
     shared: Rc<RefCell<Shared>>,
+    registrations: Vec<Registration>,
     yielded: usize,
     deadline: Option<Instant>,
 }
@@ -104,7 +156,8 @@ pub struct IWait<'a, W> {
 /// Yields `objects` in the order they become ready (the ready ones first, in slice
 /// order), until all have been yielded or `timeout` passes (gevent's `iwait`).
 ///
-/// Mix types with `&dyn Waitable`.
+/// Mix types with `&dyn Waitable`. The callbacks registered on the objects are
+/// withdrawn when the iterator ends or is dropped (see [`Waitable`]).
 ///
 /// # Examples
 ///
@@ -122,9 +175,10 @@ pub fn iwait<W: Waitable>(objects: &[W], timeout: Option<Duration>) -> IWait<'_,
         ready: VecDeque::new(),
         waiter: None,
     }));
+    let mut registrations = Vec::with_capacity(objects.len());
     for (i, o) in objects.iter().enumerate() {
         let s = shared.clone();
-        o.on_ready(Box::new(move || {
+        let reg = o.on_ready(Box::new(move || {
             let u = {
                 let mut s = s.borrow_mut();
                 s.ready.push_back(i);
@@ -134,10 +188,12 @@ pub fn iwait<W: Waitable>(objects: &[W], timeout: Option<Duration>) -> IWait<'_,
                 u.unpark();
             }
         }));
+        registrations.push(reg);
     }
     IWait {
         objects,
         shared,
+        registrations,
         yielded: 0,
         deadline: timeout.map(deadline_after),
     }
@@ -154,6 +210,9 @@ impl<'a, W> Iterator for IWait<'a, W> {
             let next = self.shared.borrow_mut().ready.pop_front();
             if let Some(i) = next {
                 self.yielded += 1;
+                if self.yielded == self.objects.len() {
+                    self.withdraw();
+                }
                 return Some(&self.objects[i]);
             }
             self.shared.borrow_mut().waiter = Some(unparker());
@@ -162,13 +221,29 @@ impl<'a, W> Iterator for IWait<'a, W> {
                 Ok(Wake::TimedOut) | Err(_) => {
                     // A last look: something may have become ready meanwhile.
                     let next = self.shared.borrow_mut().ready.pop_front();
-                    return next.map(|i| {
-                        self.yielded += 1;
-                        &self.objects[i]
-                    });
+                    match next {
+                        Some(i) => {
+                            self.yielded += 1;
+                            return Some(&self.objects[i]);
+                        }
+                        None => {
+                            // Over: the other objects' callbacks go now, not when the
+                            // iterator is dropped.
+                            self.withdraw();
+                            return None;
+                        }
+                    }
                 }
             }
         }
+    }
+}
+
+impl<W> IWait<'_, W> {
+    /// Withdraws the callbacks still registered (those that ran are no-ops).
+    fn withdraw(&mut self) {
+        // Taken out first: dropping them runs code of the objects' (`Registration::new`).
+        drop(std::mem::take(&mut self.registrations));
     }
 }
 
@@ -183,6 +258,7 @@ impl<W> fmt::Debug for IWait<'_, W> {
 
 /// Waits until `count` of `objects` (all of them with `None`) are ready, or `timeout`
 /// passes; returns the ready ones in the order they became ready (gevent's `wait`).
+/// Nothing stays registered on the objects once it returns (see [`Waitable`]).
 ///
 /// ```
 /// use std::time::Duration;
