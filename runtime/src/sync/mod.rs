@@ -8,7 +8,7 @@
 //! share the same object. Waiters are served first come, first served, and a waiter
 //! that times out or is killed leaves the line without losing anything.
 //!
-//! See the guide chapter "Coordinating greenlets" (`docs/guide-sync.md`).
+//! See the guide chapter "4. Coordinating greenlets" (`docs/guide.md`).
 //!
 //! # Examples
 //!
