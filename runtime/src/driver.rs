@@ -68,22 +68,29 @@ pub(crate) fn set_yielder(y: &Yielder<usize, usize>) {
 /// Only in greenlet context (the caller checked).
 #[inline(always)]
 fn yield_to_driver(req: Request) -> Input {
+    word::unpack_input(yield_word(req))
+}
+
+/// [`yield_to_driver`], returning the input as its word.
+#[inline(always)]
+fn yield_word(req: Request) -> Word {
     let y = YIELDER.with(|c| c.get());
     debug_assert!(!y.is_null());
     // SAFETY: in greenlet context the driver set YIELDER to the running coroutine's
     // yielder, which lives on that coroutine's stack for as long as it runs; we are
     // on that stack now, so the pointer is valid and suspending is allowed.
-    let w = unsafe { (*y).suspend(crate::word::pack_request(req)) };
-    crate::word::unpack_input(w)
+    unsafe { (*y).suspend(word::pack_request(req)) }
 }
 
-/// Leaves the current greenlet with `req`; returns the input it is resumed with.
+/// Leaves the current greenlet with `req`; returns the input it is resumed with, as a
+/// word (see [`crate::word`]): parks and yields look at the word and decode only a
+/// rich input.
 ///
 /// Callers make sure the current context is not the hub.
 #[inline(always)]
-pub(crate) fn suspend(req: Request) -> Input {
+pub(crate) fn suspend(req: Request) -> Word {
     if hub::context() == CTX_GREENLET {
-        yield_to_driver(req)
+        yield_word(req)
     } else {
         suspend_main(req)
     }
@@ -91,10 +98,10 @@ pub(crate) fn suspend(req: Request) -> Input {
 
 /// [`suspend`] in the main greenlet: run the driver until main is switched to.
 #[inline(never)]
-fn suspend_main(req: Request) -> Input {
+fn suspend_main(req: Request) -> Word {
     with_hub(|h| {
         let (target, input) = request_target(h, req);
-        drive(h, target, input)
+        drive_word(h, target, input)
     })
 }
 
@@ -188,7 +195,6 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
     let r = unsafe { resume_coroutine(target, word::pack_input(input)) };
     if let Some(w) = back_to_main(&r) {
         t.state.set(State::Suspended);
-        crate::overflow::set_running(ptr::null());
         if h.monitoring.get() {
             h.monitor.count_switch();
             h.monitor.record(&h.main);
@@ -231,13 +237,20 @@ pub(crate) fn into_value(input: Input) -> Value {
 /// What `yield_now` does with the input it is resumed with: a kill unwinds; anything
 /// else (the wake, a value switched in explicitly) ends the yield.
 #[inline(always)]
-pub(crate) fn after_yield(input: Input) {
+pub(crate) fn after_yield(input: Word) {
+    // Only a rich input needs decoding (and dropping); the rest owns nothing.
+    if word::is_rich(input) {
+        after_yield_rich(word::unpack_input(input));
+    }
+}
+
+#[cold]
+fn after_yield_rich(input: Input) {
     match input {
-        Input::Wake(_) => {}
-        Input::Value(v) => drop(v),
         Input::Throw(p) => resume_unwind(p),
-        // Main is queued when it yields, so the hub always has something to run.
-        Input::LoopExit => {}
+        // Main is queued when it yields, so the hub always has something to run: no
+        // `LoopExit`. A value switched in explicitly ends the yield.
+        Input::Value(_) | Input::Wake(_) | Input::LoopExit => {}
     }
 }
 
@@ -258,11 +271,16 @@ impl Drop for DriverGuard<'_> {
 /// Runs greenlets, starting by resuming `target` with `input`, until the main greenlet is
 /// switched to; returns what it was switched to with. Runs on the thread's own stack.
 pub(crate) fn drive(h: &Hub, target: Greenlet, input: Input) -> Input {
+    word::unpack_input(drive_word(h, target, input))
+}
+
+/// [`drive`], returning main's input as its word.
+fn drive_word(h: &Hub, target: Greenlet, input: Input) -> Word {
     debug_assert!(!h.in_driver.get(), "nested driver");
     h.in_driver.set(true);
     h.main.0.state.set(State::Suspended);
     let w = word::pack_input(input);
-    word::unpack_input(drive_loop(h, target, w))
+    drive_loop(h, target, w)
 }
 
 /// The loop of [`drive`], once the driver is marked as running. Inputs travel through
@@ -384,14 +402,14 @@ unsafe fn resume_coroutine(g: &Greenlet, input: Word) -> CoroutineResult<Word, W
 }
 
 /// Makes `g` the running greenlet: its state, the hub's current greenlet, the context,
-/// the yielder and what the stack-overflow handler reports.
+/// the yielder (the stack-overflow handler finds the running greenlet through the
+/// current one).
 #[inline(always)]
 fn enter(h: &Hub, g: &Greenlet) {
     g.0.state.set(State::Running);
     h.set_current(g);
     hub::set_context(CTX_GREENLET);
     YIELDER.with(|c| c.set(g.0.yielder.get()));
-    crate::overflow::set_running(&g.0.info);
     // For `sync::monitor` (blocking detection): the switch count and the running
     // greenlet's id and name, only while a monitor is attached.
     if h.monitoring.get() {
@@ -406,7 +424,6 @@ fn leave(h: &Hub) {
     if h.monitoring.get() {
         h.monitor.record_hub();
     }
-    crate::overflow::set_running(ptr::null());
     hub::set_context(CTX_HUB);
     h.set_current(&h.hub);
 }
@@ -532,7 +549,7 @@ fn next_ready(h: &Hub) -> Option<(Greenlet, Word)> {
         h.ticks.set(t - 1);
     }
     loop {
-        let g = h.ready.borrow_mut().pop_front();
+        let g = h.ready.pop();
         match g {
             Some(g) => {
                 if let Some(w) = g.0.take_pending_word() {
@@ -557,7 +574,7 @@ fn poll_events(h: &Hub, block: bool) -> bool {
         crate::timer::fire_due(h, now);
         let has_io = h.reactor.borrow().as_ref().is_some_and(|r| r.has_waiters());
         let has_remote = h.blocking_pending.get() > 0;
-        let ready = !h.ready.borrow().is_empty();
+        let ready = !h.ready.is_empty();
         if !block || ready {
             if has_io || has_remote {
                 crate::reactor::poll(h, Some(std::time::Duration::ZERO));
@@ -570,7 +587,7 @@ fn poll_events(h: &Hub, block: bool) -> bool {
         }
         let timeout = next.map(|d| d.saturating_duration_since(now));
         crate::reactor::poll(h, timeout);
-        if !h.ready.borrow().is_empty() {
+        if !h.ready.is_empty() {
             // Fire timers that came due while polling before running anything.
             crate::timer::fire_due(h, Instant::now());
             return true;

@@ -6,7 +6,6 @@
 //! they hold are bound to their thread: [`Greenlet`](crate::Greenlet) is `!Send`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::ptr;
 use std::rc::Rc;
 
@@ -49,7 +48,7 @@ pub(crate) struct Hub {
     /// The pseudo-greenlet standing for the hub (the parent of spawned greenlets).
     pub(crate) hub: Greenlet,
     /// Greenlets with something to resume them with (their `pending` input).
-    pub(crate) ready: RefCell<VecDeque<Greenlet>>,
+    pub(crate) ready: crate::ready::ReadyQueue,
     pub(crate) timers: RefCell<Timers>,
     /// Created on first use: a thread that only switches never makes an epoll fd.
     pub(crate) reactor: RefCell<Option<Reactor>>,
@@ -86,7 +85,7 @@ impl Hub {
         Hub {
             main,
             hub,
-            ready: RefCell::new(VecDeque::new()),
+            ready: crate::ready::ReadyQueue::new(),
             timers: RefCell::new(Timers::new()),
             reactor: RefCell::new(None),
             stacks: RefCell::new(StackPool::new()),
@@ -135,7 +134,7 @@ impl Hub {
     /// Queues `g` to run; its `pending` input must already be set.
     #[inline]
     pub(crate) fn push_ready(&self, g: Greenlet) {
-        self.ready.borrow_mut().push_back(g);
+        self.ready.push(g);
     }
 
     /// The reactor, created on first use.
@@ -157,7 +156,7 @@ impl Drop for Hub {
         HUB_PTR.with(|p| p.set(ptr::null()));
         CONTEXT.with(|c| c.set(CTX_NONE));
         CURRENT.with(|c| c.set(ptr::null()));
-        let n = self.ready.get_mut().len();
+        let n = self.ready.len();
         if n > 0 {
             log::debug!("green: thread ends with {n} greenlets still scheduled; they are leaked");
         }
@@ -209,6 +208,19 @@ fn init_hub_ptr() -> *const Hub {
         HUB_PTR.with(|p| p.set(h));
         h as *const Hub
     })
+}
+
+/// The overflow record of the running greenlet, for the stack-overflow signal handler
+/// (null outside a hub). Async-signal-safe: one read of a `const` thread-local without
+/// destructor, and the record is immutable while its greenlet lives.
+pub(crate) fn running_info() -> *const crate::overflow::RunningInfo {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return ptr::null();
+    }
+    // SAFETY: a non-null CURRENT points at a live greenlet (see `Hub::current`); only
+    // the field's address is taken.
+    unsafe { ptr::addr_of!((*p).info) }
 }
 
 /// Whether `g` is the running greenlet.

@@ -12,6 +12,7 @@ mod hub;
 pub(crate) mod overflow;
 pub mod park;
 pub mod reactor;
+mod ready;
 mod spawn;
 pub mod stack;
 pub mod sync;

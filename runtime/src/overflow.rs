@@ -5,8 +5,10 @@
 //! handler only knows the thread's stack, so it would report a plain segmentation fault.
 //! [`install`] puts a process-wide handler in front of it:
 //!
-//! * The scheduler publishes the running greenlet with [`set_running`] on every switch (a
-//!   single thread-local pointer write; null while the thread runs on its own stack).
+//! * The handler finds the running greenlet's record through the hub's thread-local
+//!   pointer to the current greenlet (`hub::running_info`), which the driver writes on
+//!   every switch anyway; main and the hub have empty guard ranges. [`set_running`]
+//!   publishes a record explicitly instead (for tests of stacks outside any hub).
 //! * The handler runs on the thread's alternate signal stack (`SA_ONSTACK`; the faulting
 //!   stack is unusable), which [`ensure_altstack`] guarantees exists.
 //! * If the fault was raised by the kernel (`si_code > 0`) and its address is inside the
@@ -241,7 +243,10 @@ pub(crate) fn ensure_altstack() {
 ///
 /// Called by the kernel only, with a valid `info` (SA_SIGINFO).
 unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let running = RUNNING.get();
+    let mut running = RUNNING.get();
+    if running.is_null() {
+        running = crate::hub::running_info();
+    }
     // SAFETY: the kernel passes a valid siginfo; `si_addr` is meaningful for faults it
     // raised itself (si_code > 0), not for kill/raise/sigqueue.
     let fault_addr = unsafe {

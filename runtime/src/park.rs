@@ -37,6 +37,7 @@ use crate::driver::{self, Input, Request};
 use crate::error::BlockError;
 use crate::greenlet::{Greenlet, State};
 use crate::hub::{self, with_hub, CTX_HUB};
+use crate::word::{self, Word};
 
 /// How a [`park`] ended.
 ///
@@ -165,19 +166,26 @@ pub fn park(deadline: Option<Instant>) -> Result<Wake, BlockError> {
 
 /// Ends a park: later unparkers made for it are stale; a kill unwinds from here.
 #[inline]
-pub(crate) fn end_park(input: Input) -> Result<Wake, BlockError> {
+pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
     with_hub(|h| {
         let g = h.current();
         g.park_seq.set(g.park_seq.get().wrapping_add(1));
     });
     match input {
+        word::IN_UNPARKED => Ok(Wake::Unparked),
+        word::IN_TIMED_OUT => Ok(Wake::TimedOut),
+        w if word::is_rich(w) => end_park_rich(word::unpack_input(w)),
+        // An explicit switch into a parked greenlet ends the park early (a small value
+        // owns nothing to drop).
+        _ => Ok(Wake::Unparked),
+    }
+}
+
+#[cold]
+fn end_park_rich(input: Input) -> Result<Wake, BlockError> {
+    match input {
         Input::Wake(w) => Ok(w),
-        // An explicit switch into a parked greenlet ends the park early. (Every arm
-        // moves its payload out: no out-of-line drop of the whole `Input` afterwards.)
-        Input::Value(v) => {
-            drop(v);
-            Ok(Wake::Unparked)
-        }
+        Input::Value(_) => Ok(Wake::Unparked),
         Input::Throw(p) => std::panic::resume_unwind(p),
         Input::LoopExit => Err(BlockError::WouldBlockForever),
     }
