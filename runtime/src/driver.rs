@@ -538,7 +538,7 @@ pub(crate) const MAINTENANCE_INTERVAL: u32 = 61;
 
 /// The next greenlet to run, waiting for timers and IO when none is ready; `None` when
 /// nothing can ever become ready.
-#[inline]
+#[inline(always)]
 fn next_ready(h: &Hub) -> Option<(Greenlet, Word)> {
     // A countdown: cheaper than a modulo on every tick.
     let t = h.ticks.get();
