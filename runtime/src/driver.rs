@@ -35,12 +35,10 @@ pub(crate) enum Input {
     LoopExit,
 }
 
-/// What a suspending greenlet asks the driver to do.
+/// What a greenlet that waits asks the driver to do. (An explicit switch sends its
+/// request as a word directly: `word::REQ_MAIN` or `word::REQ_SWITCH` with the input.)
+#[derive(Clone, Copy)]
 pub(crate) enum Request {
-    /// Resume this greenlet with this input.
-    Switch(Greenlet, Input),
-    /// Resume the main greenlet with this input (no handle to clone: the hub owns main).
-    Main(Input),
     /// Run whatever is ready (the caller parked, or switched to the hub).
     Park,
     /// Queue the caller behind every ready greenlet, then run them (`yield_now`). The
@@ -63,23 +61,17 @@ pub(crate) fn set_yielder(y: &Yielder<usize, usize>) {
     with_hub(|h| h.current().yielder.set(y));
 }
 
-/// Suspends the running greenlet's coroutine with `req`, back to the driver.
+/// Suspends the running greenlet's coroutine with the request word `req`.
 ///
 /// Only in greenlet context (the caller checked).
 #[inline(always)]
-fn yield_to_driver(req: Request) -> Input {
-    word::unpack_input(yield_word(req))
-}
-
-/// [`yield_to_driver`], returning the input as its word.
-#[inline(always)]
-fn yield_word(req: Request) -> Word {
+fn suspend_word(req: Word) -> Word {
     let y = YIELDER.with(|c| c.get());
     debug_assert!(!y.is_null());
     // SAFETY: in greenlet context the driver set YIELDER to the running coroutine's
     // yielder, which lives on that coroutine's stack for as long as it runs; we are
     // on that stack now, so the pointer is valid and suspending is allowed.
-    unsafe { (*y).suspend(word::pack_request(req)) }
+    unsafe { (*y).suspend(req) }
 }
 
 /// Leaves the current greenlet with `req`; returns the input it is resumed with, as a
@@ -90,7 +82,7 @@ fn yield_word(req: Request) -> Word {
 #[inline(always)]
 pub(crate) fn suspend(req: Request) -> Word {
     if hub::context() == CTX_GREENLET {
-        yield_word(req)
+        suspend_word(word::pack_request(req))
     } else {
         suspend_main(req)
     }
@@ -113,21 +105,41 @@ fn suspend_main(req: Request) -> Word {
 /// few of those cost more than the switch itself.
 #[inline(always)]
 pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
-    let ctx = hub::context();
-    if ctx == CTX_HUB {
+    check_can_switch();
+    word::unpack_input(switch_word(target, word::pack_input(input)))
+}
+
+/// [`switch_to`] passing a value and returning what the greenlet is switched back with
+/// as a value (`Greenlet::switch`): the common small values never become an `Input`.
+#[inline(always)]
+pub(crate) fn switch_value(target: &Greenlet, v: Value) -> Value {
+    check_can_switch();
+    word::value_of(switch_word(target, word::pack_value(v)))
+}
+
+/// Panics in the hub, where switching is not allowed.
+#[inline(always)]
+fn check_can_switch() {
+    if hub::context() == CTX_HUB {
         hub_switch_panic();
     }
+}
+
+/// [`switch_to`] with the input as its word.
+#[inline(always)]
+fn switch_word(target: &Greenlet, input: Word) -> Word {
     if hub::is_current(target) {
         return input;
     }
     crate::greenlet::raise_deferred_here();
-    if ctx == CTX_GREENLET {
+    if hub::context() == CTX_GREENLET {
         let req = if target.0.kind == Kind::Main {
-            Request::Main(input)
+            word::REQ_MAIN | input
         } else {
-            Request::Switch(target.clone(), input)
+            word::set_target(target.clone());
+            word::REQ_SWITCH | input
         };
-        yield_to_driver(req)
+        suspend_word(req)
     } else {
         // SAFETY: the hub lives until the thread's thread-locals are destroyed, and this
         // reference is used only during this call (a `with_hub` closure would be a frame
@@ -143,20 +155,14 @@ fn hub_switch_panic() -> ! {
     panic!("green: cannot switch greenlets from the hub (a timer callback or a link)");
 }
 
-/// Where a suspending greenlet's request leads.
+/// Where the main greenlet's park or yield leads: the hub (the driver handles a
+/// greenlet's in `after_resume`).
 #[inline(always)]
 fn request_target(h: &Hub, req: Request) -> (Greenlet, Input) {
-    match req {
-        Request::Switch(t, i) => (t, i),
-        Request::Main(i) => (h.main.clone(), i),
-        Request::Park => (h.hub.clone(), Input::Value(Value::none())),
-        Request::Yield => {
-            // Only the main greenlet yields through here (the driver handles a
-            // greenlet's yield in `after_resume`).
-            queue_yielded(h, h.main.clone());
-            (h.hub.clone(), Input::Value(Value::none()))
-        }
+    if let Request::Yield = req {
+        queue_yielded(h, h.main.clone());
     }
+    (h.hub.clone(), Input::Value(Value::none()))
 }
 
 /// Queues a greenlet that yielded, ending its park (see [`crate::park::end_park`]):
@@ -180,10 +186,10 @@ fn queue_yielded(h: &Hub, g: Greenlet) {
 /// (a fresh, dead or queued target, a target that switches elsewhere, parks or returns)
 /// continues in [`drive`].
 #[inline(always)]
-fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
+fn switch_from_main(h: &Hub, target: &Greenlet, input: Word) -> Word {
     let t = &target.0;
     if t.kind != Kind::Coro || t.state.get() != State::Suspended || t.has_pending() {
-        return drive(h, target.clone(), input);
+        return drive_from_main(h, target.clone(), input);
     }
     debug_assert!(!h.in_driver.get(), "main switches while the driver runs");
     h.in_driver.set(true);
@@ -192,7 +198,7 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
     // SAFETY: as in `run`: only the driver (here: main outside the driver loop, which is
     // where the driver would run) resumes coroutines; `target` is suspended, so it is not
     // running and has its coroutine; the caller's `&Greenlet` keeps it alive meanwhile.
-    let r = unsafe { resume_coroutine(target, word::pack_input(input)) };
+    let r = unsafe { resume_coroutine(target, input) };
     if let Some(w) = back_to_main(&r) {
         t.state.set(State::Suspended);
         if h.monitoring.get() {
@@ -206,12 +212,12 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Input) -> Input {
         h.main.0.state.set(State::Running);
         h.set_current(&h.main);
         hub::set_context(CTX_MAIN);
-        return word::unpack_input(word::request_input(w));
+        return word::request_input(w);
     }
     // Anything else: finish this step as `run` does, then go on in the driver loop.
     leave(h);
     let (next, i) = after_resume(h, target.clone(), r);
-    word::unpack_input(drive_loop(h, next, i))
+    drive_loop(h, next, i)
 }
 
 /// The request word of a coroutine that suspended to switch to main, if it did.
@@ -276,11 +282,15 @@ pub(crate) fn drive(h: &Hub, target: Greenlet, input: Input) -> Input {
 
 /// [`drive`], returning main's input as its word.
 fn drive_word(h: &Hub, target: Greenlet, input: Input) -> Word {
+    drive_from_main(h, target, word::pack_input(input))
+}
+
+/// [`drive`] with words in and out.
+fn drive_from_main(h: &Hub, target: Greenlet, input: Word) -> Word {
     debug_assert!(!h.in_driver.get(), "nested driver");
     h.in_driver.set(true);
     h.main.0.state.set(State::Suspended);
-    let w = word::pack_input(input);
-    drive_loop(h, target, w)
+    drive_loop(h, target, input)
 }
 
 /// The loop of [`drive`], once the driver is marked as running. Inputs travel through

@@ -371,7 +371,7 @@ impl Greenlet {
     /// ```
     #[inline(always)]
     pub fn switch<A: Any>(&self, arg: A) -> Value {
-        driver::into_value(driver::switch_to(self, Input::Value(Value::new(arg))))
+        driver::switch_value(self, Value::new(arg))
     }
 
     /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);

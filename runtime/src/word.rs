@@ -1,20 +1,22 @@
 //! What crosses a coroutine switch: one machine word.
 //!
 //! The driver and a greenlet talk through corosensei's `resume(input)` and
-//! `suspend(request)`. Passing the [`Input`] and [`Request`] enums themselves (24 and 32
-//! bytes, with boxed payloads) costs about 10 ns per round trip on top of a 2 ns raw
-//! switch: corosensei moves them through several layers in memory on both sides of the
-//! stack switch. So only a word crosses. The common inputs (`()`, the end of a park) and
-//! requests (park, back to main, switch to a greenlet) are encoded in it; anything richer
-//! (a value, a panic payload, `LoopExit`) waits in the hub's side slot, filled right
-//! before the switch and emptied right after it, with no other code running between.
+//! `suspend(request)`. Passing rich enums there (an `Input` of 24 bytes with boxed
+//! payloads, a request holding a greenlet handle) cost about 10 ns per round trip on top
+//! of a 2 ns raw switch: corosensei moves them through several layers in memory on both
+//! sides of the stack switch. So only a word crosses. The common inputs (`()`, the end of
+//! a park) and requests (park, yield, back to main, switch to a greenlet) are encoded in
+//! it; a small value (one word, no drop glue: see `Value`) travels as its two words in
+//! the thread-local `INLINE`; anything richer (a boxed value, a panic payload,
+//! `LoopExit`) waits in the hub's side slot. Either is filled right before the switch and
+//! emptied right after it, with no other code running between.
 //!
 //! Layout of a request word: `kind << 3 | input word`; the target of a switch travels as
 //! a strong `Rc` pointer in a thread-local cell.
 //!
 //! The driver loop carries inputs as words too, and so does a queued greenlet's pending
 //! input (`greenlet::Inner::set_pending`, with its own rich slot): at most one word in
-//! flight has its payload in the hub's side slot at any time.
+//! flight has its payload in a thread-local or the hub's side slot at any time.
 
 use std::cell::Cell;
 use std::ptr;
@@ -59,15 +61,39 @@ thread_local! {
 #[inline(always)]
 pub(crate) fn pack_input(input: Input) -> Word {
     pack_with(input, |input| match input {
-        Input::Value(v) => match v.into_inline() {
-            Ok(parts) => {
-                INLINE.with(|c| c.set(parts));
-                IN_INLINE
-            }
-            Err(v) => to_slot(Input::Value(v)),
-        },
+        Input::Value(v) => pack_value(v),
         other => to_slot(other),
     })
+}
+
+/// Encodes `Input::Value(v)` for a switch.
+#[inline(always)]
+pub(crate) fn pack_value(v: Value) -> Word {
+    if v.is_none() {
+        // Owns nothing: skip the drop glue.
+        std::mem::forget(v);
+        return IN_NONE;
+    }
+    match v.into_inline() {
+        Ok(parts) => {
+            INLINE.with(|c| c.set(parts));
+            IN_INLINE
+        }
+        Err(v) => to_slot(Input::Value(v)),
+    }
+}
+
+/// What an explicit switch returns for the input word it was resumed with (see
+/// `driver::into_value`): a value, or a kill raised here.
+#[inline(always)]
+pub(crate) fn value_of(w: Word) -> Value {
+    match w & IN_MASK {
+        IN_INLINE => Value::from_inline(INLINE.with(|c| c.get())),
+        IN_SLOT => crate::driver::into_value(from_slot()),
+        // The empty value, or the end of a park (a wake of a greenlet that had switched
+        // away explicitly): nothing.
+        _ => Value::none(),
+    }
 }
 
 /// Encodes `input`, handing it to `rich` (which stores it and returns [`IN_SLOT`]) if it
@@ -139,17 +165,13 @@ fn from_slot() -> Input {
     }
 }
 
-/// Encodes a request for `suspend`.
+/// Encodes a park or a yield for `suspend` (an explicit switch builds its request
+/// word itself: `REQ_MAIN | input` or `REQ_SWITCH | input` after [`set_target`]).
 #[inline(always)]
 pub(crate) fn pack_request(req: Request) -> Word {
     match req {
         Request::Park => REQ_PARK,
         Request::Yield => REQ_YIELD,
-        Request::Main(i) => REQ_MAIN | pack_input(i),
-        Request::Switch(t, i) => {
-            TARGET.with(|c| c.set(Rc::into_raw(t.0)));
-            REQ_SWITCH | pack_input(i)
-        }
     }
 }
 
@@ -163,6 +185,13 @@ pub(crate) fn request_kind(w: Word) -> Word {
 #[inline(always)]
 pub(crate) fn request_input(w: Word) -> Word {
     w & IN_MASK
+}
+
+/// Stores the target of a `REQ_SWITCH` request word about to be sent (see
+/// [`pack_request`]).
+#[inline(always)]
+pub(crate) fn set_target(t: Greenlet) {
+    TARGET.with(|c| c.set(Rc::into_raw(t.0)));
 }
 
 /// The target of the `REQ_SWITCH` request word just received.
