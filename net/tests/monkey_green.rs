@@ -24,6 +24,17 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// The inode behind `fd`, if `fd` is open: tells "still that socket" from "closed" (or
+/// reused for something else) without counting the process's fds, which other threads
+/// of the test binary open and close meanwhile.
+fn inode_of(fd: i32) -> Option<u64> {
+    // SAFETY: fstat only writes the stat buffer; a closed fd gives EBADF.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st.st_ino)
+    }
+}
+
 fn two_std_sleeps() -> Duration {
     let t = Instant::now();
     let a = green::spawn(|| thread::sleep(Duration::from_millis(200)));
@@ -298,11 +309,13 @@ fn killing_a_greenlet_in_a_patched_read_reports_killed_and_closes_the_socket() {
     green::spawn(|| thread::sleep(Duration::from_millis(1)))
         .join()
         .unwrap();
-    let before = open_fds();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (mut s, _) = l.accept().unwrap();
     drop(l);
+    let fd = s.as_raw_fd();
+    let inode = inode_of(fd);
+    assert!(inode.is_some());
     let failed = Arc::new(Mutex::new(None));
     let f2 = failed.clone();
     let h = green::spawn(move || {
@@ -321,18 +334,18 @@ fn killing_a_greenlet_in_a_patched_read_reports_killed_and_closes_the_socket() {
         }
     });
     green::sleep(Duration::from_millis(30)); // let it park in the std read
-    assert!(open_fds() > before);
+    assert_eq!(inode_of(fd), inode, "parked with its socket open");
     let t = Instant::now();
     h.kill();
     assert!(t.elapsed() < Duration::from_secs(1));
     assert!(h.join().unwrap_err().is_killed());
     assert_eq!(*failed.lock().unwrap(), Some(libc::ECANCELED));
-    drop(peer);
-    assert_eq!(
-        open_fds(),
-        before,
+    assert_ne!(
+        inode_of(fd),
+        inode,
         "the killed greenlet's socket was closed"
     );
+    drop(peer);
 }
 
 #[test]
@@ -358,6 +371,8 @@ fn after_a_deferred_kill_further_patched_calls_fail_at_once() {
 
 #[test]
 fn a_deferred_kill_wins_over_a_panic_that_follows_it() {
+    // Serial: each test thread's hub opens fds, which the fd-counting tests see.
+    let _g = serial();
     monkey::patch_sleep();
     let h = green::spawn(|| {
         // A plain std sleep, patched: the kill arrives inside it and is deferred.
@@ -372,6 +387,8 @@ fn a_deferred_kill_wins_over_a_panic_that_follows_it() {
 
 #[test]
 fn a_timeout_inside_a_patched_sleep_is_reported_and_does_not_escape() {
+    // Serial: each test thread's hub opens fds, which the fd-counting tests see.
+    let _g = serial();
     monkey::patch_sleep();
     let h = green::spawn(|| {
         let r = green::with_timeout(Duration::from_millis(20), || {

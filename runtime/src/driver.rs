@@ -191,8 +191,10 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Word) -> Word {
     if t.kind != Kind::Coro || t.state.get() != State::Suspended || t.has_pending() {
         return drive_from_main(h, target.clone(), input);
     }
-    debug_assert!(!h.in_driver.get(), "main switches while the driver runs");
-    h.in_driver.set(true);
+    debug_assert!(
+        h.main.0.state.get() == State::Running,
+        "main switches while the driver runs"
+    );
     h.main.0.state.set(State::Suspended);
     enter(h, target);
     // SAFETY: as in `run`: only the driver (here: main outside the driver loop, which is
@@ -208,7 +210,6 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Word) -> Word {
         if h.main.0.has_pending() {
             drop(h.main.0.take_pending());
         }
-        h.in_driver.set(false);
         h.main.0.state.set(State::Running);
         h.set_current(&h.main);
         hub::set_context(CTX_MAIN);
@@ -267,7 +268,6 @@ impl Drop for DriverGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let h = self.0;
-        h.in_driver.set(false);
         h.main.0.state.set(State::Running);
         h.set_current(&h.main);
         hub::set_context(CTX_MAIN);
@@ -287,8 +287,7 @@ fn drive_word(h: &Hub, target: Greenlet, input: Input) -> Word {
 
 /// [`drive`] with words in and out.
 fn drive_from_main(h: &Hub, target: Greenlet, input: Word) -> Word {
-    debug_assert!(!h.in_driver.get(), "nested driver");
-    h.in_driver.set(true);
+    debug_assert!(h.main.0.state.get() == State::Running, "nested driver");
     h.main.0.state.set(State::Suspended);
     drive_loop(h, target, input)
 }
@@ -658,7 +657,8 @@ pub(crate) fn clear_pending_throw(g: &Greenlet, is_ours: impl Fn(&Payload) -> bo
 /// Unwinds a suspended greenlet whose last handle was dropped.
 pub(crate) fn kill_orphan(g: Greenlet) {
     let done = hub::try_with_hub(|h| {
-        if hub::context() == CTX_MAIN && !h.in_driver.get() {
+        // (Main's state is `Suspended` exactly while the driver runs.)
+        if hub::context() == CTX_MAIN && h.main.0.state.get() == State::Running {
             // The main greenlet dropped it: unwind it now and come back here.
             *g.0.parent.borrow_mut() = Some(h.main.clone());
             let out = drive(h, g.clone(), Input::Throw(Box::new(GreenletExit)));

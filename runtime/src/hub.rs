@@ -53,8 +53,6 @@ pub(crate) struct Hub {
     /// Created on first use: a thread that only switches never makes an epoll fd.
     pub(crate) reactor: RefCell<Option<Reactor>>,
     pub(crate) stacks: RefCell<StackPool>,
-    /// Whether the driver loop is running (in the frame of a main-greenlet call).
-    pub(crate) in_driver: Cell<bool>,
     /// Default stack size for new greenlets.
     pub(crate) stack_size: Cell<usize>,
     /// Scheduling ticks left before the next poll of timers and IO while greenlets are
@@ -89,7 +87,6 @@ impl Hub {
             timers: RefCell::new(Timers::new()),
             reactor: RefCell::new(None),
             stacks: RefCell::new(StackPool::new()),
-            in_driver: Cell::new(false),
             stack_size: Cell::new(DEFAULT_STACK_SIZE),
             ticks: Cell::new(crate::driver::MAINTENANCE_INTERVAL - 1),
             blocking_pending: Cell::new(0),
