@@ -29,9 +29,56 @@ const WAKER_TOKEN: Token = Token(usize::MAX);
 struct Slot {
     gen: u64,
     fd: RawFd,
-    readers: Vec<(u64, Unparker)>,
-    writers: Vec<(u64, Unparker)>,
-    closed: bool,
+    readers: Waiters,
+    writers: Waiters,
+}
+
+/// The greenlets waiting in one direction of a slot, each with its wait's id. Nearly
+/// always zero or one: the first has an inline place, the rest a `Vec` (which allocates
+/// only if a second greenlet waits at the same time).
+#[derive(Default)]
+struct Waiters {
+    first: Option<(u64, Unparker)>,
+    rest: Vec<(u64, Unparker)>,
+}
+
+impl Waiters {
+    fn push(&mut self, id: u64, u: Unparker) {
+        if self.first.is_none() {
+            self.first = Some((id, u));
+        } else {
+            self.rest.push((id, u));
+        }
+    }
+
+    /// Moves every waiter to `out`; returns how many.
+    fn drain_into(&mut self, out: &mut Vec<Unparker>) -> usize {
+        let mut n = 0;
+        if let Some((_, u)) = self.first.take() {
+            out.push(u);
+            n += 1;
+        }
+        if !self.rest.is_empty() {
+            n += self.rest.len();
+            out.extend(self.rest.drain(..).map(|(_, u)| u));
+        }
+        n
+    }
+
+    /// Removes the wait `id` if it is still listed; returns how many were removed (0/1).
+    fn remove(&mut self, id: u64) -> usize {
+        if self.first.as_ref().is_some_and(|(i, _)| *i == id) {
+            self.first = None;
+            return 1;
+        }
+        match self.rest.iter().position(|(i, _)| *i == id) {
+            Some(pos) => {
+                self.rest.remove(pos);
+                1
+            }
+            None => 0,
+        }
+    }
 }
 
 /// Wakes the hub from other threads (helper-thread jobs finishing).
@@ -66,6 +113,8 @@ pub(crate) struct Reactor {
     remote: Arc<Remote>,
     /// Greenlets waiting for helper-thread jobs, by job key.
     pub(crate) jobs: Slab<Option<Unparker>>,
+    /// `poll`'s list of greenlets to wake, kept to reuse its allocation.
+    woken: Vec<Unparker>,
 }
 
 impl Reactor {
@@ -85,6 +134,7 @@ impl Reactor {
                 done: Mutex::new(Vec::new()),
             }),
             jobs: Slab::new(),
+            woken: Vec::new(),
         })
     }
 
@@ -109,9 +159,8 @@ impl Reactor {
         entry.insert(Slot {
             gen,
             fd,
-            readers: Vec::new(),
-            writers: Vec::new(),
-            closed: false,
+            readers: Waiters::default(),
+            writers: Waiters::default(),
         });
         Ok((key, gen))
     }
@@ -125,13 +174,10 @@ impl Reactor {
         let slot = self.slots.remove(key);
         // Fails harmlessly if the fd was closed already (the kernel dropped it).
         let _ = self.poll.registry().deregister(&mut SourceFd(&slot.fd));
-        let woken: Vec<Unparker> = slot
-            .readers
-            .into_iter()
-            .chain(slot.writers)
-            .map(|(_, u)| u)
-            .collect();
-        self.waiters -= woken.len();
+        let (mut readers, mut writers) = (slot.readers, slot.writers);
+        let mut woken = Vec::new();
+        let n = readers.drain_into(&mut woken) + writers.drain_into(&mut woken);
+        self.waiters -= n;
         woken
     }
 }
@@ -139,8 +185,8 @@ impl Reactor {
 /// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes the
 /// greenlets waiting on them.
 pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
-    // Wake after releasing the reactor: dropping an unparker may drop a greenlet.
-    let mut woken: Vec<Unparker> = Vec::new();
+    // Wake after releasing the reactor: dropping an unparker may drop a greenlet. The
+    // list's allocation is kept in the reactor between polls.
     let res = h.with_reactor(|r| {
         let Reactor {
             poll,
@@ -149,13 +195,15 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
             waiters,
             remote,
             jobs,
+            woken,
             ..
         } = r;
+        let mut woken = std::mem::take(woken);
         if let Err(e) = poll.poll(events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 log::error!("green: polling the reactor failed: {e}");
             }
-            return;
+            return woken;
         }
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
@@ -175,23 +223,43 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
                 continue;
             };
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                *waiters -= slot.readers.len();
-                woken.extend(slot.readers.drain(..).map(|(_, u)| u));
+                *waiters -= slot.readers.drain_into(&mut woken);
             }
             if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-                *waiters -= slot.writers.len();
-                woken.extend(slot.writers.drain(..).map(|(_, u)| u));
+                *waiters -= slot.writers.drain_into(&mut woken);
             }
         }
+        woken
     });
-    for u in woken {
-        u.unpark();
+    match res {
+        Ok(mut woken) => {
+            if woken.is_empty() {
+                // Nothing to wake: give the (empty) list back without a second borrow.
+                if woken.capacity() > 0 {
+                    give_back_woken(h, woken);
+                }
+                return;
+            }
+            for u in woken.drain(..) {
+                u.unpark();
+            }
+            give_back_woken(h, woken);
+        }
+        Err(e) => {
+            log::error!("green: cannot create the reactor: {e}");
+            // Without a reactor only timers can wake us: sleep until the next one.
+            if let Some(t) = timeout {
+                std::thread::sleep(t);
+            }
+        }
     }
-    if let Err(e) = res {
-        log::error!("green: cannot create the reactor: {e}");
-        // Without a reactor only timers can wake us: sleep until the next one.
-        if let Some(t) = timeout {
-            std::thread::sleep(t);
+}
+
+/// Returns `poll`'s emptied wake list to the reactor for the next poll.
+fn give_back_woken(h: &Hub, woken: Vec<Unparker>) {
+    if let Ok(mut r) = h.reactor.try_borrow_mut() {
+        if let Some(r) = r.as_mut() {
+            r.woken = woken;
         }
     }
 }
@@ -346,30 +414,46 @@ fn closed_error() -> io::Error {
     )
 }
 
-/// Removes a wait from its slot's lists when the wait ends any way but by an event.
+/// Takes a wait off its slot's lists when the wait ends any way but by an event (which
+/// drains the lists itself): a timeout, a kill unwinding out of `park`, an explicit
+/// switch into the parked greenlet.
 struct WaitGuard {
     key: usize,
     gen: u64,
     id: u64,
 }
 
-impl Drop for WaitGuard {
-    fn drop(&mut self) {
-        let _ = crate::hub::try_with_hub(|h| {
+impl WaitGuard {
+    /// Ends the wait normally; returns whether the slot is still registered.
+    fn finish(self) -> bool {
+        let registered = self.remove();
+        std::mem::forget(self);
+        registered
+    }
+
+    /// Removes the wait from its slot if it is still listed (one borrow of the
+    /// reactor); returns whether the slot is still registered.
+    fn remove(&self) -> bool {
+        crate::hub::try_with_hub(|h| {
             let mut r = h.reactor.borrow_mut();
-            let Some(r) = r.as_mut() else { return };
+            let Some(r) = r.as_mut() else { return false };
             let Some(slot) = r.slots.get_mut(self.key) else {
-                return;
+                return false;
             };
             if slot.gen != self.gen {
-                return;
+                return false;
             }
-            let before = slot.readers.len() + slot.writers.len();
-            slot.readers.retain(|(id, _)| *id != self.id);
-            slot.writers.retain(|(id, _)| *id != self.id);
-            let after = slot.readers.len() + slot.writers.len();
-            r.waiters -= before - after;
-        });
+            let removed = slot.readers.remove(self.id) + slot.writers.remove(self.id);
+            r.waiters -= removed;
+            true
+        })
+        .unwrap_or(false)
+    }
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 
@@ -385,34 +469,35 @@ fn wait_slot(
             let id = r.next_wait;
             r.next_wait += 1;
             let slot = match r.slots.get_mut(key) {
-                Some(s) if s.gen == gen && !s.closed => s,
+                Some(s) if s.gen == gen => s,
                 _ => return Err(closed_error()),
             };
-            let mut n = 0;
-            if interest.is_readable() {
-                slot.readers.push((id, u.clone()));
-                n += 1;
-            }
-            if interest.is_writable() {
-                slot.writers.push((id, u));
-                n += 1;
-            }
+            let n = match (interest.is_readable(), interest.is_writable()) {
+                (true, true) => {
+                    slot.readers.push(id, u.clone());
+                    slot.writers.push(id, u);
+                    2
+                }
+                (true, false) => {
+                    slot.readers.push(id, u);
+                    1
+                }
+                (false, true) => {
+                    slot.writers.push(id, u);
+                    1
+                }
+                (false, false) => 0,
+            };
             r.waiters += n;
             Ok(id)
         })
     })??;
     let guard = WaitGuard { key, gen, id };
     let woke = park(deadline);
-    drop(guard);
-    let still_registered = with_hub(|h| {
-        h.reactor
-            .borrow()
-            .as_ref()
-            .and_then(|r| r.slots.get(key))
-            .is_some_and(|s| s.gen == gen)
-    });
+    if !guard.finish() {
+        return Err(closed_error());
+    }
     match woke {
-        _ if !still_registered => Err(closed_error()),
         Ok(Wake::Unparked) => Ok(()),
         Ok(Wake::TimedOut) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
