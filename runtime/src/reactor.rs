@@ -8,10 +8,18 @@
 //! Dropping a [`Registration`] while greenlets wait on it wakes them with an error
 //! (gevent's `cancel_wait`): a socket closed by one greenlet never leaves another
 //! parked forever.
+//!
+//! Each registration also caches readiness per direction (like tokio's `ScheduledIo`):
+//! set when registered and by every edge, cleared by its owner when a syscall says the
+//! fd is drained (`WouldBlock`, or a stream read shorter than asked for). While the bit
+//! is clear the owner may wait for the next edge without first paying for a syscall
+//! that would return `WouldBlock`. No edge is lost: an edge is recorded whether or not
+//! anyone waits, and the bit is only cleared right after the syscall that observed the
+//! drain, before the hub can poll again.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
-use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -26,9 +34,38 @@ use crate::park::{park, unparker, Unparker, Wake};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
+/// Readiness bits of a slot (see the module docs).
+const READ_READY: u8 = 1;
+const WRITE_READY: u8 = 2;
+/// A hang-up or error was reported in that direction. Sticky: `clear_ready` keeps it,
+/// since no edge would follow a drain once the peer is gone (the EOF may have arrived
+/// with the last data, whose short read looks like any other drain).
+const READ_CLOSED: u8 = 4;
+const WRITE_CLOSED: u8 = 8;
+
+/// The bits that make `interest` worth a syscall.
+fn ready_bits(interest: Interest) -> u8 {
+    let mut b = 0;
+    if interest.is_readable() {
+        b |= READ_READY | READ_CLOSED;
+    }
+    if interest.is_writable() {
+        b |= WRITE_READY | WRITE_CLOSED;
+    }
+    b
+}
+
+/// The bits `clear_ready(interest)` clears (never the sticky closed bits).
+fn clear_bits(interest: Interest) -> u8 {
+    ready_bits(interest) & (READ_READY | WRITE_READY)
+}
+
 struct Slot {
     gen: u64,
     fd: RawFd,
+    /// Shared with the [`Registration`], which reads and clears it without borrowing
+    /// the reactor.
+    ready: Rc<Cell<u8>>,
     readers: Waiters,
     writers: Waiters,
 }
@@ -146,7 +183,7 @@ impl Reactor {
         self.remote.clone()
     }
 
-    fn register(&mut self, fd: RawFd) -> io::Result<(usize, u64)> {
+    fn register(&mut self, fd: RawFd) -> io::Result<(usize, u64, Rc<Cell<u8>>)> {
         let gen = self.next_gen;
         self.next_gen += 1;
         let entry = self.slots.vacant_entry();
@@ -156,13 +193,15 @@ impl Reactor {
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         )?;
+        let ready = Rc::new(Cell::new(READ_READY | WRITE_READY));
         entry.insert(Slot {
             gen,
             fd,
+            ready: ready.clone(),
             readers: Waiters::default(),
             writers: Waiters::default(),
         });
-        Ok((key, gen))
+        Ok((key, gen, ready))
     }
 
     /// Removes a registration; returns the greenlets that were waiting on it.
@@ -222,12 +261,26 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
             let Some(slot) = slots.get_mut(ev.token().0) else {
                 continue;
             };
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+            let mut bits = 0;
+            if ev.is_readable() {
+                bits |= READ_READY;
+            }
+            if ev.is_read_closed() || ev.is_error() {
+                bits |= READ_READY | READ_CLOSED;
+            }
+            if ev.is_writable() {
+                bits |= WRITE_READY;
+            }
+            if ev.is_write_closed() || ev.is_error() {
+                bits |= WRITE_READY | WRITE_CLOSED;
+            }
+            if bits & READ_READY != 0 {
                 *waiters -= slot.readers.drain_into(&mut woken);
             }
-            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+            if bits & WRITE_READY != 0 {
                 *waiters -= slot.writers.drain_into(&mut woken);
             }
+            slot.ready.set(slot.ready.get() | bits);
         }
         woken
     });
@@ -296,7 +349,8 @@ pub struct Registration {
     key: usize,
     gen: u64,
     fd: RawFd,
-    _not_send: PhantomData<Rc<()>>,
+    /// The slot's readiness bits (an `Rc`: this also keeps the type `!Send`).
+    ready: Rc<Cell<u8>>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -316,12 +370,12 @@ impl Registration {
     /// assert!(reg.is_ok());
     /// ```
     pub fn new(fd: RawFd) -> io::Result<Registration> {
-        let (key, gen) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
+        let (key, gen, ready) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
         Ok(Registration {
             key,
             gen,
             fd,
-            _not_send: PhantomData,
+            ready,
         })
     }
 
@@ -337,7 +391,8 @@ impl Registration {
     }
 
     /// Parks the current greenlet until the fd's next readiness edge in the direction(s)
-    /// of `interest`, or until `deadline` (then `ErrorKind::TimedOut`). If the
+    /// of `interest`, or until `deadline` (then `ErrorKind::TimedOut`). It always parks,
+    /// whatever the readiness cache says ([`retry`](Registration::retry) consults it). If the
     /// registration is dropped meanwhile (the socket was closed by another greenlet),
     /// returns an error of kind `ConnectionAborted`.
     ///
@@ -367,6 +422,10 @@ impl Registration {
     /// let n = reg.retry(mio::Interest::WRITABLE, None, || s.send_to(b"hi", addr)).unwrap();
     /// assert_eq!(n, 2);
     /// ```
+    ///
+    /// `f` is not called while the readiness cache says the fd is drained in that
+    /// direction (see [`clear_ready`](Registration::clear_ready)): `retry` waits for
+    /// the next edge first. A `WouldBlock` from `f` clears the cache.
     pub fn retry<T>(
         &self,
         interest: Interest,
@@ -374,12 +433,49 @@ impl Registration {
         mut f: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
         loop {
-            match f() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(interest, deadline)?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r,
+            if self.is_ready(interest) {
+                match f() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_ready(interest),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return r,
+                }
             }
+            self.wait(interest, deadline)?;
         }
+    }
+
+    /// Whether the fd may be ready for `interest` (either direction, if both): true
+    /// from registration on and after every readiness edge, false after
+    /// [`clear_ready`](Registration::clear_ready) until the next edge — except that
+    /// once a hang-up or error was reported in a direction, it stays true. A cache,
+    /// not a promise: `true` only means the syscall is worth trying.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// use mio::Interest;
+    /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// let reg = green::reactor::Registration::new(s.as_raw_fd()).unwrap();
+    /// assert!(reg.is_ready(Interest::READABLE));
+    /// reg.clear_ready(Interest::READABLE);
+    /// assert!(!reg.is_ready(Interest::READABLE));
+    /// assert!(reg.is_ready(Interest::WRITABLE));
+    /// ```
+    #[inline]
+    pub fn is_ready(&self, interest: Interest) -> bool {
+        self.ready.get() & ready_bits(interest) != 0
+    }
+
+    /// Records that the fd is drained for `interest`: a syscall in that direction
+    /// returned `WouldBlock`, or (stream sockets on Linux, see epoll(7)) a read returned
+    /// fewer bytes than asked for, or a write wrote fewer. Call it right after that
+    /// syscall, before anything that could switch greenlets; the next edge sets the bit
+    /// again. A reported hang-up or error is not cleared (the syscall would return
+    /// at once). Clearing it wrongly (the fd still has data) leaves a waiter parked
+    /// until the next edge.
+    #[inline]
+    pub fn clear_ready(&self, interest: Interest) {
+        self.ready.set(self.ready.get() & !clear_bits(interest));
     }
 }
 
@@ -528,9 +624,9 @@ pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::
         h.with_reactor(|r| match r.fds.get(&fd) {
             Some(&kg) => Ok::<_, io::Error>(kg),
             None => {
-                let kg = r.register(fd)?;
-                r.fds.insert(fd, kg);
-                Ok(kg)
+                let (key, gen, _) = r.register(fd)?;
+                r.fds.insert(fd, (key, gen));
+                Ok((key, gen))
             }
         })
     })??;

@@ -3,7 +3,7 @@
 //! of IO waiters returning to zero so that "nothing can wake main" is still detected.
 
 use std::cell::Cell;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
@@ -143,6 +143,54 @@ fn forgetting_the_fd_wakes_waiters_with_connection_aborted() {
         for r in green::joinall(hs) {
             assert_eq!(r.unwrap(), io::ErrorKind::ConnectionAborted);
         }
+        assert_nothing_can_wake_main();
+    });
+}
+
+#[test]
+fn retry_waits_for_an_edge_while_the_cache_says_drained() {
+    on_thread(|| {
+        let (mut a, mut b) = nonblocking_pair();
+        let reg = Registration::new(b.as_raw_fd()).unwrap();
+        assert!(reg.is_ready(Interest::READABLE));
+        assert!(reg.is_ready(Interest::WRITABLE));
+        // Drained: retry must not call `f` before the next readable edge.
+        reg.clear_ready(Interest::READABLE);
+        assert!(!reg.is_ready(Interest::READABLE));
+        assert!(reg.is_ready(Interest::READABLE | Interest::WRITABLE));
+        let writer = green::spawn(move || {
+            a.write_all(b"abc").unwrap();
+            a
+        });
+        let calls = Cell::new(0);
+        let mut buf = [0u8; 8];
+        let n = reg
+            .retry(Interest::READABLE, None, || {
+                calls.set(calls.get() + 1);
+                b.read(&mut buf)
+            })
+            .unwrap();
+        assert_eq!(&buf[..n], b"abc");
+        assert_eq!(calls.get(), 1, "f was tried before the edge");
+        assert!(reg.is_ready(Interest::READABLE)); // set by the edge
+                                                   // A WouldBlock from `f` clears the cache; the next edge sets it again.
+        let mut a = writer.join().unwrap();
+        let calls = Cell::new(0);
+        let w = green::spawn(move || {
+            green::sleep(Duration::from_millis(5));
+            a.write_all(b"d").unwrap();
+            a
+        });
+        let n = reg
+            .retry(Interest::READABLE, None, || {
+                calls.set(calls.get() + 1);
+                b.read(&mut buf)
+            })
+            .unwrap();
+        assert_eq!(&buf[..n], b"d");
+        assert_eq!(calls.get(), 2); // WouldBlock, then the data
+        drop(w.join().unwrap());
+        drop(reg);
         assert_nothing_can_wake_main();
     });
 }
