@@ -80,6 +80,7 @@ struct Waiters {
 }
 
 impl Waiters {
+    #[inline]
     fn push(&mut self, id: u64, u: Unparker) {
         if self.first.is_none() {
             self.first = Some((id, u));
@@ -89,6 +90,7 @@ impl Waiters {
     }
 
     /// Moves every waiter to `out`; returns how many.
+    #[inline]
     fn drain_into(&mut self, out: &mut Vec<Unparker>) -> usize {
         let mut n = 0;
         if let Some((_, u)) = self.first.take() {
@@ -103,10 +105,14 @@ impl Waiters {
     }
 
     /// Removes the wait `id` if it is still listed; returns how many were removed (0/1).
+    #[inline]
     fn remove(&mut self, id: u64) -> usize {
         if self.first.as_ref().is_some_and(|(i, _)| *i == id) {
             self.first = None;
             return 1;
+        }
+        if self.rest.is_empty() {
+            return 0;
         }
         match self.rest.iter().position(|(i, _)| *i == id) {
             Some(pos) => {
@@ -293,9 +299,11 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
                 }
                 return;
             }
-            for u in woken.drain(..) {
+            for u in &woken {
                 u.unpark();
             }
+            // Dropping the unparkers may drop greenlets: still outside the borrow.
+            woken.clear();
             give_back_woken(h, woken);
         }
         Err(e) => {
