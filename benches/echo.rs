@@ -11,7 +11,8 @@
 //! * `mio`: a hand-written edge-triggered mio event loop (read until drained, write back,
 //!   keep the unwritten rest and finish it on WRITABLE).
 //! * `green_raw`: one greenlet per connection, std sockets in non-blocking mode waited on
-//!   through `green::reactor::Registration` (what `green::net` wraps).
+//!   through `green::reactor::Registration` (what `green::net` wraps), telling it about
+//!   short reads (`clear_ready`) as `green::net` does.
 //! * `green_monkey` (with the default feature `monkey`): gevent style, plain blocking
 //!   `std::net` code in greenlets made cooperative by `green::monkey::patch_net()`.
 //! * `green`: one greenlet per connection with `green::net::{TcpListener, TcpStream}`.
@@ -53,8 +54,9 @@ const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
 /// Linux epoll(7): for stream sockets a read that returns less than asked for means the
 /// receive buffer is drained, so with edge-triggered readiness we may stop there instead
-/// of paying one more `read` that returns `EWOULDBLOCK`. tokio does the same; both the
-/// mio server and the client use it.
+/// of paying one more `read` that returns `EWOULDBLOCK`. tokio and `green::net`'s
+/// `TcpStream` do the same; the mio server, `green_raw` (through
+/// `Registration::clear_ready`) and the client use it.
 const SHORT_READ_MEANS_DRAINED: bool = true;
 
 // ---------------------------------------------------------------------------------------
@@ -335,6 +337,11 @@ fn serve_green_raw(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                if SHORT_READ_MEANS_DRAINED && n < buf.len() {
+                    // Drained (as the mio server assumes): the next `retry` waits for
+                    // the next edge instead of first trying a read that would fail.
+                    reg.clear_ready(Interest::READABLE);
+                }
                 buf[..n].make_ascii_uppercase();
                 let mut off = 0;
                 while off < n {

@@ -13,6 +13,8 @@
 //!   `switch/green_u64` and `hub_switch/green`.
 //! * `tokio_spawn`, `green_spawn`: spawn a task that returns at once and wait for it (as
 //!   `spawn/tokio_current_thread` and `spawn/green`).
+//! * `green_echo`: one 32-byte round trip over a loopback `green::net` TCP pair, both
+//!   ends green (user-space instructions only: callgrind does not see the kernel).
 //!
 //! Run: `cargo bench --bench instr` (skips itself when valgrind is not installed).
 
@@ -126,6 +128,37 @@ fn green_spawn(n: u64) {
     }
 }
 
+/// One 32-byte message echoed over a loopback `green::net` TCP pair: the client (main)
+/// writes and reads, a server greenlet reads and writes back. Counts the user-space side
+/// of both ends: the reactor's wait/wake, the readiness cache, the switches.
+fn green_echo(n: u64) {
+    use std::io::{Read, Write};
+    let l = green::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = green::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    c.set_nodelay(true).unwrap();
+    s.set_nodelay(true).unwrap();
+    let server = green::spawn(move || {
+        let mut s = s;
+        let mut buf = [0u8; 4096];
+        loop {
+            let k = s.read(&mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            s.write_all(&buf[..k]).unwrap();
+        }
+    });
+    let msg = [b'x'; 32];
+    let mut back = [0u8; 32];
+    for _ in 0..n {
+        c.write_all(black_box(&msg)).unwrap();
+        c.read_exact(&mut back).unwrap();
+    }
+    drop(c);
+    server.join().unwrap();
+}
+
 type Variant = (&'static str, fn(u64));
 
 fn variants() -> Vec<Variant> {
@@ -139,6 +172,7 @@ fn variants() -> Vec<Variant> {
         ("green_yield", green_yield),
         ("tokio_spawn", tokio_spawn),
         ("green_spawn", green_spawn),
+        ("green_echo", green_echo),
     ]
 }
 

@@ -66,30 +66,51 @@ macro_rules! impl_from_std {
 /// while another writes) and for `$t` (through `&$t`). Reads wait with the read
 /// timeout, writes with the write timeout; `flush` has nothing to do.
 macro_rules! impl_stream_io {
-    ($t:ident) => {
+    // `$short_drains`: a read (write) that does less than asked for means the socket is
+    // drained (full) — true for TCP on Linux (see `Evented::drained`).
+    ($t:ident, $short_drains:expr) => {
         impl std::io::Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.ev.read(|| std::io::Read::read(&mut &self.sock, buf))
+                let n = self.ev.read(|| std::io::Read::read(&mut &self.sock, buf))?;
+                if $short_drains && n > 0 && n < buf.len() {
+                    self.ev.drained(mio::Interest::READABLE);
+                }
+                Ok(n)
             }
 
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
-                self.ev
-                    .read(|| std::io::Read::read_vectored(&mut &self.sock, bufs))
+                let n = self
+                    .ev
+                    .read(|| std::io::Read::read_vectored(&mut &self.sock, bufs))?;
+                if $short_drains && n > 0 && n < bufs.iter().map(|b| b.len()).sum::<usize>() {
+                    self.ev.drained(mio::Interest::READABLE);
+                }
+                Ok(n)
             }
         }
 
         impl std::io::Write for &$t {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.ev
-                    .write(|| std::io::Write::write(&mut &self.sock, buf))
+                let n = self
+                    .ev
+                    .write(|| std::io::Write::write(&mut &self.sock, buf))?;
+                if $short_drains && n < buf.len() {
+                    self.ev.drained(mio::Interest::WRITABLE);
+                }
+                Ok(n)
             }
 
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.ev
-                    .write(|| std::io::Write::write_vectored(&mut &self.sock, bufs))
+                let n = self
+                    .ev
+                    .write(|| std::io::Write::write_vectored(&mut &self.sock, bufs))?;
+                if $short_drains && n < bufs.iter().map(|b| b.len()).sum::<usize>() {
+                    self.ev.drained(mio::Interest::WRITABLE);
+                }
+                Ok(n)
             }
 
             fn flush(&mut self) -> std::io::Result<()> {

@@ -142,6 +142,12 @@ impl Evented {
 
     /// Tries `f`; on `WouldBlock` waits for the next `interest` edge (at most until
     /// `timeout` after the first wait began) and tries again.
+    ///
+    /// While the registration's readiness cache says the socket is drained in that
+    /// direction, `f` is not tried: the wait comes first (saving a syscall that would
+    /// return `WouldBlock`). In std's non-blocking mode `f` is always tried, since the
+    /// caller may not have let the hub poll since the drain.
+    #[inline]
     pub(crate) fn op<T>(
         &self,
         interest: Interest,
@@ -153,20 +159,34 @@ impl Evented {
             if self.closed.get() {
                 return Err(closed_error());
             }
-            match f() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.nonblocking.get() {
-                        return Err(e);
+            if self.reg.is_ready(interest) || self.nonblocking.get() {
+                match f() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.reg.clear_ready(interest);
+                        if self.nonblocking.get() {
+                            return Err(e);
+                        }
                     }
-                    if until.is_none() {
-                        until = deadline(timeout);
-                    }
-                    self.wait(interest, until)?;
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return r,
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r,
             }
+            if until.is_none() {
+                until = deadline(timeout);
+            }
+            self.wait(interest, until)?;
         }
+    }
+
+    /// Records that a stream read (or write) did less than asked for, which on Linux
+    /// means the socket's receive queue is empty (or its send buffer full): the next
+    /// read (write) waits for an edge instead of trying a syscall that would return
+    /// `WouldBlock` (tokio does the same). Only for stream sockets whose reads are not
+    /// cut short otherwise (TCP; not Unix streams, whose reads stop between messages
+    /// of different senders).
+    #[inline]
+    pub(crate) fn drained(&self, interest: Interest) {
+        self.reg.clear_ready(interest);
     }
 
     /// Waits for the next `interest` edge, or `deadline` (`TimedOut`).

@@ -591,7 +591,7 @@ impl TcpStream {
     }
 }
 
-impl_stream_io!(TcpStream);
+impl_stream_io!(TcpStream, true);
 
 impl_from_std! {
     /// Wraps a std stream like [`TcpStream::from_std`].

@@ -398,7 +398,7 @@ impl UnixStream {
     }
 }
 
-impl_stream_io!(UnixStream);
+impl_stream_io!(UnixStream, false);
 
 impl_from_std! {
     /// Wraps a std stream like [`UnixStream::from_std`].

@@ -338,3 +338,172 @@ fn blocking_use_outside_any_hub() {
     .join()
     .unwrap();
 }
+
+// --- The readiness cache: a short read marks the socket drained; no edge may be lost. ---
+
+/// Runs `f` on a fresh thread and fails if it does not finish in time (a lost wakeup
+/// shows as a greenlet parked forever).
+fn within_20s(f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(()) => t.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(p) = t.join() {
+                std::panic::resume_unwind(p)
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("lost wakeup: hung"),
+    }
+}
+
+#[test]
+fn ping_pong_many_messages_of_many_sizes_loses_no_wakeup() {
+    within_20s(|| {
+        let (a, b) = pair();
+        a.set_nodelay(true).unwrap();
+        b.set_nodelay(true).unwrap();
+        const ROUNDS: usize = 3000;
+        // Echo side: reads whatever arrives (short reads mark it drained), writes it back.
+        let echo = green::spawn(move || {
+            let mut b = b;
+            let mut buf = [0u8; 700];
+            let mut total = 0;
+            loop {
+                let n = b.read(&mut buf).unwrap();
+                if n == 0 {
+                    return total;
+                }
+                total += n;
+                b.write_all(&buf[..n]).unwrap();
+            }
+        });
+        let mut a = a;
+        let mut sent = 0;
+        for i in 0..ROUNDS {
+            // Sizes below, at and above the echo's buffer, sent in one or two pieces.
+            let len = 1 + (i * 37) % 2000;
+            let msg: Vec<u8> = (0..len).map(|k| (k + i) as u8).collect();
+            if i % 3 == 0 {
+                let (x, y) = msg.split_at(len / 2);
+                a.write_all(x).unwrap();
+                green::yield_now();
+                a.write_all(y).unwrap();
+            } else {
+                a.write_all(&msg).unwrap();
+            }
+            let mut back = vec![0u8; len];
+            a.read_exact(&mut back).unwrap();
+            assert_eq!(back, msg, "round {i}");
+            sent += len;
+        }
+        a.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(echo.join().unwrap(), sent);
+    });
+}
+
+#[test]
+fn a_read_after_a_short_read_parks_until_new_data() {
+    within_20s(|| {
+        let (mut a, b) = pair();
+        let b = Rc::new(b);
+        a.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!((&*b).read(&mut buf).unwrap(), 5); // short: drained
+        let got = Rc::new(Cell::new(0usize));
+        let (b2, g2) = (b.clone(), got.clone());
+        let reader = green::spawn(move || {
+            let mut buf = [0u8; 64];
+            let n = (&*b2).read(&mut buf).unwrap();
+            g2.set(n);
+            buf[..n].to_vec()
+        });
+        // The reader parks (no data) and stays parked while the hub polls.
+        green::sleep(Duration::from_millis(20));
+        assert_eq!(got.get(), 0);
+        assert!(!reader.is_finished());
+        a.write_all(b"world!").unwrap();
+        assert_eq!(reader.join().unwrap(), b"world!");
+    });
+}
+
+#[test]
+fn data_arriving_after_a_short_read_without_a_poll_is_not_lost() {
+    within_20s(|| {
+        let (mut a, mut b) = pair();
+        a.write_all(b"one").unwrap();
+        // Make sure "one" is in b's receive queue before the read.
+        green::sleep(Duration::from_millis(5));
+        let mut buf = [0u8; 64];
+        assert_eq!(b.read(&mut buf).unwrap(), 3); // short: drained
+                                                  // New data arrives with no hub poll in between (a blocking std write from
+                                                  // another thread); the edge is still pending in epoll.
+        let mut a_std = a.try_clone().unwrap().into_std().unwrap();
+        std::thread::spawn(move || a_std.write_all(b"two").unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(b.read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"two");
+        // An edge recorded while nobody waited: data arrives, the hub polls (sleep),
+        // then the read finds the cache set.
+        a.write_all(b"three").unwrap();
+        green::sleep(Duration::from_millis(5));
+        assert_eq!(b.read(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"three");
+    });
+}
+
+#[test]
+fn nonblocking_read_after_a_short_read_still_tries_the_socket() {
+    within_20s(|| {
+        let (mut a, mut b) = pair();
+        b.set_nonblocking(true).unwrap();
+        a.write_all(b"x").unwrap();
+        green::sleep(Duration::from_millis(5));
+        let mut buf = [0u8; 64];
+        assert_eq!(b.read(&mut buf).unwrap(), 1); // short: drained
+        assert_eq!(b.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        // Data arrives; no poll happens (no switch) before the next non-blocking read,
+        // which must still find it.
+        let mut a_std = a.try_clone().unwrap().into_std().unwrap();
+        std::thread::spawn(move || a_std.write_all(b"yz").unwrap())
+            .join()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(b.read(&mut buf).unwrap(), 2);
+    });
+}
+
+#[test]
+fn close_wakes_a_reader_parked_on_a_drained_socket() {
+    within_20s(|| {
+        let (mut a, b) = pair();
+        let b = Rc::new(b);
+        a.write_all(b"hi").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!((&*b).read(&mut buf).unwrap(), 2); // drained
+        let b2 = b.clone();
+        let reader = green::spawn(move || (&*b2).read(&mut [0u8; 8]).unwrap_err().kind());
+        green::yield_now(); // parks without trying the socket
+        b.close();
+        assert_eq!(reader.join().unwrap(), ErrorKind::ConnectionAborted);
+    });
+}
+
+#[test]
+fn eof_that_arrived_with_the_last_data_is_not_lost_after_a_short_read() {
+    within_20s(|| {
+        let (mut a, mut b) = pair();
+        a.write_all(b"last words").unwrap();
+        a.shutdown(std::net::Shutdown::Write).unwrap();
+        // The hub polls: the one edge (data + hang-up) is consumed now.
+        green::sleep(Duration::from_millis(5));
+        let mut buf = [0u8; 64];
+        assert_eq!(b.read(&mut buf).unwrap(), 10); // short, but EOF is pending
+        assert_eq!(b.read(&mut buf).unwrap(), 0);
+        assert_eq!(b.read(&mut buf).unwrap(), 0);
+    });
+}

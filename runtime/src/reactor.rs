@@ -8,10 +8,18 @@
 //! Dropping a [`Registration`] while greenlets wait on it wakes them with an error
 //! (gevent's `cancel_wait`): a socket closed by one greenlet never leaves another
 //! parked forever.
+//!
+//! Each registration also caches readiness per direction (like tokio's `ScheduledIo`):
+//! set when registered and by every edge, cleared by its owner when a syscall says the
+//! fd is drained (`WouldBlock`, or a stream read shorter than asked for). While the bit
+//! is clear the owner may wait for the next edge without first paying for a syscall
+//! that would return `WouldBlock`. No edge is lost: an edge is recorded whether or not
+//! anyone waits, and the bit is only cleared right after the syscall that observed the
+//! drain, before the hub can poll again.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
-use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -26,12 +34,94 @@ use crate::park::{park, unparker, Unparker, Wake};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
+/// Readiness bits of a slot (see the module docs).
+const READ_READY: u8 = 1;
+const WRITE_READY: u8 = 2;
+/// A hang-up or error was reported in that direction. Sticky: `clear_ready` keeps it,
+/// since no edge would follow a drain once the peer is gone (the EOF may have arrived
+/// with the last data, whose short read looks like any other drain).
+const READ_CLOSED: u8 = 4;
+const WRITE_CLOSED: u8 = 8;
+
+/// The bits that make `interest` worth a syscall.
+fn ready_bits(interest: Interest) -> u8 {
+    let mut b = 0;
+    if interest.is_readable() {
+        b |= READ_READY | READ_CLOSED;
+    }
+    if interest.is_writable() {
+        b |= WRITE_READY | WRITE_CLOSED;
+    }
+    b
+}
+
+/// The bits `clear_ready(interest)` clears (never the sticky closed bits).
+fn clear_bits(interest: Interest) -> u8 {
+    ready_bits(interest) & (READ_READY | WRITE_READY)
+}
+
 struct Slot {
     gen: u64,
     fd: RawFd,
-    readers: Vec<(u64, Unparker)>,
-    writers: Vec<(u64, Unparker)>,
-    closed: bool,
+    /// Shared with the [`Registration`], which reads and clears it without borrowing
+    /// the reactor.
+    ready: Rc<Cell<u8>>,
+    readers: Waiters,
+    writers: Waiters,
+}
+
+/// The greenlets waiting in one direction of a slot, each with its wait's id. Nearly
+/// always zero or one: the first has an inline place, the rest a `Vec` (which allocates
+/// only if a second greenlet waits at the same time).
+#[derive(Default)]
+struct Waiters {
+    first: Option<(u64, Unparker)>,
+    rest: Vec<(u64, Unparker)>,
+}
+
+impl Waiters {
+    #[inline]
+    fn push(&mut self, id: u64, u: Unparker) {
+        if self.first.is_none() {
+            self.first = Some((id, u));
+        } else {
+            self.rest.push((id, u));
+        }
+    }
+
+    /// Moves every waiter to `out`; returns how many.
+    #[inline]
+    fn drain_into(&mut self, out: &mut Vec<Unparker>) -> usize {
+        let mut n = 0;
+        if let Some((_, u)) = self.first.take() {
+            out.push(u);
+            n += 1;
+        }
+        if !self.rest.is_empty() {
+            n += self.rest.len();
+            out.extend(self.rest.drain(..).map(|(_, u)| u));
+        }
+        n
+    }
+
+    /// Removes the wait `id` if it is still listed; returns how many were removed (0/1).
+    #[inline]
+    fn remove(&mut self, id: u64) -> usize {
+        if self.first.as_ref().is_some_and(|(i, _)| *i == id) {
+            self.first = None;
+            return 1;
+        }
+        if self.rest.is_empty() {
+            return 0;
+        }
+        match self.rest.iter().position(|(i, _)| *i == id) {
+            Some(pos) => {
+                self.rest.remove(pos);
+                1
+            }
+            None => 0,
+        }
+    }
 }
 
 /// Wakes the hub from other threads (helper-thread jobs finishing).
@@ -66,6 +156,8 @@ pub(crate) struct Reactor {
     remote: Arc<Remote>,
     /// Greenlets waiting for helper-thread jobs, by job key.
     pub(crate) jobs: Slab<Option<Unparker>>,
+    /// `poll`'s list of greenlets to wake, kept to reuse its allocation.
+    woken: Vec<Unparker>,
 }
 
 impl Reactor {
@@ -85,6 +177,7 @@ impl Reactor {
                 done: Mutex::new(Vec::new()),
             }),
             jobs: Slab::new(),
+            woken: Vec::new(),
         })
     }
 
@@ -96,7 +189,7 @@ impl Reactor {
         self.remote.clone()
     }
 
-    fn register(&mut self, fd: RawFd) -> io::Result<(usize, u64)> {
+    fn register(&mut self, fd: RawFd) -> io::Result<(usize, u64, Rc<Cell<u8>>)> {
         let gen = self.next_gen;
         self.next_gen += 1;
         let entry = self.slots.vacant_entry();
@@ -106,14 +199,15 @@ impl Reactor {
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         )?;
+        let ready = Rc::new(Cell::new(READ_READY | WRITE_READY));
         entry.insert(Slot {
             gen,
             fd,
-            readers: Vec::new(),
-            writers: Vec::new(),
-            closed: false,
+            ready: ready.clone(),
+            readers: Waiters::default(),
+            writers: Waiters::default(),
         });
-        Ok((key, gen))
+        Ok((key, gen, ready))
     }
 
     /// Removes a registration; returns the greenlets that were waiting on it.
@@ -125,13 +219,10 @@ impl Reactor {
         let slot = self.slots.remove(key);
         // Fails harmlessly if the fd was closed already (the kernel dropped it).
         let _ = self.poll.registry().deregister(&mut SourceFd(&slot.fd));
-        let woken: Vec<Unparker> = slot
-            .readers
-            .into_iter()
-            .chain(slot.writers)
-            .map(|(_, u)| u)
-            .collect();
-        self.waiters -= woken.len();
+        let (mut readers, mut writers) = (slot.readers, slot.writers);
+        let mut woken = Vec::new();
+        let n = readers.drain_into(&mut woken) + writers.drain_into(&mut woken);
+        self.waiters -= n;
         woken
     }
 }
@@ -139,8 +230,8 @@ impl Reactor {
 /// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes the
 /// greenlets waiting on them.
 pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
-    // Wake after releasing the reactor: dropping an unparker may drop a greenlet.
-    let mut woken: Vec<Unparker> = Vec::new();
+    // Wake after releasing the reactor: dropping an unparker may drop a greenlet. The
+    // list's allocation is kept in the reactor between polls.
     let res = h.with_reactor(|r| {
         let Reactor {
             poll,
@@ -149,13 +240,15 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
             waiters,
             remote,
             jobs,
+            woken,
             ..
         } = r;
+        let mut woken = std::mem::take(woken);
         if let Err(e) = poll.poll(events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 log::error!("green: polling the reactor failed: {e}");
             }
-            return;
+            return woken;
         }
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
@@ -174,24 +267,60 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
             let Some(slot) = slots.get_mut(ev.token().0) else {
                 continue;
             };
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                *waiters -= slot.readers.len();
-                woken.extend(slot.readers.drain(..).map(|(_, u)| u));
+            let mut bits = 0;
+            if ev.is_readable() {
+                bits |= READ_READY;
             }
-            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-                *waiters -= slot.writers.len();
-                woken.extend(slot.writers.drain(..).map(|(_, u)| u));
+            if ev.is_read_closed() || ev.is_error() {
+                bits |= READ_READY | READ_CLOSED;
+            }
+            if ev.is_writable() {
+                bits |= WRITE_READY;
+            }
+            if ev.is_write_closed() || ev.is_error() {
+                bits |= WRITE_READY | WRITE_CLOSED;
+            }
+            if bits & READ_READY != 0 {
+                *waiters -= slot.readers.drain_into(&mut woken);
+            }
+            if bits & WRITE_READY != 0 {
+                *waiters -= slot.writers.drain_into(&mut woken);
+            }
+            slot.ready.set(slot.ready.get() | bits);
+        }
+        woken
+    });
+    match res {
+        Ok(mut woken) => {
+            if woken.is_empty() {
+                // Nothing to wake: give the (empty) list back without a second borrow.
+                if woken.capacity() > 0 {
+                    give_back_woken(h, woken);
+                }
+                return;
+            }
+            for u in &woken {
+                u.unpark();
+            }
+            // Dropping the unparkers may drop greenlets: still outside the borrow.
+            woken.clear();
+            give_back_woken(h, woken);
+        }
+        Err(e) => {
+            log::error!("green: cannot create the reactor: {e}");
+            // Without a reactor only timers can wake us: sleep until the next one.
+            if let Some(t) = timeout {
+                std::thread::sleep(t);
             }
         }
-    });
-    for u in woken {
-        u.unpark();
     }
-    if let Err(e) = res {
-        log::error!("green: cannot create the reactor: {e}");
-        // Without a reactor only timers can wake us: sleep until the next one.
-        if let Some(t) = timeout {
-            std::thread::sleep(t);
+}
+
+/// Returns `poll`'s emptied wake list to the reactor for the next poll.
+fn give_back_woken(h: &Hub, woken: Vec<Unparker>) {
+    if let Ok(mut r) = h.reactor.try_borrow_mut() {
+        if let Some(r) = r.as_mut() {
+            r.woken = woken;
         }
     }
 }
@@ -228,7 +357,8 @@ pub struct Registration {
     key: usize,
     gen: u64,
     fd: RawFd,
-    _not_send: PhantomData<Rc<()>>,
+    /// The slot's readiness bits (an `Rc`: this also keeps the type `!Send`).
+    ready: Rc<Cell<u8>>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -248,12 +378,12 @@ impl Registration {
     /// assert!(reg.is_ok());
     /// ```
     pub fn new(fd: RawFd) -> io::Result<Registration> {
-        let (key, gen) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
+        let (key, gen, ready) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
         Ok(Registration {
             key,
             gen,
             fd,
-            _not_send: PhantomData,
+            ready,
         })
     }
 
@@ -269,7 +399,8 @@ impl Registration {
     }
 
     /// Parks the current greenlet until the fd's next readiness edge in the direction(s)
-    /// of `interest`, or until `deadline` (then `ErrorKind::TimedOut`). If the
+    /// of `interest`, or until `deadline` (then `ErrorKind::TimedOut`). It always parks,
+    /// whatever the readiness cache says ([`retry`](Registration::retry) consults it). If the
     /// registration is dropped meanwhile (the socket was closed by another greenlet),
     /// returns an error of kind `ConnectionAborted`.
     ///
@@ -299,6 +430,10 @@ impl Registration {
     /// let n = reg.retry(mio::Interest::WRITABLE, None, || s.send_to(b"hi", addr)).unwrap();
     /// assert_eq!(n, 2);
     /// ```
+    ///
+    /// `f` is not called while the readiness cache says the fd is drained in that
+    /// direction (see [`clear_ready`](Registration::clear_ready)): `retry` waits for
+    /// the next edge first. A `WouldBlock` from `f` clears the cache.
     pub fn retry<T>(
         &self,
         interest: Interest,
@@ -306,12 +441,49 @@ impl Registration {
         mut f: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
         loop {
-            match f() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(interest, deadline)?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r,
+            if self.is_ready(interest) {
+                match f() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_ready(interest),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return r,
+                }
             }
+            self.wait(interest, deadline)?;
         }
+    }
+
+    /// Whether the fd may be ready for `interest` (either direction, if both): true
+    /// from registration on and after every readiness edge, false after
+    /// [`clear_ready`](Registration::clear_ready) until the next edge — except that
+    /// once a hang-up or error was reported in a direction, it stays true. A cache,
+    /// not a promise: `true` only means the syscall is worth trying.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// use mio::Interest;
+    /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// let reg = green::reactor::Registration::new(s.as_raw_fd()).unwrap();
+    /// assert!(reg.is_ready(Interest::READABLE));
+    /// reg.clear_ready(Interest::READABLE);
+    /// assert!(!reg.is_ready(Interest::READABLE));
+    /// assert!(reg.is_ready(Interest::WRITABLE));
+    /// ```
+    #[inline]
+    pub fn is_ready(&self, interest: Interest) -> bool {
+        self.ready.get() & ready_bits(interest) != 0
+    }
+
+    /// Records that the fd is drained for `interest`: a syscall in that direction
+    /// returned `WouldBlock`, or (stream sockets on Linux, see epoll(7)) a read returned
+    /// fewer bytes than asked for, or a write wrote fewer. Call it right after that
+    /// syscall, before anything that could switch greenlets; the next edge sets the bit
+    /// again. A reported hang-up or error is not cleared (the syscall would return
+    /// at once). Clearing it wrongly (the fd still has data) leaves a waiter parked
+    /// until the next edge.
+    #[inline]
+    pub fn clear_ready(&self, interest: Interest) {
+        self.ready.set(self.ready.get() & !clear_bits(interest));
     }
 }
 
@@ -346,30 +518,46 @@ fn closed_error() -> io::Error {
     )
 }
 
-/// Removes a wait from its slot's lists when the wait ends any way but by an event.
+/// Takes a wait off its slot's lists when the wait ends any way but by an event (which
+/// drains the lists itself): a timeout, a kill unwinding out of `park`, an explicit
+/// switch into the parked greenlet.
 struct WaitGuard {
     key: usize,
     gen: u64,
     id: u64,
 }
 
-impl Drop for WaitGuard {
-    fn drop(&mut self) {
-        let _ = crate::hub::try_with_hub(|h| {
+impl WaitGuard {
+    /// Ends the wait normally; returns whether the slot is still registered.
+    fn finish(self) -> bool {
+        let registered = self.remove();
+        std::mem::forget(self);
+        registered
+    }
+
+    /// Removes the wait from its slot if it is still listed (one borrow of the
+    /// reactor); returns whether the slot is still registered.
+    fn remove(&self) -> bool {
+        crate::hub::try_with_hub(|h| {
             let mut r = h.reactor.borrow_mut();
-            let Some(r) = r.as_mut() else { return };
+            let Some(r) = r.as_mut() else { return false };
             let Some(slot) = r.slots.get_mut(self.key) else {
-                return;
+                return false;
             };
             if slot.gen != self.gen {
-                return;
+                return false;
             }
-            let before = slot.readers.len() + slot.writers.len();
-            slot.readers.retain(|(id, _)| *id != self.id);
-            slot.writers.retain(|(id, _)| *id != self.id);
-            let after = slot.readers.len() + slot.writers.len();
-            r.waiters -= before - after;
-        });
+            let removed = slot.readers.remove(self.id) + slot.writers.remove(self.id);
+            r.waiters -= removed;
+            true
+        })
+        .unwrap_or(false)
+    }
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 
@@ -385,34 +573,35 @@ fn wait_slot(
             let id = r.next_wait;
             r.next_wait += 1;
             let slot = match r.slots.get_mut(key) {
-                Some(s) if s.gen == gen && !s.closed => s,
+                Some(s) if s.gen == gen => s,
                 _ => return Err(closed_error()),
             };
-            let mut n = 0;
-            if interest.is_readable() {
-                slot.readers.push((id, u.clone()));
-                n += 1;
-            }
-            if interest.is_writable() {
-                slot.writers.push((id, u));
-                n += 1;
-            }
+            let n = match (interest.is_readable(), interest.is_writable()) {
+                (true, true) => {
+                    slot.readers.push(id, u.clone());
+                    slot.writers.push(id, u);
+                    2
+                }
+                (true, false) => {
+                    slot.readers.push(id, u);
+                    1
+                }
+                (false, true) => {
+                    slot.writers.push(id, u);
+                    1
+                }
+                (false, false) => 0,
+            };
             r.waiters += n;
             Ok(id)
         })
     })??;
     let guard = WaitGuard { key, gen, id };
     let woke = park(deadline);
-    drop(guard);
-    let still_registered = with_hub(|h| {
-        h.reactor
-            .borrow()
-            .as_ref()
-            .and_then(|r| r.slots.get(key))
-            .is_some_and(|s| s.gen == gen)
-    });
+    if !guard.finish() {
+        return Err(closed_error());
+    }
     match woke {
-        _ if !still_registered => Err(closed_error()),
         Ok(Wake::Unparked) => Ok(()),
         Ok(Wake::TimedOut) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
@@ -443,9 +632,9 @@ pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::
         h.with_reactor(|r| match r.fds.get(&fd) {
             Some(&kg) => Ok::<_, io::Error>(kg),
             None => {
-                let kg = r.register(fd)?;
-                r.fds.insert(fd, kg);
-                Ok(kg)
+                let (key, gen, _) = r.register(fd)?;
+                r.fds.insert(fd, (key, gen));
+                Ok((key, gen))
             }
         })
     })??;
