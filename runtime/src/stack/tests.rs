@@ -49,6 +49,31 @@ fn describe(out: &Output) -> String {
 }
 
 #[test]
+fn consecutive_stacks_start_at_different_cache_colors_within_their_top_page() {
+    let mut pool = StackPool::new();
+    let stacks: Vec<GreenStack> = (0..8)
+        .map(|_| pool.get(DEFAULT_STACK_SIZE).unwrap())
+        .collect();
+    let mut colors = std::collections::BTreeSet::new();
+    for s in &stacks {
+        let top = s.base;
+        let start = corosensei::stack::Stack::base(s).get();
+        assert!(start <= top && top - start <= 1536, "shift {}", top - start);
+        assert_eq!(start % STACK_ALIGNMENT, 0);
+        assert_eq!(
+            s.size(),
+            DEFAULT_STACK_SIZE,
+            "the color does not change the size class"
+        );
+        colors.insert(top - start);
+    }
+    assert_eq!(colors.len(), 4, "{colors:?}");
+    for s in stacks {
+        pool.put(s);
+    }
+}
+
+#[test]
 fn get_put_reuses_the_same_slot_without_mapping() {
     let mut pool = StackPool::new();
     let a = pool.get(DEFAULT_STACK_SIZE).unwrap();
@@ -100,7 +125,8 @@ fn chunks_hold_many_stacks() {
     // Slots are disjoint, guard directly below usable range, consecutive in a chunk.
     let mut ranges: Vec<(usize, usize)> = stacks
         .iter()
-        .map(|s| (s.limit().get(), s.base().get()))
+        // (The slot's top, not the colored start corosensei gets from `base()`.)
+        .map(|s| (s.limit().get(), s.base))
         .collect();
     ranges.sort();
     for w in ranges.windows(2) {
@@ -131,10 +157,11 @@ fn every_usable_byte_is_writable_and_aligned() {
         let (lo, hi) = stack.guard_range();
         assert_eq!(hi - lo, page);
         assert_eq!(stack.limit().get(), lo, "limit includes the guard page");
-        assert_eq!(stack.base().get() - hi, expect);
+        assert_eq!(stack.base - hi, expect);
+        assert_eq!(stack.base().get(), stack.base - stack.color());
         assert_eq!(stack.base().get() % STACK_ALIGNMENT, 0);
         assert_eq!(stack.limit().get() % STACK_ALIGNMENT, 0);
-        assert_eq!(stack.base().get() % page, 0);
+        assert_eq!(stack.base % page, 0);
         // SAFETY: [hi, base) is the stack's usable range, owned by `stack`.
         let usable = unsafe { std::slice::from_raw_parts_mut(hi as *mut u8, stack.size()) };
         for (i, b) in usable.iter_mut().enumerate() {
