@@ -6,6 +6,10 @@
 //!   (the floor for a hub-mediated round trip: two resumes and two suspends).
 //! * `green`: two greenlets calling `green::yield_now()` in a loop.
 //!
+//! Group `hub_switch_1000`: the same with 1000 tasks taking turns, where every switch
+//! lands on a stack (or task) that 999 others ran since; one iteration = one yield. This
+//! is where the stacks' cache coloring (`stack.rs`) shows.
+//!
 //! Run: `cargo bench --bench hub_switch`.
 
 #[path = "common/mod.rs"]
@@ -84,6 +88,54 @@ fn hub_switch(c: &mut Criterion) {
         });
     });
 
+    group.finish();
+
+    const N: u64 = 1000;
+    let mut group = c.benchmark_group("hub_switch_1000");
+    // `iters` yields in all: N tasks, each yielding `per` times; the time is scaled back
+    // to `iters` yields.
+    let split = |iters: u64| iters.div_ceil(N).max(1);
+    group.bench_function("tokio_current_thread", |b| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        b.iter_custom(|iters| {
+            let per = split(iters);
+            rt.block_on(async move {
+                let start = Instant::now();
+                let hs: Vec<_> = (0..N)
+                    .map(|_| {
+                        tokio::spawn(async move {
+                            for _ in 0..per {
+                                tokio::task::yield_now().await;
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                start.elapsed().mul_f64(iters as f64 / (N * per) as f64)
+            })
+        });
+    });
+    group.bench_function("green", |b| {
+        b.iter_custom(|iters| {
+            let per = split(iters);
+            let start = Instant::now();
+            let hs: Vec<_> = (0..N)
+                .map(|_| {
+                    green::spawn(move || {
+                        for _ in 0..per {
+                            green::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            green::joinall(hs);
+            start.elapsed().mul_f64(iters as f64 / (N * per) as f64)
+        });
+    });
     group.finish();
 }
 
