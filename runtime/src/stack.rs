@@ -330,6 +330,9 @@ static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct GreenStack {
     guard_lo: usize,
     base: usize,
+    /// See [`color`](Self::color); computed once, since corosensei reads the stack's
+    /// base on every resume.
+    color: u32,
     chunk: u32,
     pool: u64,
 }
@@ -349,7 +352,12 @@ impl GreenStack {
     /// them. The top page keeps them (one resident page per idle greenlet).
     #[inline]
     pub(crate) fn color(&self) -> usize {
-        ((self.guard_lo / page_size()) % 4) * 512
+        self.color as usize
+    }
+
+    /// The color of the slot whose guard page starts at `guard_lo`.
+    fn color_of(guard_lo: usize) -> u32 {
+        (((guard_lo / page_size()) % 4) * 512) as u32
     }
 
     /// Usable bytes (excluding the guard page).
@@ -515,6 +523,7 @@ impl StackPool {
         self.chunks[slot.chunk as usize].in_use += 1;
         self.in_use += 1;
         Ok(GreenStack {
+            color: GreenStack::color_of(slot.guard_lo),
             guard_lo: slot.guard_lo,
             base: slot.guard_lo + page_size() + usable,
             chunk: slot.chunk,
