@@ -357,7 +357,9 @@ impl GreenStack {
 
     /// The color of the slot whose guard page starts at `guard_lo`.
     fn color_of(guard_lo: usize) -> u32 {
-        (((guard_lo / page_size()) % 4) * 512) as u32
+        // The page size is a power of two (checked by `page_size`): a shift, not a division.
+        let page_index = guard_lo >> page_size().trailing_zeros();
+        ((page_index % 4) * 512) as u32
     }
 
     /// Usable bytes (excluding the guard page).
