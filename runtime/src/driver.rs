@@ -92,8 +92,12 @@ pub(crate) fn suspend(req: Request) -> Word {
 #[inline(never)]
 fn suspend_main(req: Request) -> Word {
     with_hub(|h| {
-        let (target, input) = request_target(h, req);
-        drive_word(h, target, input)
+        if let Request::Yield = req {
+            queue_yielded(h, h.main.clone());
+        }
+        // A park or yield of main leads to the hub (the driver handles a greenlet's in
+        // `after_resume`).
+        drive_from_main(h, h.hub.clone(), word::IN_NONE)
     })
 }
 
@@ -155,16 +159,6 @@ fn hub_switch_panic() -> ! {
     panic!("green: cannot switch greenlets from the hub (a timer callback or a link)");
 }
 
-/// Where the main greenlet's park or yield leads: the hub (the driver handles a
-/// greenlet's in `after_resume`).
-#[inline(always)]
-fn request_target(h: &Hub, req: Request) -> (Greenlet, Input) {
-    if let Request::Yield = req {
-        queue_yielded(h, h.main.clone());
-    }
-    (h.hub.clone(), Input::Value(Value::none()))
-}
-
 /// Queues a greenlet that yielded, ending its park (see [`crate::park::end_park`]):
 /// unparkers made before the yield are stale. One already queued (it unparked itself
 /// before yielding) keeps its place and its input.
@@ -203,16 +197,8 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Word) -> Word {
     let r = unsafe { resume_coroutine(target, input) };
     if let Some(w) = back_to_main(&r) {
         t.state.set(State::Suspended);
-        if h.monitoring.get() {
-            h.monitor.count_switch();
-            h.monitor.record(&h.main);
-        }
-        if h.main.0.has_pending() {
-            drop(h.main.0.take_pending());
-        }
-        h.main.0.state.set(State::Running);
-        h.set_current(&h.main);
-        hub::set_context(CTX_MAIN);
+        main_resumes(h);
+        main_runs(h);
         return word::request_input(w);
     }
     // Anything else: finish this step as `run` does, then go on in the driver loop.
@@ -267,22 +253,36 @@ struct DriverGuard<'a>(&'a Hub);
 impl Drop for DriverGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        let h = self.0;
-        h.main.0.state.set(State::Running);
-        h.set_current(&h.main);
-        hub::set_context(CTX_MAIN);
+        main_runs(self.0);
+    }
+}
+
+/// Marks the main greenlet as the running one (leaving the driver).
+#[inline(always)]
+fn main_runs(h: &Hub) {
+    h.main.0.state.set(State::Running);
+    h.set_current(&h.main);
+    hub::set_context(CTX_MAIN);
+}
+
+/// The main greenlet is switched to: a queue entry it left is stale now, and an
+/// attached monitor counts the switch.
+#[inline(always)]
+fn main_resumes(h: &Hub) {
+    if h.main.0.has_pending() {
+        drop(h.main.0.take_pending());
+    }
+    // For `sync::monitor`: main resumes (see `enter`).
+    if h.monitoring.get() {
+        h.monitor.count_switch();
+        h.monitor.record(&h.main);
     }
 }
 
 /// Runs greenlets, starting by resuming `target` with `input`, until the main greenlet is
 /// switched to; returns what it was switched to with. Runs on the thread's own stack.
 pub(crate) fn drive(h: &Hub, target: Greenlet, input: Input) -> Input {
-    word::unpack_input(drive_word(h, target, input))
-}
-
-/// [`drive`], returning main's input as its word.
-fn drive_word(h: &Hub, target: Greenlet, input: Input) -> Word {
-    drive_from_main(h, target, word::pack_input(input))
+    word::unpack_input(drive_from_main(h, target, word::pack_input(input)))
 }
 
 /// [`drive`] with words in and out.
@@ -304,14 +304,7 @@ fn drive_loop(h: &Hub, mut target: Greenlet, mut input: Word) -> Word {
         match target.0.kind {
             Kind::Coro => (target, input) = resume(h, target, input),
             Kind::Main => {
-                if h.main.0.has_pending() {
-                    drop(h.main.0.take_pending());
-                }
-                // For `sync::monitor`: main resumes (see `resume`).
-                if h.monitoring.get() {
-                    h.monitor.count_switch();
-                    h.monitor.record(&h.main);
-                }
+                main_resumes(h);
                 return input;
             }
             Kind::Hub => {

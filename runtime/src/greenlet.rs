@@ -132,7 +132,7 @@ impl Inner {
     #[cold]
     fn rich_in_flight(&self) -> Word {
         match self.pending_rich.take() {
-            Some(input) => word::put_in_flight(input),
+            Some(input) => word::to_slot(input),
             None => word::IN_NONE,
         }
     }
@@ -474,7 +474,7 @@ impl Greenlet {
     /// assert!(green::getcurrent().is_current());
     /// ```
     pub fn is_current(&self) -> bool {
-        with_hub(|h| ptr::eq(h.current_ptr(), Rc::as_ptr(&self.0)))
+        hub::is_current(self)
     }
 
     /// The parent: where the greenlet's return value (or panic) goes. `None` only for
@@ -668,19 +668,18 @@ pub(crate) fn take_deferred_if(
     }
 }
 
-/// [`raise_deferred`] for callers without the hub at hand: one thread-local load when no
-/// greenlet of the thread holds a deferred kill.
+/// Raises the current greenlet's deferred payload, if any (called at switch points):
+/// one thread-local load when no greenlet of the thread holds a deferred kill.
 #[inline(always)]
 pub(crate) fn raise_deferred_here() {
     if hub::ANY_DEFERRED.with(|a| a.get()) {
-        with_hub(raise_deferred);
+        raise_deferred_slow();
     }
 }
 
-/// Raises the current greenlet's deferred payload, if any (called at switch points).
-#[inline]
-pub(crate) fn raise_deferred(h: &crate::hub::Hub) {
-    if hub::ANY_DEFERRED.with(|a| a.get()) && h.current().has_deferred.get() {
+#[cold]
+fn raise_deferred_slow() {
+    if with_hub(|h| h.current().has_deferred.get()) {
         if let Some(p) = take_deferred() {
             resume_unwind(p);
         }

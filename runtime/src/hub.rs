@@ -106,12 +106,6 @@ impl Hub {
         unsafe { &*CURRENT.with(|c| c.get()) }
     }
 
-    /// The address of the running greenlet (for identity checks).
-    #[inline]
-    pub(crate) fn current_ptr(&self) -> *const Inner {
-        CURRENT.with(|c| c.get())
-    }
-
     /// A new handle to the running greenlet.
     pub(crate) fn current_greenlet(&self) -> Greenlet {
         let p = CURRENT.with(|c| c.get());

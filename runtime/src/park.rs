@@ -155,7 +155,7 @@ pub fn park(deadline: Option<Instant>) -> Result<Wake, BlockError> {
     if hub::context() == CTX_HUB {
         return Err(BlockError::InHub);
     }
-    with_hub(crate::greenlet::raise_deferred);
+    crate::greenlet::raise_deferred_here();
     let timer = deadline.map(|d| crate::timer::add(d, crate::timer::Action::Timeout(unparker())));
     let input = driver::suspend(Request::Park);
     if let Some(t) = timer {

@@ -50,8 +50,8 @@ pub(crate) const REQ_SWITCH: Word = 2 << 3;
 pub(crate) const REQ_YIELD: Word = 3 << 3;
 
 thread_local! {
-    /// The target of a `Request::Switch` in flight: a strong handle turned into a raw
-    /// pointer by [`pack_request`] and taken back by [`unpack_request`].
+    /// The target of a `REQ_SWITCH` request word in flight: a strong handle turned into
+    /// a raw pointer by [`set_target`] and taken back by [`take_target`].
     static TARGET: Cell<*const Inner> = const { Cell::new(ptr::null()) };
     /// The inline value of an `IN_INLINE` word in flight.
     static INLINE: Cell<InlineParts> = const { Cell::new(InlineParts::EMPTY) };
@@ -130,16 +130,10 @@ pub(crate) fn is_rich(w: Word) -> bool {
     w & IN_MASK == IN_SLOT
 }
 
-/// Puts a rich input in flight: into the hub's side slot (a queued greenlet's pending
-/// input, taken by the driver).
-#[cold]
-pub(crate) fn put_in_flight(input: Input) -> Word {
-    to_slot(input)
-}
-
+/// Puts a rich input in flight: into the hub's side slot.
 #[cold]
 #[inline(never)]
-fn to_slot(input: Input) -> Word {
+pub(crate) fn to_slot(input: Input) -> Word {
     // The slot is empty unless a driver unwound with a word in flight: drop that one.
     with_hub(|h| drop(h.xfer_input.replace(Some(input))));
     IN_SLOT
@@ -175,7 +169,7 @@ pub(crate) fn pack_request(req: Request) -> Word {
     }
 }
 
-/// The kind of a request word made by [`pack_request`]: one of the `REQ_` constants.
+/// The kind of a request word: one of the `REQ_` constants.
 #[inline(always)]
 pub(crate) fn request_kind(w: Word) -> Word {
     w & !IN_MASK
@@ -187,8 +181,7 @@ pub(crate) fn request_input(w: Word) -> Word {
     w & IN_MASK
 }
 
-/// Stores the target of a `REQ_SWITCH` request word about to be sent (see
-/// [`pack_request`]).
+/// Stores the target of a `REQ_SWITCH` request word about to be sent.
 #[inline(always)]
 pub(crate) fn set_target(t: Greenlet) {
     TARGET.with(|c| c.set(Rc::into_raw(t.0)));
@@ -199,7 +192,7 @@ pub(crate) fn set_target(t: Greenlet) {
 pub(crate) fn take_target() -> Greenlet {
     let p = TARGET.with(|c| c.replace(ptr::null()));
     debug_assert!(!p.is_null());
-    // SAFETY: `pack_request` stored `Rc::into_raw` of a live handle right before the
+    // SAFETY: `set_target` stored `Rc::into_raw` of a live handle right before the
     // switch that brought the request word, and only the driver, once per such word,
     // takes it: this turns that strong count back into the handle.
     Greenlet(unsafe { Rc::from_raw(p) })
