@@ -486,15 +486,26 @@ fn finish(h: &Hub, g: Greenlet, out: Output) -> (Greenlet, Word) {
     if let Some(co) = unsafe { g.0.coroutine() }.take() {
         h.stacks.borrow_mut().put(co.into_stack());
     }
+    // A spawned greenlet keeps its outcome for its `JoinHandle` (and its links, which
+    // run next); its parent, the hub, gets nothing.
+    let out = if g.0.outcome.is_kept() {
+        g.0.outcome.store(out);
+        None
+    } else {
+        Some(out)
+    };
     run_exit_callbacks(&g);
     let parent = g.live_parent();
     let input = match out {
-        Ok(v) => Input::Value(v),
-        Err(p) if parent.is_hub() => {
+        None => Input::Value(Value::none()),
+        Some(Ok(v)) => Input::Value(v),
+        // Killed: the parent gets the `GreenletExit` as a value (greenlet's semantics).
+        Some(Err(p)) if p.is::<GreenletExit>() => Input::Value(Value::new(GreenletExit)),
+        Some(Err(p)) if parent.is_hub() => {
             log_panic(Some(&g), p.as_ref());
             Input::Value(Value::none())
         }
-        Err(p) => Input::Throw(p),
+        Some(Err(p)) => Input::Throw(p),
     };
     (parent, word::pack_input(input))
 }
@@ -517,7 +528,7 @@ fn run_exit_callbacks(g: &Greenlet) {
     let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());
     if !cbs.is_empty() {
         for cb in cbs {
-            run_hub_callback(cb);
+            run_hub_callback(|| cb(g));
         }
     }
     let locals = std::mem::take(&mut *g.0.locals.borrow_mut());

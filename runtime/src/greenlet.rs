@@ -68,7 +68,7 @@ pub(crate) struct Inner {
     pub(crate) park_seq: Cell<u64>,
     pub(crate) name: Option<Box<str>>,
     /// Run by the hub when the greenlet dies (links, waits, joins beyond the first).
-    pub(crate) on_exit: RefCell<Vec<Box<dyn FnOnce()>>>,
+    pub(crate) on_exit: RefCell<Vec<ExitCallback>>,
     /// The greenlet joining this one, woken when it dies: the common single join needs
     /// no boxed callback (see [`Greenlet::set_joiner`]).
     pub(crate) joiner: RefCell<Option<crate::park::Unparker>>,
@@ -81,7 +81,12 @@ pub(crate) struct Inner {
     /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
     /// dropped by the driver when the greenlet dies. Untouched by switching.
     pub(crate) locals: RefCell<crate::sync::local::Locals>,
+    /// A spawned greenlet's result, read through its `JoinHandle`.
+    pub(crate) outcome: crate::spawn::Outcome,
 }
+
+/// A callback run in the hub when a greenlet dies, given the dead greenlet.
+pub(crate) type ExitCallback = Box<dyn FnOnce(&Greenlet)>;
 
 impl Inner {
     /// Sets what the hub resumes the greenlet with; returns whether it was queued already.
@@ -233,6 +238,7 @@ impl Greenlet {
             deferred: RefCell::new(None),
             has_deferred: Cell::new(false),
             locals: RefCell::default(),
+            outcome: Default::default(),
         }))
     }
 
@@ -310,11 +316,8 @@ impl Greenlet {
                 Some(p) => Err(p),
                 None => r,
             };
-            crate::word::put_output(match r {
-                Ok(v) => Ok(v),
-                Err(p) if p.is::<GreenletExit>() => Ok(Value::new(GreenletExit)),
-                Err(p) => Err(p),
-            });
+            // (A kill, `GreenletExit`, becomes a value for the parent in the driver.)
+            crate::word::put_output(r);
             0
         });
         let name: Option<Box<str>> = name.map(Into::into);
@@ -342,6 +345,7 @@ impl Greenlet {
             deferred: RefCell::new(None),
             has_deferred: Cell::new(false),
             locals: RefCell::default(),
+            outcome: Default::default(),
         })))
     }
 
@@ -545,9 +549,9 @@ impl Greenlet {
     }
 
     /// Registers `f` to run in the hub when this greenlet dies (at once if it is dead).
-    pub(crate) fn on_exit(&self, f: Box<dyn FnOnce()>) {
+    pub(crate) fn on_exit(&self, f: ExitCallback) {
         if self.dead() {
-            f();
+            f(self);
         } else {
             self.0.on_exit.borrow_mut().push(f);
         }
@@ -646,6 +650,9 @@ pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
 
 /// Takes the current greenlet's deferred payload, if any.
 pub(crate) fn take_deferred() -> Option<Payload> {
+    if !hub::ANY_DEFERRED.with(|a| a.get()) {
+        return None;
+    }
     hub::try_with_hub(|h| {
         let g = h.current();
         g.has_deferred.set(false);
@@ -718,6 +725,7 @@ impl Drop for Inner {
                 deferred: RefCell::new(self.deferred.get_mut().take()),
                 has_deferred: Cell::new(self.has_deferred.get()),
                 locals: RefCell::new(std::mem::take(self.locals.get_mut())),
+                outcome: crate::spawn::Outcome::with_flags(self.outcome.flags()),
             }));
             driver::kill_orphan(g);
             return;

@@ -4,11 +4,11 @@
 //! A spawned greenlet's parent is the hub. Spawning only schedules it: nothing runs until
 //! the caller blocks or yields (gevent's semantics).
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::driver::{self, Input};
@@ -19,13 +19,88 @@ use crate::park::{park, unparker, Wake};
 use crate::timer::{self, deadline_after};
 use crate::value::Value;
 
-/// The shared result slot of a spawned greenlet.
-struct Slot<T> {
-    result: RefCell<Option<Result<T, JoinError>>>,
-    /// Whether a join (or value read) has seen the outcome, so a panic is not logged.
-    observed: Cell<bool>,
-    /// Whether the outcome was moved out already.
-    taken: Cell<bool>,
+/// A spawned greenlet's outcome, kept in its record (so a spawn allocates no result
+/// slot of its own): what the function returned, or why it did not, and what its
+/// [`JoinHandle`] did with it.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    result: RefCell<Option<Result<Value, JoinError>>>,
+    flags: Cell<u8>,
+}
+
+/// The greenlet was spawned: its death keeps the outcome here (its parent, the hub,
+/// gets nothing).
+const KEPT: u8 = 1;
+/// Its `JoinHandle` was dropped: nobody can join it any more.
+const DETACHED: u8 = 2;
+/// A join saw the outcome, so a panic is not logged.
+const OBSERVED: u8 = 4;
+/// The outcome was moved out.
+const TAKEN: u8 = 8;
+
+impl Outcome {
+    fn has(&self, flag: u8) -> bool {
+        self.flags.get() & flag != 0
+    }
+
+    fn set(&self, flag: u8) {
+        self.flags.set(self.flags.get() | flag);
+    }
+
+    /// Whether the greenlet's death keeps its outcome here (it was spawned).
+    #[inline]
+    pub(crate) fn is_kept(&self) -> bool {
+        self.has(KEPT)
+    }
+
+    /// The flags to carry over when the record is moved (see `greenlet::Inner::drop`).
+    pub(crate) fn flags(&self) -> u8 {
+        self.flags.get()
+    }
+
+    /// An empty outcome with the given flags.
+    pub(crate) fn with_flags(flags: u8) -> Outcome {
+        Outcome {
+            result: RefCell::new(None),
+            flags: Cell::new(flags),
+        }
+    }
+
+    /// Keeps what the function of a spawned greenlet came to (called by the driver when
+    /// it dies, before its exit callbacks run). A panic nobody can ever join is logged.
+    pub(crate) fn store(&self, out: crate::driver::Output) {
+        let r = match out {
+            Ok(v) => Ok(v),
+            Err(p) if p.is::<GreenletExit>() => Err(JoinError::Killed),
+            Err(p) => {
+                if self.has(DETACHED) {
+                    let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
+                    log::error!("green: detached greenlet panicked: {msg}");
+                    self.set(OBSERVED);
+                }
+                Err(JoinError::Panicked(p))
+            }
+        };
+        *self.result.borrow_mut() = Some(r);
+    }
+}
+
+/// `v`, the value a spawned function returned, as its type `T`. `Value::new` does not
+/// wrap a `Value` in another, so for `T = Value` the value is the `T` itself.
+fn value_as<T: 'static>(v: &Value) -> Option<&T> {
+    match (v as &dyn Any).downcast_ref::<T>() {
+        Some(t) => Some(t),
+        None => v.downcast_ref::<T>(),
+    }
+}
+
+/// [`value_as`], moving the value out.
+fn value_into<T: 'static>(v: Value) -> Option<T> {
+    let mut v = Some(v);
+    if let Some(t) = (&mut v as &mut dyn Any).downcast_mut::<Option<T>>() {
+        return t.take();
+    }
+    v.and_then(|v| v.downcast::<T>().ok())
 }
 
 /// An owned permission to join a spawned greenlet: wait for it, read its value, kill it
@@ -45,7 +120,7 @@ struct Slot<T> {
 /// ```
 pub struct JoinHandle<T> {
     g: Greenlet,
-    slot: Rc<Slot<T>>,
+    _value: PhantomData<T>,
 }
 
 /// Configures a greenlet before spawning it: name and stack size.
@@ -140,43 +215,15 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let slot = Rc::new(Slot {
-            result: RefCell::new(None),
-            observed: Cell::new(false),
-            taken: Cell::new(false),
-        });
-        let s = slot.clone();
         let hub_g = with_hub(|h| h.hub.clone());
-        let g = Greenlet::create(
-            move |_: Value| {
-                let r = catch_unwind(AssertUnwindSafe(f));
-                // A kill deferred by a monkey-patched call that `f` never re-raised.
-                // It wins even over a panic that followed it (an `unwrap()` of the failed
-                // call's error).
-                let r = match crate::greenlet::take_deferred() {
-                    Some(p) => Err(p),
-                    None => r,
-                };
-                let r = match r {
-                    Ok(v) => Ok(v),
-                    Err(p) if p.is::<GreenletExit>() => Err(JoinError::Killed),
-                    Err(p) => Err(JoinError::Panicked(p)),
-                };
-                if let Err(JoinError::Panicked(p)) = &r {
-                    if Rc::strong_count(&s) == 1 {
-                        // Detached: nobody can ever join it, so say it now.
-                        let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
-                        log::error!("green: detached greenlet panicked: {msg}");
-                        s.observed.set(true);
-                    }
-                }
-                *s.result.borrow_mut() = Some(r);
-            },
-            self.name,
-            self.stack_size,
-            Some(hub_g),
-        )?;
-        Ok(JoinHandle { g, slot })
+        // The greenlet's death keeps the outcome in its record (`Outcome`); panics and
+        // kills are caught by the greenlet's own frame (see `Greenlet::create`).
+        let g = Greenlet::create(move |_: Value| f(), self.name, self.stack_size, Some(hub_g))?;
+        g.0.outcome.set(KEPT);
+        Ok(JoinHandle {
+            g,
+            _value: PhantomData,
+        })
     }
 }
 
@@ -260,7 +307,7 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
     Ok(true)
 }
 
-impl<T> JoinHandle<T> {
+impl<T: 'static> JoinHandle<T> {
     /// Waits for the greenlet to finish and returns its value, or why there is none:
     /// [`JoinError::Panicked`] (with the payload), [`JoinError::Killed`], or
     /// [`JoinError::Blocked`] when nothing could ever finish it (gevent's `LoopExit`).
@@ -307,17 +354,20 @@ impl<T> JoinHandle<T> {
     }
 
     fn take_result(&self) -> Result<T, JoinError> {
-        self.slot.observed.set(true);
-        if self.slot.taken.get() {
+        let o = &self.g.0.outcome;
+        o.set(OBSERVED);
+        if o.has(TAKEN) {
             return Err(JoinError::Taken);
         }
-        self.slot.taken.set(true);
-        // A dead greenlet without a result was killed before it started.
-        self.slot
-            .result
-            .borrow_mut()
-            .take()
-            .unwrap_or(Err(JoinError::Killed))
+        o.set(TAKEN);
+        let r = o.result.borrow_mut().take();
+        match r {
+            // The function returned a `T` (see `value_into`).
+            Some(Ok(v)) => value_into::<T>(v).ok_or(JoinError::Killed),
+            Some(Err(e)) => Err(e),
+            // A dead greenlet without a result was killed before it started.
+            None => Err(JoinError::Killed),
+        }
     }
 
     /// Whether the greenlet has finished (returned, panicked or been killed).
@@ -340,7 +390,7 @@ impl<T> JoinHandle<T> {
     /// assert!(!h.is_successful());
     /// ```
     pub fn is_successful(&self) -> bool {
-        matches!(&*self.slot.result.borrow(), Some(Ok(_)))
+        matches!(&*self.g.0.outcome.result.borrow(), Some(Ok(_)))
     }
 
     /// A copy of the value once the greenlet has returned, `None` before or when it
@@ -356,8 +406,8 @@ impl<T> JoinHandle<T> {
     where
         T: Clone,
     {
-        match &*self.slot.result.borrow() {
-            Some(Ok(v)) => Some(v.clone()),
+        match &*self.g.0.outcome.result.borrow() {
+            Some(Ok(v)) => value_as::<T>(v).cloned(),
             _ => None,
         }
     }
@@ -441,11 +491,13 @@ impl<T> JoinHandle<T> {
     where
         T: 'static,
     {
-        let slot = self.slot.clone();
-        self.g.on_exit(Box::new(move || {
-            let r = slot.result.borrow();
+        self.g.on_exit(Box::new(move |g: &Greenlet| {
+            let r = g.0.outcome.result.borrow();
             match &*r {
-                Some(Ok(v)) => f(Ok(v)),
+                Some(Ok(v)) => match value_as::<T>(v) {
+                    Some(v) => f(Ok(v)),
+                    None => f(Err(&JoinError::Killed)),
+                },
                 Some(Err(e)) => f(Err(e)),
                 None => f(Err(&JoinError::Killed)),
             }
@@ -455,10 +507,12 @@ impl<T> JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        if self.slot.observed.get() {
+        let o = &self.g.0.outcome;
+        o.set(DETACHED);
+        if o.has(OBSERVED) {
             return;
         }
-        if let Some(Err(JoinError::Panicked(p))) = &*self.slot.result.borrow() {
+        if let Some(Err(JoinError::Panicked(p))) = &*o.result.borrow() {
             let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
             log::error!(
                 "green: greenlet {:?} panicked and was never joined: {msg}",
@@ -493,7 +547,9 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// assert_eq!(pids, (0..10).collect::<Vec<_>>());
 /// assert!(t.elapsed() < Duration::from_millis(150));
 /// ```
-pub fn joinall<T>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Result<T, JoinError>> {
+pub fn joinall<T: 'static>(
+    handles: impl IntoIterator<Item = JoinHandle<T>>,
+) -> Vec<Result<T, JoinError>> {
     handles.into_iter().map(JoinHandle::join).collect()
 }
 
@@ -509,7 +565,7 @@ pub fn joinall<T>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Resul
 /// assert!(hs[0].is_finished() && !hs[1].is_finished());
 /// hs[1].kill();
 /// ```
-pub fn joinall_timeout<T>(handles: &[JoinHandle<T>], timeout: Duration) -> bool {
+pub fn joinall_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration) -> bool {
     let deadline = deadline_after(timeout);
     handles
         .iter()
@@ -529,7 +585,7 @@ pub fn joinall_timeout<T>(handles: &[JoinHandle<T>], timeout: Duration) -> bool 
 /// let err = green::try_joinall(vec![slow, bad]).unwrap_err();
 /// assert_eq!(err.panic_message(), Some("bad"));
 /// ```
-pub fn try_joinall<T>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, JoinError> {
+pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, JoinError> {
     loop {
         for h in &handles {
             if h.g.dead() && !h.is_successful() {

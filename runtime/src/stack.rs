@@ -84,6 +84,8 @@ pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 /// `MADV_GUARD_INSTALL` from `<linux/mman.h>` (Linux 6.13); not every libc release has it.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
+/// Distinct stack sizes one pool serves (a stack keeps its class index in a `u16`).
+const MAX_CLASSES: usize = 4096;
 /// Slots in the first chunk of the default size class.
 const FIRST_CHUNK_SLOTS: usize = 64;
 /// Upper bound of slots per chunk.
@@ -257,6 +259,16 @@ impl StackError {
         }
     }
 
+    fn too_many_sizes() -> StackError {
+        StackError {
+            kind: ErrorKind::TooLarge,
+            errno: None,
+            message: format!(
+                "cannot allocate a greenlet stack: more than {MAX_CLASSES} distinct stack sizes"
+            ),
+        }
+    }
+
     fn too_large(size: usize) -> StackError {
         StackError {
             kind: ErrorKind::TooLarge,
@@ -332,7 +344,9 @@ pub(crate) struct GreenStack {
     base: usize,
     /// See [`color`](Self::color); computed once, since corosensei reads the stack's
     /// base on every resume.
-    color: u32,
+    color: u16,
+    /// The index of its size class in its pool (so `put` need not search for it).
+    class: u16,
     chunk: u32,
     pool: u64,
 }
@@ -356,10 +370,10 @@ impl GreenStack {
     }
 
     /// The color of the slot whose guard page starts at `guard_lo`.
-    fn color_of(guard_lo: usize) -> u32 {
+    fn color_of(guard_lo: usize) -> u16 {
         // The page size is a power of two (checked by `page_size`): a shift, not a division.
         let page_index = guard_lo >> page_size().trailing_zeros();
-        ((page_index % 4) * 512) as u32
+        ((page_index % 4) * 512) as u16
     }
 
     /// Usable bytes (excluding the guard page).
@@ -464,6 +478,8 @@ pub(crate) struct StackPool {
     chunks: Vec<Chunk>,
     /// Size classes; few in practice, so a linear search.
     classes: Vec<SizeClass>,
+    /// The class of the last `get` (nearly every greenlet has the default size).
+    last_class: usize,
     in_use: usize,
     pooled: usize,
     released: usize,
@@ -494,6 +510,7 @@ impl StackPool {
             guard,
             chunks: Vec::new(),
             classes: Vec::new(),
+            last_class: 0,
             in_use: 0,
             pooled: 0,
             released: 0,
@@ -509,7 +526,14 @@ impl StackPool {
     /// corosensei's minimum), reusing a pooled stack of that size when there is one.
     pub(crate) fn get(&mut self, size: usize) -> Result<GreenStack, StackError> {
         let usable = round_size(size)?;
-        let idx = self.class_index(usable);
+        let idx = match self.classes.get(self.last_class) {
+            Some(c) if c.usable == usable => self.last_class,
+            _ => {
+                let idx = self.class_index(usable)?;
+                self.last_class = idx;
+                idx
+            }
+        };
         let class = &mut self.classes[idx];
         let slot = if let Some(slot) = class.warm.pop() {
             self.warm_bytes -= usable;
@@ -526,6 +550,7 @@ impl StackPool {
         self.in_use += 1;
         Ok(GreenStack {
             color: GreenStack::color_of(slot.guard_lo),
+            class: idx as u16,
             guard_lo: slot.guard_lo,
             base: slot.guard_lo + page_size() + usable,
             chunk: slot.chunk,
@@ -549,7 +574,7 @@ impl StackPool {
         self.chunks[stack.chunk as usize].in_use -= 1;
         self.in_use -= 1;
         self.pooled += 1;
-        let idx = self.class_index(usable);
+        let idx = stack.class as usize;
         let warm_count = self.pooled - self.released - 1;
         if warm_count < self.warm_limit && self.warm_bytes + usable <= self.warm_bytes_limit {
             self.warm_bytes += usable;
@@ -586,12 +611,14 @@ impl StackPool {
         }
     }
 
-    fn class_index(&mut self, usable: usize) -> usize {
+    fn class_index(&mut self, usable: usize) -> Result<usize, StackError> {
         match self.classes.iter().position(|c| c.usable == usable) {
-            Some(i) => i,
+            Some(i) => Ok(i),
+            // The index is kept in a `u16` in each stack.
+            None if self.classes.len() >= MAX_CLASSES => Err(StackError::too_many_sizes()),
             None => {
                 self.classes.push(SizeClass::new(usable));
-                self.classes.len() - 1
+                Ok(self.classes.len() - 1)
             }
         }
     }

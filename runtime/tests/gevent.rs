@@ -75,6 +75,44 @@ fn join_returns_the_value_and_value_reads_it_after_completion() {
 }
 
 #[test]
+fn results_of_every_kind_come_back_typed() {
+    // Kept in the greenlet's record as a `Value`: inline, boxed, unit, and `Value` itself
+    // (which `Value::new` does not wrap again).
+    assert_eq!(green::spawn(|| 7u64).join().unwrap(), 7);
+    assert_eq!(green::spawn(|| ()).join().unwrap(), ());
+    assert_eq!(green::spawn(|| vec![1u8; 1000]).join().unwrap().len(), 1000);
+    let h = green::spawn(|| Value::new(5i32));
+    assert_eq!(h.join().unwrap().get::<i32>(), Ok(5));
+    let h = green::spawn(|| Rc::new(5i32)); // not `Send`, not inline
+    h.wait().unwrap();
+    assert_eq!(h.value().as_deref(), Some(&5));
+    let h = green::spawn(Value::none);
+    assert!(h.join().unwrap().is_none());
+    // A function that returns `GreenletExit` as a value was not killed.
+    let h = green::spawn(|| green::GreenletExit);
+    assert!(h.join().is_ok());
+    // Links see the typed value, a panic, a kill.
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
+    let ok = green::spawn(|| Value::new("v"));
+    ok.link(move |r| s1.borrow_mut().push(format!("{}", r.unwrap())));
+    let bad = green::spawn(|| -> u8 { panic!("p") });
+    bad.link(move |r| {
+        s2.borrow_mut()
+            .push(format!("{:?}", r.unwrap_err().panic_message()))
+    });
+    let killed = green::spawn(|| green::sleep(Duration::from_secs(30)));
+    killed.link(move |r| {
+        s3.borrow_mut()
+            .push(format!("{}", r.unwrap_err().is_killed()))
+    });
+    green::yield_now();
+    killed.kill();
+    let _ = (ok.join(), bad.join(), killed.join());
+    assert_eq!(*seen.borrow(), ["v", "Some(\"p\")", "true"]);
+}
+
+#[test]
 fn join_timeout_times_out_then_succeeds() {
     let h = green::spawn(|| {
         green::sleep(Duration::from_millis(40));

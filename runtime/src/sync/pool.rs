@@ -106,10 +106,9 @@ impl Group {
         self.0.members.borrow_mut().push(h.greenlet().clone());
         self.0.empty.clear();
         let weak: Weak<Inner> = Rc::downgrade(&self.0);
-        let g = h.greenlet().clone();
-        h.greenlet().on_exit(Box::new(move || {
+        h.greenlet().on_exit(Box::new(move |g: &Greenlet| {
             let Some(inner) = weak.upgrade() else { return };
-            inner.members.borrow_mut().retain(|m| !m.ptr_eq(&g));
+            inner.members.borrow_mut().retain(|m| !m.ptr_eq(g));
             if let Some(sem) = &inner.slots {
                 sem.release();
             }
@@ -472,7 +471,7 @@ where
             // before it started never ran its closure).
             let results = self.results.clone();
             let delivered = Cell::new(false);
-            h.greenlet().on_exit(Box::new(move || {
+            h.greenlet().on_exit(Box::new(move |_| {
                 if !delivered.replace(true) {
                     let r = slot
                         .borrow_mut()

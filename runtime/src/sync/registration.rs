@@ -217,7 +217,7 @@ pub(crate) fn on_exit(g: &Greenlet, f: Box<dyn FnOnce()>) -> Registration {
     let gid = g.id();
     let Ok(known) = EXIT_LISTS.try_with(|m| m.borrow().get(&gid).cloned()) else {
         // The thread is ending (its table is gone): a plain exit callback.
-        g.on_exit(f);
+        g.on_exit(Box::new(move |_| f()));
         return Registration::empty();
     };
     let list = match known {
@@ -226,7 +226,7 @@ pub(crate) fn on_exit(g: &Greenlet, f: Box<dyn FnOnce()>) -> Registration {
             let list = Rc::new(CallbackList::default());
             let _ = EXIT_LISTS.try_with(|m| m.borrow_mut().insert(gid, list.clone()));
             let dispatch = ExitDispatch { gid };
-            g.on_exit(Box::new(move || dispatch.fire()));
+            g.on_exit(Box::new(move |_| dispatch.fire()));
             list
         }
     };

@@ -79,7 +79,7 @@ pub trait Waitable {
     fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration;
 }
 
-impl<T> Waitable for JoinHandle<T> {
+impl<T: 'static> Waitable for JoinHandle<T> {
     fn is_ready(&self) -> bool {
         self.is_finished()
     }
