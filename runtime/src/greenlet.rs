@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
@@ -89,6 +90,53 @@ pub(crate) struct Inner {
 pub(crate) type ExitCallback = Box<dyn FnOnce(&Greenlet)>;
 
 impl Inner {
+    /// A record owning nothing: no coroutine, parent, name, callbacks or values.
+    fn blank(kind: Kind) -> Inner {
+        Inner {
+            id: 0,
+            kind,
+            state: Cell::new(State::Dead),
+            co: UnsafeCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            parent: RefCell::new(None),
+            pending: Cell::new(word::IN_NONE),
+            pending_rich: Cell::new(None),
+            queued: Cell::new(false),
+            park_seq: Cell::new(0),
+            name: None,
+            on_exit: RefCell::new(Vec::new()),
+            joiner: RefCell::new(None),
+            info: RunningInfo::new(0, 0, 0, 0),
+            deferred: RefCell::new(None),
+            has_deferred: Cell::new(false),
+            locals: RefCell::default(),
+            outcome: Default::default(),
+        }
+    }
+
+    /// Drops everything a dead greenlet's record still owns (its result, parent, name,
+    /// ...), leaving it as [`blank`](Self::blank) made it, for reuse. `false` if it
+    /// cannot be reused: it is not a greenlet's or still has a coroutine.
+    pub(crate) fn empty(&mut self) -> bool {
+        if self.kind != Kind::Coro || self.co.get_mut().is_some() {
+            return false;
+        }
+        self.queued.set(false);
+        self.pending.set(word::IN_NONE);
+        self.has_deferred.set(false);
+        self.info = RunningInfo::new(0, 0, 0, 0);
+        // Each of these may run user code (the destructor of a result or a local).
+        drop(self.pending_rich.take());
+        drop(self.outcome.take());
+        drop(self.parent.get_mut().take());
+        self.name = None;
+        self.on_exit.get_mut().clear();
+        drop(self.joiner.get_mut().take());
+        drop(self.deferred.get_mut().take());
+        self.locals.get_mut().clear();
+        true
+    }
+
     /// Sets what the hub resumes the greenlet with; returns whether it was queued already.
     #[inline]
     pub(crate) fn set_pending(&self, input: Input) -> bool {
@@ -211,35 +259,54 @@ impl Inner {
 ///     ["egon eat food 1", "alex play 1", "egon eat food 2", "alex play 2"]
 /// );
 /// ```
-#[derive(Clone)]
-pub struct Greenlet(pub(crate) Rc<Inner>);
+pub struct Greenlet(pub(crate) ManuallyDrop<Rc<Inner>>);
+
+impl Clone for Greenlet {
+    #[inline]
+    fn clone(&self) -> Greenlet {
+        Greenlet::from_rc(Rc::clone(&self.0))
+    }
+}
+
+impl Drop for Greenlet {
+    #[inline]
+    fn drop(&mut self) {
+        if Rc::strong_count(&self.0) == 1 && self.0.state.get() == State::Dead {
+            // The last handle to a dead greenlet: its record is kept for reuse.
+            // SAFETY: `self.0` is not used again (this is `drop`).
+            crate::records::recycle(unsafe { ManuallyDrop::take(&mut self.0) });
+        } else {
+            // SAFETY: `self.0` is dropped once, here, and not used again.
+            unsafe { ManuallyDrop::drop(&mut self.0) }
+        }
+    }
+}
 
 impl Greenlet {
+    #[inline(always)]
+    pub(crate) fn from_rc(rc: Rc<Inner>) -> Greenlet {
+        Greenlet(ManuallyDrop::new(rc))
+    }
+
+    /// The handle as its `Rc`, without dropping it (`word::set_target`).
+    #[inline(always)]
+    pub(crate) fn into_rc(self) -> Rc<Inner> {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so its `Rc` is moved out exactly once.
+        unsafe { ManuallyDrop::take(&mut me.0) }
+    }
+
     pub(crate) fn root(kind: Kind, parent: Option<Greenlet>) -> Greenlet {
-        Greenlet(Rc::new(Inner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            kind,
-            state: Cell::new(if kind == Kind::Main {
-                State::Running
-            } else {
-                State::Suspended
-            }),
-            co: UnsafeCell::new(None),
-            yielder: Cell::new(ptr::null()),
-            parent: RefCell::new(parent),
-            pending: Cell::new(word::IN_NONE),
-            pending_rich: Cell::new(None),
-            queued: Cell::new(false),
-            park_seq: Cell::new(0),
-            name: Some(if kind == Kind::Main { "main" } else { "hub" }.into()),
-            on_exit: RefCell::new(Vec::new()),
-            joiner: RefCell::new(None),
-            info: RunningInfo::new(0, 0, 0, 0),
-            deferred: RefCell::new(None),
-            has_deferred: Cell::new(false),
-            locals: RefCell::default(),
-            outcome: Default::default(),
-        }))
+        let mut inner = Inner::blank(kind);
+        inner.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        inner.state.set(if kind == Kind::Main {
+            State::Running
+        } else {
+            State::Suspended
+        });
+        *inner.parent.get_mut() = parent;
+        inner.name = Some(if kind == Kind::Main { "main" } else { "hub" }.into());
+        Greenlet::from_rc(Rc::new(inner))
     }
 
     /// Creates a greenlet that will run `f` when first switched into; `f` receives the
@@ -327,26 +394,19 @@ impl Greenlet {
         let mut info = RunningInfo::new(guard_lo, guard_hi, id, size);
         info.name_ptr = name_ptr;
         info.name_len = name_len;
-        Ok(Greenlet(Rc::new(Inner {
-            id,
-            kind: Kind::Coro,
-            state: Cell::new(State::Fresh),
-            co: UnsafeCell::new(Some(co)),
-            yielder: Cell::new(ptr::null()),
-            parent: RefCell::new(Some(parent)),
-            pending: Cell::new(word::IN_NONE),
-            pending_rich: Cell::new(None),
-            queued: Cell::new(false),
-            park_seq: Cell::new(0),
-            name,
-            on_exit: RefCell::new(Vec::new()),
-            joiner: RefCell::new(None),
-            info,
-            deferred: RefCell::new(None),
-            has_deferred: Cell::new(false),
-            locals: RefCell::default(),
-            outcome: Default::default(),
-        })))
+        // A dead greenlet's record if one is kept (see `records`), else a new one.
+        let mut rc = with_hub(|h| h.records.take()).unwrap_or_else(|| Rc::new(Inner::blank(Kind::Coro)));
+        let Some(inner) = Rc::get_mut(&mut rc) else {
+            unreachable!("green: a kept greenlet record has other handles");
+        };
+        inner.id = id;
+        inner.state.set(State::Fresh);
+        *inner.co.get_mut() = Some(co);
+        inner.yielder.set(ptr::null());
+        *inner.parent.get_mut() = Some(parent);
+        inner.name = name;
+        inner.info = info;
+        Ok(Greenlet::from_rc(rc))
     }
 
     /// Switches to this greenlet, passing `arg`; returns the value passed by whichever
@@ -702,31 +762,30 @@ impl Drop for Inner {
             // Suspended mid-function: unwind it so that its destructors run. The
             // coroutine needs a live handle for that, so it is moved into a new one
             // (greenlet "resurrects" a collected greenlet the same way).
-            let g = Greenlet(Rc::new(Inner {
-                id: self.id,
-                kind: self.kind,
-                state: Cell::new(State::Suspended),
-                co: UnsafeCell::new(Some(co)),
-                yielder: Cell::new(self.yielder.get()),
-                parent: RefCell::new(self.parent.get_mut().take()),
-                pending: Cell::new(word::IN_NONE),
-                pending_rich: Cell::new(None),
-                queued: Cell::new(false),
-                park_seq: Cell::new(self.park_seq.get()),
-                name: self.name.take(),
-                on_exit: RefCell::new(std::mem::take(self.on_exit.get_mut())),
-                joiner: RefCell::new(self.joiner.get_mut().take()),
-                info: RunningInfo::new(
-                    self.info.guard_lo,
-                    self.info.guard_hi,
-                    self.id,
-                    self.info.stack_size,
-                ),
-                deferred: RefCell::new(self.deferred.get_mut().take()),
-                has_deferred: Cell::new(self.has_deferred.get()),
-                locals: RefCell::new(std::mem::take(self.locals.get_mut())),
-                outcome: crate::spawn::Outcome::with_flags(self.outcome.flags()),
-            }));
+            let mut inner = Inner::blank(self.kind);
+            inner.id = self.id;
+            inner.state.set(State::Suspended);
+            *inner.co.get_mut() = Some(co);
+            inner.yielder.set(self.yielder.get());
+            *inner.parent.get_mut() = self.parent.get_mut().take();
+            inner.park_seq.set(self.park_seq.get());
+            inner.name = self.name.take();
+            *inner.on_exit.get_mut() = std::mem::take(self.on_exit.get_mut());
+            *inner.joiner.get_mut() = self.joiner.get_mut().take();
+            // The name moved with its heap buffer: the overflow record stays right.
+            inner.info = RunningInfo::new(
+                self.info.guard_lo,
+                self.info.guard_hi,
+                self.id,
+                self.info.stack_size,
+            );
+            inner.info.name_ptr = self.info.name_ptr;
+            inner.info.name_len = self.info.name_len;
+            *inner.deferred.get_mut() = self.deferred.get_mut().take();
+            inner.has_deferred.set(self.has_deferred.get());
+            *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
+            inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());
+            let g = Greenlet::from_rc(Rc::new(inner));
             driver::kill_orphan(g);
             return;
         }

@@ -53,6 +53,8 @@ pub(crate) struct Hub {
     /// Created on first use: a thread that only switches never makes an epoll fd.
     pub(crate) reactor: RefCell<Option<Reactor>>,
     pub(crate) stacks: RefCell<StackPool>,
+    /// Records of dead greenlets kept for reuse.
+    pub(crate) records: crate::records::Records,
     /// Default stack size for new greenlets.
     pub(crate) stack_size: Cell<usize>,
     /// Scheduling ticks left before the next poll of timers and IO while greenlets are
@@ -77,7 +79,7 @@ impl Hub {
         let main = Greenlet::root(Kind::Main, None);
         let hub = Greenlet::root(Kind::Hub, Some(main.clone()));
         CONTEXT.with(|c| c.set(CTX_MAIN));
-        CURRENT.with(|c| c.set(Rc::as_ptr(&main.0)));
+        CURRENT.with(|c| c.set(Rc::as_ptr(&*main.0)));
         crate::overflow::install();
         crate::overflow::ensure_altstack();
         Hub {
@@ -87,6 +89,7 @@ impl Hub {
             timers: RefCell::new(Timers::new()),
             reactor: RefCell::new(None),
             stacks: RefCell::new(StackPool::new()),
+            records: Default::default(),
             stack_size: Cell::new(DEFAULT_STACK_SIZE),
             ticks: Cell::new(crate::driver::MAINTENANCE_INTERVAL - 1),
             blocking_pending: Cell::new(0),
@@ -113,13 +116,13 @@ impl Hub {
         // adding a strong count and making a second `Rc` from it is sound.
         unsafe {
             Rc::increment_strong_count(p);
-            Greenlet(Rc::from_raw(p))
+            Greenlet::from_rc(Rc::from_raw(p))
         }
     }
 
     #[inline]
     pub(crate) fn set_current(&self, g: &Greenlet) {
-        CURRENT.with(|c| c.set(Rc::as_ptr(&g.0)));
+        CURRENT.with(|c| c.set(Rc::as_ptr(&*g.0)));
     }
 
     /// Queues `g` to run; its `pending` input must already be set.
@@ -217,7 +220,7 @@ pub(crate) fn running_info() -> *const crate::overflow::RunningInfo {
 /// Whether `g` is the running greenlet.
 #[inline(always)]
 pub(crate) fn is_current(g: &Greenlet) -> bool {
-    ptr::eq(CURRENT.with(|c| c.get()), Rc::as_ptr(&g.0))
+    ptr::eq(CURRENT.with(|c| c.get()), Rc::as_ptr(&*g.0))
 }
 
 /// Like [`with_hub`] but `None` once the hub is gone (thread exit).

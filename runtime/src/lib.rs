@@ -13,6 +13,7 @@ pub(crate) mod overflow;
 pub mod park;
 pub mod reactor;
 mod ready;
+mod records;
 mod spawn;
 pub mod stack;
 pub mod sync;

@@ -66,6 +66,12 @@ impl Outcome {
         }
     }
 
+    /// Empties it for a reused record; returns the result it held, to be dropped.
+    pub(crate) fn take(&mut self) -> Option<Result<Value, JoinError>> {
+        self.flags.set(0);
+        self.result.get_mut().take()
+    }
+
     /// Keeps what the function of a spawned greenlet came to (called by the driver when
     /// it dies, before its exit callbacks run). A panic nobody can ever join is logged.
     pub(crate) fn store(&self, out: crate::driver::Output) {

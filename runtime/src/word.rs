@@ -184,7 +184,7 @@ pub(crate) fn request_input(w: Word) -> Word {
 /// Stores the target of a `REQ_SWITCH` request word about to be sent.
 #[inline(always)]
 pub(crate) fn set_target(t: Greenlet) {
-    TARGET.with(|c| c.set(Rc::into_raw(t.0)));
+    TARGET.with(|c| c.set(Rc::into_raw(t.into_rc())));
 }
 
 /// The target of the `REQ_SWITCH` request word just received.
@@ -195,7 +195,7 @@ pub(crate) fn take_target() -> Greenlet {
     // SAFETY: `set_target` stored `Rc::into_raw` of a live handle right before the
     // switch that brought the request word, and only the driver, once per such word,
     // takes it: this turns that strong count back into the handle.
-    Greenlet(unsafe { Rc::from_raw(p) })
+    Greenlet::from_rc(unsafe { Rc::from_raw(p) })
 }
 
 /// Stores a returning greenlet's output for the driver (the coroutine returns a word).
