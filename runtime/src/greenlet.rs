@@ -395,7 +395,8 @@ impl Greenlet {
         info.name_ptr = name_ptr;
         info.name_len = name_len;
         // A dead greenlet's record if one is kept (see `records`), else a new one.
-        let mut rc = with_hub(|h| h.records.take()).unwrap_or_else(|| Rc::new(Inner::blank(Kind::Coro)));
+        let mut rc =
+            with_hub(|h| h.records.take()).unwrap_or_else(|| Rc::new(Inner::blank(Kind::Coro)));
         let Some(inner) = Rc::get_mut(&mut rc) else {
             unreachable!("green: a kept greenlet record has other handles");
         };
