@@ -436,8 +436,11 @@ fn leave(h: &Hub) {
 #[cold]
 #[inline(never)]
 fn resume_unusual(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
-    if g.0.state.get() == State::Dead {
-        return (g.live_parent(), input);
+    match g.0.state.get() {
+        State::Dead => return (g.live_parent(), input),
+        // Starting, and not with a throw: as a suspended greenlet is resumed.
+        State::Fresh if !g.0.has_pending() && !word::is_rich(input) => return run(h, g, input),
+        _ => {}
     }
     let mut input = word::unpack_input(input);
     if g.0.has_pending() {
@@ -525,14 +528,14 @@ fn run_exit_callbacks(g: &Greenlet) {
     if let Some(u) = joiner {
         u.unpark();
     }
-    let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());
-    if !cbs.is_empty() {
+    if !g.0.on_exit.borrow().is_empty() {
+        let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());
         for cb in cbs {
             run_hub_callback(|| cb(g));
         }
     }
-    let locals = std::mem::take(&mut *g.0.locals.borrow_mut());
-    if !locals.is_empty() {
+    if !g.0.locals.borrow().is_empty() {
+        let locals = std::mem::take(&mut *g.0.locals.borrow_mut());
         run_hub_callback(move || drop(locals));
     }
 }

@@ -62,3 +62,89 @@ pub(crate) fn recycle(mut rc: Rc<Inner>) {
     // (If the hub is gone, the closure and `rc` with it are dropped unused.)
     let _ = hub::try_with_hub(move |h| h.records.keep(rc));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use crate::hub::with_hub;
+    use crate::spawn::{spawn, Builder};
+
+    fn kept() -> usize {
+        with_hub(|h| h.records.len())
+    }
+
+    /// Sets its flag when dropped.
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+
+    #[test]
+    fn a_joined_greenlets_record_is_reused_by_the_next_spawn() {
+        let before = kept();
+        let h = Builder::new().name("first").spawn(|| 1).unwrap();
+        let first_id = h.greenlet().id();
+        assert_eq!(h.join().unwrap(), 1);
+        assert_eq!(kept(), before + 1, "the record is kept");
+        let h = spawn(|| crate::greenlet::getcurrent());
+        assert_eq!(kept(), before, "and taken by the next spawn");
+        let g = h.join().unwrap();
+        // A new greenlet in the old record: new id, no name of the old one.
+        assert_ne!(g.id(), first_id);
+        assert_eq!(g.name(), None);
+        assert!(g.dead());
+        drop(g);
+        assert_eq!(kept(), before + 1);
+    }
+
+    #[test]
+    fn the_free_list_is_bounded() {
+        let hs: Vec<_> = (0..super::MAX_KEPT + 50)
+            .map(|i| spawn(move || i))
+            .collect();
+        let total: usize = crate::spawn::joinall(hs)
+            .into_iter()
+            .map(Result::unwrap)
+            .sum();
+        assert_eq!(total, (0..super::MAX_KEPT + 50).sum());
+        assert_eq!(kept(), super::MAX_KEPT);
+    }
+
+    #[test]
+    fn a_result_is_dropped_with_the_last_handle_not_kept_in_the_list() {
+        let dropped = Rc::new(Cell::new(false));
+        let d = dropped.clone();
+        let h = spawn(move || Flag(d));
+        h.wait().unwrap();
+        let g = h.greenlet().clone();
+        drop(h);
+        assert!(!dropped.get(), "another handle still reaches the greenlet");
+        drop(g);
+        assert!(dropped.get(), "emptied when its record was kept");
+        // A result that was taken is the caller's.
+        let dropped = Rc::new(Cell::new(false));
+        let d = dropped.clone();
+        let flag = spawn(move || Flag(d)).join().unwrap();
+        assert!(!dropped.get());
+        drop(flag);
+        assert!(dropped.get());
+    }
+
+    #[test]
+    fn locals_and_callbacks_do_not_leak_into_the_next_greenlet() {
+        crate::green_local!(static N: Cell<u32> = Cell::new(0));
+        spawn(|| N.with(|n| n.set(7))).join().unwrap();
+        assert_eq!(spawn(|| N.with(|n| n.get())).join().unwrap(), 0);
+        let runs = Rc::new(Cell::new(0));
+        let r = runs.clone();
+        let h = spawn(|| ());
+        h.link(move |_| r.set(r.get() + 1));
+        h.join().unwrap();
+        spawn(|| ()).join().unwrap();
+        assert_eq!(runs.get(), 1);
+    }
+}
