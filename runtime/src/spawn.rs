@@ -114,6 +114,9 @@ fn value_into<T: 'static>(v: Value) -> Option<T> {
 ///
 /// Dropping the handle detaches the greenlet: it keeps running. If it panics and nobody
 /// joins it, the panic is logged through `log` (as gevent prints a crashed greenlet).
+/// A value it returns that nobody takes is dropped when the last handle to the greenlet
+/// goes (this one, a [`Greenlet`] clone, or the hub's own once it has run), possibly
+/// in the hub: a `Drop` of the value must not block.
 ///
 /// Bound to its thread (not `Send`).
 ///
