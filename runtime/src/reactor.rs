@@ -641,6 +641,60 @@ pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::
     wait_slot(key, gen, interest, deadline)
 }
 
+/// The readiness bits of a raw fd registered by [`wait_fd`], if the reactor knows it
+/// (and is not busy: hooks may run while it is borrowed).
+fn fd_ready_cell(fd: RawFd) -> Option<Rc<Cell<u8>>> {
+    crate::hub::try_with_hub(|h| {
+        let r = h.reactor.try_borrow().ok()?;
+        let r = r.as_ref()?;
+        let &(key, gen) = r.fds.get(&fd)?;
+        match r.slots.get(key) {
+            Some(s) if s.gen == gen => Some(s.ready.clone()),
+            _ => None,
+        }
+    })
+    .flatten()
+}
+
+/// [`Registration::is_ready`] for a raw fd registered by [`wait_fd`]: `false` only when
+/// [`fd_clear_ready`] recorded that a syscall drained it for `interest` and no readiness
+/// edge came since, so the next syscall would say `WouldBlock`; `true` for an fd the
+/// reactor does not know. The monkey patch asks this before a read or write, and parks
+/// first when it is `false`.
+///
+/// ```
+/// use mio::Interest;
+/// use std::os::fd::AsRawFd;
+/// use std::time::Instant;
+/// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// s.set_nonblocking(true).unwrap();
+/// let fd = s.as_raw_fd();
+/// assert!(green::reactor::fd_is_ready(fd, Interest::READABLE)); // unknown: try the syscall
+/// let _ = green::reactor::wait_fd(fd, Interest::READABLE, Some(Instant::now())); // registers it
+/// green::reactor::fd_clear_ready(fd, Interest::READABLE);
+/// assert!(!green::reactor::fd_is_ready(fd, Interest::READABLE));
+/// s.send_to(b"x", s.local_addr().unwrap()).unwrap();
+/// let _ = green::reactor::wait_fd(fd, Interest::READABLE, None); // the edge comes
+/// assert!(green::reactor::fd_is_ready(fd, Interest::READABLE));
+/// green::reactor::forget_fd(fd);
+/// ```
+pub fn fd_is_ready(fd: RawFd, interest: Interest) -> bool {
+    fd_ready_cell(fd).is_none_or(|c| c.get() & ready_bits(interest) != 0)
+}
+
+/// [`Registration::clear_ready`] for a raw fd registered by [`wait_fd`]: a syscall on it
+/// in the direction of `interest` returned `WouldBlock`, or (TCP) did less than asked.
+/// Does nothing for an fd the reactor does not know. See [`fd_is_ready`].
+///
+/// ```
+/// green::reactor::fd_clear_ready(12345, mio::Interest::READABLE); // unknown: nothing happens
+/// ```
+pub fn fd_clear_ready(fd: RawFd, interest: Interest) {
+    if let Some(c) = fd_ready_cell(fd) {
+        c.set(c.get() & !clear_bits(interest));
+    }
+}
+
 /// Forgets a raw fd registered by [`wait_fd`], waking its waiters with an error of kind
 /// `ConnectionAborted`. Call it before closing the fd. Does nothing for an unknown fd.
 ///

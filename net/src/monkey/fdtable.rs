@@ -43,6 +43,9 @@ pub(crate) const STATE_MASK: u32 = 0b11;
 pub(crate) const USER_NONBLOCK: u32 = 1 << 2;
 /// A greenlet waited on it through the reactor: `forget_fd` before `close`.
 pub(crate) const REGISTERED: u32 = 1 << 3;
+/// A TCP stream socket: a read or write that does less than asked for means its buffer
+/// is drained (epoll(7)), so the next one waits for readiness first.
+pub(crate) const TCP: u32 = 1 << 4;
 
 /// What the hooks remember about one fd.
 pub(crate) struct Slot {
@@ -138,11 +141,12 @@ impl Slot {
         self.snd.store(0, Ordering::Relaxed);
         self.flags.swap(UNKNOWN, Ordering::AcqRel)
     }
-    /// A socket was just born on this fd while patched.
-    pub(crate) fn set_fresh(&self) {
+    /// A socket was just born on this fd while patched (`tcp`: a TCP stream socket).
+    pub(crate) fn set_fresh(&self, tcp: bool) {
         self.rcv.store(0, Ordering::Relaxed);
         self.snd.store(0, Ordering::Relaxed);
-        self.flags.store(FRESH, Ordering::Release);
+        self.flags
+            .store(if tcp { FRESH | TCP } else { FRESH }, Ordering::Release);
     }
     /// Copies `other` (a `dup` of the same open file description), minus `REGISTERED`.
     pub(crate) fn copy_from(&self, other: &Slot) {
@@ -158,18 +162,22 @@ impl Slot {
     }
     /// Moves FRESH to ADOPTING; false if someone else owns the transition or it is done.
     pub(crate) fn begin_adopt(&self) -> bool {
-        self.flags
-            .compare_exchange(FRESH, ADOPTING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        let f = self.bits();
+        f & !TCP == FRESH
+            && self
+                .flags
+                .compare_exchange(f, (f & TCP) | ADOPTING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
     /// Ends an adoption started by [`Slot::begin_adopt`].
     pub(crate) fn finish_adopt(&self, user_nonblock: bool, ok: bool) {
+        let tcp = self.bits() & TCP;
         let f = if !ok {
             UNKNOWN
         } else if user_nonblock {
-            ADOPTED | USER_NONBLOCK
+            ADOPTED | USER_NONBLOCK | tcp
         } else {
-            ADOPTED
+            ADOPTED | tcp
         };
         self.flags.store(f, Ordering::Release);
     }
@@ -215,7 +223,7 @@ mod tests {
         let s = get_or_create(fd).unwrap();
         assert!(std::ptr::eq(s, get(fd).unwrap()));
         assert_eq!(s.state(), UNKNOWN);
-        s.set_fresh();
+        s.set_fresh(false);
         assert!(s.begin_adopt());
         assert!(!s.begin_adopt());
         s.finish_adopt(false, true);
@@ -231,6 +239,18 @@ mod tests {
         assert_eq!(t.rcv_timeout(), Some(Duration::from_millis(5)));
         assert_eq!(s.clear(), ADOPTED | USER_NONBLOCK | REGISTERED);
         assert_eq!(s.bits(), UNKNOWN);
+        // The TCP mark survives adoption and is copied by `dup`.
+        let u = get_or_create(fd + 2).unwrap();
+        u.set_fresh(true);
+        assert_eq!(u.state(), FRESH);
+        assert!(u.begin_adopt());
+        assert_eq!(u.bits(), ADOPTING | TCP);
+        u.finish_adopt(false, true);
+        assert_eq!(u.bits(), ADOPTED | TCP);
+        t.copy_from(u);
+        assert_eq!(t.bits(), ADOPTED | TCP);
+        u.finish_adopt(false, false);
+        assert_eq!(u.bits(), UNKNOWN);
         assert!(get(-1).is_none());
         assert!(get_or_create((CHUNKS * CHUNK) as i32).is_none());
     }

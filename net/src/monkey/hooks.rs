@@ -220,8 +220,15 @@ fn timeout(slot: &Slot, dir: Dir) -> Option<Instant> {
 
 /// The common body of the read/write family: retry `op` until it stops saying EAGAIN,
 /// waiting for readiness in between; a user timeout ends with EAGAIN as the kernel does.
+/// `want` is the byte count asked for (0 when unknown, as for vectored calls).
 #[inline]
-fn io(fd: c_int, dir: Dir, dontwait: bool, mut op: impl FnMut() -> ssize_t) -> ssize_t {
+fn io(
+    fd: c_int,
+    dir: Dir,
+    dontwait: bool,
+    want: usize,
+    mut op: impl FnMut() -> ssize_t,
+) -> ssize_t {
     if dontwait {
         return op();
     }
@@ -230,26 +237,53 @@ fn io(fd: c_int, dir: Dir, dontwait: bool, mut op: impl FnMut() -> ssize_t) -> s
         Mode::Green(s) => (true, s),
         Mode::Emulate(s) => (false, s),
     };
-    io_slow(fd, dir, green, slot, &mut op)
+    io_slow(fd, dir, green, slot, want, &mut op)
 }
 
+/// [`io`] for an adopted socket. In a greenlet it keeps the reactor's readiness bit of
+/// the fd right (as `green::net` does): a call that says EAGAIN, or on a TCP socket does
+/// less than `want`, marks the fd drained, and the next call on a drained TCP socket
+/// parks until the next readiness edge *before* its syscall, which would only say EAGAIN:
+/// an echo costs two syscalls per message instead of three.
 #[cold]
 fn io_slow(
     fd: c_int,
     dir: Dir,
     green: bool,
     slot: &Slot,
+    want: usize,
     op: &mut dyn FnMut() -> ssize_t,
 ) -> ssize_t {
+    let tcp = green && slot.bits() & fdtable::TCP != 0;
     let mut deadline = None;
     loop {
+        if tcp && !rt::fd_ready(fd, dir.interest()) {
+            let dl = *deadline.get_or_insert_with(|| timeout(slot, dir));
+            match wait(fd, slot, green, dir, dl) {
+                Wait::Ready => {}
+                Wait::TimedOut => {
+                    set_errno(libc::EAGAIN);
+                    return -1;
+                }
+                Wait::Failed(e) => {
+                    set_errno(e);
+                    return -1;
+                }
+            }
+        }
         let r = op();
         if r >= 0 {
+            if tcp && r > 0 && (r as usize) < want {
+                rt::fd_drained(fd, dir.interest());
+            }
             return r;
         }
         let e = errno();
         if e != libc::EAGAIN && e != libc::EWOULDBLOCK {
             return r;
+        }
+        if green {
+            rt::fd_drained(fd, dir.interest());
         }
         let dl = *deadline.get_or_insert_with(|| timeout(slot, dir));
         match wait(fd, slot, green, dir, dl) {
@@ -266,18 +300,23 @@ fn io_slow(
     }
 }
 
-/// A socket was born on `fd` (socket, accept, socketpair).
-fn born(fd: c_int) {
+/// A socket was born on `fd` (socket, accept, socketpair); `tcp`: a TCP stream socket.
+fn born(fd: c_int, tcp: bool) {
     let s = state();
     if s & NET != 0 {
         if let Some(slot) = fdtable::get_or_create(fd) {
-            slot.set_fresh();
+            slot.set_fresh(tcp);
         }
     } else if s & TRACKING != 0 {
         if let Some(slot) = fdtable::get(fd) {
             slot.clear();
         }
     }
+}
+
+/// Whether `fd` is a TCP socket born while patched (a listener's accepted sockets are).
+fn is_tcp(fd: c_int) -> bool {
+    fdtable::get(fd).is_some_and(|s| s.bits() & fdtable::TCP != 0)
 }
 
 /// `new` is a duplicate of `old` (same open file description).
@@ -433,7 +472,9 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
     let fd = unsafe { real::socket(domain, ty, proto) };
     if fd >= 0 && state() & TRACKING != 0 {
         if tracked_domain(domain) {
-            born(fd);
+            let tcp = (domain == libc::AF_INET || domain == libc::AF_INET6)
+                && ty & 0xf == libc::SOCK_STREAM;
+            born(fd, tcp);
         } else if let Some(slot) = fdtable::get(fd) {
             slot.clear();
         }
@@ -457,8 +498,8 @@ pub unsafe extern "C" fn socketpair(
     if r == 0 && state() & TRACKING != 0 && tracked_domain(domain) {
         // SAFETY: on success glibc wrote two fds to `sv`.
         let (a, b) = unsafe { (*sv, *sv.add(1)) };
-        born(a);
-        born(b);
+        born(a, false);
+        born(b, false);
     }
     r
 }
@@ -599,10 +640,11 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
         fd,
         Dir::Read,
         false,
+        0,
         || unsafe { real::accept(fd, addr, len) } as ssize_t,
     ) as c_int;
     if r >= 0 {
-        born(r);
+        born(r, is_tcp(fd));
     }
     r
 }
@@ -623,10 +665,11 @@ pub unsafe extern "C" fn accept4(
         fd,
         Dir::Read,
         false,
+        0,
         || unsafe { real::accept4(fd, addr, len, flags) } as ssize_t,
     ) as c_int;
     if r >= 0 {
-        born(r);
+        born(r, is_tcp(fd));
     }
     r
 }
@@ -641,7 +684,9 @@ pub unsafe extern "C" fn accept4(
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, false, || unsafe { real::read(fd, buf, n) })
+    io(fd, Dir::Read, false, n, || unsafe {
+        real::read(fd, buf, n)
+    })
 }
 
 /// Hook for `readv(2)`.
@@ -651,7 +696,9 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, false, || unsafe { real::readv(fd, iov, n) })
+    io(fd, Dir::Read, false, 0, || unsafe {
+        real::readv(fd, iov, n)
+    })
 }
 
 /// Hook for `recv(2)` (what `TcpStream::read` calls).
@@ -662,7 +709,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, || unsafe {
+    io(fd, Dir::Read, dw, n, || unsafe {
         real::recv(fd, buf, n, flags)
     })
 }
@@ -682,7 +729,7 @@ pub unsafe extern "C" fn recvfrom(
 ) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, || unsafe {
+    io(fd, Dir::Read, dw, n, || unsafe {
         real::recvfrom(fd, buf, n, flags, addr, len)
     })
 }
@@ -695,7 +742,7 @@ pub unsafe extern "C" fn recvfrom(
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, || unsafe {
+    io(fd, Dir::Read, dw, 0, || unsafe {
         real::recvmsg(fd, msg, flags)
     })
 }
@@ -707,7 +754,9 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, false, || unsafe { real::write(fd, buf, n) })
+    io(fd, Dir::Write, false, n, || unsafe {
+        real::write(fd, buf, n)
+    })
 }
 
 /// Hook for `writev(2)`.
@@ -717,7 +766,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, false, || unsafe {
+    io(fd, Dir::Write, false, 0, || unsafe {
         real::writev(fd, iov, n)
     })
 }
@@ -730,7 +779,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, || unsafe {
+    io(fd, Dir::Write, dw, n, || unsafe {
         real::send(fd, buf, n, flags)
     })
 }
@@ -750,7 +799,7 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, || unsafe {
+    io(fd, Dir::Write, dw, n, || unsafe {
         real::sendto(fd, buf, n, flags, addr, len)
     })
 }
@@ -763,7 +812,7 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, || unsafe {
+    io(fd, Dir::Write, dw, 0, || unsafe {
         real::sendmsg(fd, msg, flags)
     })
 }

@@ -191,6 +191,15 @@ mod rt {
     pub(super) fn forget_fd(fd: RawFd) {
         green_runtime::reactor::forget_fd(fd)
     }
+    /// Whether a syscall on `fd` for `interest` may succeed: `false` once a syscall
+    /// drained it ([`fd_drained`]) until the next readiness edge.
+    pub(super) fn fd_ready(fd: RawFd, i: mio::Interest) -> bool {
+        green_runtime::reactor::fd_is_ready(fd, i)
+    }
+    /// Records that a syscall drained `fd` for `interest` (see `fd_ready`).
+    pub(super) fn fd_drained(fd: RawFd, i: mio::Interest) {
+        green_runtime::reactor::fd_clear_ready(fd, i)
+    }
     /// Keeps a kill caught inside a hook for the greenlet's next switch point (or its
     /// outcome). Outside a greenlet context (never expected) the payload is dropped.
     pub(super) fn defer_unwind(p: Box<dyn std::any::Any + Send>) {
@@ -227,8 +236,13 @@ mod rt {
         // SAFETY: valid timespec, null remainder.
         unsafe { super::real::nanosleep(&ts, std::ptr::null_mut()) };
     }
+    thread_local! {
+        /// Waits by this thread (tests running in parallel share `WAITS`).
+        pub(super) static THREAD_WAITS: Cell<usize> = const { Cell::new(0) };
+    }
     pub(super) fn wait_fd(fd: RawFd, i: mio::Interest, d: Option<Instant>) -> io::Result<()> {
         WAITS.fetch_add(1, Ordering::Relaxed);
+        THREAD_WAITS.with(|w| w.set(w.get() + 1));
         let mut events = 0;
         if i.is_readable() {
             events |= libc::POLLIN;
@@ -247,12 +261,36 @@ mod rt {
         // SAFETY: one valid pollfd.
         match unsafe { super::real::poll(&mut p, 1, ms) } {
             0 => Err(io::ErrorKind::TimedOut.into()),
-            1.. => Ok(()),
+            1.. => {
+                // The "edge": ready again in the waited direction.
+                let read = i.is_readable();
+                DRAINED.with(|d| d.borrow_mut().retain(|&e| e != (fd, read)));
+                Ok(())
+            }
             _ => Err(io::Error::last_os_error()),
         }
     }
     pub(super) fn forget_fd(_fd: RawFd) {
         FORGETS.fetch_add(1, Ordering::Relaxed);
+    }
+    thread_local! {
+        /// The fds `fd_drained` was told about and no `wait_fd` has seen ready since
+        /// (the fake stand-in for the reactor's readiness bits).
+        pub(super) static DRAINED: std::cell::RefCell<Vec<(RawFd, bool)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    pub(super) fn fd_ready(fd: RawFd, i: mio::Interest) -> bool {
+        let read = i.is_readable();
+        DRAINED.with(|d| !d.borrow().contains(&(fd, read)))
+    }
+    pub(super) fn fd_drained(fd: RawFd, i: mio::Interest) {
+        let read = i.is_readable();
+        DRAINED.with(|d| {
+            let mut d = d.borrow_mut();
+            if !d.contains(&(fd, read)) {
+                d.push((fd, read));
+            }
+        });
     }
     pub(super) static DEFERRED: AtomicUsize = AtomicUsize::new(0);
     pub(super) fn defer_unwind(_p: Box<dyn std::any::Any + Send>) {

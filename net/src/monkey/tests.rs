@@ -185,3 +185,48 @@ fn an_unwind_caught_in_a_hook_is_deferred_to_the_runtime() {
     assert_eq!(super::rt::DEFERRED.load(Ordering::Relaxed), before + 1);
     assert_eq!(hooks::guarded(|| 7), Some(7));
 }
+
+fn drained(fd: i32) -> bool {
+    !rt::fd_ready(fd, mio::Interest::READABLE)
+}
+
+#[test]
+fn a_short_tcp_read_marks_the_socket_drained_and_the_next_read_waits_first() {
+    let (mut c, mut s) = pair();
+    let fd = c.as_raw_fd();
+    s.write_all(b"abcd").unwrap();
+    let mut buf = [0u8; 16];
+    // Fewer bytes than asked for: the receive queue is empty now.
+    assert_eq!(as_greenlet(|| c.read(&mut buf)).unwrap(), 4);
+    assert!(drained(fd));
+    // Data arrives; the next read waits for readiness before its syscall (the fake
+    // runtime's wait is a `poll`, which returns at once, and counts as the edge).
+    s.write_all(b"efgh").unwrap();
+    let waits = rt::THREAD_WAITS.with(|w| w.get());
+    assert_eq!(as_greenlet(|| c.read(&mut buf)).unwrap(), 4);
+    assert_eq!(&buf[..4], b"efgh");
+    let waited = rt::THREAD_WAITS.with(|w| w.get()) - waits;
+    assert_eq!(waited, 1, "waited before reading");
+    assert!(drained(fd), "short again");
+    // A read that fills the buffer says nothing about the queue: no wait next time.
+    s.write_all(&[7u8; 16]).unwrap();
+    rt::DRAINED.with(|d| d.borrow_mut().clear());
+    assert_eq!(as_greenlet(|| c.read(&mut buf)).unwrap(), 16);
+    assert!(!drained(fd));
+}
+
+#[test]
+fn outside_tcp_or_greenlets_short_reads_change_nothing() {
+    patch_all();
+    // A Unix stream: reads stop between messages, so a short read proves nothing.
+    let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    b.write_all(b"xy").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(as_greenlet(|| a.read(&mut buf)).unwrap(), 2);
+    assert!(!drained(a.as_raw_fd()));
+    // A TCP socket read on a plain thread (emulated blocking) does not use the reactor.
+    let (mut c, mut s) = pair();
+    s.write_all(b"z").unwrap();
+    assert_eq!(c.read(&mut buf).unwrap(), 1);
+    assert!(!drained(c.as_raw_fd()));
+}
