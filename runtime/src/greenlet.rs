@@ -655,6 +655,17 @@ impl Greenlet {
         }
     }
 
+    /// Empties the joiner slot if it holds the calling greenlet's unparker (its join
+    /// ended without this greenlet's death).
+    pub(crate) fn withdraw_joiner(&self) {
+        let mut slot = self.0.joiner.borrow_mut();
+        if slot.as_ref().is_some_and(|u| u.greenlet().is_current()) {
+            let stale = slot.take();
+            drop(slot);
+            drop(stale);
+        }
+    }
+
     /// The nearest live ancestor (the hub or main at worst).
     pub(crate) fn live_parent(&self) -> Greenlet {
         let mut p = self.parent();

@@ -306,6 +306,17 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
     if g.is_current() && !g.dead() {
         return Err(JoinError::JoinSelf);
     }
+    // A join that ends before `g` dies (timed out, or unwound by a kill) takes its stale
+    // unparker back out of `g`'s joiner slot: it holds a handle to the caller.
+    struct Withdraw<'a>(&'a Greenlet);
+    impl Drop for Withdraw<'_> {
+        fn drop(&mut self) {
+            if !self.0.dead() {
+                self.0.withdraw_joiner();
+            }
+        }
+    }
+    let _withdraw = Withdraw(g);
     while !g.dead() {
         g.set_joiner(unparker());
         match park(deadline)? {
@@ -643,9 +654,30 @@ mod tests {
                 Err(JoinError::TimedOut)
             ));
         }
-        // One (stale) joiner slot, no boxed exit callbacks.
+        // No stale joiner, no boxed exit callbacks.
         assert!(sleeper.g.0.on_exit.borrow().is_empty());
+        assert!(sleeper.g.0.joiner.borrow().is_none());
+        sleeper.kill();
+    }
+
+    #[test]
+    fn a_join_that_ends_early_leaves_no_handle_to_the_joiner_behind() {
+        let sleeper = spawn(|| crate::time::sleep(Duration::from_secs(60)));
+        let g = sleeper.greenlet().clone();
+        // Timed out.
+        let g1 = g.clone();
+        let a = spawn(move || wait_dead(&g1, Some(deadline_after(Duration::ZERO))).unwrap());
+        let a_g = a.greenlet().clone();
+        assert!(!a.join().unwrap());
+        assert!(sleeper.g.0.joiner.borrow().is_none());
+        assert_eq!(std::rc::Rc::strong_count(&a_g.0), 1, "only our handle");
+        // Unwound by a kill while joining.
+        let g2 = g.clone();
+        let b = spawn(move || wait_dead(&g2, None).unwrap());
+        crate::time::yield_now(); // b parks in the join
         assert!(sleeper.g.0.joiner.borrow().is_some());
+        b.kill();
+        assert!(sleeper.g.0.joiner.borrow().is_none());
         sleeper.kill();
     }
 
