@@ -304,14 +304,23 @@ impl Clone for Greenlet {
 impl Drop for Greenlet {
     #[inline]
     fn drop(&mut self) {
-        if Rc::strong_count(&self.0) == 1 && self.0.state.get() == State::Dead {
-            // The last handle to a dead greenlet: its record is kept for reuse.
-            // SAFETY: `self.0` is not used again (this is `drop`).
-            crate::records::recycle(unsafe { ManuallyDrop::take(&mut self.0) });
-        } else {
-            // SAFETY: `self.0` is dropped once, here, and not used again.
-            unsafe { ManuallyDrop::drop(&mut self.0) }
+        // SAFETY: `self.0` is not used again (this is `drop`); it is moved out or
+        // dropped exactly once below.
+        let rc = unsafe { ManuallyDrop::take(&mut self.0) };
+        if Rc::strong_count(&rc) == 1 {
+            last_handle(rc);
         }
+        // (Otherwise `rc` is dropped here: a decrement. This stays small enough to be
+        // inlined into every drop glue that holds a handle.)
+    }
+}
+
+/// Drops the last handle to a greenlet: a dead greenlet's record is kept for reuse.
+#[cold]
+#[inline(never)]
+fn last_handle(rc: Rc<Inner>) {
+    if rc.state.get() == State::Dead {
+        crate::records::recycle(rc);
     }
 }
 
