@@ -87,7 +87,12 @@ impl Outcome {
                 Err(JoinError::Panicked(p))
             }
         };
-        *self.result.borrow_mut() = Some(r);
+        // Empty until now (a record's outcome is emptied before reuse): nothing to drop
+        // in the common case, so no call to the drop glue.
+        let old = self.result.borrow_mut().replace(r);
+        if let Some(old) = old {
+            drop(old);
+        }
     }
 }
 

@@ -99,13 +99,20 @@ pub(crate) const WARM_LIMIT: usize = 1024;
 /// High-water mark: at most this many usable bytes of pooled stacks keep their pages.
 pub(crate) const WARM_BYTES_LIMIT: usize = 128 << 20;
 
+static PAGE: AtomicUsize = AtomicUsize::new(0);
+
 /// The system page size (cached).
+#[inline]
 pub(crate) fn page_size() -> usize {
-    static PAGE: AtomicUsize = AtomicUsize::new(0);
     let cached = PAGE.load(Ordering::Relaxed);
     if cached != 0 {
         return cached;
     }
+    page_size_slow()
+}
+
+#[cold]
+fn page_size_slow() -> usize {
     // SAFETY: sysconf only reads a configuration value.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     let page = if page > 0 && (page as usize).is_power_of_two() {
@@ -354,6 +361,7 @@ pub(crate) struct GreenStack {
 impl GreenStack {
     /// The guard page's address range `(lo, hi)`: an access in `lo..hi` is a stack
     /// overflow. `hi` is the lowest usable address of the stack.
+    #[inline]
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         (self.guard_lo, self.guard_lo + page_size())
     }
@@ -377,6 +385,7 @@ impl GreenStack {
     }
 
     /// Usable bytes (excluding the guard page).
+    #[inline]
     pub(crate) fn size(&self) -> usize {
         self.base - self.guard_lo - page_size()
     }
