@@ -256,8 +256,11 @@ fn io_slow(
 ) -> ssize_t {
     let tcp = green && slot.bits() & fdtable::TCP != 0;
     let mut deadline = None;
+    // Wait before the syscall: the fd is drained (the last call said EAGAIN, or did less
+    // than asked on a TCP socket, and no readiness edge came since).
+    let mut drained = tcp && !rt::fd_ready(fd, dir.interest());
     loop {
-        if tcp && !rt::fd_ready(fd, dir.interest()) {
+        if drained {
             let dl = *deadline.get_or_insert_with(|| timeout(slot, dir));
             match wait(fd, slot, green, dir, dl) {
                 Wait::Ready => {}
@@ -285,18 +288,7 @@ fn io_slow(
         if green {
             rt::fd_drained(fd, dir.interest());
         }
-        let dl = *deadline.get_or_insert_with(|| timeout(slot, dir));
-        match wait(fd, slot, green, dir, dl) {
-            Wait::Ready => {}
-            Wait::TimedOut => {
-                set_errno(libc::EAGAIN);
-                return -1;
-            }
-            Wait::Failed(e) => {
-                set_errno(e);
-                return -1;
-            }
-        }
+        drained = true;
     }
 }
 
