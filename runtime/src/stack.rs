@@ -533,7 +533,23 @@ impl StackPool {
 
     /// A stack with at least `size` usable bytes (rounded up to the page size and to
     /// corosensei's minimum), reusing a pooled stack of that size when there is one.
+    #[inline]
     pub(crate) fn get(&mut self, size: usize) -> Result<GreenStack, StackError> {
+        // Fast path: a warm stack of the last size class (nearly every spawn).
+        if let Some(class) = self.classes.get_mut(self.last_class) {
+            if class.usable == size {
+                if let Some(slot) = class.warm.pop() {
+                    self.warm_bytes -= size;
+                    self.pooled -= 1;
+                    return Ok(self.hand_out(slot, self.last_class, size));
+                }
+            }
+        }
+        self.get_slow(size)
+    }
+
+    #[inline(never)]
+    fn get_slow(&mut self, size: usize) -> Result<GreenStack, StackError> {
         let usable = round_size(size)?;
         let idx = match self.classes.get(self.last_class) {
             Some(c) if c.usable == usable => self.last_class,
@@ -555,21 +571,49 @@ impl StackPool {
         } else {
             self.carve(idx)?
         };
+        Ok(self.hand_out(slot, idx, usable))
+    }
+
+    /// Makes the stack of `slot` (of class `idx`, `usable` bytes) in use.
+    #[inline]
+    fn hand_out(&mut self, slot: FreeSlot, idx: usize, usable: usize) -> GreenStack {
         self.chunks[slot.chunk as usize].in_use += 1;
         self.in_use += 1;
-        Ok(GreenStack {
+        GreenStack {
             color: GreenStack::color_of(slot.guard_lo),
             class: idx as u16,
             guard_lo: slot.guard_lo,
             base: slot.guard_lo + page_size() + usable,
             chunk: slot.chunk,
             pool: self.id,
-        })
+        }
     }
 
     /// Returns `stack` to the pool for reuse. Beyond the high-water mark its pages are
     /// released first. A stack from another pool is leaked (and logged), never reused.
+    #[inline]
     pub(crate) fn put(&mut self, stack: GreenStack) {
+        let usable = stack.size();
+        // Fast path: below the high-water marks, the stack stays warm.
+        if stack.pool == self.id
+            && self.pooled - self.released < self.warm_limit
+            && self.warm_bytes + usable <= self.warm_bytes_limit
+        {
+            self.chunks[stack.chunk as usize].in_use -= 1;
+            self.in_use -= 1;
+            self.pooled += 1;
+            self.warm_bytes += usable;
+            self.classes[stack.class as usize].warm.push(FreeSlot {
+                guard_lo: stack.guard_lo,
+                chunk: stack.chunk,
+            });
+            return;
+        }
+        self.put_slow(stack);
+    }
+
+    #[inline(never)]
+    fn put_slow(&mut self, stack: GreenStack) {
         if stack.pool != self.id {
             log::error!("green: a stack was returned to the wrong pool; leaking it");
             debug_assert!(false, "stack returned to the wrong pool");
