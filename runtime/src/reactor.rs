@@ -91,37 +91,68 @@ impl IoState {
         }
     }
 
-    /// Lists a wait in direction `dir` (`READ_READY` or `WRITE_READY`).
+    /// The inline place of direction `dir` (`READ_READY` or `WRITE_READY`).
     #[inline]
-    fn push(&self, dir: u8, u: Unparker) {
-        let first = if dir == READ_READY {
+    fn first(&self, dir: u8) -> &Cell<Option<Unparker>> {
+        if dir == READ_READY {
             &self.reader
         } else {
             &self.writer
-        };
-        match first.replace(Some(u)) {
-            None => {}
-            // Taken: put it back and list the new one in `rest`.
-            Some(old) => {
-                if let Some(new) = first.replace(Some(old)) {
-                    let mut rest = self.rest.take().unwrap_or_default();
-                    rest.push((dir, new));
-                    self.rest.set(Some(rest));
-                }
-            }
         }
+    }
+
+    /// Whether extra waits are listed.
+    #[inline]
+    fn has_rest(&self) -> bool {
+        peek(&self.rest, |_| true)
+    }
+
+    /// Lists a wait in direction `dir` (`READ_READY` or `WRITE_READY`).
+    #[inline]
+    fn push(&self, dir: u8, u: Unparker) {
+        let first = self.first(dir);
+        if peek(first, |_| true) {
+            self.push_rest(dir, u);
+        } else {
+            first.set(Some(u));
+        }
+    }
+
+    #[cold]
+    fn push_rest(&self, dir: u8, u: Unparker) {
+        let mut rest = self.rest.take().unwrap_or_default();
+        rest.push((dir, u));
+        self.rest.set(Some(rest));
     }
 
     /// Moves the waits of the directions in `dirs` to `out` (readers first, each
     /// direction in the order they began); returns how many.
     #[inline]
     fn drain_into(&self, dirs: u8, out: &mut Vec<Unparker>) -> usize {
+        if self.has_rest() {
+            return self.drain_all_into(dirs, out);
+        }
         let mut n = 0;
-        for (dir, first) in [(READ_READY, &self.reader), (WRITE_READY, &self.writer)] {
+        if dirs & READ_READY != 0 && peek(&self.reader, |_| true) {
+            out.extend(self.reader.take());
+            n += 1;
+        }
+        if dirs & WRITE_READY != 0 && peek(&self.writer, |_| true) {
+            out.extend(self.writer.take());
+            n += 1;
+        }
+        n
+    }
+
+    /// [`drain_into`](IoState::drain_into) when extra waits are listed.
+    #[cold]
+    fn drain_all_into(&self, dirs: u8, out: &mut Vec<Unparker>) -> usize {
+        let mut n = 0;
+        for dir in [READ_READY, WRITE_READY] {
             if dirs & dir == 0 {
                 continue;
             }
-            if let Some(u) = first.take() {
+            if let Some(u) = self.first(dir).take() {
                 out.push(u);
                 n += 1;
             }
@@ -135,28 +166,48 @@ impl IoState {
         n
     }
 
-    /// Takes the wait `key` off both directions if it is still listed; returns how
-    /// many entries went (0 to 2). The entries are the caller's own (it is that wait's
-    /// greenlet), so dropping them drops no greenlet.
+    /// Takes the wait `key` (listed in the directions `dirs`) off if it is still
+    /// listed; returns how many entries went (0 to 2). The entries are the caller's own
+    /// (it is that wait's greenlet), so dropping them drops no greenlet.
     #[inline]
-    fn remove(&self, key: (*const (), u64)) -> usize {
+    fn remove(&self, dirs: u8, key: (*const (), u64)) -> usize {
         let mut n = 0;
-        for first in [&self.reader, &self.writer] {
-            match first.take() {
-                Some(u) if u.is(key) => n += 1,
-                other => first.set(other),
+        for dir in [READ_READY, WRITE_READY] {
+            let first = self.first(dir);
+            if dirs & dir != 0 && peek(first, |u| u.is(key)) {
+                drop(first.take());
+                n += 1;
             }
         }
-        if let Some(mut rest) = self.rest.take() {
-            let before = rest.len();
-            rest.retain(|(_, u)| !u.is(key));
-            n += before - rest.len();
-            if !rest.is_empty() {
-                self.rest.set(Some(rest));
-            }
+        if self.has_rest() {
+            n += self.remove_rest(key);
         }
         n
     }
+
+    #[cold]
+    fn remove_rest(&self, key: (*const (), u64)) -> usize {
+        let Some(mut rest) = self.rest.take() else {
+            return 0;
+        };
+        let before = rest.len();
+        rest.retain(|(_, u)| !u.is(key));
+        let n = before - rest.len();
+        if !rest.is_empty() {
+            self.rest.set(Some(rest));
+        }
+        n
+    }
+}
+
+/// Whether `c` holds a value satisfying `f`, without moving it out of the cell.
+#[inline(always)]
+fn peek<T>(c: &Cell<Option<T>>, f: impl FnOnce(&T) -> bool) -> bool {
+    // SAFETY: a `Cell` is `!Sync`, so only this thread can reach it, and the shared
+    // reference made here ends before `peek` returns. The callers' `f` only reads the
+    // value's own fields (it cannot reach the cell), so nothing writes to the cell
+    // while the reference lives.
+    unsafe { (*c.as_ptr()).as_ref().is_some_and(f) }
 }
 
 /// Moves the entries of direction `dir` from `rest` to `out`, keeping their order.
@@ -547,6 +598,8 @@ fn closed_error() -> io::Error {
 /// switch into the parked greenlet.
 struct WaitGuard<'a> {
     state: &'a IoState,
+    /// The directions listed (`READ_READY`, `WRITE_READY`).
+    dirs: u8,
     /// The park waited in (see `Unparker::key`).
     park: (*const (), u64),
 }
@@ -564,7 +617,7 @@ impl WaitGuard<'_> {
     /// Takes the wait off the lists if it is still listed.
     #[inline]
     fn remove(&self) {
-        let n = self.state.remove(self.park);
+        let n = self.state.remove(self.dirs, self.park);
         if n > 0 {
             uncount_waiters(n);
         }
@@ -590,25 +643,27 @@ fn wait_on(state: &IoState, interest: Interest, deadline: Option<Instant>) -> io
     }
     let u = unparker();
     let park_key = u.key();
-    let n = match (interest.is_readable(), interest.is_writable()) {
-        (true, true) => {
+    let dirs = ready_bits(interest) & (READ_READY | WRITE_READY);
+    let n = match dirs {
+        READ_READY => {
+            state.push(READ_READY, u);
+            1
+        }
+        WRITE_READY => {
+            state.push(WRITE_READY, u);
+            1
+        }
+        0 => 0,
+        _ => {
             state.push(READ_READY, u.clone());
             state.push(WRITE_READY, u);
             2
         }
-        (true, false) => {
-            state.push(READ_READY, u);
-            1
-        }
-        (false, true) => {
-            state.push(WRITE_READY, u);
-            1
-        }
-        (false, false) => 0,
     };
     with_hub(|h| h.io_waiters.set(h.io_waiters.get() + n));
     let guard = WaitGuard {
         state,
+        dirs,
         park: park_key,
     };
     let woke = park(deadline);
