@@ -71,7 +71,9 @@ macro_rules! impl_stream_io {
     ($t:ident, $short_drains:expr) => {
         impl std::io::Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.ev.read(|| std::io::Read::read(&mut &self.sock, buf))?;
+                let n = self
+                    .ev
+                    .read(|| crate::sys::StreamIo::recv(&self.sock, buf))?;
                 if $short_drains && n > 0 && n < buf.len() {
                     self.ev.drained(mio::Interest::READABLE);
                 }
@@ -96,7 +98,7 @@ macro_rules! impl_stream_io {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 let n = self
                     .ev
-                    .write(|| std::io::Write::write(&mut &self.sock, buf))?;
+                    .write(|| crate::sys::StreamIo::send(&self.sock, buf))?;
                 if $short_drains && n < buf.len() {
                     self.ev.drained(mio::Interest::WRITABLE);
                 }
