@@ -70,6 +70,7 @@ macro_rules! impl_stream_io {
     // drained (full) — true for TCP on Linux (see `Evented::drained`).
     ($t:ident, $short_drains:expr) => {
         impl std::io::Read for &$t {
+            #[inline]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 let n = self
                     .ev
@@ -95,6 +96,7 @@ macro_rules! impl_stream_io {
         }
 
         impl std::io::Write for &$t {
+            #[inline]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 let n = self
                     .ev
@@ -121,6 +123,7 @@ macro_rules! impl_stream_io {
         }
 
         impl std::io::Read for $t {
+            #[inline]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 std::io::Read::read(&mut &*self, buf)
             }
@@ -134,6 +137,7 @@ macro_rules! impl_stream_io {
         }
 
         impl std::io::Write for $t {
+            #[inline]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 std::io::Write::write(&mut &*self, buf)
             }

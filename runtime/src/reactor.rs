@@ -30,7 +30,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::hub::{with_hub, Hub};
-use crate::park::{park, unparker, Unparker, Wake};
+use crate::park::{park_inline, unparker, Unparker, Wake};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
@@ -486,6 +486,7 @@ impl Registration {
     ///     .unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     /// ```
+    #[inline]
     pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
         wait_on(&self.state, interest, deadline)
     }
@@ -666,7 +667,7 @@ fn wait_on(state: &IoState, interest: Interest, deadline: Option<Instant>) -> io
         dirs,
         park: park_key,
     };
-    let woke = park(deadline);
+    let woke = park_inline(deadline);
     if !guard.finish() {
         return Err(closed_error());
     }
