@@ -279,6 +279,7 @@ impl Evented {
     }
 
     /// Waits for the next `interest` edge, or `deadline` (`TimedOut`).
+    #[inline]
     pub(crate) fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
         if self.closed.get() {
             return Err(closed_error());
