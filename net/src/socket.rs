@@ -70,8 +70,11 @@ macro_rules! impl_stream_io {
     // drained (full) — true for TCP on Linux (see `Evented::drained`).
     ($t:ident, $short_drains:expr) => {
         impl std::io::Read for &$t {
+            #[inline]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.ev.read(|| std::io::Read::read(&mut &self.sock, buf))?;
+                let n = self
+                    .ev
+                    .read(|| crate::sys::StreamIo::recv(&self.sock, buf))?;
                 if $short_drains && n > 0 && n < buf.len() {
                     self.ev.drained(mio::Interest::READABLE);
                 }
@@ -93,10 +96,11 @@ macro_rules! impl_stream_io {
         }
 
         impl std::io::Write for &$t {
+            #[inline]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 let n = self
                     .ev
-                    .write(|| std::io::Write::write(&mut &self.sock, buf))?;
+                    .write(|| crate::sys::StreamIo::send(&self.sock, buf))?;
                 if $short_drains && n < buf.len() {
                     self.ev.drained(mio::Interest::WRITABLE);
                 }
@@ -119,6 +123,7 @@ macro_rules! impl_stream_io {
         }
 
         impl std::io::Read for $t {
+            #[inline]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 std::io::Read::read(&mut &*self, buf)
             }
@@ -132,6 +137,7 @@ macro_rules! impl_stream_io {
         }
 
         impl std::io::Write for $t {
+            #[inline]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 std::io::Write::write(&mut &*self, buf)
             }

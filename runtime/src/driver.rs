@@ -588,7 +588,7 @@ fn poll_events(h: &Hub, block: bool) -> bool {
     loop {
         let now = Instant::now();
         crate::timer::fire_due(h, now);
-        let has_io = h.reactor.borrow().as_ref().is_some_and(|r| r.has_waiters());
+        let has_io = h.io_waiters.get() > 0;
         let has_remote = h.blocking_pending.get() > 0;
         let ready = !h.ready.is_empty();
         if !block || ready {

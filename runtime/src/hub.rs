@@ -62,6 +62,9 @@ pub(crate) struct Hub {
     pub(crate) ticks: Cell<u32>,
     /// Jobs running on helper threads that will wake a greenlet of this hub.
     pub(crate) blocking_pending: Cell<usize>,
+    /// Waits listed on IO registrations (`reactor`), counted here so that a wait and
+    /// its end need not borrow the reactor.
+    pub(crate) io_waiters: Cell<usize>,
     /// What `sync::monitor` reads from its own thread: the switch counter (one relaxed
     /// add per resume) and, while monitoring, which greenlet runs.
     pub(crate) monitor: std::sync::Arc<crate::sync::monitor::Shared>,
@@ -93,6 +96,7 @@ impl Hub {
             stack_size: Cell::new(DEFAULT_STACK_SIZE),
             ticks: Cell::new(crate::driver::MAINTENANCE_INTERVAL - 1),
             blocking_pending: Cell::new(0),
+            io_waiters: Cell::new(0),
             monitor: Default::default(),
             monitoring: Cell::new(false),
             xfer_input: Cell::new(None),

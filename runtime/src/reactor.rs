@@ -30,7 +30,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::hub::{with_hub, Hub};
-use crate::park::{park, unparker, Unparker, Wake};
+use crate::park::{park_inline, unparker, Unparker, Wake};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
@@ -60,68 +60,170 @@ fn clear_bits(interest: Interest) -> u8 {
     ready_bits(interest) & (READ_READY | WRITE_READY)
 }
 
-struct Slot {
-    gen: u64,
-    fd: RawFd,
-    /// Shared with the [`Registration`], which reads and clears it without borrowing
-    /// the reactor.
-    ready: Rc<Cell<u8>>,
-    readers: Waiters,
-    writers: Waiters,
+/// Waits beyond the first in a direction, with their direction.
+type MoreWaits = Vec<(u8, Unparker)>;
+
+/// One registration's state, shared by its [`Registration`] (or [`wait_fd`]'s table) and
+/// the reactor's slab, which the poll loop reaches by token. Waits are listed and ended
+/// here without borrowing the reactor, and an event touches only this (64 bytes with
+/// the `Rc` counts: one cache line, if the allocator aligns it so).
+pub(crate) struct IoState {
+    /// Readiness bits (see the module docs).
+    ready: Cell<u8>,
+    /// Cleared when deregistered: its waiters are woken and get an error.
+    registered: Cell<bool>,
+    /// The first wait in each direction has an inline place; nearly always the only one.
+    reader: Cell<Option<Unparker>>,
+    writer: Cell<Option<Unparker>>,
+    /// Further waits, with their direction (`READ_READY` or `WRITE_READY`): only when
+    /// several greenlets wait on one fd in the same direction at once.
+    rest: Cell<Option<Box<MoreWaits>>>,
 }
 
-/// The greenlets waiting in one direction of a slot, each with its wait's id. Nearly
-/// always zero or one: the first has an inline place, the rest a `Vec` (which allocates
-/// only if a second greenlet waits at the same time).
-#[derive(Default)]
-struct Waiters {
-    first: Option<(u64, Unparker)>,
-    rest: Vec<(u64, Unparker)>,
-}
-
-impl Waiters {
-    #[inline]
-    fn push(&mut self, id: u64, u: Unparker) {
-        if self.first.is_none() {
-            self.first = Some((id, u));
-        } else {
-            self.rest.push((id, u));
+impl IoState {
+    fn new() -> IoState {
+        IoState {
+            ready: Cell::new(READ_READY | WRITE_READY),
+            registered: Cell::new(true),
+            reader: Cell::new(None),
+            writer: Cell::new(None),
+            rest: Cell::new(None),
         }
     }
 
-    /// Moves every waiter to `out`; returns how many.
+    /// The inline place of direction `dir` (`READ_READY` or `WRITE_READY`).
     #[inline]
-    fn drain_into(&mut self, out: &mut Vec<Unparker>) -> usize {
+    fn first(&self, dir: u8) -> &Cell<Option<Unparker>> {
+        if dir == READ_READY {
+            &self.reader
+        } else {
+            &self.writer
+        }
+    }
+
+    /// Whether extra waits are listed.
+    #[inline]
+    fn has_rest(&self) -> bool {
+        peek(&self.rest, |_| true)
+    }
+
+    /// Lists a wait in direction `dir` (`READ_READY` or `WRITE_READY`).
+    #[inline]
+    fn push(&self, dir: u8, u: Unparker) {
+        let first = self.first(dir);
+        if peek(first, |_| true) {
+            self.push_rest(dir, u);
+        } else {
+            first.set(Some(u));
+        }
+    }
+
+    #[cold]
+    fn push_rest(&self, dir: u8, u: Unparker) {
+        let mut rest = self.rest.take().unwrap_or_default();
+        rest.push((dir, u));
+        self.rest.set(Some(rest));
+    }
+
+    /// Moves the waits of the directions in `dirs` to `out` (readers first, each
+    /// direction in the order they began); returns how many.
+    #[inline]
+    fn drain_into(&self, dirs: u8, out: &mut Vec<Unparker>) -> usize {
+        if self.has_rest() {
+            return self.drain_all_into(dirs, out);
+        }
         let mut n = 0;
-        if let Some((_, u)) = self.first.take() {
-            out.push(u);
+        if dirs & READ_READY != 0 && peek(&self.reader, |_| true) {
+            out.extend(self.reader.take());
             n += 1;
         }
-        if !self.rest.is_empty() {
-            n += self.rest.len();
-            out.extend(self.rest.drain(..).map(|(_, u)| u));
+        if dirs & WRITE_READY != 0 && peek(&self.writer, |_| true) {
+            out.extend(self.writer.take());
+            n += 1;
         }
         n
     }
 
-    /// Removes the wait `id` if it is still listed; returns how many were removed (0/1).
-    #[inline]
-    fn remove(&mut self, id: u64) -> usize {
-        if self.first.as_ref().is_some_and(|(i, _)| *i == id) {
-            self.first = None;
-            return 1;
-        }
-        if self.rest.is_empty() {
-            return 0;
-        }
-        match self.rest.iter().position(|(i, _)| *i == id) {
-            Some(pos) => {
-                self.rest.remove(pos);
-                1
+    /// [`drain_into`](IoState::drain_into) when extra waits are listed.
+    #[cold]
+    fn drain_all_into(&self, dirs: u8, out: &mut Vec<Unparker>) -> usize {
+        let mut n = 0;
+        for dir in [READ_READY, WRITE_READY] {
+            if dirs & dir == 0 {
+                continue;
             }
-            None => 0,
+            if let Some(u) = self.first(dir).take() {
+                out.push(u);
+                n += 1;
+            }
+            if let Some(mut rest) = self.rest.take() {
+                n += drain_rest(&mut rest, dir, out);
+                if !rest.is_empty() {
+                    self.rest.set(Some(rest));
+                }
+            }
+        }
+        n
+    }
+
+    /// Takes the wait `key` (listed in the directions `dirs`) off if it is still
+    /// listed; returns how many entries went (0 to 2). The entries are the caller's own
+    /// (it is that wait's greenlet), so dropping them drops no greenlet.
+    #[inline]
+    fn remove(&self, dirs: u8, key: (*const (), u64)) -> usize {
+        let mut n = 0;
+        for dir in [READ_READY, WRITE_READY] {
+            let first = self.first(dir);
+            if dirs & dir != 0 && peek(first, |u| u.is(key)) {
+                drop(first.take());
+                n += 1;
+            }
+        }
+        if self.has_rest() {
+            n += self.remove_rest(key);
+        }
+        n
+    }
+
+    #[cold]
+    fn remove_rest(&self, key: (*const (), u64)) -> usize {
+        let Some(mut rest) = self.rest.take() else {
+            return 0;
+        };
+        let before = rest.len();
+        rest.retain(|(_, u)| !u.is(key));
+        let n = before - rest.len();
+        if !rest.is_empty() {
+            self.rest.set(Some(rest));
+        }
+        n
+    }
+}
+
+/// Whether `c` holds a value satisfying `f`, without moving it out of the cell.
+#[inline(always)]
+fn peek<T>(c: &Cell<Option<T>>, f: impl FnOnce(&T) -> bool) -> bool {
+    // SAFETY: a `Cell` is `!Sync`, so only this thread can reach it, and the shared
+    // reference made here ends before `peek` returns. The callers' `f` only reads the
+    // value's own fields (it cannot reach the cell), so nothing writes to the cell
+    // while the reference lives.
+    unsafe { (*c.as_ptr()).as_ref().is_some_and(f) }
+}
+
+/// Moves the entries of direction `dir` from `rest` to `out`, keeping their order.
+#[cold]
+fn drain_rest(rest: &mut Vec<(u8, Unparker)>, dir: u8, out: &mut Vec<Unparker>) -> usize {
+    let before = rest.len();
+    let mut kept = Vec::new();
+    for (d, u) in rest.drain(..) {
+        if d == dir {
+            out.push(u);
+        } else {
+            kept.push((d, u));
         }
     }
+    *rest = kept;
+    before - rest.len()
 }
 
 /// Wakes the hub from other threads (helper-thread jobs finishing).
@@ -146,13 +248,10 @@ impl Remote {
 pub(crate) struct Reactor {
     poll: Poll,
     events: Events,
-    slots: Slab<Slot>,
-    next_gen: u64,
-    next_wait: u64,
-    /// Greenlets parked on IO.
-    waiters: usize,
+    /// Each registration's fd and state, by token.
+    slots: Slab<(RawFd, Rc<IoState>)>,
     /// Raw fds registered by [`wait_fd`] (the monkey patch), by fd number.
-    fds: HashMap<RawFd, (usize, u64)>,
+    fds: HashMap<RawFd, (usize, Rc<IoState>)>,
     remote: Arc<Remote>,
     /// Greenlets waiting for helper-thread jobs, by job key.
     pub(crate) jobs: Slab<Option<Unparker>>,
@@ -168,9 +267,6 @@ impl Reactor {
             poll,
             events: Events::with_capacity(1024),
             slots: Slab::new(),
-            next_gen: 1,
-            next_wait: 1,
-            waiters: 0,
             fds: HashMap::new(),
             remote: Arc::new(Remote {
                 waker,
@@ -181,17 +277,11 @@ impl Reactor {
         })
     }
 
-    pub(crate) fn has_waiters(&self) -> bool {
-        self.waiters > 0
-    }
-
     pub(crate) fn remote(&self) -> Arc<Remote> {
         self.remote.clone()
     }
 
-    fn register(&mut self, fd: RawFd) -> io::Result<(usize, u64, Rc<Cell<u8>>)> {
-        let gen = self.next_gen;
-        self.next_gen += 1;
+    fn register(&mut self, fd: RawFd) -> io::Result<(usize, Rc<IoState>)> {
         let entry = self.slots.vacant_entry();
         let key = entry.key();
         self.poll.registry().register(
@@ -199,30 +289,24 @@ impl Reactor {
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let ready = Rc::new(Cell::new(READ_READY | WRITE_READY));
-        entry.insert(Slot {
-            gen,
-            fd,
-            ready: ready.clone(),
-            readers: Waiters::default(),
-            writers: Waiters::default(),
-        });
-        Ok((key, gen, ready))
+        let state = Rc::new(IoState::new());
+        entry.insert((fd, state.clone()));
+        Ok((key, state))
     }
 
-    /// Removes a registration; returns the greenlets that were waiting on it.
-    fn deregister(&mut self, key: usize, gen: u64) -> Vec<Unparker> {
+    /// Removes the registration `key` if it is `state`'s; returns the greenlets that
+    /// were waiting on it (the caller takes them off `Hub::io_waiters`).
+    fn deregister(&mut self, key: usize, state: &Rc<IoState>) -> Vec<Unparker> {
         match self.slots.get(key) {
-            Some(s) if s.gen == gen => {}
+            Some((_, s)) if Rc::ptr_eq(s, state) => {}
             _ => return Vec::new(),
         }
-        let slot = self.slots.remove(key);
+        let (fd, state) = self.slots.remove(key);
         // Fails harmlessly if the fd was closed already (the kernel dropped it).
-        let _ = self.poll.registry().deregister(&mut SourceFd(&slot.fd));
-        let (mut readers, mut writers) = (slot.readers, slot.writers);
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        state.registered.set(false);
         let mut woken = Vec::new();
-        let n = readers.drain_into(&mut woken) + writers.drain_into(&mut woken);
-        self.waiters -= n;
+        state.drain_into(READ_READY | WRITE_READY, &mut woken);
         woken
     }
 }
@@ -237,7 +321,6 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
             poll,
             events,
             slots,
-            waiters,
             remote,
             jobs,
             woken,
@@ -264,7 +347,7 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
                 }
                 continue;
             }
-            let Some(slot) = slots.get_mut(ev.token().0) else {
+            let Some((_, state)) = slots.get(ev.token().0) else {
                 continue;
             };
             let mut bits = 0;
@@ -280,13 +363,9 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
             if ev.is_write_closed() || ev.is_error() {
                 bits |= WRITE_READY | WRITE_CLOSED;
             }
-            if bits & READ_READY != 0 {
-                *waiters -= slot.readers.drain_into(&mut woken);
-            }
-            if bits & WRITE_READY != 0 {
-                *waiters -= slot.writers.drain_into(&mut woken);
-            }
-            slot.ready.set(slot.ready.get() | bits);
+            let n = state.drain_into(bits, &mut woken);
+            h.io_waiters.set(h.io_waiters.get() - n);
+            state.ready.set(state.ready.get() | bits);
         }
         woken
     });
@@ -299,11 +378,10 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
                 }
                 return;
             }
-            for u in &woken {
-                u.unpark();
+            // Dropping a stale unparker may drop a greenlet: still outside the borrow.
+            for u in woken.drain(..) {
+                u.unpark_into(h);
             }
-            // Dropping the unparkers may drop greenlets: still outside the borrow.
-            woken.clear();
             give_back_woken(h, woken);
         }
         Err(e) => {
@@ -355,10 +433,9 @@ fn give_back_woken(h: &Hub, woken: Vec<Unparker>) {
 /// ```
 pub struct Registration {
     key: usize,
-    gen: u64,
     fd: RawFd,
-    /// The slot's readiness bits (an `Rc`: this also keeps the type `!Send`).
-    ready: Rc<Cell<u8>>,
+    /// Shared with the reactor (an `Rc`: this also keeps the type `!Send`).
+    state: Rc<IoState>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -378,13 +455,8 @@ impl Registration {
     /// assert!(reg.is_ok());
     /// ```
     pub fn new(fd: RawFd) -> io::Result<Registration> {
-        let (key, gen, ready) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
-        Ok(Registration {
-            key,
-            gen,
-            fd,
-            ready,
-        })
+        let (key, state) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
+        Ok(Registration { key, fd, state })
     }
 
     /// The registered fd.
@@ -414,8 +486,9 @@ impl Registration {
     ///     .unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     /// ```
+    #[inline]
     pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-        wait_slot(self.key, self.gen, interest, deadline)
+        wait_on(&self.state, interest, deadline)
     }
 
     /// Calls `f` until it returns something other than `WouldBlock`, waiting for
@@ -471,7 +544,7 @@ impl Registration {
     /// ```
     #[inline]
     pub fn is_ready(&self, interest: Interest) -> bool {
-        self.ready.get() & ready_bits(interest) != 0
+        self.state.ready.get() & ready_bits(interest) != 0
     }
 
     /// Records that the fd is drained for `interest`: a syscall in that direction
@@ -483,26 +556,29 @@ impl Registration {
     /// until the next edge.
     #[inline]
     pub fn clear_ready(&self, interest: Interest) {
-        self.ready.set(self.ready.get() & !clear_bits(interest));
+        let ready = &self.state.ready;
+        ready.set(ready.get() & !clear_bits(interest));
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let (key, gen) = (self.key, self.gen);
-        deregister_and_wake(|_| Some((key, gen)));
+        let key = self.key;
+        deregister_and_wake(|_| Some((key, self.state.clone())));
     }
 }
 
 /// Deregisters the slot `which` picks (given the reactor) and wakes its waiters with an
 /// error, after releasing the reactor (waking may drop a greenlet, which may touch it).
 /// Does nothing once the hub or its reactor is gone, or while the reactor is borrowed.
-fn deregister_and_wake(which: impl FnOnce(&mut Reactor) -> Option<(usize, u64)>) {
+fn deregister_and_wake(which: impl FnOnce(&mut Reactor) -> Option<(usize, Rc<IoState>)>) {
     let woken = crate::hub::try_with_hub(|h| {
         let mut r = h.reactor.try_borrow_mut().ok()?;
         let r = r.as_mut()?;
-        let (key, gen) = which(r)?;
-        Some(r.deregister(key, gen))
+        let (key, state) = which(r)?;
+        let woken = r.deregister(key, &state);
+        h.io_waiters.set(h.io_waiters.get() - woken.len());
+        Some(woken)
     })
     .flatten()
     .unwrap_or_default();
@@ -518,86 +594,80 @@ fn closed_error() -> io::Error {
     )
 }
 
-/// Takes a wait off its slot's lists when the wait ends any way but by an event (which
-/// drains the lists itself): a timeout, a kill unwinding out of `park`, an explicit
+/// Takes a wait off its registration's lists when the wait ends any way but by an event
+/// (which takes it off itself): a timeout, a kill unwinding out of `park`, an explicit
 /// switch into the parked greenlet.
-struct WaitGuard {
-    key: usize,
-    gen: u64,
-    id: u64,
+struct WaitGuard<'a> {
+    state: &'a IoState,
+    /// The directions listed (`READ_READY`, `WRITE_READY`).
+    dirs: u8,
+    /// The park waited in (see `Unparker::key`).
+    park: (*const (), u64),
 }
 
-impl WaitGuard {
-    /// Ends the wait normally; returns whether the slot is still registered.
+impl WaitGuard<'_> {
+    /// Ends the wait normally; returns whether the fd is still registered.
+    #[inline]
     fn finish(self) -> bool {
-        let registered = self.remove();
+        self.remove();
+        let registered = self.state.registered.get();
         std::mem::forget(self);
         registered
     }
 
-    /// Removes the wait from its slot if it is still listed (one borrow of the
-    /// reactor); returns whether the slot is still registered.
-    fn remove(&self) -> bool {
-        crate::hub::try_with_hub(|h| {
-            let mut r = h.reactor.borrow_mut();
-            let Some(r) = r.as_mut() else { return false };
-            let Some(slot) = r.slots.get_mut(self.key) else {
-                return false;
-            };
-            if slot.gen != self.gen {
-                return false;
-            }
-            let removed = slot.readers.remove(self.id) + slot.writers.remove(self.id);
-            r.waiters -= removed;
-            true
-        })
-        .unwrap_or(false)
+    /// Takes the wait off the lists if it is still listed.
+    #[inline]
+    fn remove(&self) {
+        let n = self.state.remove(self.dirs, self.park);
+        if n > 0 {
+            uncount_waiters(n);
+        }
     }
 }
 
-impl Drop for WaitGuard {
+#[cold]
+fn uncount_waiters(n: usize) {
+    crate::hub::try_with_hub(|h| h.io_waiters.set(h.io_waiters.get() - n));
+}
+
+impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         self.remove();
     }
 }
 
-fn wait_slot(
-    key: usize,
-    gen: u64,
-    interest: Interest,
-    deadline: Option<Instant>,
-) -> io::Result<()> {
+/// Lists the current greenlet as waiting on `state` for `interest`, parks, and ends
+/// the wait.
+fn wait_on(state: &IoState, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+    if !state.registered.get() {
+        return Err(closed_error());
+    }
     let u = unparker();
-    let id = with_hub(|h| {
-        h.with_reactor(|r| {
-            let id = r.next_wait;
-            r.next_wait += 1;
-            let slot = match r.slots.get_mut(key) {
-                Some(s) if s.gen == gen => s,
-                _ => return Err(closed_error()),
-            };
-            let n = match (interest.is_readable(), interest.is_writable()) {
-                (true, true) => {
-                    slot.readers.push(id, u.clone());
-                    slot.writers.push(id, u);
-                    2
-                }
-                (true, false) => {
-                    slot.readers.push(id, u);
-                    1
-                }
-                (false, true) => {
-                    slot.writers.push(id, u);
-                    1
-                }
-                (false, false) => 0,
-            };
-            r.waiters += n;
-            Ok(id)
-        })
-    })??;
-    let guard = WaitGuard { key, gen, id };
-    let woke = park(deadline);
+    let park_key = u.key();
+    let dirs = ready_bits(interest) & (READ_READY | WRITE_READY);
+    let n = match dirs {
+        READ_READY => {
+            state.push(READ_READY, u);
+            1
+        }
+        WRITE_READY => {
+            state.push(WRITE_READY, u);
+            1
+        }
+        0 => 0,
+        _ => {
+            state.push(READ_READY, u.clone());
+            state.push(WRITE_READY, u);
+            2
+        }
+    };
+    with_hub(|h| h.io_waiters.set(h.io_waiters.get() + n));
+    let guard = WaitGuard {
+        state,
+        dirs,
+        park: park_key,
+    };
+    let woke = park_inline(deadline);
     if !guard.finish() {
         return Err(closed_error());
     }
@@ -628,17 +698,17 @@ fn wait_slot(
 /// green::reactor::forget_fd(s.as_raw_fd());
 /// ```
 pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-    let (key, gen) = with_hub(|h| {
+    let state = with_hub(|h| {
         h.with_reactor(|r| match r.fds.get(&fd) {
-            Some(&kg) => Ok::<_, io::Error>(kg),
+            Some((_, state)) => Ok::<_, io::Error>(state.clone()),
             None => {
-                let (key, gen, _) = r.register(fd)?;
-                r.fds.insert(fd, (key, gen));
-                Ok((key, gen))
+                let (key, state) = r.register(fd)?;
+                r.fds.insert(fd, (key, state.clone()));
+                Ok(state)
             }
         })
     })??;
-    wait_slot(key, gen, interest, deadline)
+    wait_on(&state, interest, deadline)
 }
 
 /// The readiness bits of a raw fd registered by [`wait_fd`], if the reactor knows it
