@@ -711,17 +711,13 @@ pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::
     wait_on(&state, interest, deadline)
 }
 
-/// The readiness bits of a raw fd registered by [`wait_fd`], if the reactor knows it
-/// (and is not busy: hooks may run while it is borrowed).
-fn fd_ready_cell(fd: RawFd) -> Option<Rc<Cell<u8>>> {
+/// The state of a raw fd registered by [`wait_fd`], if the reactor knows it (and is not
+/// busy: hooks may run while it is borrowed).
+fn fd_state(fd: RawFd) -> Option<Rc<IoState>> {
     crate::hub::try_with_hub(|h| {
         let r = h.reactor.try_borrow().ok()?;
-        let r = r.as_ref()?;
-        let &(key, gen) = r.fds.get(&fd)?;
-        match r.slots.get(key) {
-            Some(s) if s.gen == gen => Some(s.ready.clone()),
-            _ => None,
-        }
+        let (_, state) = r.as_ref()?.fds.get(&fd)?;
+        Some(state.clone())
     })
     .flatten()
 }
@@ -749,7 +745,7 @@ fn fd_ready_cell(fd: RawFd) -> Option<Rc<Cell<u8>>> {
 /// green::reactor::forget_fd(fd);
 /// ```
 pub fn fd_is_ready(fd: RawFd, interest: Interest) -> bool {
-    fd_ready_cell(fd).is_none_or(|c| c.get() & ready_bits(interest) != 0)
+    fd_state(fd).is_none_or(|s| s.ready.get() & ready_bits(interest) != 0)
 }
 
 /// [`Registration::clear_ready`] for a raw fd registered by [`wait_fd`]: a syscall on it
@@ -760,8 +756,8 @@ pub fn fd_is_ready(fd: RawFd, interest: Interest) -> bool {
 /// green::reactor::fd_clear_ready(12345, mio::Interest::READABLE); // unknown: nothing happens
 /// ```
 pub fn fd_clear_ready(fd: RawFd, interest: Interest) {
-    if let Some(c) = fd_ready_cell(fd) {
-        c.set(c.get() & !clear_bits(interest));
+    if let Some(s) = fd_state(fd) {
+        s.ready.set(s.ready.get() & !clear_bits(interest));
     }
 }
 
