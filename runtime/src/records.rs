@@ -90,7 +90,7 @@ mod tests {
         let first_id = h.greenlet().id();
         assert_eq!(h.join().unwrap(), 1);
         assert_eq!(kept(), before + 1, "the record is kept");
-        let h = spawn(|| crate::greenlet::getcurrent());
+        let h = spawn(crate::greenlet::getcurrent);
         assert_eq!(kept(), before, "and taken by the next spawn");
         let g = h.join().unwrap();
         // A new greenlet in the old record: new id, no name of the old one.
