@@ -406,3 +406,40 @@ fn a_timeout_inside_a_patched_sleep_is_reported_and_does_not_escape() {
         "with_timeout reported the deferred timeout"
     );
 }
+
+#[test]
+fn short_reads_and_peeks_on_patched_tcp_never_strand_queued_data() {
+    let _g = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    // The peer (a plain thread) sends the next piece only after the greenlet answered
+    // the previous one: no new data, hence no readiness edge, arrives while the
+    // greenlet looks at what is queued.
+    let peer = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut ack = [0u8; 1];
+        for piece in [&b"abcd"[..], b"efgh"] {
+            s.write_all(piece).unwrap();
+            s.read_exact(&mut ack).unwrap();
+        }
+    });
+    let h = green::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        // A read stranded by a wrong "drained" mark would wait for an edge that never
+        // comes; the timeout turns that into an error instead of a hang.
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 64];
+        // A short read: the socket is drained; the greenlet answers.
+        let n = c.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"abcd");
+        c.write_all(b"1").unwrap();
+        // A short peek leaves the next piece queued: the read after it gets it.
+        let p = c.peek(&mut buf).unwrap();
+        assert_eq!(&buf[..p], b"efgh");
+        let n = c.read(&mut buf).expect("the peeked data is still there");
+        assert_eq!(&buf[..n], b"efgh");
+        c.write_all(b"2").unwrap();
+    });
+    h.join().unwrap();
+    peer.join().unwrap();
+}

@@ -693,6 +693,16 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
     })
 }
 
+/// The byte count a read asks for, for the drained rule of [`io_slow`]; 0 (unknown) for
+/// a peek, which leaves the data queued: a short peek does not drain the socket.
+fn read_want(n: size_t, flags: c_int) -> usize {
+    if flags & libc::MSG_PEEK != 0 {
+        0
+    } else {
+        n
+    }
+}
+
 /// Hook for `recv(2)` (what `TcpStream::read` calls).
 ///
 /// # Safety
@@ -701,7 +711,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, n, || unsafe {
+    io(fd, Dir::Read, dw, read_want(n, flags), || unsafe {
         real::recv(fd, buf, n, flags)
     })
 }
@@ -721,7 +731,7 @@ pub unsafe extern "C" fn recvfrom(
 ) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, n, || unsafe {
+    io(fd, Dir::Read, dw, read_want(n, flags), || unsafe {
         real::recvfrom(fd, buf, n, flags, addr, len)
     })
 }

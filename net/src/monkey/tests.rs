@@ -208,6 +208,13 @@ fn a_short_tcp_read_marks_the_socket_drained_and_the_next_read_waits_first() {
     let waited = rt::THREAD_WAITS.with(|w| w.get()) - waits;
     assert_eq!(waited, 1, "waited before reading");
     assert!(drained(fd), "short again");
+    // A short peek leaves the data queued: not drained, and the read gets it at once.
+    s.write_all(b"ijkl").unwrap();
+    rt::DRAINED.with(|d| d.borrow_mut().clear());
+    assert_eq!(as_greenlet(|| c.peek(&mut buf)).unwrap(), 4);
+    assert!(!drained(fd), "a peek does not drain");
+    assert_eq!(as_greenlet(|| c.read(&mut buf)).unwrap(), 4);
+    assert_eq!(&buf[..4], b"ijkl");
     // A read that fills the buffer says nothing about the queue: no wait next time.
     s.write_all(&[7u8; 16]).unwrap();
     rt::DRAINED.with(|d| d.borrow_mut().clear());
