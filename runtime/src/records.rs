@@ -9,7 +9,10 @@
 //! likely still in the cache.
 
 use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+
+use crate::error::payload_str;
 
 use crate::greenlet::Inner;
 use crate::hub;
@@ -55,8 +58,23 @@ pub(crate) fn recycle(mut rc: Rc<Inner>) {
         return;
     };
     // Dropping what it owns may run user code, which may spawn (and take records): no
-    // borrow of the list is held meanwhile.
-    if !inner.empty() {
+    // borrow of the list is held meanwhile. In the hub (the driver dropped the last
+    // handle, right after the greenlet died) a panicking destructor must not unwind
+    // through the driver: it is logged, as a panic in any hub callback is, and the record
+    // is freed rather than kept.
+    let emptied = if hub::context() == hub::CTX_HUB {
+        match catch_unwind(AssertUnwindSafe(|| inner.empty())) {
+            Ok(emptied) => emptied,
+            Err(p) => {
+                let msg = payload_str(p.as_ref()).unwrap_or("<non-string panic payload>");
+                log::error!("green: dropping a dead greenlet's result panicked: {msg}");
+                false
+            }
+        }
+    } else {
+        inner.empty()
+    };
+    if !emptied {
         return;
     }
     // (If the hub is gone, the closure and `rc` with it are dropped unused.)

@@ -388,7 +388,13 @@ impl<T: 'static> JoinHandle<T> {
         let r = o.result.borrow_mut().take();
         match r {
             // The function returned a `T` (see `value_into`).
-            Some(Ok(v)) => value_into::<T>(v).ok_or(JoinError::Killed),
+            Some(Ok(v)) => match value_into::<T>(v) {
+                Some(t) => Ok(t),
+                None => {
+                    debug_assert!(false, "a spawned greenlet's result is not of its type");
+                    Err(JoinError::Killed)
+                }
+            },
             Some(Err(e)) => Err(e),
             // A dead greenlet without a result was killed before it started.
             None => Err(JoinError::Killed),

@@ -412,3 +412,19 @@ fn yield_now_after_unparking_oneself_keeps_one_queue_place_and_ends_the_park() {
     green::joinall([a, b]);
     assert_eq!(*order.borrow(), ["a1", "b1", "a2", "b2"]);
 }
+
+#[test]
+fn a_detached_results_panicking_drop_is_logged_not_raised_in_whoever_runs_next() {
+    // The result of a detached greenlet is dropped with its record, in the hub, right
+    // after it ran: a panic there must not come out of the caller's unrelated `sleep`.
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop of a detached result");
+        }
+    }
+    drop(green::spawn(|| PanicOnDrop));
+    let r = std::panic::catch_unwind(|| green::sleep(Duration::from_millis(5)));
+    assert!(r.is_ok(), "the result's drop panicked out of sleep()");
+    assert_eq!(green::spawn(|| 5).join().unwrap(), 5, "the hub still works");
+}
