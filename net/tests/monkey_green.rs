@@ -443,3 +443,55 @@ fn short_reads_and_peeks_on_patched_tcp_never_strand_queued_data() {
     h.join().unwrap();
     peer.join().unwrap();
 }
+
+#[test]
+fn a_reused_fd_number_closed_on_another_thread_is_registered_anew() {
+    let _g = serial();
+    let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let addr = l.local_addr().unwrap();
+    let l2 = l.clone();
+    // A first socket waits through this thread's reactor (registering its fd number)...
+    let first = green::spawn(move || {
+        let (mut s, _) = l2.accept().unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).unwrap(), 2);
+        s
+    });
+    let c1 = green::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        thread::sleep(Duration::from_millis(30));
+        c.write_all(b"ab").unwrap();
+        c
+    });
+    let s1 = first.join().unwrap();
+    let c1 = c1.join().unwrap();
+    let fd = s1.as_raw_fd();
+    // ... and is closed on a plain thread: this thread's hub never sees the close.
+    let c2 = thread::spawn(move || TcpStream::connect(addr).unwrap())
+        .join()
+        .unwrap();
+    thread::spawn(move || drop(s1)).join().unwrap();
+    let (mut s2, _) = l.accept().unwrap();
+    if s2.as_raw_fd() != fd {
+        // Another thread of the test binary took the number: nothing to check.
+        eprintln!("fd {fd} not reused (got {}): inconclusive", s2.as_raw_fd());
+        return;
+    }
+    // The new socket on the same number must wait on its own registration: data that
+    // arrives while it waits wakes it (on the stale one it would wait until the timeout).
+    let writer = thread::spawn(move || {
+        let mut c2 = c2;
+        thread::sleep(Duration::from_millis(50));
+        c2.write_all(b"xyz").unwrap();
+        c2
+    });
+    let r = green::spawn(move || {
+        s2.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 16];
+        s2.read(&mut buf).map_err(|e| e.kind())
+    })
+    .join()
+    .unwrap();
+    drop((c1, writer.join().unwrap()));
+    assert_eq!(r, Ok(3));
+}

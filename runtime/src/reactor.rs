@@ -250,8 +250,9 @@ pub(crate) struct Reactor {
     events: Events,
     /// Each registration's fd and state, by token.
     slots: Slab<(RawFd, Rc<IoState>)>,
-    /// Raw fds registered by [`wait_fd`] (the monkey patch), by fd number.
-    fds: HashMap<RawFd, (usize, Rc<IoState>)>,
+    /// Raw fds registered by [`wait_fd`] (the monkey patch), by fd number, with the tag
+    /// they were registered under (see [`wait_fd_tagged`]).
+    fds: HashMap<RawFd, (usize, Rc<IoState>, u64)>,
     remote: Arc<Remote>,
     /// Greenlets waiting for helper-thread jobs, by job key.
     pub(crate) jobs: Slab<Option<Unparker>>,
@@ -698,65 +699,106 @@ fn wait_on(state: &IoState, interest: Interest, deadline: Option<Instant>) -> io
 /// green::reactor::forget_fd(s.as_raw_fd());
 /// ```
 pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+    wait_fd_tagged(fd, 0, interest, deadline)
+}
+
+/// [`wait_fd`] for a caller that can tell apart the files behind a reused fd number:
+/// `tag` names the file `fd` refers to now (the monkey patch numbers every socket it sees
+/// born). An entry registered under another tag belongs to an earlier file whose close
+/// this thread never saw (it was closed on another thread, or without [`forget_fd`]):
+/// its registration says nothing about this one, so it is dropped (its waiters woken
+/// with an error) and the fd registered anew. [`wait_fd`] is tag 0.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// use std::time::{Duration, Instant};
+/// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// s.set_nonblocking(true).unwrap();
+/// let soon = Some(Instant::now() + Duration::from_millis(1));
+/// let e = green::reactor::wait_fd_tagged(s.as_raw_fd(), 7, mio::Interest::READABLE, soon);
+/// assert_eq!(e.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+/// green::reactor::forget_fd(s.as_raw_fd());
+/// ```
+pub fn wait_fd_tagged(
+    fd: RawFd,
+    tag: u64,
+    interest: Interest,
+    deadline: Option<Instant>,
+) -> io::Result<()> {
     let state = with_hub(|h| {
-        h.with_reactor(|r| match r.fds.get(&fd) {
-            Some((_, state)) => Ok::<_, io::Error>(state.clone()),
-            None => {
+        let mut stale = Vec::new();
+        let state = h.with_reactor(|r| match r.fds.get(&fd) {
+            Some((_, state, t)) if *t == tag => Ok::<_, io::Error>(state.clone()),
+            _ => {
+                if let Some((key, old, _)) = r.fds.remove(&fd) {
+                    stale = r.deregister(key, &old);
+                }
                 let (key, state) = r.register(fd)?;
-                r.fds.insert(fd, (key, state.clone()));
+                r.fds.insert(fd, (key, state.clone(), tag));
                 Ok(state)
             }
-        })
+        });
+        // Woken after the reactor is released (an unpark may drop a greenlet).
+        h.io_waiters.set(h.io_waiters.get() - stale.len());
+        for u in stale {
+            u.unpark();
+        }
+        state
     })??;
     wait_on(&state, interest, deadline)
 }
 
-/// The state of a raw fd registered by [`wait_fd`], if the reactor knows it (and is not
-/// busy: hooks may run while it is borrowed).
-fn fd_state(fd: RawFd) -> Option<Rc<IoState>> {
+/// The state of a raw fd registered by [`wait_fd_tagged`] under `tag`, if the reactor
+/// knows it (and is not busy: hooks may run while it is borrowed).
+fn fd_state(fd: RawFd, tag: u64) -> Option<Rc<IoState>> {
     crate::hub::try_with_hub(|h| {
         let r = h.reactor.try_borrow().ok()?;
-        let (_, state) = r.as_ref()?.fds.get(&fd)?;
-        Some(state.clone())
+        match r.as_ref()?.fds.get(&fd)? {
+            (_, state, t) if *t == tag => Some(state.clone()),
+            _ => None,
+        }
     })
     .flatten()
 }
 
-/// [`Registration::is_ready`] for a raw fd registered by [`wait_fd`]: `false` only when
-/// [`fd_clear_ready`] recorded that a syscall drained it for `interest` and no readiness
-/// edge came since, so the next syscall would say `WouldBlock`; `true` for an fd the
-/// reactor does not know. The monkey patch asks this before a read or write, and parks
-/// first when it is `false`.
+/// [`Registration::is_ready`] for a raw fd registered by [`wait_fd_tagged`] (or
+/// [`wait_fd`]: tag 0): `false` only when [`fd_clear_ready`] recorded that a syscall
+/// drained it for `interest` and no readiness edge came since, so the next syscall would
+/// say `WouldBlock`; `true` for an fd the reactor does not know under `tag`. The monkey
+/// patch asks this before a read or write, and parks first when it is `false`.
 ///
 /// ```
 /// use mio::Interest;
 /// use std::os::fd::AsRawFd;
 /// use std::time::Instant;
+/// use green::reactor::{fd_clear_ready, fd_is_ready, forget_fd, wait_fd};
 /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
 /// s.set_nonblocking(true).unwrap();
 /// let fd = s.as_raw_fd();
-/// assert!(green::reactor::fd_is_ready(fd, Interest::READABLE)); // unknown: try the syscall
-/// let _ = green::reactor::wait_fd(fd, Interest::READABLE, Some(Instant::now())); // registers it
-/// green::reactor::fd_clear_ready(fd, Interest::READABLE);
-/// assert!(!green::reactor::fd_is_ready(fd, Interest::READABLE));
+/// assert!(fd_is_ready(fd, 0, Interest::READABLE)); // unknown: try the syscall
+/// let _ = wait_fd(fd, Interest::READABLE, Some(Instant::now())); // registers it (tag 0)
+/// fd_clear_ready(fd, 0, Interest::READABLE);
+/// assert!(!fd_is_ready(fd, 0, Interest::READABLE));
+/// assert!(fd_is_ready(fd, 1, Interest::READABLE)); // another file's tag: unknown
 /// s.send_to(b"x", s.local_addr().unwrap()).unwrap();
-/// let _ = green::reactor::wait_fd(fd, Interest::READABLE, None); // the edge comes
-/// assert!(green::reactor::fd_is_ready(fd, Interest::READABLE));
-/// green::reactor::forget_fd(fd);
+/// let _ = wait_fd(fd, Interest::READABLE, None); // the edge comes
+/// assert!(fd_is_ready(fd, 0, Interest::READABLE));
+/// forget_fd(fd);
 /// ```
-pub fn fd_is_ready(fd: RawFd, interest: Interest) -> bool {
-    fd_state(fd).is_none_or(|s| s.ready.get() & ready_bits(interest) != 0)
+pub fn fd_is_ready(fd: RawFd, tag: u64, interest: Interest) -> bool {
+    fd_state(fd, tag).is_none_or(|s| s.ready.get() & ready_bits(interest) != 0)
 }
 
-/// [`Registration::clear_ready`] for a raw fd registered by [`wait_fd`]: a syscall on it
-/// in the direction of `interest` returned `WouldBlock`, or (TCP) did less than asked.
-/// Does nothing for an fd the reactor does not know. See [`fd_is_ready`].
+/// [`Registration::clear_ready`] for a raw fd registered by [`wait_fd_tagged`] under
+/// `tag`: a syscall on it in the direction of `interest` returned `WouldBlock`, or (TCP)
+/// did less than asked. Does nothing for an fd the reactor does not know under `tag`.
+/// See [`fd_is_ready`].
 ///
 /// ```
-/// green::reactor::fd_clear_ready(12345, mio::Interest::READABLE); // unknown: nothing happens
+/// green::reactor::fd_clear_ready(12345, 0, mio::Interest::READABLE); // unknown: nothing happens
 /// ```
-pub fn fd_clear_ready(fd: RawFd, interest: Interest) {
-    if let Some(s) = fd_state(fd) {
+pub fn fd_clear_ready(fd: RawFd, tag: u64, interest: Interest) {
+    if let Some(s) = fd_state(fd, tag) {
         s.ready.set(s.ready.get() & !clear_bits(interest));
     }
 }
@@ -768,5 +810,5 @@ pub fn fd_clear_ready(fd: RawFd, interest: Interest) {
 /// green::reactor::forget_fd(12345); // unknown: nothing happens
 /// ```
 pub fn forget_fd(fd: RawFd) {
-    deregister_and_wake(|r| r.fds.remove(&fd));
+    deregister_and_wake(|r| r.fds.remove(&fd).map(|(key, state, _)| (key, state)));
 }

@@ -55,7 +55,14 @@ pub(crate) struct Slot {
     rcv: AtomicU64,
     /// `SO_SNDTIMEO` in microseconds, plus one (0: none).
     snd: AtomicU64,
+    /// The number of the socket on this fd (unique in the process, given at its birth;
+    /// copied by `dup`): tells the reactor's entry for the fd number apart from one of an
+    /// earlier socket whose close another thread's hub never saw.
+    tag: AtomicU64,
 }
+
+/// The next socket number (`Slot::tag`); 0 is never given.
+static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 
 static DIR: [AtomicPtr<Slot>; CHUNKS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
 
@@ -145,11 +152,15 @@ impl Slot {
     pub(crate) fn set_fresh(&self, tcp: bool) {
         self.rcv.store(0, Ordering::Relaxed);
         self.snd.store(0, Ordering::Relaxed);
+        self.tag
+            .store(NEXT_TAG.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         self.flags
             .store(if tcp { FRESH | TCP } else { FRESH }, Ordering::Release);
     }
     /// Copies `other` (a `dup` of the same open file description), minus `REGISTERED`.
     pub(crate) fn copy_from(&self, other: &Slot) {
+        self.tag
+            .store(other.tag.load(Ordering::Relaxed), Ordering::Relaxed);
         self.rcv
             .store(other.rcv.load(Ordering::Relaxed), Ordering::Relaxed);
         self.snd
@@ -194,6 +205,11 @@ impl Slot {
         if self.bits() & REGISTERED == 0 {
             self.flags.fetch_or(REGISTERED, Ordering::AcqRel);
         }
+    }
+    /// The socket's number (see the field).
+    #[inline]
+    pub(crate) fn tag(&self) -> u64 {
+        self.tag.load(Ordering::Relaxed)
     }
     /// `SO_RCVTIMEO` as the user set it.
     pub(crate) fn rcv_timeout(&self) -> Option<Duration> {

@@ -188,7 +188,7 @@ fn poll_block(fd: c_int, events: libc::c_short, deadline: Option<Instant>) -> Wa
 /// Parks the greenlet on the reactor until `fd` is ready for `interest`.
 fn park_fd(fd: c_int, slot: &Slot, interest: mio::Interest, deadline: Option<Instant>) -> Wait {
     slot.mark_registered();
-    match guarded(|| rt::wait_fd(fd, interest, deadline)) {
+    match guarded(|| rt::wait_fd(fd, slot.tag(), interest, deadline)) {
         Some(Ok(())) => Wait::Ready,
         Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => Wait::TimedOut,
         Some(Err(e)) => Wait::Failed(match (e.raw_os_error(), e.kind()) {
@@ -258,7 +258,7 @@ fn io_slow(
     let mut deadline = None;
     // Wait before the syscall: the fd is drained (the last call said EAGAIN, or did less
     // than asked on a TCP socket, and no readiness edge came since).
-    let mut drained = tcp && !rt::fd_ready(fd, dir.interest());
+    let mut drained = tcp && !rt::fd_ready(fd, slot.tag(), dir.interest());
     loop {
         if drained {
             let dl = *deadline.get_or_insert_with(|| timeout(slot, dir));
@@ -277,7 +277,7 @@ fn io_slow(
         let r = op();
         if r >= 0 {
             if tcp && r > 0 && (r as usize) < want {
-                rt::fd_drained(fd, dir.interest());
+                rt::fd_drained(fd, slot.tag(), dir.interest());
             }
             return r;
         }
@@ -286,7 +286,7 @@ fn io_slow(
             return r;
         }
         if green {
-            rt::fd_drained(fd, dir.interest());
+            rt::fd_drained(fd, slot.tag(), dir.interest());
         }
         drained = true;
     }
@@ -464,8 +464,11 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
     let fd = unsafe { real::socket(domain, ty, proto) };
     if fd >= 0 && state() & TRACKING != 0 {
         if tracked_domain(domain) {
+            // (Not SCTP and the like: their stream sockets keep message boundaries,
+            // so a short read does not mean an empty queue.)
             let tcp = (domain == libc::AF_INET || domain == libc::AF_INET6)
-                && ty & 0xf == libc::SOCK_STREAM;
+                && ty & 0xf == libc::SOCK_STREAM
+                && matches!(proto, 0 | libc::IPPROTO_TCP | libc::IPPROTO_MPTCP);
             born(fd, tcp);
         } else if let Some(slot) = fdtable::get(fd) {
             slot.clear();
@@ -694,9 +697,10 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
 }
 
 /// The byte count a read asks for, for the drained rule of [`io_slow`]; 0 (unknown) for
-/// a peek, which leaves the data queued: a short peek does not drain the socket.
+/// a peek, which leaves the data queued (a short peek does not drain the socket), and for
+/// urgent data (one byte, whatever is queued).
 fn read_want(n: size_t, flags: c_int) -> usize {
-    if flags & libc::MSG_PEEK != 0 {
+    if flags & (libc::MSG_PEEK | libc::MSG_OOB) != 0 {
         0
     } else {
         n

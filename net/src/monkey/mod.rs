@@ -183,9 +183,15 @@ mod rt {
     pub(super) fn sleep(d: Duration) {
         green_runtime::sleep(d)
     }
-    /// Parks until `fd` is ready for `interest` or `deadline` passes.
-    pub(super) fn wait_fd(fd: RawFd, i: mio::Interest, d: Option<Instant>) -> io::Result<()> {
-        green_runtime::reactor::wait_fd(fd, i, d)
+    /// Parks until `fd` (the socket numbered `tag`, see `fdtable::Slot::tag`) is ready
+    /// for `interest` or `deadline` passes.
+    pub(super) fn wait_fd(
+        fd: RawFd,
+        tag: u64,
+        i: mio::Interest,
+        d: Option<Instant>,
+    ) -> io::Result<()> {
+        green_runtime::reactor::wait_fd_tagged(fd, tag, i, d)
     }
     /// Deregisters `fd` and wakes its waiters with an error; call before `close`.
     pub(super) fn forget_fd(fd: RawFd) {
@@ -193,12 +199,12 @@ mod rt {
     }
     /// Whether a syscall on `fd` for `interest` may succeed: `false` once a syscall
     /// drained it ([`fd_drained`]) until the next readiness edge.
-    pub(super) fn fd_ready(fd: RawFd, i: mio::Interest) -> bool {
-        green_runtime::reactor::fd_is_ready(fd, i)
+    pub(super) fn fd_ready(fd: RawFd, tag: u64, i: mio::Interest) -> bool {
+        green_runtime::reactor::fd_is_ready(fd, tag, i)
     }
     /// Records that a syscall drained `fd` for `interest` (see `fd_ready`).
-    pub(super) fn fd_drained(fd: RawFd, i: mio::Interest) {
-        green_runtime::reactor::fd_clear_ready(fd, i)
+    pub(super) fn fd_drained(fd: RawFd, tag: u64, i: mio::Interest) {
+        green_runtime::reactor::fd_clear_ready(fd, tag, i)
     }
     /// Keeps a kill caught inside a hook for the greenlet's next switch point (or its
     /// outcome). Outside a greenlet context (never expected) the payload is dropped.
@@ -240,7 +246,12 @@ mod rt {
         /// Waits by this thread (tests running in parallel share `WAITS`).
         pub(super) static THREAD_WAITS: Cell<usize> = const { Cell::new(0) };
     }
-    pub(super) fn wait_fd(fd: RawFd, i: mio::Interest, d: Option<Instant>) -> io::Result<()> {
+    pub(super) fn wait_fd(
+        fd: RawFd,
+        _tag: u64,
+        i: mio::Interest,
+        d: Option<Instant>,
+    ) -> io::Result<()> {
         WAITS.fetch_add(1, Ordering::Relaxed);
         THREAD_WAITS.with(|w| w.set(w.get() + 1));
         let mut events = 0;
@@ -279,11 +290,11 @@ mod rt {
         pub(super) static DRAINED: std::cell::RefCell<Vec<(RawFd, bool)>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
-    pub(super) fn fd_ready(fd: RawFd, i: mio::Interest) -> bool {
+    pub(super) fn fd_ready(fd: RawFd, _tag: u64, i: mio::Interest) -> bool {
         let read = i.is_readable();
         DRAINED.with(|d| !d.borrow().contains(&(fd, read)))
     }
-    pub(super) fn fd_drained(fd: RawFd, i: mio::Interest) {
+    pub(super) fn fd_drained(fd: RawFd, _tag: u64, i: mio::Interest) {
         let read = i.is_readable();
         DRAINED.with(|d| {
             let mut d = d.borrow_mut();

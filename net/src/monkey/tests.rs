@@ -187,7 +187,7 @@ fn an_unwind_caught_in_a_hook_is_deferred_to_the_runtime() {
 }
 
 fn drained(fd: i32) -> bool {
-    !rt::fd_ready(fd, mio::Interest::READABLE)
+    !rt::fd_ready(fd, 0, mio::Interest::READABLE)
 }
 
 #[test]
