@@ -495,3 +495,42 @@ fn a_reused_fd_number_closed_on_another_thread_is_registered_anew() {
     drop((c1, writer.join().unwrap()));
     assert_eq!(r, Ok(3));
 }
+
+#[test]
+fn msg_waitall_on_a_patched_blocking_socket_waits_for_all_the_bytes() {
+    let _g = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = green::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 8];
+        // SAFETY: a valid buffer of 8 bytes.
+        let n = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), 8, libc::MSG_WAITALL) };
+        // End of stream before all the bytes: what came.
+        let mut rest = [0u8; 8];
+        // SAFETY: as above.
+        let m = unsafe {
+            libc::recv(
+                s.as_raw_fd(),
+                rest.as_mut_ptr().cast(),
+                8,
+                libc::MSG_WAITALL,
+            )
+        };
+        (n, buf, m, rest)
+    });
+    let client = green::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"abcd").unwrap();
+        thread::sleep(Duration::from_millis(30));
+        c.write_all(b"efgh").unwrap();
+        thread::sleep(Duration::from_millis(30));
+        c.write_all(b"ij").unwrap();
+        // dropped: end of stream
+    });
+    client.join().unwrap();
+    let (n, buf, m, rest) = server.join().unwrap();
+    assert_eq!((n, &buf), (8, b"abcdefgh"));
+    assert_eq!((m, &rest[..2]), (2, &b"ij"[..]));
+}

@@ -714,10 +714,44 @@ fn read_want(n: size_t, flags: c_int) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
-    // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, read_want(n, flags), || unsafe {
-        real::recv(fd, buf, n, flags)
+    // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
+    read_all_if_asked(fd, n, flags, |done| {
+        io(fd, Dir::Read, dw, read_want(n - done, flags), || unsafe {
+            real::recv(fd, buf.cast::<u8>().add(done).cast(), n - done, flags)
+        })
     })
+}
+
+/// `MSG_WAITALL` on a socket that blocks for the user: the kernel would wait for all `n`
+/// bytes, but the real fd is non-blocking, so one call returns what is queued. Calls
+/// `read(done)` (a read into the buffer past `done` bytes) until `n` bytes, end of
+/// stream or an error; after an error or a timeout the bytes already read are returned,
+/// as the kernel does. (A user timeout, `SO_RCVTIMEO`, restarts for each piece; the
+/// kernel counts it for the whole call.) Anything else is one `read(0)`.
+fn read_all_if_asked(
+    fd: c_int,
+    n: size_t,
+    flags: c_int,
+    mut read: impl FnMut(usize) -> ssize_t,
+) -> ssize_t {
+    let wait_all = flags & libc::MSG_WAITALL != 0
+        && flags & (libc::MSG_DONTWAIT | libc::MSG_PEEK) == 0
+        && !matches!(mode(fd), Mode::Pass);
+    if !wait_all {
+        return read(0);
+    }
+    let mut done = 0;
+    while done < n {
+        let r = read(done);
+        if r < 0 {
+            return if done > 0 { done as ssize_t } else { r };
+        }
+        if r == 0 {
+            break;
+        }
+        done += r as usize;
+    }
+    done as ssize_t
 }
 
 /// Hook for `recvfrom(2)`.
@@ -734,9 +768,18 @@ pub unsafe extern "C" fn recvfrom(
     len: *mut socklen_t,
 ) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
-    // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, read_want(n, flags), || unsafe {
-        real::recvfrom(fd, buf, n, flags, addr, len)
+    // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
+    read_all_if_asked(fd, n, flags, |done| {
+        io(fd, Dir::Read, dw, read_want(n - done, flags), || unsafe {
+            real::recvfrom(
+                fd,
+                buf.cast::<u8>().add(done).cast(),
+                n - done,
+                flags,
+                addr,
+                len,
+            )
+        })
     })
 }
 
