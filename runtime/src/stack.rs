@@ -551,14 +551,8 @@ impl StackPool {
     #[inline(never)]
     fn get_slow(&mut self, size: usize) -> Result<GreenStack, StackError> {
         let usable = round_size(size)?;
-        let idx = match self.classes.get(self.last_class) {
-            Some(c) if c.usable == usable => self.last_class,
-            _ => {
-                let idx = self.class_index(usable)?;
-                self.last_class = idx;
-                idx
-            }
-        };
+        let idx = self.class_index(usable)?;
+        self.last_class = idx;
         let class = &mut self.classes[idx];
         let slot = if let Some(slot) = class.warm.pop() {
             self.warm_bytes -= usable;
@@ -593,62 +587,47 @@ impl StackPool {
     /// released first. A stack from another pool is leaked (and logged), never reused.
     #[inline]
     pub(crate) fn put(&mut self, stack: GreenStack) {
-        let usable = stack.size();
-        // Fast path: below the high-water marks, the stack stays warm.
-        if stack.pool == self.id
-            && self.pooled - self.released < self.warm_limit
-            && self.warm_bytes + usable <= self.warm_bytes_limit
-        {
-            self.chunks[stack.chunk as usize].in_use -= 1;
-            self.in_use -= 1;
-            self.pooled += 1;
-            self.warm_bytes += usable;
-            self.classes[stack.class as usize].warm.push(FreeSlot {
-                guard_lo: stack.guard_lo,
-                chunk: stack.chunk,
-            });
-            return;
-        }
-        self.put_slow(stack);
-    }
-
-    #[inline(never)]
-    fn put_slow(&mut self, stack: GreenStack) {
         if stack.pool != self.id {
-            log::error!("green: a stack was returned to the wrong pool; leaking it");
-            debug_assert!(false, "stack returned to the wrong pool");
+            wrong_pool();
             return;
         }
         let usable = stack.size();
+        let idx = stack.class as usize;
         let slot = FreeSlot {
             guard_lo: stack.guard_lo,
             chunk: stack.chunk,
         };
         self.chunks[stack.chunk as usize].in_use -= 1;
         self.in_use -= 1;
+        let warm = self.pooled - self.released < self.warm_limit
+            && self.warm_bytes + usable <= self.warm_bytes_limit;
         self.pooled += 1;
-        let idx = stack.class as usize;
-        let warm_count = self.pooled - self.released - 1;
-        if warm_count < self.warm_limit && self.warm_bytes + usable <= self.warm_bytes_limit {
+        if warm {
             self.warm_bytes += usable;
             self.classes[idx].warm.push(slot);
         } else {
-            let (_, low) = stack.guard_range();
-            // SAFETY: `[low, low + usable)` is the usable range of a slot in one of our
-            // live chunks; the stack was handed back by value, so nobody uses that memory
-            // any more. MADV_DONTNEED on private anonymous memory just zero-fills it on the
-            // next touch. The guard page below `low` is not touched.
-            let rc =
-                unsafe { libc::madvise(low as *mut libc::c_void, usable, libc::MADV_DONTNEED) };
-            if rc != 0 {
-                log::debug!(
-                    "madvise(MADV_DONTNEED) of a pooled stack failed: {}",
-                    io::Error::last_os_error()
-                );
-            }
-            self.released += 1;
-            self.classes[idx].cold.push(slot);
+            self.release(idx, slot, usable);
         }
+    }
+
+    /// Pools `slot` (of class `idx`) with its pages released: beyond the high-water marks.
+    #[cold]
+    #[inline(never)]
+    fn release(&mut self, idx: usize, slot: FreeSlot, usable: usize) {
+        let low = slot.guard_lo + page_size();
+        // SAFETY: `[low, low + usable)` is the usable range of a slot in one of our live
+        // chunks; the stack was handed back by value, so nobody uses that memory any more.
+        // MADV_DONTNEED on private anonymous memory just zero-fills it on the next touch.
+        // The guard page below `low` is not touched.
+        let rc = unsafe { libc::madvise(low as *mut libc::c_void, usable, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            log::debug!(
+                "madvise(MADV_DONTNEED) of a pooled stack failed: {}",
+                io::Error::last_os_error()
+            );
+        }
+        self.released += 1;
+        self.classes[idx].cold.push(slot);
     }
 
     /// Counters of this pool.
@@ -778,6 +757,13 @@ impl Drop for StackPool {
 
 /// The usable size for a request of `size` bytes: at least corosensei's minimum, rounded
 /// up to the page size.
+/// A stack came back to a pool that did not hand it out: it is leaked, never reused.
+#[cold]
+fn wrong_pool() {
+    log::error!("green: a stack was returned to the wrong pool; leaking it");
+    debug_assert!(false, "stack returned to the wrong pool");
+}
+
 fn round_size(size: usize) -> Result<usize, StackError> {
     let page = page_size();
     let size = size.max(MIN_STACK_SIZE);
