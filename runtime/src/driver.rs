@@ -540,11 +540,15 @@ fn run_exit_callbacks(g: &Greenlet) {
     }
 }
 
-/// Runs a callback in the hub; a panic in it is logged, never propagated.
-pub(crate) fn run_hub_callback(cb: impl FnOnce()) {
-    if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
-        let msg = payload_str(p.as_ref()).unwrap_or("<non-string panic payload>");
-        log::error!("green: a hub callback panicked: {msg}");
+/// Runs a callback in the hub; a panic in it is logged, never propagated (`None`).
+pub(crate) fn run_hub_callback<R>(cb: impl FnOnce() -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(cb)) {
+        Ok(r) => Some(r),
+        Err(p) => {
+            let msg = payload_str(p.as_ref()).unwrap_or("<non-string panic payload>");
+            log::error!("green: a hub callback panicked: {msg}");
+            None
+        }
     }
 }
 

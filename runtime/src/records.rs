@@ -9,10 +9,7 @@
 //! likely still in the cache.
 
 use std::cell::RefCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-
-use crate::error::payload_str;
 
 use crate::greenlet::Inner;
 use crate::hub;
@@ -63,14 +60,7 @@ pub(crate) fn recycle(mut rc: Rc<Inner>) {
     // through the driver: it is logged, as a panic in any hub callback is, and the record
     // is freed rather than kept.
     let emptied = if hub::context() == hub::CTX_HUB {
-        match catch_unwind(AssertUnwindSafe(|| inner.empty())) {
-            Ok(emptied) => emptied,
-            Err(p) => {
-                let msg = payload_str(p.as_ref()).unwrap_or("<non-string panic payload>");
-                log::error!("green: dropping a dead greenlet's result panicked: {msg}");
-                false
-            }
-        }
+        crate::driver::run_hub_callback(|| inner.empty()).unwrap_or(false)
     } else {
         inner.empty()
     };

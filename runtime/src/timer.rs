@@ -130,7 +130,9 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
                 &g,
                 crate::driver::Input::Value(crate::value::Value::none()),
             ),
-            Action::Call(f) => crate::driver::run_hub_callback(f),
+            Action::Call(f) => {
+                crate::driver::run_hub_callback(f);
+            }
         }
     }
 }
