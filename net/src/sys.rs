@@ -23,6 +23,17 @@ pub(crate) trait StreamIo {
 /// (nothing in Rust cancels threads), and in a build with the `monkey` feature they
 /// are hooked: the hook would find the fd unknown to it and pass through. Skipping
 /// both saves about a hundred instructions per call on the echo path.
+/// A byte count returned by `syscall(2)`, or the error it reported through `errno`.
+#[cfg(target_os = "linux")]
+#[inline]
+fn syscall_len(r: libc::c_long) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
 #[cfg(target_os = "linux")]
 impl StreamIo for std::net::TcpStream {
     #[inline]
@@ -43,11 +54,7 @@ impl StreamIo for std::net::TcpStream {
                 std::ptr::null_mut::<libc::socklen_t>(),
             )
         };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
+        syscall_len(r)
     }
 
     #[inline]
@@ -66,11 +73,7 @@ impl StreamIo for std::net::TcpStream {
                 0 as libc::c_long,
             )
         };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
+        syscall_len(r)
     }
 }
 
