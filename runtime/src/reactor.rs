@@ -577,12 +577,21 @@ fn deregister_and_wake(which: impl FnOnce(&mut Reactor) -> Option<(usize, Rc<IoS
         let mut r = h.reactor.try_borrow_mut().ok()?;
         let r = r.as_mut()?;
         let (key, state) = which(r)?;
-        let woken = r.deregister(key, &state);
-        h.io_waiters.set(h.io_waiters.get() - woken.len());
-        Some(woken)
+        Some(r.deregister(key, &state))
     })
     .flatten()
     .unwrap_or_default();
+    wake_deregistered(woken);
+}
+
+/// Wakes the waiters of a deregistered fd (their waits end with an error) and takes them
+/// off the hub's count of IO waiters. Call it with the reactor released: an unpark may
+/// drop a greenlet.
+fn wake_deregistered(woken: Vec<Unparker>) {
+    if woken.is_empty() {
+        return;
+    }
+    crate::hub::try_with_hub(|h| h.io_waiters.set(h.io_waiters.get() - woken.len()));
     for u in woken {
         u.unpark();
     }
@@ -725,9 +734,9 @@ pub fn wait_fd_tagged(
     interest: Interest,
     deadline: Option<Instant>,
 ) -> io::Result<()> {
+    let mut stale = Vec::new();
     let state = with_hub(|h| {
-        let mut stale = Vec::new();
-        let state = h.with_reactor(|r| match r.fds.get(&fd) {
+        h.with_reactor(|r| match r.fds.get(&fd) {
             Some((_, state, t)) if *t == tag => Ok::<_, io::Error>(state.clone()),
             _ => {
                 if let Some((key, old, _)) = r.fds.remove(&fd) {
@@ -737,14 +746,10 @@ pub fn wait_fd_tagged(
                 r.fds.insert(fd, (key, state.clone(), tag));
                 Ok(state)
             }
-        });
-        // Woken after the reactor is released (an unpark may drop a greenlet).
-        h.io_waiters.set(h.io_waiters.get() - stale.len());
-        for u in stale {
-            u.unpark();
-        }
-        state
-    })??;
+        })
+    });
+    wake_deregistered(stale);
+    let state = state??;
     wait_on(&state, interest, deadline)
 }
 
