@@ -827,14 +827,7 @@ impl Drop for Inner {
             *inner.on_exit.get_mut() = std::mem::take(self.on_exit.get_mut());
             *inner.joiner.get_mut() = self.joiner.get_mut().take();
             // The name moved with its heap buffer: the overflow record stays right.
-            inner.info = RunningInfo::new(
-                self.info.guard_lo,
-                self.info.guard_hi,
-                self.id,
-                self.info.stack_size,
-            );
-            inner.info.name_ptr = self.info.name_ptr;
-            inner.info.name_len = self.info.name_len;
+            inner.info = std::mem::replace(&mut self.info, RunningInfo::new(0, 0, 0, 0));
             *inner.deferred.get_mut() = self.deferred.get_mut().take();
             inner.has_deferred.set(self.has_deferred.get());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
