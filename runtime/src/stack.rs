@@ -443,6 +443,8 @@ struct Chunk {
 struct FreeSlot {
     guard_lo: usize,
     chunk: u32,
+    /// `GreenStack::color_of(guard_lo)`, computed once when the slot is carved.
+    color: u16,
 }
 
 /// Stacks of one usable size.
@@ -574,7 +576,7 @@ impl StackPool {
         self.chunks[slot.chunk as usize].in_use += 1;
         self.in_use += 1;
         GreenStack {
-            color: GreenStack::color_of(slot.guard_lo),
+            color: slot.color,
             class: idx as u16,
             guard_lo: slot.guard_lo,
             base: slot.guard_lo + page_size() + usable,
@@ -596,6 +598,7 @@ impl StackPool {
         let slot = FreeSlot {
             guard_lo: stack.guard_lo,
             chunk: stack.chunk,
+            color: stack.color,
         };
         self.chunks[stack.chunk as usize].in_use -= 1;
         self.in_use -= 1;
@@ -675,6 +678,7 @@ impl StackPool {
         Ok(FreeSlot {
             guard_lo: next,
             chunk,
+            color: GreenStack::color_of(next),
         })
     }
 
