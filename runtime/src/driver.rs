@@ -384,7 +384,7 @@ fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Word, Word>) -> (Greenl
                 _ => (word::take_target(), word::request_input(req)),
             }
         }
-        CoroutineResult::Return(_) => finish(h, g, word::take_output()),
+        CoroutineResult::Return(_) => finish(h, g),
     }
 }
 
@@ -470,7 +470,7 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
         h.stacks.borrow_mut().put(co.into_stack());
     }
     g.0.state.set(State::Dead);
-    run_exit_callbacks(&g);
+    run_exit_callbacks(h, &g);
     let out = if p.is::<GreenletExit>() {
         Input::Value(Value::new(GreenletExit))
     } else {
@@ -483,21 +483,20 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
 /// and go to its parent with the outcome.
 #[cold]
 #[inline(never)]
-fn finish(h: &Hub, g: Greenlet, out: Output) -> (Greenlet, Word) {
+fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
     g.0.state.set(State::Dead);
     // SAFETY: as in `resume`; the coroutine has returned and is no longer running.
     if let Some(co) = unsafe { g.0.coroutine() }.take() {
         h.stacks.borrow_mut().put(co.into_stack());
     }
-    // A spawned greenlet keeps its outcome for its `JoinHandle` (and its links, which
-    // run next); its parent, the hub, gets nothing.
+    // A spawned greenlet has stored its outcome for its `JoinHandle` (and its links,
+    // which run next); its parent, the hub, gets nothing.
     let out = if g.0.outcome.is_kept() {
-        g.0.outcome.store(out);
         None
     } else {
-        Some(out)
+        Some(word::take_output())
     };
-    run_exit_callbacks(&g);
+    run_exit_callbacks(h, &g);
     let parent = g.live_parent();
     let input = match out {
         None => Input::Value(Value::none()),
@@ -523,10 +522,10 @@ fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
 
 /// Runs the callbacks registered to run when `g` dies, each isolated from the others,
 /// then drops its greenlet-local values (`sync::local`).
-fn run_exit_callbacks(g: &Greenlet) {
+fn run_exit_callbacks(h: &Hub, g: &Greenlet) {
     let joiner = g.0.joiner.borrow_mut().take();
     if let Some(u) = joiner {
-        u.unpark();
+        u.unpark_into(h);
     }
     if !g.0.on_exit.borrow().is_empty() {
         let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());

@@ -425,8 +425,17 @@ impl Greenlet {
                 Some(p) => Err(p),
                 None => r,
             };
-            // (A kill, `GreenletExit`, becomes a value for the parent in the driver.)
-            crate::word::put_output(r);
+            // A spawned greenlet keeps its outcome in its record, for its `JoinHandle`;
+            // any other goes to the driver, for the parent. (A kill, `GreenletExit`,
+            // becomes a value for the parent there.)
+            with_hub(|h| {
+                let me = h.current();
+                if me.outcome.is_kept() {
+                    me.outcome.store(r);
+                } else {
+                    crate::word::put_output(h, r);
+                }
+            });
             0
         });
         let name: Option<Box<str>> = name.map(Into::into);

@@ -24,7 +24,7 @@ use std::rc::Rc;
 
 use crate::driver::{Input, Output, Request};
 use crate::greenlet::{Greenlet, Inner};
-use crate::hub::with_hub;
+use crate::hub::{with_hub, Hub};
 use crate::park::Wake;
 use crate::value::{InlineParts, Value};
 
@@ -198,9 +198,11 @@ pub(crate) fn take_target() -> Greenlet {
     Greenlet::from_rc(unsafe { Rc::from_raw(p) })
 }
 
-/// Stores a returning greenlet's output for the driver (the coroutine returns a word).
-pub(crate) fn put_output(out: Output) {
-    with_hub(|h| h.xfer_output.set(Some(out)));
+/// Stores the output of a returning greenlet that was not spawned, for the driver (the
+/// coroutine returns a word; a spawned greenlet stores its outcome in its record).
+#[inline]
+pub(crate) fn put_output(h: &Hub, out: Output) {
+    h.xfer_output.set(Some(out));
 }
 
 /// Takes the output stored by [`put_output`].
