@@ -620,6 +620,7 @@ fn load_generator(
 // Driver
 // ---------------------------------------------------------------------------------------
 
+#[derive(Clone, Copy)]
 struct RunStats {
     msgs_per_sec: f64,
     p50_us: f64,
@@ -775,9 +776,13 @@ fn main() {
     );
     let mut rows = Vec::new();
     let mut table = Vec::new();
+    // Per connection count, per round: each server's run (for the paired ratios below).
+    let mut by_round: Vec<(usize, Vec<Vec<Option<RunStats>>>)> = Vec::new();
     for &conns in &conns_list {
         let mut stats: Vec<Vec<RunStats>> = servers.iter().map(|_| Vec::new()).collect();
+        let mut rounds_of_c: Vec<Vec<Option<RunStats>>> = Vec::new();
         for round in 0..rounds {
+            rounds_of_c.push(vec![None; servers.len()]);
             for (k, &s) in servers.iter().enumerate() {
                 let Some(r) = run_in_child(s, conns, warmup, window) else {
                     continue;
@@ -794,8 +799,10 @@ fn main() {
                     if r.steal > MAX_STEAL { "  (disturbed)" } else { "" }
                 );
                 stats[k].push(r);
+                rounds_of_c[round][k] = Some(r);
             }
         }
+        by_round.push((conns, rounds_of_c));
         for (k, &s) in servers.iter().enumerate() {
             let clean: Vec<&RunStats> = stats[k].iter().filter(|r| r.steal <= MAX_STEAL).collect();
             let used: Vec<&RunStats> = if clean.is_empty() {
@@ -896,5 +903,57 @@ fn main() {
             );
         }
     }
+    print_paired(&servers, &by_round);
     common::write_results("echo", &rows);
+}
+
+/// Paired ratios: each green server against each peer *within the same round* (the two
+/// runs a few seconds apart), then the median and range over the rounds where neither
+/// run was disturbed. The machine's speed drifts over minutes, and a closed loop on two
+/// busy cores settles into runs of different speed (the client's batch per `epoll_wait`
+/// varies several-fold between runs of the same server): pairing removes the drift that
+/// comparing each server's own median leaves in.
+fn print_paired(servers: &[Server], by_round: &[(usize, Vec<Vec<Option<RunStats>>>)]) {
+    let ns = |r: &RunStats| r.server_cpu * 1e9 / r.msgs_per_sec;
+    for (conns, rounds) in by_round {
+        for (gk, g) in servers.iter().enumerate() {
+            if !g.name().starts_with("green") {
+                continue;
+            }
+            for (pk, p) in servers.iter().enumerate() {
+                if !matches!(p, Server::Tokio | Server::Mio) {
+                    continue;
+                }
+                let pairs: Vec<(f64, f64)> = rounds
+                    .iter()
+                    .filter_map(|r| match (r[gk], r[pk]) {
+                        (Some(a), Some(b)) if a.steal <= MAX_STEAL && b.steal <= MAX_STEAL => {
+                            Some((a.msgs_per_sec / b.msgs_per_sec, ns(&a) / ns(&b)))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if pairs.is_empty() {
+                    continue;
+                }
+                let tput: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+                let cpu: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+                let range = |v: &[f64]| {
+                    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    format!("[{lo:.2}-{hi:.2}]")
+                };
+                println!(
+                    "c={conns} paired {}/{} over {} rounds: msg/s {:.3} {}, server ns/msg {:.3} {}",
+                    g.name(),
+                    p.name(),
+                    pairs.len(),
+                    median(&tput),
+                    range(&tput),
+                    median(&cpu),
+                    range(&cpu)
+                );
+            }
+        }
+    }
 }
