@@ -157,13 +157,23 @@ impl Inner {
         // (`create` sets the id, state, parent, name and overflow record anew.)
         self.queued.set(false);
         self.has_deferred.set(false);
-        // Each of these may run user code (the destructor of a result or a local).
-        drop(self.pending_rich.take());
+        // Each of these may run user code (the destructor of a result or a local). Most
+        // are empty by now (a spawned greenlet that was joined holds only its parent):
+        // each is checked in place before it is moved out to be dropped.
+        if self.pending_rich.get_mut().is_some() {
+            drop(self.pending_rich.take());
+        }
         drop(self.outcome.take());
         drop(self.parent.get_mut().take());
-        drop(self.name.take());
-        drop(self.joiner.get_mut().take());
-        drop(self.deferred.get_mut().take());
+        if self.name.is_some() {
+            drop(self.name.take());
+        }
+        if self.joiner.get_mut().is_some() {
+            drop(self.joiner.get_mut().take());
+        }
+        if self.deferred.get_mut().is_some() {
+            drop(self.deferred.get_mut().take());
+        }
         // Run at death; normally empty by now.
         self.on_exit.get_mut().clear();
         self.locals.get_mut().clear();

@@ -69,7 +69,11 @@ impl Outcome {
     /// Empties it for a reused record; returns the result it held, to be dropped.
     pub(crate) fn take(&mut self) -> Option<Result<Value, JoinError>> {
         self.flags.set(0);
-        self.result.get_mut().take()
+        let r = self.result.get_mut();
+        if r.is_none() {
+            return None;
+        }
+        r.take()
     }
 
     /// Keeps what the function of a spawned greenlet came to (called by the driver when
