@@ -96,8 +96,15 @@ fn suspend_main(req: Request) -> Word {
             queue_yielded(h, h.main.clone());
         }
         // A park or yield of main leads to the hub (the driver handles a greenlet's in
-        // `after_resume`).
-        drive_from_main(h, h.hub.clone(), word::IN_NONE)
+        // `after_resume`): the driver starts with the hub's step, picking what runs next.
+        debug_assert!(h.main.0.state.get() == State::Running, "nested driver");
+        h.main.0.state.set(State::Suspended);
+        let _guard = DriverGuard(h);
+        if h.monitoring.get() {
+            h.monitor.record_hub();
+        }
+        let (target, input) = schedule_next(h);
+        run_loop(h, target, input)
     })
 }
 
@@ -295,11 +302,17 @@ fn drive_from_main(h: &Hub, target: Greenlet, input: Word) -> Word {
 /// The loop of [`drive`], once the driver is marked as running. Inputs travel through
 /// it as words (see [`crate::word`]): the one in flight keeps anything rich in the hub's
 /// side slot.
-fn drive_loop(h: &Hub, mut target: Greenlet, mut input: Word) -> Word {
+fn drive_loop(h: &Hub, target: Greenlet, input: Word) -> Word {
     let _guard = DriverGuard(h);
     if h.monitoring.get() {
         h.monitor.record_hub();
     }
+    run_loop(h, target, input)
+}
+
+/// The loop of [`drive_loop`], once its guard is set.
+#[inline(always)]
+fn run_loop(h: &Hub, mut target: Greenlet, mut input: Word) -> Word {
     loop {
         match target.0.kind {
             Kind::Coro => (target, input) = resume(h, target, input),
