@@ -341,7 +341,7 @@ fn hub_input(input: Input) {
 
 /// The driver's step when the hub is switched to: the next ready greenlet, or the main
 /// greenlet with `LoopExit` when nothing can ever become ready.
-#[inline]
+#[inline(always)]
 fn schedule_next(h: &Hub) -> (Greenlet, Word) {
     h.set_current(&h.hub);
     hub::set_context(CTX_HUB);
@@ -360,10 +360,17 @@ fn pick_next(h: &Hub) -> (Greenlet, Word) {
 /// Resumes one greenlet; returns where to go next and with what.
 #[inline(always)]
 fn resume(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
-    if g.0.state.get() != State::Suspended || g.0.has_pending() {
+    if (g.0.state.get() != State::Suspended || g.0.has_pending()) && !plain_start(&g, input) {
         return resume_unusual(h, g, input);
     }
     run(h, g, input)
+}
+
+/// Whether resuming `g` with `input` starts it as a suspended greenlet is resumed: it has
+/// not started, is not queued, and is not started with a throw (that kills it unstarted).
+#[inline(always)]
+fn plain_start(g: &Greenlet, input: Word) -> bool {
+    g.0.state.get() == State::Fresh && !g.0.has_pending() && !word::is_rich(input)
 }
 
 /// Runs `g`, a started greenlet that is not running, until it suspends or returns.
@@ -443,17 +450,14 @@ fn leave(h: &Hub) {
     h.set_current(&h.hub);
 }
 
-/// [`resume`] for a greenlet that is not simply suspended: dead (forward to its nearest
-/// live ancestor), not started (start it, or kill it unstarted), or resumed directly
-/// while waiting in the ready queue.
+/// [`resume`] for a greenlet that is not simply suspended (nor a [`plain_start`]): dead
+/// (forward to its nearest live ancestor), not started and thrown into (kill it
+/// unstarted) or queued, or resumed directly while waiting in the ready queue.
 #[cold]
 #[inline(never)]
 fn resume_unusual(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
-    match g.0.state.get() {
-        State::Dead => return (g.live_parent(), input),
-        // Starting, and not with a throw: as a suspended greenlet is resumed.
-        State::Fresh if !g.0.has_pending() && !word::is_rich(input) => return run(h, g, input),
-        _ => {}
+    if g.0.state.get() == State::Dead {
+        return (g.live_parent(), input);
     }
     let mut input = word::unpack_input(input);
     if g.0.has_pending() {
@@ -542,11 +546,21 @@ fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
 
 /// Runs the callbacks registered to run when `g` dies, each isolated from the others,
 /// then drops its greenlet-local values (`sync::local`).
+#[inline(always)]
 fn run_exit_callbacks(h: &Hub, g: &Greenlet) {
     let joiner = g.0.joiner.borrow_mut().take();
     if let Some(u) = joiner {
         u.unpark_into(h);
     }
+    if !g.0.on_exit.borrow().is_empty() || !g.0.locals.borrow().is_empty() {
+        run_exit_callbacks_slow(g);
+    }
+}
+
+/// [`run_exit_callbacks`] for links, extra joiners and greenlet-local values.
+#[cold]
+#[inline(never)]
+fn run_exit_callbacks_slow(g: &Greenlet) {
     if !g.0.on_exit.borrow().is_empty() {
         let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());
         for cb in cbs {
@@ -641,6 +655,14 @@ pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
         return;
     }
     if !g.0.set_pending(input) {
+        h.push_ready(g.clone());
+    }
+}
+
+/// Queues `g`, just created by `spawn`, to start with the empty value.
+#[inline(always)]
+pub(crate) fn schedule_new(h: &Hub, g: &Greenlet) {
+    if !g.0.set_pending_word(word::IN_NONE) {
         h.push_ready(g.clone());
     }
 }

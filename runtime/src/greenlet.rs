@@ -195,6 +195,18 @@ impl Inner {
         was
     }
 
+    /// [`set_pending`](Self::set_pending) with a common input's word (not `IN_SLOT`).
+    #[inline]
+    pub(crate) fn set_pending_word(&self, w: Word) -> bool {
+        debug_assert!(w != word::IN_SLOT);
+        let was = self.queued.replace(true);
+        if was && self.pending.get() == word::IN_SLOT {
+            drop(self.pending_rich.take());
+        }
+        self.pending.set(w);
+        was
+    }
+
     /// Takes the pending input (`None` if there is none: a stale queue entry).
     #[inline]
     pub(crate) fn take_pending(&self) -> Option<Input> {

@@ -31,6 +31,7 @@ impl Records {
     }
 
     /// Keeps `rc` (emptied, the only handle) if there is room; drops it otherwise.
+    #[inline]
     fn keep(&self, rc: Rc<Inner>) {
         if let Ok(mut kept) = self.kept.try_borrow_mut() {
             if kept.len() < MAX_KEPT {

@@ -78,6 +78,7 @@ impl Outcome {
 
     /// Keeps what the function of a spawned greenlet came to (called by the driver when
     /// it dies, before its exit callbacks run). A panic nobody can ever join is logged.
+    #[inline]
     pub(crate) fn store(&self, out: crate::driver::Output) {
         let r = match out {
             Ok(v) => Ok(v),
@@ -205,7 +206,7 @@ impl Builder {
         T: 'static,
     {
         let h = self.build(f)?;
-        with_hub(|hub| driver::schedule(hub, &h.g, Input::Value(Value::none())));
+        with_hub(|hub| driver::schedule_new(hub, &h.g));
         Ok(h)
     }
 
@@ -328,7 +329,7 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
     let _withdraw = Withdraw(g);
     while !g.dead() {
         g.set_joiner(unparker());
-        match park(deadline)? {
+        match crate::park::park_inline(deadline)? {
             Wake::TimedOut if !g.dead() => return Ok(false),
             _ => {}
         }
