@@ -56,9 +56,10 @@ thread_local! {
 
 /// Called first thing by a starting greenlet: records its yielder (fixed for the
 /// coroutine's life, it lives at the bottom of the coroutine's stack).
+#[inline]
 pub(crate) fn set_yielder(y: &Yielder<usize, usize>) {
     YIELDER.with(|c| c.set(y));
-    with_hub(|h| h.current().yielder.set(y));
+    hub::with_current(|g| g.yielder.set(y));
 }
 
 /// Suspends the running greenlet's coroutine with the request word `req`.

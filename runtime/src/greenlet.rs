@@ -450,14 +450,17 @@ impl Greenlet {
             // A spawned greenlet keeps its outcome in its record, for its `JoinHandle`;
             // any other goes to the driver, for the parent. (A kill, `GreenletExit`,
             // becomes a value for the parent there.)
-            with_hub(|h| {
-                let me = h.current();
+            let for_parent = hub::with_current(move |me| {
                 if me.outcome.is_kept() {
                     me.outcome.store(r);
+                    None
                 } else {
-                    crate::word::put_output(h, r);
+                    Some(r)
                 }
             });
+            if let Some(r) = for_parent {
+                with_hub(|h| crate::word::put_output(h, r));
+            }
             0
         });
         let name: Option<Box<str>> = name.map(Into::into);

@@ -208,6 +208,18 @@ fn init_hub_ptr() -> *const Hub {
     })
 }
 
+/// Runs `f` with the running greenlet's record: [`Hub::current`] without going through
+/// the hub. Only while a hub runs on this thread (something is current).
+#[inline(always)]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
+    let p = CURRENT.with(|c| c.get());
+    debug_assert!(!p.is_null());
+    // SAFETY: as in `Hub::current`: a non-null CURRENT points at a live greenlet, kept
+    // alive while it is current, which it stays during `f` (`f` is not given a way to
+    // switch while it holds the reference: callers pass short, non-switching closures).
+    f(unsafe { &*p })
+}
+
 /// The overflow record of the running greenlet, for the stack-overflow signal handler
 /// (null outside a hub). Async-signal-safe: one read of a `const` thread-local without
 /// destructor, and the record is immutable while its greenlet lives.

@@ -76,22 +76,35 @@ impl Outcome {
         r.take()
     }
 
-    /// Keeps what the function of a spawned greenlet came to (called by the driver when
-    /// it dies, before its exit callbacks run). A panic nobody can ever join is logged.
-    #[inline]
+    /// Keeps what the function of a spawned greenlet came to (called by its own frame
+    /// when the function returns or panics, before its exit callbacks run). A panic
+    /// nobody can ever join is logged.
+    #[inline(always)]
     pub(crate) fn store(&self, out: crate::driver::Output) {
-        let r = match out {
-            Ok(v) => Ok(v),
-            Err(p) if p.is::<GreenletExit>() => Err(JoinError::Killed),
-            Err(p) => {
-                if self.has(DETACHED) {
-                    let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
-                    log::error!("green: detached greenlet panicked: {msg}");
-                    self.set(OBSERVED);
-                }
-                Err(JoinError::Panicked(p))
+        match out {
+            Ok(v) => self.put(Ok(v)),
+            Err(p) => self.store_err(p),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn store_err(&self, p: crate::greenlet::Payload) {
+        let r = if p.is::<GreenletExit>() {
+            Err(JoinError::Killed)
+        } else {
+            if self.has(DETACHED) {
+                let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
+                log::error!("green: detached greenlet panicked: {msg}");
+                self.set(OBSERVED);
             }
+            Err(JoinError::Panicked(p))
         };
+        self.put(r);
+    }
+
+    #[inline(always)]
+    fn put(&self, r: Result<Value, JoinError>) {
         // Empty until now (a record's outcome is emptied before reuse): nothing to drop
         // in the common case, so no call to the drop glue.
         let old = self.result.borrow_mut().replace(r);

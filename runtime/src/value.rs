@@ -304,6 +304,7 @@ impl Value {
     /// let v: Vec<i32> = v.downcast().unwrap();
     /// assert_eq!(v, [1, 2]);
     /// ```
+    #[inline]
     pub fn downcast<T: Any>(self) -> Result<T, (Value, TypeMismatch)> {
         if let Some(v) = self.inline_ref::<T>() {
             // SAFETY: `v` is the inline `T`; reading it moves it out of `self`, which is
@@ -312,6 +313,12 @@ impl Value {
             std::mem::forget(self);
             return Ok(v);
         }
+        self.downcast_slow()
+    }
+
+    /// [`downcast`](Self::downcast) of a value that is not an inline `T`.
+    #[inline(never)]
+    fn downcast_slow<T: Any>(self) -> Result<T, (Value, TypeMismatch)> {
         let found = self.type_name();
         let mismatch = TypeMismatch {
             expected: type_name::<T>(),
