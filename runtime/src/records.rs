@@ -8,7 +8,7 @@
 //! spawn then costs neither an allocation nor a free, and it reuses memory that is
 //! likely still in the cache.
 
-use std::cell::RefCell;
+use std::cell::UnsafeCell;
 use std::rc::Rc;
 
 use crate::greenlet::Inner;
@@ -18,32 +18,45 @@ use crate::hub;
 pub(crate) const MAX_KEPT: usize = 256;
 
 /// The free list of one hub.
+///
+/// An `UnsafeCell`, as the ready queue: taking and keeping run no code of ours that could
+/// reach the list again (the records in it are emptied: popping and pushing one drops
+/// nothing, and a record refused because the list is full is dropped after the list's
+/// borrow ends), and no reference to the inside leaves a method.
 #[derive(Default)]
 pub(crate) struct Records {
-    kept: RefCell<Vec<Rc<Inner>>>,
+    kept: UnsafeCell<Vec<Rc<Inner>>>,
 }
 
 impl Records {
     /// A kept record: emptied, and with no other handle.
     #[inline]
     pub(crate) fn take(&self) -> Option<Rc<Inner>> {
-        self.kept.try_borrow_mut().ok()?.pop()
+        // SAFETY: see the type's comment; `pop` only moves a handle out.
+        unsafe { (*self.kept.get()).pop() }
     }
 
     /// Keeps `rc` (emptied, the only handle) if there is room; drops it otherwise.
     #[inline]
     fn keep(&self, rc: Rc<Inner>) {
-        if let Ok(mut kept) = self.kept.try_borrow_mut() {
+        // SAFETY: see the type's comment; `push` may only allocate.
+        let refused = unsafe {
+            let kept = &mut *self.kept.get();
             if kept.len() < MAX_KEPT {
                 kept.push(rc);
+                None
+            } else {
+                Some(rc)
             }
-        }
+        };
+        drop(refused);
     }
 
     /// How many records are kept (tests).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.kept.borrow().len()
+        // SAFETY: see the type's comment; a shared read that ends before returning.
+        unsafe { (*self.kept.get()).len() }
     }
 }
 
