@@ -587,7 +587,7 @@ impl StackPool {
 
     /// Returns `stack` to the pool for reuse. Beyond the high-water mark its pages are
     /// released first. A stack from another pool is leaked (and logged), never reused.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put(&mut self, stack: GreenStack) {
         if stack.pool != self.id {
             wrong_pool();
