@@ -514,8 +514,15 @@ fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
     } else {
         Some(word::take_output())
     };
+    let to_hub = out.is_none() && g.0.parent.borrow().as_ref().is_some_and(|p| p.is_hub());
+    if to_hub {
+        if let Some(next) = hand_off_to_joiner(h, &g) {
+            drop(g);
+            return next;
+        }
+    }
     run_exit_callbacks(h, &g);
-    if out.is_none() && g.0.parent.borrow().as_ref().is_some_and(|p| p.is_hub()) {
+    if to_hub {
         // Nothing for the hub (a spawned greenlet, the common case): straight to the next
         // ready greenlet, as after a park, without a trip through the loop. (`leave` has
         // marked the hub as running.)
@@ -537,6 +544,29 @@ fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
     (parent, word::pack_input(input))
 }
 
+/// The joiner of `g` (which just died, leaving nothing for its parent, the hub) as the
+/// next greenlet to run, when the hub would run it next anyway: nothing is ready, `g` has
+/// no other exit callback that could make something ready, and no poll of timers and IO
+/// is due. It is resumed at once, as the end of its park, instead of going through the
+/// ready queue. `None` otherwise (the joiner, if any, is still in `g`'s slot).
+#[inline(always)]
+fn hand_off_to_joiner(h: &Hub, g: &Greenlet) -> Option<(Greenlet, Word)> {
+    let ticks = h.ticks.get();
+    if ticks == 0 || !h.ready.is_empty() || has_other_exit_callbacks(g) {
+        return None;
+    }
+    let joiner = g.0.joiner.borrow_mut().take()?;
+    match joiner.wake_directly() {
+        Ok(j) => {
+            // The scheduling tick the ready queue's pick would have counted.
+            h.ticks.set(ticks - 1);
+            Some((j, word::IN_UNPARKED))
+        }
+        // A stale unparker (its park ended): nothing to wake.
+        Err(_) => None,
+    }
+}
+
 fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
     let msg = payload_str(p).unwrap_or("<non-string panic payload>");
     match g {
@@ -553,9 +583,16 @@ fn run_exit_callbacks(h: &Hub, g: &Greenlet) {
     if let Some(u) = joiner {
         u.unpark_into(h);
     }
-    if !g.0.on_exit.borrow().is_empty() || !g.0.locals.borrow().is_empty() {
+    if has_other_exit_callbacks(g) {
         run_exit_callbacks_slow(g);
     }
+}
+
+/// Whether `g` has exit callbacks besides its joiner (links, extra joiners) or
+/// greenlet-local values to drop.
+#[inline(always)]
+fn has_other_exit_callbacks(g: &Greenlet) -> bool {
+    !g.0.on_exit.borrow().is_empty() || !g.0.locals.borrow().is_empty()
 }
 
 /// [`run_exit_callbacks`] for links, extra joiners and greenlet-local values.

@@ -123,6 +123,18 @@ impl Unparker {
         true
     }
 
+    /// Ends the park this was made for by handing its greenlet over, to be resumed at
+    /// once with the end of a park (`word::IN_UNPARKED`) rather than queued; `Err` with
+    /// `self` if that park has ended (or its greenlet is queued or dead).
+    #[inline]
+    pub(crate) fn wake_directly(self) -> Result<Greenlet, Unparker> {
+        if self.can_wake() {
+            Ok(self.g)
+        } else {
+            Err(self)
+        }
+    }
+
     #[inline]
     fn can_wake(&self) -> bool {
         let inner = &self.g.0;

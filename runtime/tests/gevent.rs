@@ -428,3 +428,48 @@ fn a_detached_results_panicking_drop_is_logged_not_raised_in_whoever_runs_next()
     assert!(r.is_ok(), "the result's drop panicked out of sleep()");
     assert_eq!(green::spawn(|| 5).join().unwrap(), 5, "the hub still works");
 }
+
+#[test]
+fn a_join_resumes_after_greenlets_that_were_ready_before_the_joined_one_died() {
+    // The joined greenlet's death wakes the joiner; when something else is ready by
+    // then, the joiner waits its turn behind it (FIFO), as gevent's hub runs callbacks.
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (l1, l2) = (log.clone(), log.clone());
+    let g = green::spawn(move || l1.borrow_mut().push("g"));
+    let _x = green::spawn(move || l2.borrow_mut().push("x"));
+    g.join().unwrap();
+    log.borrow_mut().push("main");
+    assert_eq!(*log.borrow(), ["g", "x", "main"]);
+
+    // Nothing else ready: the joiner resumes right after the death.
+    let l3 = log.clone();
+    log.borrow_mut().clear();
+    green::spawn(move || l3.borrow_mut().push("h"))
+        .join()
+        .unwrap();
+    log.borrow_mut().push("main");
+    assert_eq!(*log.borrow(), ["h", "main"]);
+}
+
+#[test]
+fn timers_fire_during_a_loop_of_spawn_and_join_that_never_waits() {
+    // Each join hands the CPU to the joined greenlet and back without the hub ever being
+    // idle: timers and IO are still polled every few scheduling ticks.
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    let _sleeper = green::spawn(move || {
+        green::sleep(Duration::from_millis(1));
+        f.set(true);
+    });
+    green::yield_now(); // the sleeper arms its timer
+    let start = Instant::now();
+    let mut joins = 0u64;
+    while !fired.get() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the timer never fired in {joins} joins"
+        );
+        green::spawn(|| ()).join().unwrap();
+        joins += 1;
+    }
+}
