@@ -698,7 +698,21 @@ impl Greenlet {
     /// this greenlet dies. The single joiner slot is used when it is free or holds a
     /// stale unparker (a join that timed out); otherwise a withdrawable exit callback
     /// is added, withdrawn once `u`'s park is over (see `add_extra_joiner`).
+    #[inline]
     pub(crate) fn set_joiner(&self, u: crate::park::Unparker) {
+        let mut slot = self.0.joiner.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(u);
+        } else {
+            drop(slot);
+            self.set_joiner_slow(u);
+        }
+    }
+
+    /// [`set_joiner`](Self::set_joiner) when the slot is taken.
+    #[cold]
+    #[inline(never)]
+    fn set_joiner_slow(&self, u: crate::park::Unparker) {
         let mut slot = self.0.joiner.borrow_mut();
         if slot.as_ref().is_none_or(|old| !old.is_current_park()) {
             *slot = Some(u);
