@@ -163,7 +163,9 @@ impl Inner {
         if self.pending_rich.get_mut().is_some() {
             drop(self.pending_rich.take());
         }
-        drop(self.outcome.take());
+        if let Some(r) = self.outcome.take() {
+            drop(r);
+        }
         drop(self.parent.get_mut().take());
         if self.name.is_some() {
             drop(self.name.take());

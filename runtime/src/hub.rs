@@ -240,6 +240,7 @@ pub(crate) fn is_current(g: &Greenlet) -> bool {
 }
 
 /// Like [`with_hub`] but `None` once the hub is gone (thread exit).
+#[inline]
 pub(crate) fn try_with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
     let p = HUB_PTR.with(|p| p.get());
     if !p.is_null() {

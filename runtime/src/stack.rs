@@ -229,7 +229,12 @@ enum ErrorKind {
 /// }
 /// ```
 #[derive(Debug)]
-pub struct StackError {
+pub struct StackError(Box<StackErrorRepr>);
+
+/// What a [`StackError`] says, boxed: the error is one pointer, so the `Result` of every
+/// spawn stays small.
+#[derive(Debug)]
+struct StackErrorRepr {
     kind: ErrorKind,
     errno: Option<i32>,
     message: String,
@@ -240,54 +245,54 @@ impl StackError {
     /// hit (only happens with [`GuardKind::Mprotect`] guard pages or a huge number of
     /// chunks).
     pub fn is_map_count_limit(&self) -> bool {
-        self.kind == ErrorKind::MapCount
+        self.0.kind == ErrorKind::MapCount
     }
 
     /// The OS error code (`errno`) of the failed system call, if there was one.
     pub fn raw_os_error(&self) -> Option<i32> {
-        self.errno
+        self.0.errno
     }
 
     fn map_count(errno: i32) -> StackError {
-        StackError {
+        StackError(Box::new(StackErrorRepr {
             kind: ErrorKind::MapCount,
             errno: Some(errno),
             message: map_count_message(read_max_map_count()),
-        }
+        }))
     }
 
     fn out_of_memory(what: &str, bytes: usize, err: io::Error) -> StackError {
-        StackError {
+        StackError(Box::new(StackErrorRepr {
             kind: ErrorKind::OutOfMemory,
             errno: err.raw_os_error(),
             message: format!(
                 "cannot allocate greenlet stacks: {what} of {bytes} bytes failed: {err}"
             ),
-        }
+        }))
     }
 
     fn too_many_sizes() -> StackError {
-        StackError {
+        StackError(Box::new(StackErrorRepr {
             kind: ErrorKind::TooLarge,
             errno: None,
             message: format!(
                 "cannot allocate a greenlet stack: more than {MAX_CLASSES} distinct stack sizes"
             ),
-        }
+        }))
     }
 
     fn too_large(size: usize) -> StackError {
-        StackError {
+        StackError(Box::new(StackErrorRepr {
             kind: ErrorKind::TooLarge,
             errno: None,
             message: format!("cannot allocate a greenlet stack of {size} bytes: too large"),
-        }
+        }))
     }
 }
 
 impl fmt::Display for StackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
