@@ -415,6 +415,7 @@ impl Greenlet {
 
     /// Creates a greenlet with an optional name, stack size and parent (`None`: the
     /// current greenlet).
+    #[inline]
     pub(crate) fn create<F, R>(
         f: F,
         name: Option<String>,
