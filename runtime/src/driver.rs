@@ -548,7 +548,9 @@ fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
 /// next greenlet to run, when the hub would run it next anyway: nothing is ready, `g` has
 /// no other exit callback that could make something ready, and no poll of timers and IO
 /// is due. It is resumed at once, as the end of its park, instead of going through the
-/// ready queue. `None` otherwise (the joiner, if any, is still in `g`'s slot).
+/// ready queue. `None` otherwise: the joiner, if any, is left in `g`'s slot for
+/// [`run_exit_callbacks`], unless it was stale (its park over), in which case it is
+/// dropped here, as waking it would do nothing.
 #[inline(always)]
 fn hand_off_to_joiner(h: &Hub, g: &Greenlet) -> Option<(Greenlet, Word)> {
     let ticks = h.ticks.get();
