@@ -426,12 +426,26 @@ impl Greenlet {
         F: FnOnce(Value) -> R + 'static,
         R: Any,
     {
-        let (stack, parent) = with_hub(|h| {
-            let size = stack_size.unwrap_or_else(|| h.stack_size.get());
-            let stack = h.stacks.borrow_mut().get(size)?;
-            let parent = parent.unwrap_or_else(|| h.current_greenlet());
-            Ok::<_, StackError>((stack, parent))
-        })?;
+        with_hub(|h| Greenlet::create_in(h, f, name, stack_size, parent))
+    }
+
+    /// [`create`](Self::create) with this thread's hub at hand (`spawn` reaches it once
+    /// for everything it does).
+    #[inline]
+    pub(crate) fn create_in<F, R>(
+        h: &hub::Hub,
+        f: F,
+        name: Option<String>,
+        stack_size: Option<usize>,
+        parent: Option<Greenlet>,
+    ) -> Result<Greenlet, StackError>
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: Any,
+    {
+        let size = stack_size.unwrap_or_else(|| h.stack_size.get());
+        let stack = h.stacks.borrow_mut().get(size)?;
+        let parent = parent.unwrap_or_else(|| h.current_greenlet());
         let id = next_id();
         let (guard_lo, guard_hi) = stack.guard_range();
         let size = stack.size();
@@ -474,8 +488,10 @@ impl Greenlet {
         info.name_ptr = name_ptr;
         info.name_len = name_len;
         // A dead greenlet's record if one is kept (see `records`), else a new one.
-        let mut rc =
-            with_hub(|h| h.records.take()).unwrap_or_else(|| Rc::new(Inner::blank(Kind::Coro)));
+        let mut rc = h
+            .records
+            .take()
+            .unwrap_or_else(|| Rc::new(Inner::blank(Kind::Coro)));
         let Some(inner) = Rc::get_mut(&mut rc) else {
             unreachable!("green: a kept greenlet record has other handles");
         };

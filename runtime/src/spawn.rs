@@ -218,9 +218,11 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = self.build(f)?;
-        with_hub(|hub| driver::schedule_new(hub, &h.g));
-        Ok(h)
+        with_hub(|hub| {
+            let h = self.build_in(hub, f)?;
+            driver::schedule_new(hub, &h.g);
+            Ok(h)
+        })
     }
 
     /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
@@ -247,10 +249,25 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let hub_g = with_hub(|h| h.hub.clone());
+        with_hub(|hub| self.build_in(hub, f))
+    }
+
+    #[inline]
+    fn build_in<F, T>(self, hub: &hub::Hub, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let hub_g = hub.hub.clone();
         // The greenlet's death keeps the outcome in its record (`Outcome`); panics and
         // kills are caught by the greenlet's own frame (see `Greenlet::create`).
-        let g = Greenlet::create(move |_: Value| f(), self.name, self.stack_size, Some(hub_g))?;
+        let g = Greenlet::create_in(
+            hub,
+            move |_: Value| f(),
+            self.name,
+            self.stack_size,
+            Some(hub_g),
+        )?;
         g.0.outcome.set(KEPT);
         Ok(JoinHandle {
             g,
