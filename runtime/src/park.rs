@@ -214,10 +214,7 @@ pub(crate) fn park_inline(deadline: Option<Instant>) -> Result<Wake, BlockError>
 /// Ends a park: later unparkers made for it are stale; a kill unwinds from here.
 #[inline]
 pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
-    with_hub(|h| {
-        let g = h.current();
-        g.park_seq.set(g.park_seq.get().wrapping_add(1));
-    });
+    hub::with_current(|g| g.park_seq.set(g.park_seq.get().wrapping_add(1)));
     match input {
         word::IN_UNPARKED => Ok(Wake::Unparked),
         word::IN_TIMED_OUT => Ok(Wake::TimedOut),
