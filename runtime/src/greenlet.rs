@@ -150,6 +150,7 @@ impl Inner {
     /// Drops everything a dead greenlet's record still owns (its result, parent, name,
     /// ...), leaving it as [`blank`](Self::blank) made it, for reuse. `false` if it
     /// cannot be reused: it is not a greenlet's or still has a coroutine.
+    #[inline]
     pub(crate) fn empty(&mut self) -> bool {
         if self.kind != Kind::Coro || self.co.get_mut().is_some() {
             return false;

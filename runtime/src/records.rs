@@ -63,7 +63,7 @@ impl Records {
 /// Called by `Greenlet::drop` with the last handle to a dead greenlet: empties the record
 /// and keeps it for reuse (or frees it, when it cannot be reused or the list is full or
 /// the thread's hub is gone).
-#[inline(never)]
+#[inline]
 pub(crate) fn recycle(mut rc: Rc<Inner>) {
     let Some(inner) = Rc::get_mut(&mut rc) else {
         return;
