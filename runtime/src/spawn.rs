@@ -572,19 +572,24 @@ impl<T: 'static> JoinHandle<T> {
 }
 
 impl<T> Drop for JoinHandle<T> {
+    #[inline]
     fn drop(&mut self) {
         let o = &self.g.0.outcome;
         o.set(DETACHED);
-        if o.has(OBSERVED) {
-            return;
+        if !o.has(OBSERVED) {
+            report_if_panicked(&self.g);
         }
-        if let Some(Err(JoinError::Panicked(p))) = &*o.result.borrow() {
-            let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
-            log::error!(
-                "green: greenlet {:?} panicked and was never joined: {msg}",
-                self.g
-            );
-        }
+    }
+}
+
+/// Logs the panic of a greenlet whose handle is dropped without the outcome ever having
+/// been looked at.
+#[cold]
+#[inline(never)]
+fn report_if_panicked(g: &Greenlet) {
+    if let Some(Err(JoinError::Panicked(p))) = &*g.0.outcome.result.borrow() {
+        let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
+        log::error!("green: greenlet {g:?} panicked and was never joined: {msg}");
     }
 }
 
