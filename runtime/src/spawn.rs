@@ -77,30 +77,36 @@ impl Outcome {
     }
 
     /// Keeps what the function of a spawned greenlet came to (called by its own frame
-    /// when the function returns or panics, before its exit callbacks run). A panic
-    /// nobody can ever join is logged.
+    /// when the function returns or panics, before its exit callbacks run). Returns the
+    /// message to log for a panic nobody can ever join: the caller logs it once it no
+    /// longer holds the record (a logger may block, and so switch).
     #[inline(always)]
-    pub(crate) fn store(&self, out: crate::driver::Output) {
+    pub(crate) fn store(&self, out: crate::driver::Output) -> Option<String> {
         match out {
-            Ok(v) => self.put(Ok(v)),
+            Ok(v) => {
+                self.put(Ok(v));
+                None
+            }
             Err(p) => self.store_err(p),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn store_err(&self, p: crate::greenlet::Payload) {
+    fn store_err(&self, p: crate::greenlet::Payload) -> Option<String> {
+        let mut to_log = None;
         let r = if p.is::<GreenletExit>() {
             Err(JoinError::Killed)
         } else {
             if self.has(DETACHED) {
                 let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
-                log::error!("green: detached greenlet panicked: {msg}");
+                to_log = Some(format!("green: detached greenlet panicked: {msg}"));
                 self.set(OBSERVED);
             }
             Err(JoinError::Panicked(p))
         };
         self.put(r);
+        to_log
     }
 
     #[inline(always)]
