@@ -508,8 +508,10 @@ fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
         h.stacks.borrow_mut().put(co.into_stack());
     }
     // A spawned greenlet has stored its outcome for its `JoinHandle` (and its links,
-    // which run next); its parent, the hub, gets nothing.
+    // which run next); its parent, the hub, gets nothing. A panic nobody can join is
+    // logged here, where a logger cannot switch.
     let out = if g.0.outcome.is_kept() {
+        g.0.outcome.log_unjoinable_panic(&g);
         None
     } else {
         Some(word::take_output())

@@ -470,16 +470,14 @@ impl Greenlet {
             // becomes a value for the parent there.)
             let for_parent = hub::with_current(move |me| {
                 if me.outcome.is_kept() {
-                    Err(me.outcome.store(r))
+                    me.outcome.store(r);
+                    None
                 } else {
-                    Ok(r)
+                    Some(r)
                 }
             });
-            match for_parent {
-                Ok(r) => with_hub(|h| crate::word::put_output(h, r)),
-                // Logged here, with no reference to the record held: a logger may block.
-                Err(Some(msg)) => log::error!("{msg}"),
-                Err(None) => {}
+            if let Some(r) = for_parent {
+                with_hub(|h| crate::word::put_output(h, r));
             }
             0
         });

@@ -37,6 +37,8 @@ const DETACHED: u8 = 2;
 const OBSERVED: u8 = 4;
 /// The outcome was moved out.
 const TAKEN: u8 = 8;
+/// It panicked with nobody able to join it: its death logs the panic (in the hub).
+const LOG_PANIC: u8 = 16;
 
 impl Outcome {
     fn has(&self, flag: u8) -> bool {
@@ -51,6 +53,27 @@ impl Outcome {
     #[inline]
     pub(crate) fn is_kept(&self) -> bool {
         self.has(KEPT)
+    }
+
+    /// Logs the panic of a greenlet nobody can join, if [`store`](Self::store) found
+    /// one: called by the driver when the greenlet dies, in the hub, where the logger
+    /// cannot switch greenlets (the greenlet's own frame could, and a kill arriving
+    /// there would escape it).
+    #[inline]
+    pub(crate) fn log_unjoinable_panic(&self, g: &Greenlet) {
+        if self.has(LOG_PANIC) {
+            self.log_panic_cold(g);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn log_panic_cold(&self, g: &Greenlet) {
+        self.flags.set(self.flags.get() & !LOG_PANIC);
+        if let Some(Err(JoinError::Panicked(p))) = &*self.result.borrow() {
+            let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
+            log::error!("green: detached greenlet {g:?} panicked: {msg}");
+        }
     }
 
     /// The flags to carry over when the record is moved (see `greenlet::Inner::drop`).
@@ -77,36 +100,29 @@ impl Outcome {
     }
 
     /// Keeps what the function of a spawned greenlet came to (called by its own frame
-    /// when the function returns or panics, before its exit callbacks run). Returns the
-    /// message to log for a panic nobody can ever join: the caller logs it once it no
-    /// longer holds the record (a logger may block, and so switch).
+    /// when the function returns or panics, before its exit callbacks run). A panic
+    /// nobody can ever join is marked to be logged by the driver (see
+    /// [`log_unjoinable_panic`](Self::log_unjoinable_panic)).
     #[inline(always)]
-    pub(crate) fn store(&self, out: crate::driver::Output) -> Option<String> {
+    pub(crate) fn store(&self, out: crate::driver::Output) {
         match out {
-            Ok(v) => {
-                self.put(Ok(v));
-                None
-            }
+            Ok(v) => self.put(Ok(v)),
             Err(p) => self.store_err(p),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn store_err(&self, p: crate::greenlet::Payload) -> Option<String> {
-        let mut to_log = None;
+    fn store_err(&self, p: crate::greenlet::Payload) {
         let r = if p.is::<GreenletExit>() {
             Err(JoinError::Killed)
         } else {
             if self.has(DETACHED) {
-                let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
-                to_log = Some(format!("green: detached greenlet panicked: {msg}"));
-                self.set(OBSERVED);
+                self.set(OBSERVED | LOG_PANIC);
             }
             Err(JoinError::Panicked(p))
         };
         self.put(r);
-        to_log
     }
 
     #[inline(always)]
