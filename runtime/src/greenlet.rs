@@ -411,29 +411,13 @@ impl Greenlet {
         F: FnOnce(Value) -> R + 'static,
         R: Any,
     {
-        Greenlet::create(f, None, None, None)
+        with_hub(|h| Greenlet::create(h, f, None, None, None))
     }
 
-    /// Creates a greenlet with an optional name, stack size and parent (`None`: the
-    /// current greenlet).
+    /// Creates a greenlet on the hub `h` with an optional name, stack size and parent
+    /// (`None`: the current greenlet). (`spawn` passes the hub it already reached.)
     #[inline]
     pub(crate) fn create<F, R>(
-        f: F,
-        name: Option<String>,
-        stack_size: Option<usize>,
-        parent: Option<Greenlet>,
-    ) -> Result<Greenlet, StackError>
-    where
-        F: FnOnce(Value) -> R + 'static,
-        R: Any,
-    {
-        with_hub(|h| Greenlet::create_in(h, f, name, stack_size, parent))
-    }
-
-    /// [`create`](Self::create) with this thread's hub at hand (`spawn` reaches it once
-    /// for everything it does).
-    #[inline]
-    pub(crate) fn create_in<F, R>(
         h: &hub::Hub,
         f: F,
         name: Option<String>,

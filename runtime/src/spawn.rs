@@ -241,7 +241,7 @@ impl Builder {
         T: 'static,
     {
         with_hub(|hub| {
-            let h = self.build_in(hub, f)?;
+            let h = self.build(hub, f)?;
             driver::schedule_new(hub, &h.g);
             Ok(h)
         })
@@ -261,21 +261,13 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = self.build(f)?;
+        let h = with_hub(|hub| self.build(hub, f))?;
         timer::add(deadline_after(delay), timer::Action::Start(h.g.clone()));
         Ok(h)
     }
 
-    fn build<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        with_hub(|hub| self.build_in(hub, f))
-    }
-
     #[inline]
-    fn build_in<F, T>(self, hub: &hub::Hub, f: F) -> io::Result<JoinHandle<T>>
+    fn build<F, T>(self, hub: &hub::Hub, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -283,7 +275,7 @@ impl Builder {
         let hub_g = hub.hub.clone();
         // The greenlet's death keeps the outcome in its record (`Outcome`); panics and
         // kills are caught by the greenlet's own frame (see `Greenlet::create`).
-        let g = Greenlet::create_in(
+        let g = Greenlet::create(
             hub,
             move |_: Value| f(),
             self.name,
