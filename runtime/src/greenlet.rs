@@ -186,22 +186,23 @@ impl Inner {
     /// Sets what the hub resumes the greenlet with; returns whether it was queued already.
     #[inline]
     pub(crate) fn set_pending(&self, input: Input) -> bool {
-        let was = self.queued.replace(true);
-        if was && self.pending.get() == word::IN_SLOT {
-            drop(self.pending_rich.take());
-        }
-        let w = word::pack_with(input, |rich| {
-            self.pending_rich.set(Some(rich));
+        let mut rich = None;
+        let w = word::pack_with(input, |r| {
+            rich = Some(r);
             word::IN_SLOT
         });
-        self.pending.set(w);
+        // The input it replaces is dropped first, then a rich one takes the slot.
+        let was = self.set_pending_word(w);
+        if rich.is_some() {
+            self.pending_rich.set(rich);
+        }
         was
     }
 
-    /// [`set_pending`](Self::set_pending) with a common input's word (not `IN_SLOT`).
+    /// [`set_pending`](Self::set_pending) with the input as its word: a common input's,
+    /// or `IN_SLOT` with the caller filling `pending_rich` right after.
     #[inline]
     pub(crate) fn set_pending_word(&self, w: Word) -> bool {
-        debug_assert!(w != word::IN_SLOT);
         let was = self.queued.replace(true);
         if was && self.pending.get() == word::IN_SLOT {
             drop(self.pending_rich.take());
