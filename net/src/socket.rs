@@ -117,6 +117,21 @@ macro_rules! impl_stream_io {
                 Ok(n)
             }
 
+            /// std's `write_all` (the same loop and errors), inlined into the caller:
+            /// no frame of its own between the caller and the write.
+            #[inline]
+            fn write_all(&mut self, mut buf: &[u8]) -> std::io::Result<()> {
+                while !buf.is_empty() {
+                    match std::io::Write::write(self, buf) {
+                        Ok(0) => return Err(crate::sys::write_zero()),
+                        Ok(n) => buf = &buf[n..],
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
@@ -144,6 +159,11 @@ macro_rules! impl_stream_io {
 
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
                 std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+
+            #[inline]
+            fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+                std::io::Write::write_all(&mut &*self, buf)
             }
 
             fn flush(&mut self) -> std::io::Result<()> {

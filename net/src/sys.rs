@@ -295,6 +295,12 @@ impl Evented {
     }
 }
 
+/// The error of a `write_all` whose write wrote nothing (std's kind and message).
+#[cold]
+pub(crate) fn write_zero() -> io::Error {
+    io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer")
+}
+
 /// Sets `SO_REUSEPORT` on `fd`.
 pub(crate) fn set_reuseport(fd: RawFd) -> io::Result<()> {
     let one: libc::c_int = 1;
