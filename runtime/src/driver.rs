@@ -663,10 +663,20 @@ fn next_ready(h: &Hub) -> Option<(Greenlet, Word)> {
 
 /// Fires due timers and polls the reactor. With `block`, waits (until the next timer
 /// or IO readiness) when nothing is ready. Returns `false` if nothing could ever wake.
+///
+/// The clock is read only while timers are armed: a hub serving only IO (the echo
+/// server) polls without it.
 fn poll_events(h: &Hub, block: bool) -> bool {
     loop {
-        let now = Instant::now();
-        crate::timer::fire_due(h, now);
+        // Nothing else runs between here and the deadline below but the due timers'
+        // own actions, which can only arm timers when some were armed before.
+        let now = if h.timers.borrow().is_empty() {
+            None
+        } else {
+            let now = Instant::now();
+            crate::timer::fire_due(h, now);
+            Some(now)
+        };
         let has_io = h.io_waiters.get() > 0;
         let has_remote = h.blocking_pending.get() > 0;
         let ready = !h.ready.is_empty();
@@ -676,15 +686,22 @@ fn poll_events(h: &Hub, block: bool) -> bool {
             }
             return true;
         }
-        let next = h.timers.borrow_mut().next_deadline();
+        let next = match now {
+            Some(_) => h.timers.borrow_mut().next_deadline(),
+            None => None,
+        };
         if next.is_none() && !has_io && !has_remote {
             return false;
         }
-        let timeout = next.map(|d| d.saturating_duration_since(now));
+        let timeout = next
+            .zip(now)
+            .map(|(d, now)| d.saturating_duration_since(now));
         crate::reactor::poll(h, timeout);
         if !h.ready.is_empty() {
             // Fire timers that came due while polling before running anything.
-            crate::timer::fire_due(h, Instant::now());
+            if !h.timers.borrow().is_empty() {
+                crate::timer::fire_due(h, Instant::now());
+            }
             return true;
         }
     }

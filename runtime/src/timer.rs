@@ -73,6 +73,12 @@ impl Timers {
         Some(action)
     }
 
+    /// Whether no timer is armed (nor any cancelled one still in the heap).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
     fn is_live(&self, seq: u64, slot: usize) -> bool {
         self.slots.get(slot).is_some_and(|(s, _)| *s == seq)
     }
