@@ -35,6 +35,12 @@
 //! Run: `cargo bench --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
 //! `GREEN_ECHO_SECS` (measurement window, default 1.5), `GREEN_ECHO_WARMUP_MS` (default 500),
 //! `GREEN_ECHO_ROUNDS` (default 2), `GREEN_ECHO_SERVERS` (default all, e.g. "tokio,mio").
+//!
+//! Calibration knob: `GREEN_ECHO_MIO_SPIN=K` makes the mio server do K steps of a
+//! dependent multiply-add chain per message (about 1.9 ns per step here: K = 80 is about
+//! 150 ns), pure user-space CPU work with no memory traffic. It shows what a given extra
+//! user time per message costs the closed loop (docs/benchmarks.md §6, round 6).
+//! `scripts/echo_ab.sh` compares builds or knob settings in paired child processes.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -185,6 +191,7 @@ fn serve_mio(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     let mut free: Vec<usize> = Vec::new();
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 4096];
+    let spin: u64 = env_or("GREEN_ECHO_MIO_SPIN", 0);
 
     // Write `data` (or queue it behind what is already pending). Ok(false) = connection gone.
     fn send(c: &mut Conn, data: &[u8]) -> io::Result<()> {
@@ -275,6 +282,7 @@ fn serve_mio(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
                                     break;
                                 }
                                 Ok(n) => {
+                                    spin_steps(spin);
                                     buf[..n].make_ascii_uppercase();
                                     if send(c, &buf[..n]).is_err() {
                                         close = true;
@@ -304,6 +312,16 @@ fn serve_mio(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
             }
         }
     }
+}
+
+/// `GREEN_ECHO_MIO_SPIN`'s work: `k` steps of a dependent multiply-add chain.
+#[inline(never)]
+fn spin_steps(k: u64) {
+    let mut x = 1u64;
+    for i in 0..k {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+    }
+    std::hint::black_box(x);
 }
 
 /// green with std sockets made cooperative by hand through `green::reactor::Registration`
