@@ -205,9 +205,9 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Word) -> Word {
     let r = unsafe { resume_coroutine(target, input) };
     if let Some(w) = back_to_main(&r) {
         t.state.set(State::Suspended);
-        main_resumes(h);
+        let input = main_resumes(h, word::request_input(w));
         main_runs(h);
-        return word::request_input(w);
+        return input;
     }
     // Anything else: finish this step as `run` does, then go on in the driver loop.
     leave(h);
@@ -273,17 +273,34 @@ fn main_runs(h: &Hub) {
     hub::set_context(CTX_MAIN);
 }
 
-/// The main greenlet is switched to: a queue entry it left is stale now, and an
-/// attached monitor counts the switch.
+/// The main greenlet is switched to with `input`; returns what it resumes with. A
+/// queue entry it left is stale now, except that a kill or timeout waiting there wins
+/// over the value of an explicit switch (as for any greenlet, see `resume_unusual`).
+/// An attached monitor counts the switch.
 #[inline(always)]
-fn main_resumes(h: &Hub) {
-    if h.main.0.has_pending() {
-        drop(h.main.0.take_pending());
-    }
+fn main_resumes(h: &Hub, input: Word) -> Word {
+    let input = if h.main.0.has_pending() {
+        main_pending(h, input)
+    } else {
+        input
+    };
     // For `sync::monitor`: main resumes (see `enter`).
     if h.monitoring.get() {
         h.monitor.count_switch();
         h.monitor.record(&h.main);
+    }
+    input
+}
+
+#[cold]
+fn main_pending(h: &Hub, input: Word) -> Word {
+    match h.main.0.take_pending() {
+        Some(Input::Throw(p)) => {
+            // The switched-in value loses (it is dropped here, in the driver).
+            drop(word::unpack_input(input));
+            word::pack_input(Input::Throw(p))
+        }
+        _ => input,
     }
 }
 
@@ -317,10 +334,7 @@ fn run_loop(h: &Hub, mut target: Greenlet, mut input: Word) -> Word {
     loop {
         match target.0.kind {
             Kind::Coro => (target, input) = resume(h, target, input),
-            Kind::Main => {
-                main_resumes(h);
-                return input;
-            }
+            Kind::Main => return main_resumes(h, input),
             Kind::Hub => {
                 if word::is_rich(input) {
                     hub_input(word::unpack_input(input));
@@ -707,10 +721,20 @@ fn poll_events(h: &Hub, block: bool) -> bool {
     }
 }
 
-/// Makes `g` runnable with `input` (replacing any pending wake); used by kill and
-/// timeouts. Does nothing for a dead greenlet.
+/// Makes `g` runnable with `input` (replacing any pending wake); used by kill, timeouts
+/// and `spawn_later`'s start. Does nothing for a dead greenlet.
+///
+/// A throw (kill or timeout) already pending is never replaced: a later throw is raised
+/// at the greenlet's next switch point after it (gevent delivers each in turn), and a
+/// plain value (a start) is dropped, since the greenlet is about to unwind.
 pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
     if g.dead() || g.0.kind == Kind::Hub {
+        return;
+    }
+    if g.0.pending_is_throw() {
+        if let Input::Throw(p) = input {
+            crate::greenlet::defer_for(&g.0, p);
+        }
         return;
     }
     if !g.0.set_pending(input) {

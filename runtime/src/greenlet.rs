@@ -109,9 +109,11 @@ pub(crate) struct Inner {
     pub(crate) on_exit: RefCell<Vec<ExitCallback>>,
     /// What the stack-overflow handler reports; written to its thread-local on each resume.
     pub(crate) info: RunningInfo,
-    /// A kill or timeout that arrived where it could not unwind (inside a monkey-patched
-    /// `extern "C"` call): raised at the greenlet's next switch point, see [`defer_unwind`].
-    pub(crate) deferred: RefCell<Option<Payload>>,
+    /// Kills and timeouts to raise at the greenlet's next switch points, oldest first:
+    /// one that arrived where it could not unwind (inside a monkey-patched `extern "C"`
+    /// call, see [`defer_unwind`]), or one that arrived while another throw was already
+    /// queued for the greenlet (see `driver::schedule`).
+    pub(crate) deferred: RefCell<Vec<Payload>>,
     /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
     /// dropped by the driver when the greenlet dies. Untouched by switching.
     pub(crate) locals: RefCell<crate::sync::local::Locals>,
@@ -140,7 +142,7 @@ impl Inner {
             on_exit: RefCell::new(Vec::new()),
             joiner: RefCell::new(None),
             info: RunningInfo::new(0, 0, 0, 0),
-            deferred: RefCell::new(None),
+            deferred: RefCell::new(Vec::new()),
             has_deferred: Cell::new(false),
             locals: RefCell::default(),
             outcome: Default::default(),
@@ -174,8 +176,8 @@ impl Inner {
         if self.joiner.get_mut().is_some() {
             drop(self.joiner.get_mut().take());
         }
-        if self.deferred.get_mut().is_some() {
-            drop(self.deferred.get_mut().take());
+        if !self.deferred.get_mut().is_empty() {
+            drop(std::mem::take(self.deferred.get_mut()));
         }
         // Run at death; normally empty by now.
         self.on_exit.get_mut().clear();
@@ -209,6 +211,17 @@ impl Inner {
         }
         self.pending.set(w);
         was
+    }
+
+    /// Whether the pending input is a throw (a kill or a timeout).
+    pub(crate) fn pending_is_throw(&self) -> bool {
+        if !self.queued.get() || self.pending.get() != word::IN_SLOT {
+            return false;
+        }
+        let rich = self.pending_rich.take();
+        let is = matches!(rich, Some(Input::Throw(_)));
+        self.pending_rich.set(rich);
+        is
     }
 
     /// Takes the pending input (`None` if there is none: a stale queue entry).
@@ -785,9 +798,9 @@ pub fn getcurrent() -> Greenlet {
 
 /// Stores `payload` (a kill or timeout caught where unwinding is impossible, such as
 /// inside an `extern "C"` function) to be raised again at the current greenlet's next
-/// switch point (`park`, `switch`, `sleep`, ...). If the greenlet's function returns
-/// first, the payload decides its outcome (a deferred [`GreenletExit`] makes it count as
-/// killed).
+/// switch point (`park`, `switch`, `sleep`, ...). Several deferred payloads are raised
+/// one per switch point, oldest first. If the greenlet's function returns first, the
+/// oldest decides its outcome (a deferred [`GreenletExit`] makes it count as killed).
 ///
 /// The monkey patch uses this: a kill that reaches a greenlet parked in a hooked std
 /// call makes the call fail (`ECANCELED`) and is raised again on the next switch.
@@ -804,42 +817,40 @@ pub fn getcurrent() -> Greenlet {
 /// assert!(h.join().unwrap_err().is_killed());
 /// ```
 pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
-    with_hub(|h| {
-        let g = h.current();
-        let mut slot = g.deferred.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(payload);
-            g.has_deferred.set(true);
-            hub::ANY_DEFERRED.with(|a| a.set(true));
-        }
-    })
+    with_hub(|h| defer_for(h.current(), payload))
 }
 
-/// Takes the current greenlet's deferred payload, if any.
+/// Queues `payload` to be raised at `g`'s next switch point (after any deferred
+/// before it).
+pub(crate) fn defer_for(g: &Inner, payload: Payload) {
+    g.deferred.borrow_mut().push(payload);
+    g.has_deferred.set(true);
+    hub::ANY_DEFERRED.with(|a| a.set(true));
+}
+
+/// Takes the current greenlet's oldest deferred payload, if any.
 pub(crate) fn take_deferred() -> Option<Payload> {
     if !hub::ANY_DEFERRED.with(|a| a.get()) {
         return None;
     }
-    hub::try_with_hub(|h| {
-        let g = h.current();
-        g.has_deferred.set(false);
-        g.deferred.borrow_mut().take()
-    })
-    .flatten()
+    hub::try_with_hub(|h| take_deferred_where(h.current(), |_| true)).flatten()
 }
 
-/// Takes `g`'s deferred payload if `is_ours` matches it (a `Timeout` whose scope ended).
+/// Takes `g`'s oldest deferred payload that `is_ours` matches (a `Timeout` whose scope
+/// ended).
 pub(crate) fn take_deferred_if(
     g: &Greenlet,
     is_ours: impl Fn(&Payload) -> bool,
 ) -> Option<Payload> {
-    let mut slot = g.0.deferred.borrow_mut();
-    if slot.as_ref().is_some_and(is_ours) {
-        g.0.has_deferred.set(false);
-        slot.take()
-    } else {
-        None
-    }
+    take_deferred_where(&g.0, is_ours)
+}
+
+fn take_deferred_where(g: &Inner, matches: impl Fn(&Payload) -> bool) -> Option<Payload> {
+    let mut list = g.deferred.borrow_mut();
+    let i = list.iter().position(matches)?;
+    let p = list.remove(i);
+    g.has_deferred.set(!list.is_empty());
+    Some(p)
 }
 
 /// Raises the current greenlet's deferred payload, if any (called at switch points):
@@ -881,7 +892,7 @@ impl Drop for Inner {
             *inner.joiner.get_mut() = self.joiner.get_mut().take();
             // The name moved with its heap buffer: the overflow record stays right.
             inner.info = std::mem::replace(&mut self.info, RunningInfo::new(0, 0, 0, 0));
-            *inner.deferred.get_mut() = self.deferred.get_mut().take();
+            *inner.deferred.get_mut() = std::mem::take(self.deferred.get_mut());
             inner.has_deferred.set(self.has_deferred.get());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
             inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());

@@ -146,3 +146,111 @@ fn timeout_in_main_greenlet_interrupts_queue_get() {
     assert!(r.is_err());
     assert_eq!(q.getters(), 0, "the interrupted getter left the line");
 }
+
+/// Runs without switching for `d`, so that every timer due meanwhile fires in one batch
+/// when the hub next runs.
+fn busy(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn a_kill_is_not_replaced_by_a_timeout_due_in_the_same_batch() {
+    // The kill's timer is armed first and the greenlet's own timeout right after, for
+    // the same instant: both fire in one batch, the kill first.
+    let d = Instant::now() + 20 * MS;
+    let target: Rc<Cell<Option<green::Greenlet>>> = Rc::new(Cell::new(None));
+    let t2 = target.clone();
+    green::timer::call_at(d, move || {
+        if let Some(g) = t2.take() {
+            green::throw_into(&g, Box::new(green::GreenletExit));
+        }
+    });
+    let h = spawn(move || {
+        let _ = green::with_deadline(d, || sleep(Duration::from_secs(10)));
+        sleep(5 * MS);
+        "survived"
+    });
+    green::yield_now(); // it starts and parks under its timeout
+    target.set(Some(h.greenlet().clone()));
+    busy(60 * MS);
+    let t = Instant::now();
+    assert!(h.join().unwrap_err().is_killed());
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn nested_timeouts_due_in_one_batch_are_both_delivered() {
+    // Outer due first: it must unwind both scopes (the inner one's throw, due in the
+    // same batch, must not replace it).
+    let h = spawn(|| {
+        let d = Instant::now() + 20 * MS;
+        let t = Instant::now();
+        let r = green::with_deadline(d, || {
+            let _ = green::with_deadline(d + MS, || sleep(Duration::from_secs(10)));
+            sleep(Duration::from_secs(2));
+        });
+        (r.is_err(), t.elapsed())
+    });
+    green::yield_now();
+    busy(60 * MS);
+    let (timed_out, took) = h.join().unwrap();
+    assert!(timed_out);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    // Inner due first: the inner scope catches its own, and the outer one, due in the
+    // same batch, interrupts the outer body at its next switch point.
+    let h = spawn(|| {
+        let d = Instant::now() + 20 * MS;
+        let t = Instant::now();
+        let mut inner = None;
+        let r = green::with_deadline(d + MS, || {
+            inner = Some(green::with_deadline(d, || sleep(Duration::from_secs(10))).is_err());
+            sleep(Duration::from_secs(2));
+        });
+        (inner, r.is_err(), t.elapsed())
+    });
+    green::yield_now();
+    busy(60 * MS);
+    let (inner, timed_out, took) = h.join().unwrap();
+    assert_eq!(inner, Some(true));
+    assert!(timed_out);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn a_spawn_later_greenlet_killed_in_the_batch_of_its_start_never_runs() {
+    let ran = Rc::new(Cell::new(false));
+    let target: Rc<Cell<Option<green::Greenlet>>> = Rc::new(Cell::new(None));
+    let t2 = target.clone();
+    // The kill's timer first, then the start's, both due after 20 ms.
+    green::timer::call_later(20 * MS, move || {
+        if let Some(g) = t2.take() {
+            green::throw_into(&g, Box::new(green::GreenletExit));
+        }
+    });
+    let r = ran.clone();
+    let h = green::spawn_later(20 * MS, move || r.set(true));
+    target.set(Some(h.greenlet().clone()));
+    busy(60 * MS);
+    assert!(h.join().unwrap_err().is_killed());
+    assert!(!ran.get());
+}
+
+#[test]
+fn main_timeout_wins_over_an_explicit_switch_to_main() {
+    let main = green::getcurrent();
+    // After 20 ms a greenlet switches to main explicitly; a busy greenlet makes that
+    // wake and main's 50 ms timeout fire in one batch, the timeout queued for main.
+    let _switcher = spawn(move || {
+        sleep(20 * MS);
+        main.switch(());
+    });
+    let _busy = spawn(|| busy(100 * MS));
+    let t = Instant::now();
+    let r = with_timeout(50 * MS, || sleep(Duration::from_secs(2)));
+    assert!(r.is_err());
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+}

@@ -291,21 +291,33 @@ pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, T
 
 fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<T, Timeout> {
     let r = catch_unwind(AssertUnwindSafe(f));
-    // A timeout that fired inside a monkey-patched call (deferred, never re-raised
-    // because `f` returned first) still means `f` timed out.
+    // Our timeout may have been deferred, never re-raised because `f` ended first: it
+    // fired inside a monkey-patched call, or while another throw was queued.
     let deferred = guard.take_deferred();
     // Disarm before anything else can switch (also on the unwinding paths below).
     guard.disarm();
-    if let Some(t) = deferred {
-        return Err(t);
-    }
     match r {
-        Ok(v) => Ok(v),
+        Ok(v) => match deferred {
+            Some(t) => Err(t),
+            None => Ok(v),
+        },
         Err(p) => match own_timeout(p, guard.payload.id) {
             Ok(t) => Err(t),
-            Err(p) => resume_unwind(p),
+            // Another timeout or a kill unwinding through us goes on to its owner.
+            Err(p) if is_throw(&p) => resume_unwind(p),
+            // A plain panic after our deferred timeout (such as an `unwrap()` of the
+            // monkey-patched call's `ECANCELED`) is its consequence: `f` timed out.
+            Err(p) => match deferred {
+                Some(t) => Err(t),
+                None => resume_unwind(p),
+            },
         },
     }
+}
+
+/// Whether `p` is a timeout's or a kill's payload (rather than a plain panic).
+fn is_throw(p: &Box<dyn Any + Send>) -> bool {
+    p.is::<Timeout>() || p.is::<crate::GreenletExit>()
 }
 
 fn own_timeout(p: Box<dyn Any + Send>, id: u64) -> Result<Timeout, Box<dyn Any + Send>> {
