@@ -144,6 +144,7 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
 }
 
 /// A callback armed with [`call_at`] or [`call_later`]; dropping it does not cancel it.
+/// Bound to the thread whose hub armed it (`!Send`): each hub numbers its own timers.
 ///
 /// # Examples
 ///
@@ -156,9 +157,17 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
 /// green::sleep(Duration::from_millis(100));
 /// assert!(!fired.get());
 /// ```
+///
+/// It cannot be sent to another thread:
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// send(green::timer::call_later(std::time::Duration::from_secs(1), || ()));
+/// ```
 #[derive(Debug)]
 pub struct TimerHandle {
     key: Key,
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl TimerHandle {
@@ -188,6 +197,7 @@ impl TimerHandle {
 pub fn call_at(deadline: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
     TimerHandle {
         key: add(deadline, Action::Call(Box::new(f))),
+        _not_send: std::marker::PhantomData,
     }
 }
 
