@@ -257,3 +257,19 @@ fn timed_out_lock_and_pool_waits_leave_nothing_in_the_way() {
     assert_eq!(pool.free_count(), 1);
     assert!(pool.join_timeout(Duration::ZERO));
 }
+
+#[test]
+fn a_panicking_event_callback_does_not_stop_the_others() {
+    let ev = Event::new();
+    ev.on_ready(Box::new(|| panic!("a buggy callback")))
+        .detach();
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    ev.on_ready(Box::new(move || r.set(true))).detach();
+    let e = ev.clone();
+    let waiter = spawn(move || wait(&[e], None, Some(Duration::from_secs(3))).len());
+    yield_now();
+    ev.set(); // the panic is logged; `set` returns
+    assert!(ran.get());
+    assert_eq!(waiter.join().unwrap(), 1);
+}

@@ -74,8 +74,10 @@ impl Event {
     pub fn set(&self) {
         self.0.flag.set(true);
         self.0.waiters.wake_all();
+        // Each callback runs even if one before it panics (the panic is logged, as
+        // for a greenlet's exit callbacks): a waiter must not miss the event.
         for cb in self.0.callbacks.take_all() {
-            cb();
+            crate::driver::run_hub_callback(cb);
         }
     }
 
