@@ -212,3 +212,16 @@ fn get_in_main_with_nothing_to_wait_for() {
     assert!(matches!(q.get(), Err(QueueError::Blocked(_))));
     assert_eq!(q.getters(), 0);
 }
+
+#[test]
+fn zero_timeouts_give_up_with_timed_out() {
+    let q: Queue<i32> = Queue::new();
+    assert_eq!(q.get_timeout(Duration::ZERO), Err(QueueError::TimedOut));
+    let full = Queue::bounded(1);
+    full.put(1).unwrap();
+    let e = full.put_timeout(2, Duration::ZERO).unwrap_err();
+    assert_eq!(e.kind(), QueueError::TimedOut);
+    // An item that is there is still returned, and room is still used, at once.
+    assert_eq!(full.get_timeout(Duration::ZERO), Ok(1));
+    full.put_timeout(3, Duration::ZERO).unwrap();
+}

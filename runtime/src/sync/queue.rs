@@ -263,7 +263,7 @@ impl<T, S: Store<T>> Core<T, S> {
         };
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(PutError {
-                kind: QueueError::Full,
+                kind: QueueError::TimedOut,
                 item,
             });
         }
@@ -330,7 +330,7 @@ impl<T, S: Store<T>> Core<T, S> {
             r => return r,
         }
         if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Err(QueueError::Empty);
+            return Err(QueueError::TimedOut);
         }
         let me = self.clone();
         match self.getters.wait(None, deadline, move |v| {
