@@ -72,6 +72,10 @@ macro_rules! impl_stream_io {
         impl std::io::Read for &$t {
             #[inline]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if buf.is_empty() {
+                    // As std: the syscall at once, never a wait.
+                    return crate::sys::StreamIo::recv(&self.sock, buf);
+                }
                 let n = self
                     .ev
                     .read(|| crate::sys::StreamIo::recv(&self.sock, buf))?;
@@ -81,23 +85,27 @@ macro_rules! impl_stream_io {
                 Ok(n)
             }
 
+            // A short vectored read says nothing about the socket being drained: std
+            // passes at most `IOV_MAX` slices to the kernel.
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
-                let n = self
-                    .ev
-                    .read(|| std::io::Read::read_vectored(&mut &self.sock, bufs))?;
-                if $short_drains && n > 0 && n < bufs.iter().map(|b| b.len()).sum::<usize>() {
-                    self.ev.drained(mio::Interest::READABLE);
+                if bufs.iter().all(|b| b.is_empty()) {
+                    return std::io::Read::read_vectored(&mut &self.sock, bufs);
                 }
-                Ok(n)
+                self.ev
+                    .read(|| std::io::Read::read_vectored(&mut &self.sock, bufs))
             }
         }
 
         impl std::io::Write for &$t {
             #[inline]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if buf.is_empty() {
+                    // As std: the syscall at once, never a wait.
+                    return crate::sys::StreamIo::send(&self.sock, buf);
+                }
                 let n = self
                     .ev
                     .write(|| crate::sys::StreamIo::send(&self.sock, buf))?;
@@ -107,14 +115,13 @@ macro_rules! impl_stream_io {
                 Ok(n)
             }
 
+            // As for `read_vectored`: a short vectored write does not mean a full buffer.
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                let n = self
-                    .ev
-                    .write(|| std::io::Write::write_vectored(&mut &self.sock, bufs))?;
-                if $short_drains && n < bufs.iter().map(|b| b.len()).sum::<usize>() {
-                    self.ev.drained(mio::Interest::WRITABLE);
+                if bufs.iter().all(|b| b.is_empty()) {
+                    return std::io::Write::write_vectored(&mut &self.sock, bufs);
                 }
-                Ok(n)
+                self.ev
+                    .write(|| std::io::Write::write_vectored(&mut &self.sock, bufs))
             }
 
             /// std's `write_all` (the same loop and errors), inlined into the caller:

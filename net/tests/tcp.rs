@@ -507,3 +507,107 @@ fn eof_that_arrived_with_the_last_data_is_not_lost_after_a_short_read() {
         assert_eq!(b.read(&mut buf).unwrap(), 0);
     });
 }
+
+/// Fails the test (instead of hanging it) if `f` has not finished within `secs`.
+fn within<T: 'static>(secs: u64, f: impl FnOnce() -> T + 'static) -> T {
+    let h = green::spawn(f);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !h.is_finished() {
+        assert!(Instant::now() < deadline, "still waiting after {secs} s");
+        green::sleep(Duration::from_millis(5));
+    }
+    h.join().unwrap()
+}
+
+#[test]
+fn empty_reads_and_writes_return_at_once() {
+    let (mut a, mut b) = pair();
+    // Fill the send path so that the readiness cache says "not writable".
+    a.set_nonblocking(true).unwrap();
+    while a.write(&[0u8; 65536]).is_ok() {}
+    a.set_nonblocking(false).unwrap();
+    let n = within(5, move || {
+        let w = a.write(&[]).unwrap();
+        let r = b.read(&mut []).unwrap();
+        let v = (&b).read_vectored(&mut []).unwrap();
+        let wv = (&a).write_vectored(&[]).unwrap();
+        (w, r, v, wv)
+    });
+    assert_eq!(n, (0, 0, 0, 0));
+}
+
+#[test]
+fn a_vectored_read_of_more_than_iov_max_slices_leaves_no_data_stranded() {
+    let (mut a, mut b) = pair();
+    a.write_all(&[7u8; 1500]).unwrap();
+    green::sleep(Duration::from_millis(20));
+    let got = within(5, move || {
+        let mut store = vec![[0u8; 1]; 2000];
+        let mut bufs: Vec<io::IoSliceMut> =
+            store.iter_mut().map(|x| io::IoSliceMut::new(x)).collect();
+        let first = b.read_vectored(&mut bufs).unwrap(); // the kernel takes 1024 slices
+        let mut rest = [0u8; 1000];
+        let mut n = first;
+        while n < 1500 {
+            n += b.read(&mut rest).unwrap();
+        }
+        n
+    });
+    assert_eq!(got, 1500);
+}
+
+#[test]
+fn urgent_data_does_not_strand_what_follows_it() {
+    let (a, mut b) = pair();
+    let fd = a.as_raw_fd();
+    let send = |data: &[u8], flags: libc::c_int| {
+        // SAFETY: `data` is valid for reads of its length; `fd` is an open socket.
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), flags) };
+        assert_eq!(n, data.len() as isize);
+    };
+    send(b"hello", 0);
+    send(b"!", libc::MSG_OOB);
+    send(b"world", 0);
+    green::sleep(Duration::from_millis(20)); // all of it arrives before the first read
+    let got = within(5, move || {
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            let n = b.read(&mut buf).unwrap(); // stops at the urgent mark first
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    });
+    assert_eq!(got, b"helloworld");
+    drop(a);
+}
+
+#[test]
+fn a_std_socket_the_reactor_knows_by_fd_can_become_a_green_one() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (_peer, _) = l.accept().unwrap();
+    s.set_nonblocking(true).unwrap();
+    // What the monkey patch does for a std socket that waited once in a greenlet.
+    let soon = Some(Instant::now() + Duration::from_millis(1));
+    let _ = green::reactor::wait_fd(s.as_raw_fd(), mio::Interest::READABLE, soon);
+    let g = TcpStream::from_std(s).unwrap();
+    drop(g);
+}
+
+#[test]
+fn waiting_by_fd_on_a_green_socket_uses_its_registration() {
+    let (mut a, b) = pair();
+    let fd = b.as_raw_fd();
+    let writer = green::spawn(move || {
+        green::sleep(Duration::from_millis(20));
+        a.write_all(b"x").unwrap();
+        a
+    });
+    // A hooked `poll` on a `green::net` socket's fd waits this way.
+    let deadline = Some(Instant::now() + Duration::from_secs(5));
+    green::reactor::wait_fd(fd, mio::Interest::READABLE, deadline).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!((&b).read(&mut buf).unwrap(), 1);
+    drop(writer.join().unwrap());
+}

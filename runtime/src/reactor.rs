@@ -42,12 +42,16 @@ const WRITE_READY: u8 = 2;
 /// with the last data, whose short read looks like any other drain).
 const READ_CLOSED: u8 = 4;
 const WRITE_CLOSED: u8 = 8;
+/// Urgent (TCP out-of-band) data was reported. Sticky, and it keeps reads worth a
+/// syscall: a read stops short at the urgent mark with more data queued behind it, so
+/// after urgent data a short read no longer means the socket is drained.
+const URGENT: u8 = 16;
 
 /// The bits that make `interest` worth a syscall.
 fn ready_bits(interest: Interest) -> u8 {
     let mut b = 0;
     if interest.is_readable() {
-        b |= READ_READY | READ_CLOSED;
+        b |= READ_READY | READ_CLOSED | URGENT;
     }
     if interest.is_writable() {
         b |= WRITE_READY | WRITE_CLOSED;
@@ -285,11 +289,9 @@ impl Reactor {
     fn register(&mut self, fd: RawFd) -> io::Result<(usize, Rc<IoState>)> {
         let entry = self.slots.vacant_entry();
         let key = entry.key();
-        self.poll.registry().register(
-            &mut SourceFd(&fd),
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(key), registered_interest())?;
         let state = Rc::new(IoState::new());
         entry.insert((fd, state.clone()));
         Ok((key, state))
@@ -310,6 +312,15 @@ impl Reactor {
         state.drain_into(READ_READY | WRITE_READY, &mut woken);
         woken
     }
+}
+
+/// What every fd is registered for: both directions, and on Linux urgent data too (see
+/// `URGENT`).
+fn registered_interest() -> Interest {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return Interest::READABLE | Interest::WRITABLE;
 }
 
 /// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes the
@@ -363,6 +374,9 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
             }
             if ev.is_write_closed() || ev.is_error() {
                 bits |= WRITE_READY | WRITE_CLOSED;
+            }
+            if ev.is_priority() {
+                bits |= READ_READY | URGENT;
             }
             let n = state.drain_into(bits, &mut woken);
             h.io_waiters.set(h.io_waiters.get() - n);
@@ -456,6 +470,10 @@ impl Registration {
     /// assert!(reg.is_ok());
     /// ```
     pub fn new(fd: RawFd) -> io::Result<Registration> {
+        // A raw fd that `wait_fd` registered (a std socket the monkey patch made
+        // cooperative, now handed to a `green::net` type) moves to this registration:
+        // epoll holds one registration per fd.
+        forget_fd(fd);
         let (key, state) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
         Ok(Registration { key, fd, state })
     }
@@ -742,9 +760,21 @@ pub fn wait_fd_tagged(
                 if let Some((key, old, _)) = r.fds.remove(&fd) {
                     stale = r.deregister(key, &old);
                 }
-                let (key, state) = r.register(fd)?;
-                r.fds.insert(fd, (key, state.clone(), tag));
-                Ok(state)
+                match r.register(fd) {
+                    Ok((key, state)) => {
+                        r.fds.insert(fd, (key, state.clone(), tag));
+                        Ok(state)
+                    }
+                    // The fd has a `Registration` already (a `green::net` socket polled
+                    // through a hooked `poll`): wait on its state, leaving it its owner's.
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => r
+                        .slots
+                        .iter()
+                        .find(|(_, (f, _))| *f == fd)
+                        .map(|(_, (_, state))| state.clone())
+                        .ok_or(e),
+                    Err(e) => Err(e),
+                }
             }
         })
     });
