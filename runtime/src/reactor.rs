@@ -11,7 +11,8 @@
 //!
 //! Each registration also caches readiness per direction (like tokio's `ScheduledIo`):
 //! set when registered and by every edge, cleared by its owner when a syscall says the
-//! fd is drained (`WouldBlock`, or a stream read shorter than asked for). While the bit
+//! fd is drained (`WouldBlock`, or a stream read shorter than asked for; not after
+//! urgent data, which stops reads short). While the bit
 //! is clear the owner may wait for the next edge without first paying for a syscall
 //! that would return `WouldBlock`. No edge is lost: an edge is recorded whether or not
 //! anyone waits, and the bit is only cleared right after the syscall that observed the
