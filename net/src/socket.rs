@@ -72,10 +72,6 @@ macro_rules! impl_stream_io {
         impl std::io::Read for &$t {
             #[inline]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                if buf.is_empty() {
-                    // As std: the syscall at once, never a wait.
-                    return crate::sys::StreamIo::recv(&self.sock, buf);
-                }
                 let n = self
                     .ev
                     .read(|| crate::sys::StreamIo::recv(&self.sock, buf))?;
@@ -91,9 +87,6 @@ macro_rules! impl_stream_io {
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
-                if bufs.iter().all(|b| b.is_empty()) {
-                    return std::io::Read::read_vectored(&mut &self.sock, bufs);
-                }
                 self.ev
                     .read(|| std::io::Read::read_vectored(&mut &self.sock, bufs))
             }
@@ -103,7 +96,8 @@ macro_rules! impl_stream_io {
             #[inline]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 if buf.is_empty() {
-                    // As std: the syscall at once, never a wait.
+                    // As std: `send` of nothing returns at once, even with the send
+                    // buffer full. (An empty read, as in std, waits for data or EOF.)
                     return crate::sys::StreamIo::send(&self.sock, buf);
                 }
                 let n = self
