@@ -534,3 +534,116 @@ fn msg_waitall_on_a_patched_blocking_socket_waits_for_all_the_bytes() {
     assert_eq!((n, &buf), (8, b"abcdefgh"));
     assert_eq!((m, &rest[..2]), (2, &b"ij"[..]));
 }
+
+/// A Unix socket path in the temp dir, unique to this process and `name`.
+fn temp_sock(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("green-monkey-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// Accepts `n` connections on a plain thread, starting after `delay`; gives up (and
+/// returns what it has) after 5 s, so that the test ends even if the connects fail.
+fn delayed_acceptor(
+    l: std::os::unix::net::UnixListener,
+    delay: Duration,
+    n: usize,
+) -> thread::JoinHandle<Vec<std::os::unix::net::UnixStream>> {
+    thread::spawn(move || {
+        thread::sleep(delay);
+        l.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        let mut v = Vec::new();
+        while v.len() < n && t.elapsed() < Duration::from_secs(5) {
+            match l.accept() {
+                Ok((s, _)) => v.push(s),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(2))
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        v
+    })
+}
+
+#[test]
+fn a_blocking_unix_connect_to_a_full_backlog_waits_for_room() {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let _g = serial();
+    let path = temp_sock("backlog");
+    let l = UnixListener::bind(&path).unwrap();
+    // Backlog 0: one pending connection fits, the next finds the backlog full.
+    // SAFETY: listen on a socket we own.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let acceptor = delayed_acceptor(l, Duration::from_millis(200), 3);
+    let p2 = path.clone();
+    let h = green::spawn(move || {
+        let t = Instant::now();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(UnixStream::connect(&p2).map_err(|e| e.kind())?);
+        }
+        Ok::<_, ErrorKind>((held, t.elapsed()))
+    });
+    let r = h.join().unwrap();
+    let accepted = acceptor.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (held, took) = r.expect("a blocking connect waits for room in the backlog");
+    assert_eq!(held.len(), 3);
+    assert_eq!(accepted.len(), 3);
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+}
+
+#[test]
+fn a_unix_connect_to_a_full_backlog_gives_up_after_the_send_timeout() {
+    use std::os::unix::net::UnixListener;
+    let _g = serial();
+    let path = temp_sock("backlog-timeout");
+    let l = UnixListener::bind(&path).unwrap();
+    // SAFETY: listen on a socket we own.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let p2 = path.clone();
+    let h = green::spawn(move || {
+        let _first = std::os::unix::net::UnixStream::connect(&p2).unwrap(); // fills it
+                                                                            // SAFETY: plain socket calls on a socket this closure owns, with valid buffers.
+        unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0);
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 100_000,
+            };
+            let r = libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&raw const tv).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+            assert_eq!(r, 0);
+            let mut sun: libc::sockaddr_un = std::mem::zeroed();
+            sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            let bytes = p2.as_os_str().as_encoded_bytes();
+            for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+                *d = *s as libc::c_char;
+            }
+            let t = Instant::now();
+            let r = libc::connect(
+                fd,
+                (&raw const sun).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            );
+            let e = std::io::Error::last_os_error().raw_os_error();
+            let took = t.elapsed();
+            libc::close(fd);
+            (r, e, took)
+        }
+    });
+    let (r, e, took) = h.join().unwrap();
+    drop(l);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!((r, e), (-1, Some(libc::EAGAIN)));
+    assert!(took >= Duration::from_millis(95), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}

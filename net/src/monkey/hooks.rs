@@ -575,7 +575,14 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     };
     // SAFETY: forwarded unchanged (the fd is non-blocking underneath).
     let r = unsafe { real::connect(fd, addr, len) };
-    if r == 0 || errno() != libc::EINPROGRESS {
+    if r == 0 {
+        return r;
+    }
+    let e = errno();
+    if e == libc::EAGAIN && is_unix_addr(addr, len) {
+        return connect_unix_full_backlog(fd, addr, len, green, slot);
+    }
+    if e != libc::EINPROGRESS {
         return r;
     }
     let deadline = timeout(slot, Dir::Write);
@@ -622,6 +629,76 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
             }
         }
     }
+}
+
+/// Whether `addr` is an `AF_UNIX` address (`connect` reads its family the same way).
+fn is_unix_addr(addr: *const sockaddr, len: socklen_t) -> bool {
+    if addr.is_null() || (len as usize) < std::mem::size_of::<libc::sa_family_t>() {
+        return false;
+    }
+    // SAFETY: the caller of `connect` passes `len` readable bytes at `addr`, and the
+    // address family is their first field.
+    let family = unsafe { std::ptr::read_unaligned(addr.cast::<libc::sa_family_t>()) };
+    c_int::from(family) == libc::AF_UNIX
+}
+
+/// The longest nap between two attempts of a Unix `connect` to a full backlog.
+const UNIX_CONNECT_MAX_NAP: Duration = Duration::from_millis(50);
+
+/// A `connect` to a Unix stream listener whose backlog is full: the non-blocking real fd
+/// says `EAGAIN` where a blocking one waits for room (the kernel reports no progress
+/// through readiness, so there is nothing to park on). Retries after naps of 1 ms
+/// doubling to [`UNIX_CONNECT_MAX_NAP`] (cooperative in a greenlet, plain sleeps on a
+/// thread) until it connects, fails otherwise, or the user's send timeout
+/// (`SO_SNDTIMEO`, which bounds the kernel's wait too) passes: then `EAGAIN`, as the
+/// kernel says.
+#[cold]
+fn connect_unix_full_backlog(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+    green: bool,
+    slot: &Slot,
+) -> c_int {
+    let deadline = timeout(slot, Dir::Write);
+    let mut nap = Duration::from_millis(1);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            set_errno(libc::EAGAIN);
+            return -1;
+        }
+        let d = left.map_or(nap, |l| nap.min(l));
+        if green {
+            if !green_sleep(d) {
+                set_errno(libc::ECANCELED);
+                return -1;
+            }
+        } else {
+            thread_sleep(d);
+        }
+        nap = (nap * 2).min(UNIX_CONNECT_MAX_NAP);
+        // SAFETY: forwarded unchanged, as the first attempt.
+        let r = unsafe { real::connect(fd, addr, len) };
+        if r == 0 {
+            return 0;
+        }
+        let e = errno();
+        if e != libc::EAGAIN && e != libc::EINTR {
+            return r;
+        }
+    }
+}
+
+/// Blocks the thread for `d` in glibc's `nanosleep` (for calls outside greenlets).
+fn thread_sleep(d: Duration) {
+    let ts = libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: a valid timespec and a null remainder; an early return (EINTR) only
+    // shortens the nap.
+    unsafe { real::nanosleep(&ts, std::ptr::null_mut()) };
 }
 
 /// Hook for `accept(2)`.
