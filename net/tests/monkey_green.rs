@@ -647,3 +647,45 @@ fn a_unix_connect_to_a_full_backlog_gives_up_after_the_send_timeout() {
     assert!(took >= Duration::from_millis(95), "{took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+#[test]
+fn an_empty_write_after_a_short_one_returns_at_once() {
+    let _g = serial();
+    let h = green::spawn(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_b, _) = l.accept().unwrap(); // never reads
+                                           // Ends by itself (WouldBlock) if an empty write parks on the full send buffer.
+        a.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let big = vec![0u8; 32 << 20];
+        let n = a.write(&big).unwrap();
+        assert!(n < big.len(), "a short write fills the send buffer");
+        let t = Instant::now();
+        let w = a.write(&[]).map_err(|e| e.kind());
+        let v = a.write_vectored(&[]).map_err(|e| e.kind());
+        (w, v, t.elapsed())
+    });
+    let (w, v, took) = h.join().unwrap();
+    assert_eq!(w, Ok(0));
+    assert_eq!(v, Ok(0));
+    assert!(took < Duration::from_millis(500), "{took:?}");
+}
+
+#[test]
+fn an_empty_read_still_waits_where_the_kernel_would() {
+    let _g = serial();
+    let h = green::spawn(|| {
+        // A blocking datagram read of zero bytes waits for a datagram (and drops it).
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let t = Instant::now();
+        let r = u.recv(&mut []).map_err(|e| e.kind());
+        let took = t.elapsed();
+        u.send_to(b"x", u.local_addr().unwrap()).unwrap();
+        (r, took, u.recv(&mut []).map_err(|e| e.kind()))
+    });
+    let (r, took, queued) = h.join().unwrap();
+    assert_eq!(r, Err(ErrorKind::WouldBlock));
+    assert!(took >= Duration::from_millis(45), "{took:?}");
+    assert_eq!(queued, Ok(0));
+}

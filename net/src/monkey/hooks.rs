@@ -218,15 +218,80 @@ fn timeout(slot: &Slot, dir: Dir) -> Option<Instant> {
     t.map(|t| Instant::now() + t)
 }
 
+/// What a call of the read/write family asks for, for the readiness cache of [`io_slow`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Nothing: zero bytes. Never waits before its syscall: the kernel alone says whether
+    /// a blocking call would wait (a zero-byte TCP `send` never does, whatever the send
+    /// buffer holds; a zero-byte TCP `recv` waits for data, as does any datagram read).
+    Nothing,
+    /// `n > 0` bytes: a TCP call that does less drains the socket.
+    Bytes(usize),
+    /// Something whose shortfall proves nothing (vectored calls, peeks, urgent data,
+    /// `accept`).
+    Some,
+}
+
+impl Ask {
+    /// `n` bytes.
+    fn bytes(n: usize) -> Ask {
+        if n == 0 {
+            Ask::Nothing
+        } else {
+            Ask::Bytes(n)
+        }
+    }
+    /// Something, or nothing at all (`empty`).
+    fn some(empty: bool) -> Ask {
+        if empty {
+            Ask::Nothing
+        } else {
+            Ask::Some
+        }
+    }
+}
+
+/// Whether the `n` buffers at `iov` hold no byte at all (a negative or absurd count, left
+/// for the kernel to refuse, counts as not empty).
+///
+/// # Safety
+/// `iov` points to `n` readable `iovec`s when `0 < n <= IOV_MAX`.
+unsafe fn iov_empty(iov: *const libc::iovec, n: usize) -> bool {
+    if n == 0 {
+        return true;
+    }
+    if iov.is_null() || n > libc::UIO_MAXIOV as usize {
+        return false;
+    }
+    // SAFETY: the caller's contract (checked non-null, count in range).
+    unsafe { std::slice::from_raw_parts(iov, n) }
+        .iter()
+        .all(|v| v.iov_len == 0)
+}
+
+/// Whether the message `msg` carries no data byte (see [`iov_empty`]).
+///
+/// # Safety
+/// `msg` is null or points to a readable `msghdr` whose `msg_iov` is valid.
+unsafe fn msg_empty(msg: *const libc::msghdr) -> bool {
+    if msg.is_null() {
+        return false;
+    }
+    // SAFETY: the caller's contract.
+    let m = unsafe { &*msg };
+    // SAFETY: as above, for the message's buffers.
+    unsafe { iov_empty(m.msg_iov, m.msg_iovlen) }
+}
+
 /// The common body of the read/write family: retry `op` until it stops saying EAGAIN,
 /// waiting for readiness in between; a user timeout ends with EAGAIN as the kernel does.
-/// `want` is the byte count asked for (0 when unknown, as for vectored calls).
+/// `want` tells what the call asks for (only looked at for adopted sockets).
 #[inline]
 fn io(
     fd: c_int,
     dir: Dir,
     dontwait: bool,
-    want: usize,
+    want: impl FnOnce() -> Ask,
     mut op: impl FnMut() -> ssize_t,
 ) -> ssize_t {
     if dontwait {
@@ -237,28 +302,30 @@ fn io(
         Mode::Green(s) => (true, s),
         Mode::Emulate(s) => (false, s),
     };
-    io_slow(fd, dir, green, slot, want, &mut op)
+    io_slow(fd, dir, green, slot, want(), &mut op)
 }
 
 /// [`io`] for an adopted socket. In a greenlet it keeps the reactor's readiness bit of
 /// the fd right (as `green::net` does): a call that says EAGAIN, or on a TCP socket does
 /// less than `want`, marks the fd drained, and the next call on a drained TCP socket
 /// parks until the next readiness edge *before* its syscall, which would only say EAGAIN:
-/// an echo costs two syscalls per message instead of three.
+/// an echo costs two syscalls per message instead of three. A call for zero bytes makes
+/// its syscall first whatever the cache says: only the kernel knows whether it would
+/// block (an empty write on a full send buffer does not).
 #[cold]
 fn io_slow(
     fd: c_int,
     dir: Dir,
     green: bool,
     slot: &Slot,
-    want: usize,
+    want: Ask,
     op: &mut dyn FnMut() -> ssize_t,
 ) -> ssize_t {
     let tcp = green && slot.bits() & fdtable::TCP != 0;
     let mut deadline = None;
     // Wait before the syscall: the fd is drained (the last call said EAGAIN, or did less
     // than asked on a TCP socket, and no readiness edge came since).
-    let mut drained = tcp && !rt::fd_ready(fd, slot.tag(), dir.interest());
+    let mut drained = tcp && want != Ask::Nothing && !rt::fd_ready(fd, slot.tag(), dir.interest());
     loop {
         if drained {
             let dl = *deadline.get_or_insert_with(|| timeout(slot, dir));
@@ -276,7 +343,7 @@ fn io_slow(
         }
         let r = op();
         if r >= 0 {
-            if tcp && r > 0 && (r as usize) < want {
+            if matches!(want, Ask::Bytes(n) if tcp && r > 0 && (r as usize) < n) {
                 rt::fd_drained(fd, slot.tag(), dir.interest());
             }
             return r;
@@ -712,7 +779,7 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
         fd,
         Dir::Read,
         false,
-        0,
+        || Ask::Some,
         || unsafe { real::accept(fd, addr, len) } as ssize_t,
     ) as c_int;
     if r >= 0 {
@@ -737,7 +804,7 @@ pub unsafe extern "C" fn accept4(
         fd,
         Dir::Read,
         false,
-        0,
+        || Ask::Some,
         || unsafe { real::accept4(fd, addr, len, flags) } as ssize_t,
     ) as c_int;
     if r >= 0 {
@@ -756,9 +823,13 @@ pub unsafe extern "C" fn accept4(
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, false, n, || unsafe {
-        real::read(fd, buf, n)
-    })
+    io(
+        fd,
+        Dir::Read,
+        false,
+        || Ask::bytes(n),
+        || unsafe { real::read(fd, buf, n) },
+    )
 }
 
 /// Hook for `readv(2)`.
@@ -767,20 +838,22 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 /// The libc contract of `readv`.
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    // SAFETY: `iov` holds `n` iovecs (readv's contract).
+    let want = || Ask::some(usize::try_from(n).is_ok_and(|k| unsafe { iov_empty(iov, k) }));
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, false, 0, || unsafe {
+    io(fd, Dir::Read, false, want, || unsafe {
         real::readv(fd, iov, n)
     })
 }
 
-/// The byte count a read asks for, for the drained rule of [`io_slow`]; 0 (unknown) for
-/// a peek, which leaves the data queued (a short peek does not drain the socket), and for
-/// urgent data (one byte, whatever is queued).
-fn read_want(n: size_t, flags: c_int) -> usize {
+/// What a read of `n` bytes asks for, for the drained rule of [`io_slow`]: a shortfall
+/// proves nothing for a peek, which leaves the data queued (a short peek does not drain
+/// the socket), nor for urgent data (one byte, whatever is queued).
+fn read_want(n: size_t, flags: c_int) -> Ask {
     if flags & (libc::MSG_PEEK | libc::MSG_OOB) != 0 {
-        0
+        Ask::some(n == 0)
     } else {
-        n
+        Ask::bytes(n)
     }
 }
 
@@ -793,9 +866,13 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_i
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
     read_all_if_asked(fd, n, flags, |done| {
-        io(fd, Dir::Read, dw, read_want(n - done, flags), || unsafe {
-            real::recv(fd, buf.cast::<u8>().add(done).cast(), n - done, flags)
-        })
+        io(
+            fd,
+            Dir::Read,
+            dw,
+            || read_want(n - done, flags),
+            || unsafe { real::recv(fd, buf.cast::<u8>().add(done).cast(), n - done, flags) },
+        )
     })
 }
 
@@ -847,16 +924,22 @@ pub unsafe extern "C" fn recvfrom(
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
     read_all_if_asked(fd, n, flags, |done| {
-        io(fd, Dir::Read, dw, read_want(n - done, flags), || unsafe {
-            real::recvfrom(
-                fd,
-                buf.cast::<u8>().add(done).cast(),
-                n - done,
-                flags,
-                addr,
-                len,
-            )
-        })
+        io(
+            fd,
+            Dir::Read,
+            dw,
+            || read_want(n - done, flags),
+            || unsafe {
+                real::recvfrom(
+                    fd,
+                    buf.cast::<u8>().add(done).cast(),
+                    n - done,
+                    flags,
+                    addr,
+                    len,
+                )
+            },
+        )
     })
 }
 
@@ -867,8 +950,10 @@ pub unsafe extern "C" fn recvfrom(
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
+    // SAFETY: `msg` is a valid msghdr (recvmsg's contract).
+    let want = || Ask::some(unsafe { msg_empty(msg) });
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, 0, || unsafe {
+    io(fd, Dir::Read, dw, want, || unsafe {
         real::recvmsg(fd, msg, flags)
     })
 }
@@ -880,9 +965,13 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, false, n, || unsafe {
-        real::write(fd, buf, n)
-    })
+    io(
+        fd,
+        Dir::Write,
+        false,
+        || Ask::bytes(n),
+        || unsafe { real::write(fd, buf, n) },
+    )
 }
 
 /// Hook for `writev(2)`.
@@ -891,8 +980,10 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 /// The libc contract of `writev`.
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    // SAFETY: `iov` holds `n` iovecs (writev's contract).
+    let want = || Ask::some(usize::try_from(n).is_ok_and(|k| unsafe { iov_empty(iov, k) }));
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, false, 0, || unsafe {
+    io(fd, Dir::Write, false, want, || unsafe {
         real::writev(fd, iov, n)
     })
 }
@@ -905,9 +996,13 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, n, || unsafe {
-        real::send(fd, buf, n, flags)
-    })
+    io(
+        fd,
+        Dir::Write,
+        dw,
+        || Ask::bytes(n),
+        || unsafe { real::send(fd, buf, n, flags) },
+    )
 }
 
 /// Hook for `sendto(2)`.
@@ -925,9 +1020,13 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, n, || unsafe {
-        real::sendto(fd, buf, n, flags, addr, len)
-    })
+    io(
+        fd,
+        Dir::Write,
+        dw,
+        || Ask::bytes(n),
+        || unsafe { real::sendto(fd, buf, n, flags, addr, len) },
+    )
 }
 
 /// Hook for `sendmsg(2)`.
@@ -937,8 +1036,10 @@ pub unsafe extern "C" fn sendto(
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
+    // SAFETY: `msg` is a valid msghdr (sendmsg's contract).
+    let want = || Ask::some(unsafe { msg_empty(msg) });
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, 0, || unsafe {
+    io(fd, Dir::Write, dw, want, || unsafe {
         real::sendmsg(fd, msg, flags)
     })
 }
