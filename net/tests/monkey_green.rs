@@ -689,3 +689,111 @@ fn an_empty_read_still_waits_where_the_kernel_would() {
     assert!(took >= Duration::from_millis(45), "{took:?}");
     assert_eq!(queued, Ok(0));
 }
+
+/// A connected pair made on this thread before it has a hub: the hooks record both
+/// sockets, but no greenlet has adopted them yet (the kernel's flags are the user's).
+fn fresh_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (p, _) = l.accept().unwrap();
+    (c, p)
+}
+
+#[test]
+fn a_clone_of_a_fresh_socket_still_blocks_in_greenlets_after_the_original_is_adopted() {
+    let _g = serial();
+    let (s, mut p) = fresh_pair();
+    // Ends by itself (WouldBlock) if the data never comes.
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let s2 = s.try_clone().unwrap(); // same open file description, both not adopted
+    let t = Instant::now();
+    let r1 = green::spawn(move || {
+        let mut b = [0u8; 4];
+        (&s).read_exact(&mut b).map(|()| b).map_err(|e| e.kind())
+    });
+    let r2 = green::spawn(move || {
+        let mut b = [0u8; 4];
+        (&s2).read_exact(&mut b).map(|()| b).map_err(|e| e.kind())
+    });
+    green::sleep(Duration::from_millis(100)); // both parked (or failed)
+    p.write_all(b"abcdefgh").unwrap();
+    let (a, b) = (r1.join().unwrap(), r2.join().unwrap());
+    let mut got = [a.expect("original"), b.expect("clone")];
+    got.sort();
+    assert_eq!(got, [*b"abcd", *b"efgh"]);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_clone_read_on_a_plain_thread_blocks_after_a_greenlet_adopted_the_original() {
+    let _g = serial();
+    let (s, mut p) = fresh_pair();
+    let s2 = s.try_clone().unwrap();
+    // A greenlet adopts the original (the kernel's flag becomes O_NONBLOCK, for both).
+    let r = green::spawn(move || {
+        let mut s = s;
+        s.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+        let r = s.read(&mut [0u8; 4]).map_err(|e| e.kind());
+        s.set_read_timeout(None).unwrap(); // for the clone too: it shares the option
+        r
+    })
+    .join()
+    .unwrap();
+    assert_eq!(r, Err(ErrorKind::WouldBlock));
+    // The clone, read on a plain thread with no timeout, waits for the data.
+    let t = thread::spawn(move || {
+        let mut s2 = s2;
+        let t = Instant::now();
+        let mut b = [0u8; 4];
+        let r = s2.read_exact(&mut b).map(|()| b).map_err(|e| e.kind());
+        (r, t.elapsed())
+    });
+    thread::sleep(Duration::from_millis(100));
+    p.write_all(b"wxyz").unwrap();
+    let (r, took) = t.join().unwrap();
+    assert_eq!(r, Ok(*b"wxyz"));
+    assert!(took >= Duration::from_millis(90), "{took:?}");
+}
+
+#[test]
+fn options_set_on_a_socket_reach_its_clones() {
+    let _g = serial();
+    for which in ["read timeout", "nonblocking"] {
+        let h = green::spawn(move || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let s = TcpStream::connect(l.local_addr().unwrap()).unwrap(); // adopted
+            let (_p, _) = l.accept().unwrap();
+            let mut s2 = s.try_clone().unwrap();
+            // Through the clone first: ends the read below by itself if the option set
+            // through the original does not reach the clone.
+            s2.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            if which == "read timeout" {
+                s.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+            } else {
+                s.set_nonblocking(true).unwrap();
+            }
+            let t = Instant::now();
+            let r = s2.read(&mut [0u8; 8]).map_err(|e| e.kind());
+            let took = t.elapsed();
+            // And back: blocking again through the clone is seen by the original.
+            s2.set_nonblocking(false).unwrap();
+            s2.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let t2 = Instant::now();
+            let back = (&s).read(&mut [0u8; 8]).map_err(|e| e.kind());
+            (r, took, back, t2.elapsed())
+        });
+        let (r, took, back, took_back) = h.join().unwrap();
+        assert_eq!(r, Err(ErrorKind::WouldBlock), "{which}");
+        assert!(took < Duration::from_secs(1), "{which}: {took:?}");
+        if which == "read timeout" {
+            assert!(took >= Duration::from_millis(95), "{which}: {took:?}");
+        }
+        assert_eq!(back, Err(ErrorKind::WouldBlock), "{which}");
+        assert!(
+            took_back >= Duration::from_millis(15) && took_back < Duration::from_secs(1),
+            "{which}: {took_back:?}"
+        );
+    }
+}

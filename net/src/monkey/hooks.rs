@@ -13,7 +13,9 @@
 //! greenlet's next switch point, or makes it the greenlet's outcome if its function
 //! returns first) and makes the call fail with `ECANCELED` (sleeps return early).
 
-use super::fdtable::{self, Slot, ADOPTED, ADOPTING, FRESH, REGISTERED, STATE_MASK, USER_NONBLOCK};
+use super::fdtable::{
+    self, Desc, Slot, ADOPTED, ADOPTING, FRESH, REGISTERED, STATE_MASK, USER_NONBLOCK,
+};
 use super::{real, rt, state, NET, SLEEP, TRACKING};
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,18 +63,47 @@ impl Dir {
     }
 }
 
+/// A socket the hooks know, seen through one of its fds: the fd's slot and the socket's
+/// record (shared with the fd's dups).
+#[derive(Clone, Copy)]
+struct Sock {
+    fd: &'static Slot,
+    desc: &'static Desc,
+}
+
+impl Sock {
+    fn bits(self) -> u32 {
+        self.desc.bits()
+    }
+    fn tag(self) -> u64 {
+        self.desc.tag()
+    }
+    fn rcv_timeout(self) -> Option<Duration> {
+        self.desc.rcv_timeout()
+    }
+    fn snd_timeout(self) -> Option<Duration> {
+        self.desc.snd_timeout()
+    }
+    fn mark_registered(self) {
+        self.fd.mark_registered()
+    }
+}
+
 /// How a call on an fd is to be made.
 enum Mode {
     /// Straight to glibc.
     Pass,
     /// Adopted socket, user-blocking, in a greenlet: park on the reactor.
-    Green(&'static Slot),
+    Green(Sock),
     /// Adopted socket, user-blocking, outside greenlets: block in `poll`.
-    Emulate(&'static Slot),
+    Emulate(Sock),
 }
 
-/// Switches a FRESH socket's real fd to non-blocking mode, keeping the user's view.
-fn adopt(fd: c_int, slot: &Slot) {
+/// Switches a FRESH socket's real fd (and so all its dups: `O_NONBLOCK` belongs to the
+/// open file description) to non-blocking mode, keeping the user's view in its record.
+/// While the record is FRESH no hook changes the kernel's flag on the user's behalf, so
+/// the kernel's flag is the user's view of every fd of the socket.
+fn adopt(fd: c_int, desc: &Desc) {
     let saved = errno();
     // SAFETY: F_GETFL takes no argument.
     let fl = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
@@ -82,10 +113,10 @@ fn adopt(fd: c_int, slot: &Slot) {
             // SAFETY: F_SETFL takes an int flag word.
             || unsafe { real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as libc::c_ulong) } == 0);
     if ok {
-        slot.set_rcv_timeout(kernel_timeout(fd, libc::SO_RCVTIMEO));
-        slot.set_snd_timeout(kernel_timeout(fd, libc::SO_SNDTIMEO));
+        desc.set_rcv_timeout(kernel_timeout(fd, libc::SO_RCVTIMEO));
+        desc.set_snd_timeout(kernel_timeout(fd, libc::SO_SNDTIMEO));
     }
-    slot.finish_adopt(user_nb, ok);
+    desc.finish_adopt(user_nb, ok);
     set_errno(saved);
 }
 
@@ -112,14 +143,22 @@ fn mode(fd: c_int) -> Mode {
     if state() & TRACKING == 0 {
         return Mode::Pass;
     }
-    match fdtable::get(fd) {
-        Some(slot) if slot.state() != fdtable::UNKNOWN => classify(fd, slot),
-        _ => Mode::Pass,
+    match tracked(fd) {
+        Some(sock) => classify(fd, sock),
+        None => Mode::Pass,
     }
 }
 
+/// The socket on `fd`, if the hooks know it (and did not give up on it).
+#[inline]
+fn tracked(fd: c_int) -> Option<Sock> {
+    let slot = fdtable::get(fd)?;
+    let desc = slot.desc()?;
+    (desc.state() != fdtable::UNKNOWN).then_some(Sock { fd: slot, desc })
+}
+
 #[cold]
-fn classify(fd: c_int, slot: &'static Slot) -> Mode {
+fn classify(fd: c_int, slot: Sock) -> Mode {
     loop {
         let bits = slot.bits();
         match bits & STATE_MASK {
@@ -127,8 +166,8 @@ fn classify(fd: c_int, slot: &'static Slot) -> Mode {
                 if state() & NET == 0 || !rt::in_greenlet() {
                     return Mode::Pass;
                 }
-                if slot.begin_adopt() {
-                    adopt(fd, slot);
+                if slot.desc.begin_adopt() {
+                    adopt(fd, slot.desc);
                 }
             }
             ADOPTING => std::thread::yield_now(),
@@ -186,7 +225,7 @@ fn poll_block(fd: c_int, events: libc::c_short, deadline: Option<Instant>) -> Wa
 }
 
 /// Parks the greenlet on the reactor until `fd` is ready for `interest`.
-fn park_fd(fd: c_int, slot: &Slot, interest: mio::Interest, deadline: Option<Instant>) -> Wait {
+fn park_fd(fd: c_int, slot: Sock, interest: mio::Interest, deadline: Option<Instant>) -> Wait {
     slot.mark_registered();
     match guarded(|| rt::wait_fd(fd, slot.tag(), interest, deadline)) {
         Some(Ok(())) => Wait::Ready,
@@ -202,7 +241,7 @@ fn park_fd(fd: c_int, slot: &Slot, interest: mio::Interest, deadline: Option<Ins
     }
 }
 
-fn wait(fd: c_int, slot: &Slot, green: bool, dir: Dir, deadline: Option<Instant>) -> Wait {
+fn wait(fd: c_int, slot: Sock, green: bool, dir: Dir, deadline: Option<Instant>) -> Wait {
     if green {
         park_fd(fd, slot, dir.interest(), deadline)
     } else {
@@ -210,7 +249,7 @@ fn wait(fd: c_int, slot: &Slot, green: bool, dir: Dir, deadline: Option<Instant>
     }
 }
 
-fn timeout(slot: &Slot, dir: Dir) -> Option<Instant> {
+fn timeout(slot: Sock, dir: Dir) -> Option<Instant> {
     let t = match dir {
         Dir::Read => slot.rcv_timeout(),
         Dir::Write => slot.snd_timeout(),
@@ -317,7 +356,7 @@ fn io_slow(
     fd: c_int,
     dir: Dir,
     green: bool,
-    slot: &Slot,
+    slot: Sock,
     want: Ask,
     op: &mut dyn FnMut() -> ssize_t,
 ) -> ssize_t {
@@ -375,18 +414,20 @@ fn born(fd: c_int, tcp: bool) {
 
 /// Whether `fd` is a TCP socket born while patched (a listener's accepted sockets are).
 fn is_tcp(fd: c_int) -> bool {
-    fdtable::get(fd).is_some_and(|s| s.bits() & fdtable::TCP != 0)
+    fdtable::get(fd)
+        .and_then(Slot::desc)
+        .is_some_and(|d| d.bits() & fdtable::TCP != 0)
 }
 
-/// `new` is a duplicate of `old` (same open file description).
+/// `new` is a duplicate of `old` (same open file description): it shares `old`'s record.
 fn duplicated(old: c_int, new: c_int) {
     if state() & TRACKING == 0 {
         return;
     }
     match fdtable::get(old) {
-        Some(src) if src.state() != fdtable::UNKNOWN => {
+        Some(src) if src.desc().is_some() => {
             if let Some(dst) = fdtable::get_or_create(new) {
-                dst.copy_from(src);
+                dst.share(src);
             }
         }
         _ => {
@@ -725,7 +766,7 @@ fn connect_unix_full_backlog(
     addr: *const sockaddr,
     len: socklen_t,
     green: bool,
-    slot: &Slot,
+    slot: Sock,
 ) -> c_int {
     let deadline = timeout(slot, Dir::Write);
     let mut nap = Duration::from_millis(1);
@@ -1047,10 +1088,6 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
 // ---------------------------------------------------------------------------------------
 // poll
 
-fn tracked(fd: c_int) -> Option<&'static Slot> {
-    fdtable::get(fd).filter(|s| s.state() != fdtable::UNKNOWN)
-}
-
 /// Hook for `poll(2)` (what `TcpStream::connect_timeout` waits with).
 ///
 /// From a greenlet, a poll on one tracked socket parks on the reactor; a poll on several
@@ -1117,7 +1154,8 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
 // Options and flags
 
 /// Hook for `setsockopt(2)`: remembers `SO_RCVTIMEO`/`SO_SNDTIMEO` of adopted sockets
-/// (the kernel ignores them once the fd is non-blocking, so the hooks apply them).
+/// (the kernel ignores them once the fd is non-blocking, so the hooks apply them), in the
+/// socket's record, which all its fds share (the kernel keeps the options per socket too).
 ///
 /// # Safety
 /// The libc contract of `setsockopt`.
@@ -1137,29 +1175,59 @@ pub unsafe extern "C" fn setsockopt(
         && (name == libc::SO_RCVTIMEO || name == libc::SO_SNDTIMEO)
         && len as usize >= std::mem::size_of::<libc::timeval>()
     {
-        if let Some(slot) = fdtable::get(fd).filter(|s| s.state() == ADOPTED) {
+        // Settled: an adoption running meanwhile on another thread may have read the
+        // kernel's old value; recording it here as well is then what counts.
+        if let Some(desc) = known(fd).filter(|d| d.settled_state() == ADOPTED) {
             // SAFETY: the kernel just accepted `val` as a timeval of `len` bytes.
             let tv = unsafe { std::ptr::read_unaligned(val.cast::<libc::timeval>()) };
             let d = timeval_to(0, &tv);
             if name == libc::SO_RCVTIMEO {
-                slot.set_rcv_timeout(d);
+                desc.set_rcv_timeout(d);
             } else {
-                slot.set_snd_timeout(d);
+                desc.set_snd_timeout(d);
             }
         }
     }
     r
 }
 
-fn adopted(fd: c_int) -> Option<&'static Slot> {
+/// The record of the socket on `fd`, if the hooks know it.
+fn known(fd: c_int) -> Option<&'static Desc> {
     if state() & TRACKING == 0 {
         return None;
     }
-    fdtable::get(fd).filter(|s| s.state() == ADOPTED)
+    fdtable::get(fd)?.desc()
+}
+
+/// The record of `fd`'s socket if it is adopted (waiting out an adoption in progress).
+fn adopted(fd: c_int) -> Option<&'static Desc> {
+    known(fd).filter(|d| d.settled_state() == ADOPTED)
+}
+
+/// After the kernel's `O_NONBLOCK` was set to the user's `want` on a socket that was not
+/// adopted: if an adoption ran meanwhile (on another thread), it may have read the old
+/// flag, or this call may have made the real fd blocking again: record the user's choice
+/// and make the real fd non-blocking.
+fn user_nonblock_after_forward(fd: c_int, want: bool) {
+    if let Some(desc) = adopted(fd) {
+        desc.set_user_nonblock(want);
+        if !want {
+            let saved = errno();
+            // SAFETY: F_GETFL takes no argument; F_SETFL an int flag word.
+            unsafe {
+                let fl = real::fcntl(fd, libc::F_GETFL, 0);
+                if fl >= 0 && fl & libc::O_NONBLOCK == 0 {
+                    real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as libc::c_ulong);
+                }
+            }
+            set_errno(saved);
+        }
+    }
 }
 
 /// Hook for `fcntl(2)`: on adopted sockets, `F_GETFL`/`F_SETFL` see and set the user's
-/// `O_NONBLOCK` while the real fd stays non-blocking; `F_DUPFD*` copy the fd's record.
+/// `O_NONBLOCK` while the real fd stays non-blocking; `F_DUPFD*` share the fd's record
+/// with the new fd.
 ///
 /// Declared with a fixed third argument: on the supported 64-bit Linux ABIs a variadic
 /// int or pointer argument arrives in the same register.
@@ -1173,8 +1241,8 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
             // SAFETY: forwarded unchanged.
             let r = unsafe { real::fcntl(fd, cmd, arg) };
             match adopted(fd) {
-                Some(slot) if r >= 0 => {
-                    let nb = if slot.bits() & USER_NONBLOCK != 0 {
+                Some(desc) if r >= 0 => {
+                    let nb = if desc.bits() & USER_NONBLOCK != 0 {
                         libc::O_NONBLOCK
                     } else {
                         0
@@ -1184,19 +1252,28 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
                 _ => r,
             }
         }
-        libc::F_SETFL => match adopted(fd) {
-            Some(slot) => {
-                let want = arg as c_int & libc::O_NONBLOCK != 0;
-                // SAFETY: F_SETFL with the user's flags plus O_NONBLOCK.
-                let r = unsafe { real::fcntl(fd, cmd, arg | libc::O_NONBLOCK as libc::c_ulong) };
-                if r == 0 {
-                    slot.set_user_nonblock(want);
+        libc::F_SETFL => {
+            let want = arg as c_int & libc::O_NONBLOCK != 0;
+            match adopted(fd) {
+                Some(desc) => {
+                    // SAFETY: F_SETFL with the user's flags plus O_NONBLOCK.
+                    let r =
+                        unsafe { real::fcntl(fd, cmd, arg | libc::O_NONBLOCK as libc::c_ulong) };
+                    if r == 0 {
+                        desc.set_user_nonblock(want);
+                    }
+                    r
                 }
-                r
+                None => {
+                    // SAFETY: forwarded unchanged.
+                    let r = unsafe { real::fcntl(fd, cmd, arg) };
+                    if r == 0 {
+                        user_nonblock_after_forward(fd, want);
+                    }
+                    r
+                }
             }
-            // SAFETY: forwarded unchanged.
-            None => unsafe { real::fcntl(fd, cmd, arg) },
-        },
+        }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
             // SAFETY: forwarded unchanged.
             let r = unsafe { real::fcntl(fd, cmd, arg) };
@@ -1211,19 +1288,25 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
 }
 
 /// Hook for `ioctl(2)`: `FIONBIO` (what `set_nonblocking` calls) on an adopted socket
-/// only records the user's choice; the real fd stays non-blocking.
+/// only records the user's choice (for all its fds); the real fd stays non-blocking.
 ///
 /// # Safety
 /// The libc contract of `ioctl`.
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: libc::c_ulong) -> c_int {
-    if req == libc::FIONBIO as libc::c_ulong && arg != 0 {
-        if let Some(slot) = adopted(fd) {
-            // SAFETY: FIONBIO's argument is a pointer to an int.
-            let on = unsafe { *(arg as *const c_int) } != 0;
-            slot.set_user_nonblock(on);
+    if req == libc::FIONBIO as libc::c_ulong && arg != 0 && known(fd).is_some() {
+        // SAFETY: FIONBIO's argument is a pointer to an int.
+        let on = unsafe { *(arg as *const c_int) } != 0;
+        if let Some(desc) = adopted(fd) {
+            desc.set_user_nonblock(on);
             return 0;
         }
+        // SAFETY: forwarded unchanged.
+        let r = unsafe { real::ioctl(fd, req, arg) };
+        if r == 0 {
+            user_nonblock_after_forward(fd, on);
+        }
+        return r;
     }
     // SAFETY: forwarded unchanged.
     unsafe { real::ioctl(fd, req, arg) }
