@@ -534,3 +534,266 @@ fn msg_waitall_on_a_patched_blocking_socket_waits_for_all_the_bytes() {
     assert_eq!((n, &buf), (8, b"abcdefgh"));
     assert_eq!((m, &rest[..2]), (2, &b"ij"[..]));
 }
+
+/// A Unix socket path in the temp dir, unique to this process and `name`.
+fn temp_sock(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("green-monkey-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// Accepts `n` connections on a plain thread, starting after `delay`; gives up (and
+/// returns what it has) after 5 s, so that the test ends even if the connects fail.
+fn delayed_acceptor(
+    l: std::os::unix::net::UnixListener,
+    delay: Duration,
+    n: usize,
+) -> thread::JoinHandle<Vec<std::os::unix::net::UnixStream>> {
+    thread::spawn(move || {
+        thread::sleep(delay);
+        l.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        let mut v = Vec::new();
+        while v.len() < n && t.elapsed() < Duration::from_secs(5) {
+            match l.accept() {
+                Ok((s, _)) => v.push(s),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(2))
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        v
+    })
+}
+
+#[test]
+fn a_blocking_unix_connect_to_a_full_backlog_waits_for_room() {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let _g = serial();
+    let path = temp_sock("backlog");
+    let l = UnixListener::bind(&path).unwrap();
+    // Backlog 0: one pending connection fits, the next finds the backlog full.
+    // SAFETY: listen on a socket we own.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let acceptor = delayed_acceptor(l, Duration::from_millis(200), 3);
+    let p2 = path.clone();
+    let h = green::spawn(move || {
+        let t = Instant::now();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(UnixStream::connect(&p2).map_err(|e| e.kind())?);
+        }
+        Ok::<_, ErrorKind>((held, t.elapsed()))
+    });
+    let r = h.join().unwrap();
+    let accepted = acceptor.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (held, took) = r.expect("a blocking connect waits for room in the backlog");
+    assert_eq!(held.len(), 3);
+    assert_eq!(accepted.len(), 3);
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+}
+
+#[test]
+fn a_unix_connect_to_a_full_backlog_gives_up_after_the_send_timeout() {
+    use std::os::unix::net::UnixListener;
+    let _g = serial();
+    let path = temp_sock("backlog-timeout");
+    let l = UnixListener::bind(&path).unwrap();
+    // SAFETY: listen on a socket we own.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let p2 = path.clone();
+    let h = green::spawn(move || {
+        let _first = std::os::unix::net::UnixStream::connect(&p2).unwrap(); // fills it
+                                                                            // SAFETY: plain socket calls on a socket this closure owns, with valid buffers.
+        unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0);
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 100_000,
+            };
+            let r = libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&raw const tv).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+            assert_eq!(r, 0);
+            let mut sun: libc::sockaddr_un = std::mem::zeroed();
+            sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            let bytes = p2.as_os_str().as_encoded_bytes();
+            for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+                *d = *s as libc::c_char;
+            }
+            let t = Instant::now();
+            let r = libc::connect(
+                fd,
+                (&raw const sun).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            );
+            let e = std::io::Error::last_os_error().raw_os_error();
+            let took = t.elapsed();
+            libc::close(fd);
+            (r, e, took)
+        }
+    });
+    let (r, e, took) = h.join().unwrap();
+    drop(l);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!((r, e), (-1, Some(libc::EAGAIN)));
+    assert!(took >= Duration::from_millis(95), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[test]
+fn an_empty_write_after_a_short_one_returns_at_once() {
+    let _g = serial();
+    let h = green::spawn(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_b, _) = l.accept().unwrap(); // never reads
+                                           // Ends by itself (WouldBlock) if an empty write parks on the full send buffer.
+        a.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let big = vec![0u8; 32 << 20];
+        let n = a.write(&big).unwrap();
+        assert!(n < big.len(), "a short write fills the send buffer");
+        let t = Instant::now();
+        let w = a.write(&[]).map_err(|e| e.kind());
+        let v = a.write_vectored(&[]).map_err(|e| e.kind());
+        (w, v, t.elapsed())
+    });
+    let (w, v, took) = h.join().unwrap();
+    assert_eq!(w, Ok(0));
+    assert_eq!(v, Ok(0));
+    assert!(took < Duration::from_millis(500), "{took:?}");
+}
+
+#[test]
+fn an_empty_read_still_waits_where_the_kernel_would() {
+    let _g = serial();
+    let h = green::spawn(|| {
+        // A blocking datagram read of zero bytes waits for a datagram (and drops it).
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let t = Instant::now();
+        let r = u.recv(&mut []).map_err(|e| e.kind());
+        let took = t.elapsed();
+        u.send_to(b"x", u.local_addr().unwrap()).unwrap();
+        (r, took, u.recv(&mut []).map_err(|e| e.kind()))
+    });
+    let (r, took, queued) = h.join().unwrap();
+    assert_eq!(r, Err(ErrorKind::WouldBlock));
+    assert!(took >= Duration::from_millis(45), "{took:?}");
+    assert_eq!(queued, Ok(0));
+}
+
+/// A connected pair made on this thread before it has a hub: the hooks record both
+/// sockets, but no greenlet has adopted them yet (the kernel's flags are the user's).
+fn fresh_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (p, _) = l.accept().unwrap();
+    (c, p)
+}
+
+#[test]
+fn a_clone_of_a_fresh_socket_still_blocks_in_greenlets_after_the_original_is_adopted() {
+    let _g = serial();
+    let (s, mut p) = fresh_pair();
+    // Ends by itself (WouldBlock) if the data never comes.
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let s2 = s.try_clone().unwrap(); // same open file description, both not adopted
+    let t = Instant::now();
+    let r1 = green::spawn(move || {
+        let mut b = [0u8; 4];
+        (&s).read_exact(&mut b).map(|()| b).map_err(|e| e.kind())
+    });
+    let r2 = green::spawn(move || {
+        let mut b = [0u8; 4];
+        (&s2).read_exact(&mut b).map(|()| b).map_err(|e| e.kind())
+    });
+    green::sleep(Duration::from_millis(100)); // both parked (or failed)
+    p.write_all(b"abcdefgh").unwrap();
+    let (a, b) = (r1.join().unwrap(), r2.join().unwrap());
+    let mut got = [a.expect("original"), b.expect("clone")];
+    got.sort();
+    assert_eq!(got, [*b"abcd", *b"efgh"]);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_clone_read_on_a_plain_thread_blocks_after_a_greenlet_adopted_the_original() {
+    let _g = serial();
+    let (s, mut p) = fresh_pair();
+    let s2 = s.try_clone().unwrap();
+    // A greenlet adopts the original (the kernel's flag becomes O_NONBLOCK, for both).
+    let r = green::spawn(move || {
+        let mut s = s;
+        s.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+        let r = s.read(&mut [0u8; 4]).map_err(|e| e.kind());
+        s.set_read_timeout(None).unwrap(); // for the clone too: it shares the option
+        r
+    })
+    .join()
+    .unwrap();
+    assert_eq!(r, Err(ErrorKind::WouldBlock));
+    // The clone, read on a plain thread with no timeout, waits for the data.
+    let t = thread::spawn(move || {
+        let mut s2 = s2;
+        let t = Instant::now();
+        let mut b = [0u8; 4];
+        let r = s2.read_exact(&mut b).map(|()| b).map_err(|e| e.kind());
+        (r, t.elapsed())
+    });
+    thread::sleep(Duration::from_millis(100));
+    p.write_all(b"wxyz").unwrap();
+    let (r, took) = t.join().unwrap();
+    assert_eq!(r, Ok(*b"wxyz"));
+    assert!(took >= Duration::from_millis(90), "{took:?}");
+}
+
+#[test]
+fn options_set_on_a_socket_reach_its_clones() {
+    let _g = serial();
+    for which in ["read timeout", "nonblocking"] {
+        let h = green::spawn(move || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let s = TcpStream::connect(l.local_addr().unwrap()).unwrap(); // adopted
+            let (_p, _) = l.accept().unwrap();
+            let mut s2 = s.try_clone().unwrap();
+            // Through the clone first: ends the read below by itself if the option set
+            // through the original does not reach the clone.
+            s2.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            if which == "read timeout" {
+                s.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+            } else {
+                s.set_nonblocking(true).unwrap();
+            }
+            let t = Instant::now();
+            let r = s2.read(&mut [0u8; 8]).map_err(|e| e.kind());
+            let took = t.elapsed();
+            // And back: blocking again through the clone is seen by the original.
+            s2.set_nonblocking(false).unwrap();
+            s2.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let t2 = Instant::now();
+            let back = (&s).read(&mut [0u8; 8]).map_err(|e| e.kind());
+            (r, took, back, t2.elapsed())
+        });
+        let (r, took, back, took_back) = h.join().unwrap();
+        assert_eq!(r, Err(ErrorKind::WouldBlock), "{which}");
+        assert!(took < Duration::from_secs(1), "{which}: {took:?}");
+        if which == "read timeout" {
+            assert!(took >= Duration::from_millis(95), "{which}: {took:?}");
+        }
+        assert_eq!(back, Err(ErrorKind::WouldBlock), "{which}");
+        assert!(
+            took_back >= Duration::from_millis(15) && took_back < Duration::from_secs(1),
+            "{which}: {took_back:?}"
+        );
+    }
+}

@@ -13,7 +13,9 @@
 //! greenlet's next switch point, or makes it the greenlet's outcome if its function
 //! returns first) and makes the call fail with `ECANCELED` (sleeps return early).
 
-use super::fdtable::{self, Slot, ADOPTED, ADOPTING, FRESH, REGISTERED, STATE_MASK, USER_NONBLOCK};
+use super::fdtable::{
+    self, Desc, Slot, ADOPTED, ADOPTING, FRESH, REGISTERED, STATE_MASK, USER_NONBLOCK,
+};
 use super::{real, rt, state, NET, SLEEP, TRACKING};
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,18 +63,47 @@ impl Dir {
     }
 }
 
+/// A socket the hooks know, seen through one of its fds: the fd's slot and the socket's
+/// record (shared with the fd's dups).
+#[derive(Clone, Copy)]
+struct Sock {
+    fd: &'static Slot,
+    desc: &'static Desc,
+}
+
+impl Sock {
+    fn bits(self) -> u32 {
+        self.desc.bits()
+    }
+    fn tag(self) -> u64 {
+        self.desc.tag()
+    }
+    fn rcv_timeout(self) -> Option<Duration> {
+        self.desc.rcv_timeout()
+    }
+    fn snd_timeout(self) -> Option<Duration> {
+        self.desc.snd_timeout()
+    }
+    fn mark_registered(self) {
+        self.fd.mark_registered()
+    }
+}
+
 /// How a call on an fd is to be made.
 enum Mode {
     /// Straight to glibc.
     Pass,
     /// Adopted socket, user-blocking, in a greenlet: park on the reactor.
-    Green(&'static Slot),
+    Green(Sock),
     /// Adopted socket, user-blocking, outside greenlets: block in `poll`.
-    Emulate(&'static Slot),
+    Emulate(Sock),
 }
 
-/// Switches a FRESH socket's real fd to non-blocking mode, keeping the user's view.
-fn adopt(fd: c_int, slot: &Slot) {
+/// Switches a FRESH socket's real fd (and so all its dups: `O_NONBLOCK` belongs to the
+/// open file description) to non-blocking mode, keeping the user's view in its record.
+/// While the record is FRESH no hook changes the kernel's flag on the user's behalf, so
+/// the kernel's flag is the user's view of every fd of the socket.
+fn adopt(fd: c_int, desc: &Desc) {
     let saved = errno();
     // SAFETY: F_GETFL takes no argument.
     let fl = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
@@ -82,10 +113,10 @@ fn adopt(fd: c_int, slot: &Slot) {
             // SAFETY: F_SETFL takes an int flag word.
             || unsafe { real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as libc::c_ulong) } == 0);
     if ok {
-        slot.set_rcv_timeout(kernel_timeout(fd, libc::SO_RCVTIMEO));
-        slot.set_snd_timeout(kernel_timeout(fd, libc::SO_SNDTIMEO));
+        desc.set_rcv_timeout(kernel_timeout(fd, libc::SO_RCVTIMEO));
+        desc.set_snd_timeout(kernel_timeout(fd, libc::SO_SNDTIMEO));
     }
-    slot.finish_adopt(user_nb, ok);
+    desc.finish_adopt(user_nb, ok);
     set_errno(saved);
 }
 
@@ -112,14 +143,22 @@ fn mode(fd: c_int) -> Mode {
     if state() & TRACKING == 0 {
         return Mode::Pass;
     }
-    match fdtable::get(fd) {
-        Some(slot) if slot.state() != fdtable::UNKNOWN => classify(fd, slot),
-        _ => Mode::Pass,
+    match tracked(fd) {
+        Some(sock) => classify(fd, sock),
+        None => Mode::Pass,
     }
 }
 
+/// The socket on `fd`, if the hooks know it (and did not give up on it).
+#[inline]
+fn tracked(fd: c_int) -> Option<Sock> {
+    let slot = fdtable::get(fd)?;
+    let desc = slot.desc()?;
+    (desc.state() != fdtable::UNKNOWN).then_some(Sock { fd: slot, desc })
+}
+
 #[cold]
-fn classify(fd: c_int, slot: &'static Slot) -> Mode {
+fn classify(fd: c_int, slot: Sock) -> Mode {
     loop {
         let bits = slot.bits();
         match bits & STATE_MASK {
@@ -127,8 +166,8 @@ fn classify(fd: c_int, slot: &'static Slot) -> Mode {
                 if state() & NET == 0 || !rt::in_greenlet() {
                     return Mode::Pass;
                 }
-                if slot.begin_adopt() {
-                    adopt(fd, slot);
+                if slot.desc.begin_adopt() {
+                    adopt(fd, slot.desc);
                 }
             }
             ADOPTING => std::thread::yield_now(),
@@ -186,7 +225,7 @@ fn poll_block(fd: c_int, events: libc::c_short, deadline: Option<Instant>) -> Wa
 }
 
 /// Parks the greenlet on the reactor until `fd` is ready for `interest`.
-fn park_fd(fd: c_int, slot: &Slot, interest: mio::Interest, deadline: Option<Instant>) -> Wait {
+fn park_fd(fd: c_int, slot: Sock, interest: mio::Interest, deadline: Option<Instant>) -> Wait {
     slot.mark_registered();
     match guarded(|| rt::wait_fd(fd, slot.tag(), interest, deadline)) {
         Some(Ok(())) => Wait::Ready,
@@ -202,7 +241,7 @@ fn park_fd(fd: c_int, slot: &Slot, interest: mio::Interest, deadline: Option<Ins
     }
 }
 
-fn wait(fd: c_int, slot: &Slot, green: bool, dir: Dir, deadline: Option<Instant>) -> Wait {
+fn wait(fd: c_int, slot: Sock, green: bool, dir: Dir, deadline: Option<Instant>) -> Wait {
     if green {
         park_fd(fd, slot, dir.interest(), deadline)
     } else {
@@ -210,7 +249,7 @@ fn wait(fd: c_int, slot: &Slot, green: bool, dir: Dir, deadline: Option<Instant>
     }
 }
 
-fn timeout(slot: &Slot, dir: Dir) -> Option<Instant> {
+fn timeout(slot: Sock, dir: Dir) -> Option<Instant> {
     let t = match dir {
         Dir::Read => slot.rcv_timeout(),
         Dir::Write => slot.snd_timeout(),
@@ -218,15 +257,80 @@ fn timeout(slot: &Slot, dir: Dir) -> Option<Instant> {
     t.map(|t| Instant::now() + t)
 }
 
+/// What a call of the read/write family asks for, for the readiness cache of [`io_slow`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Nothing: zero bytes. Never waits before its syscall: the kernel alone says whether
+    /// a blocking call would wait (a zero-byte TCP `send` never does, whatever the send
+    /// buffer holds; a zero-byte TCP `recv` waits for data, as does any datagram read).
+    Nothing,
+    /// `n > 0` bytes: a TCP call that does less drains the socket.
+    Bytes(usize),
+    /// Something whose shortfall proves nothing (vectored calls, peeks, urgent data,
+    /// `accept`).
+    Some,
+}
+
+impl Ask {
+    /// `n` bytes.
+    fn bytes(n: usize) -> Ask {
+        if n == 0 {
+            Ask::Nothing
+        } else {
+            Ask::Bytes(n)
+        }
+    }
+    /// Something, or nothing at all (`empty`).
+    fn some(empty: bool) -> Ask {
+        if empty {
+            Ask::Nothing
+        } else {
+            Ask::Some
+        }
+    }
+}
+
+/// Whether the `n` buffers at `iov` hold no byte at all (a negative or absurd count, left
+/// for the kernel to refuse, counts as not empty).
+///
+/// # Safety
+/// `iov` points to `n` readable `iovec`s when `0 < n <= IOV_MAX`.
+unsafe fn iov_empty(iov: *const libc::iovec, n: usize) -> bool {
+    if n == 0 {
+        return true;
+    }
+    if iov.is_null() || n > libc::UIO_MAXIOV as usize {
+        return false;
+    }
+    // SAFETY: the caller's contract (checked non-null, count in range).
+    unsafe { std::slice::from_raw_parts(iov, n) }
+        .iter()
+        .all(|v| v.iov_len == 0)
+}
+
+/// Whether the message `msg` carries no data byte (see [`iov_empty`]).
+///
+/// # Safety
+/// `msg` is null or points to a readable `msghdr` whose `msg_iov` is valid.
+unsafe fn msg_empty(msg: *const libc::msghdr) -> bool {
+    if msg.is_null() {
+        return false;
+    }
+    // SAFETY: the caller's contract.
+    let m = unsafe { &*msg };
+    // SAFETY: as above, for the message's buffers.
+    unsafe { iov_empty(m.msg_iov, m.msg_iovlen) }
+}
+
 /// The common body of the read/write family: retry `op` until it stops saying EAGAIN,
 /// waiting for readiness in between; a user timeout ends with EAGAIN as the kernel does.
-/// `want` is the byte count asked for (0 when unknown, as for vectored calls).
+/// `want` tells what the call asks for (only looked at for adopted sockets).
 #[inline]
 fn io(
     fd: c_int,
     dir: Dir,
     dontwait: bool,
-    want: usize,
+    want: impl FnOnce() -> Ask,
     mut op: impl FnMut() -> ssize_t,
 ) -> ssize_t {
     if dontwait {
@@ -237,28 +341,30 @@ fn io(
         Mode::Green(s) => (true, s),
         Mode::Emulate(s) => (false, s),
     };
-    io_slow(fd, dir, green, slot, want, &mut op)
+    io_slow(fd, dir, green, slot, want(), &mut op)
 }
 
 /// [`io`] for an adopted socket. In a greenlet it keeps the reactor's readiness bit of
 /// the fd right (as `green::net` does): a call that says EAGAIN, or on a TCP socket does
 /// less than `want`, marks the fd drained, and the next call on a drained TCP socket
 /// parks until the next readiness edge *before* its syscall, which would only say EAGAIN:
-/// an echo costs two syscalls per message instead of three.
+/// an echo costs two syscalls per message instead of three. A call for zero bytes makes
+/// its syscall first whatever the cache says: only the kernel knows whether it would
+/// block (an empty write on a full send buffer does not).
 #[cold]
 fn io_slow(
     fd: c_int,
     dir: Dir,
     green: bool,
-    slot: &Slot,
-    want: usize,
+    slot: Sock,
+    want: Ask,
     op: &mut dyn FnMut() -> ssize_t,
 ) -> ssize_t {
     let tcp = green && slot.bits() & fdtable::TCP != 0;
     let mut deadline = None;
     // Wait before the syscall: the fd is drained (the last call said EAGAIN, or did less
     // than asked on a TCP socket, and no readiness edge came since).
-    let mut drained = tcp && !rt::fd_ready(fd, slot.tag(), dir.interest());
+    let mut drained = tcp && want != Ask::Nothing && !rt::fd_ready(fd, slot.tag(), dir.interest());
     loop {
         if drained {
             let dl = *deadline.get_or_insert_with(|| timeout(slot, dir));
@@ -276,7 +382,7 @@ fn io_slow(
         }
         let r = op();
         if r >= 0 {
-            if tcp && r > 0 && (r as usize) < want {
+            if matches!(want, Ask::Bytes(n) if tcp && r > 0 && (r as usize) < n) {
                 rt::fd_drained(fd, slot.tag(), dir.interest());
             }
             return r;
@@ -308,18 +414,20 @@ fn born(fd: c_int, tcp: bool) {
 
 /// Whether `fd` is a TCP socket born while patched (a listener's accepted sockets are).
 fn is_tcp(fd: c_int) -> bool {
-    fdtable::get(fd).is_some_and(|s| s.bits() & fdtable::TCP != 0)
+    fdtable::get(fd)
+        .and_then(Slot::desc)
+        .is_some_and(|d| d.bits() & fdtable::TCP != 0)
 }
 
-/// `new` is a duplicate of `old` (same open file description).
+/// `new` is a duplicate of `old` (same open file description): it shares `old`'s record.
 fn duplicated(old: c_int, new: c_int) {
     if state() & TRACKING == 0 {
         return;
     }
     match fdtable::get(old) {
-        Some(src) if src.state() != fdtable::UNKNOWN => {
+        Some(src) if src.desc().is_some() => {
             if let Some(dst) = fdtable::get_or_create(new) {
-                dst.copy_from(src);
+                dst.share(src);
             }
         }
         _ => {
@@ -575,7 +683,14 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     };
     // SAFETY: forwarded unchanged (the fd is non-blocking underneath).
     let r = unsafe { real::connect(fd, addr, len) };
-    if r == 0 || errno() != libc::EINPROGRESS {
+    if r == 0 {
+        return r;
+    }
+    let e = errno();
+    if e == libc::EAGAIN && is_unix_addr(addr, len) {
+        return connect_unix_full_backlog(fd, addr, len, green, slot);
+    }
+    if e != libc::EINPROGRESS {
         return r;
     }
     let deadline = timeout(slot, Dir::Write);
@@ -624,6 +739,76 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     }
 }
 
+/// Whether `addr` is an `AF_UNIX` address (`connect` reads its family the same way).
+fn is_unix_addr(addr: *const sockaddr, len: socklen_t) -> bool {
+    if addr.is_null() || (len as usize) < std::mem::size_of::<libc::sa_family_t>() {
+        return false;
+    }
+    // SAFETY: the caller of `connect` passes `len` readable bytes at `addr`, and the
+    // address family is their first field.
+    let family = unsafe { std::ptr::read_unaligned(addr.cast::<libc::sa_family_t>()) };
+    c_int::from(family) == libc::AF_UNIX
+}
+
+/// The longest nap between two attempts of a Unix `connect` to a full backlog.
+const UNIX_CONNECT_MAX_NAP: Duration = Duration::from_millis(50);
+
+/// A `connect` to a Unix stream listener whose backlog is full: the non-blocking real fd
+/// says `EAGAIN` where a blocking one waits for room (the kernel reports no progress
+/// through readiness, so there is nothing to park on). Retries after naps of 1 ms
+/// doubling to [`UNIX_CONNECT_MAX_NAP`] (cooperative in a greenlet, plain sleeps on a
+/// thread) until it connects, fails otherwise, or the user's send timeout
+/// (`SO_SNDTIMEO`, which bounds the kernel's wait too) passes: then `EAGAIN`, as the
+/// kernel says.
+#[cold]
+fn connect_unix_full_backlog(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+    green: bool,
+    slot: Sock,
+) -> c_int {
+    let deadline = timeout(slot, Dir::Write);
+    let mut nap = Duration::from_millis(1);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            set_errno(libc::EAGAIN);
+            return -1;
+        }
+        let d = left.map_or(nap, |l| nap.min(l));
+        if green {
+            if !green_sleep(d) {
+                set_errno(libc::ECANCELED);
+                return -1;
+            }
+        } else {
+            thread_sleep(d);
+        }
+        nap = (nap * 2).min(UNIX_CONNECT_MAX_NAP);
+        // SAFETY: forwarded unchanged, as the first attempt.
+        let r = unsafe { real::connect(fd, addr, len) };
+        if r == 0 {
+            return 0;
+        }
+        let e = errno();
+        if e != libc::EAGAIN && e != libc::EINTR {
+            return r;
+        }
+    }
+}
+
+/// Blocks the thread for `d` in glibc's `nanosleep` (for calls outside greenlets).
+fn thread_sleep(d: Duration) {
+    let ts = libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: a valid timespec and a null remainder; an early return (EINTR) only
+    // shortens the nap.
+    unsafe { real::nanosleep(&ts, std::ptr::null_mut()) };
+}
+
 /// Hook for `accept(2)`.
 ///
 /// # Safety
@@ -635,7 +820,7 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
         fd,
         Dir::Read,
         false,
-        0,
+        || Ask::Some,
         || unsafe { real::accept(fd, addr, len) } as ssize_t,
     ) as c_int;
     if r >= 0 {
@@ -660,7 +845,7 @@ pub unsafe extern "C" fn accept4(
         fd,
         Dir::Read,
         false,
-        0,
+        || Ask::Some,
         || unsafe { real::accept4(fd, addr, len, flags) } as ssize_t,
     ) as c_int;
     if r >= 0 {
@@ -679,9 +864,13 @@ pub unsafe extern "C" fn accept4(
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, false, n, || unsafe {
-        real::read(fd, buf, n)
-    })
+    io(
+        fd,
+        Dir::Read,
+        false,
+        || Ask::bytes(n),
+        || unsafe { real::read(fd, buf, n) },
+    )
 }
 
 /// Hook for `readv(2)`.
@@ -690,20 +879,22 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 /// The libc contract of `readv`.
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    // SAFETY: `iov` holds `n` iovecs (readv's contract).
+    let want = || Ask::some(usize::try_from(n).is_ok_and(|k| unsafe { iov_empty(iov, k) }));
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, false, 0, || unsafe {
+    io(fd, Dir::Read, false, want, || unsafe {
         real::readv(fd, iov, n)
     })
 }
 
-/// The byte count a read asks for, for the drained rule of [`io_slow`]; 0 (unknown) for
-/// a peek, which leaves the data queued (a short peek does not drain the socket), and for
-/// urgent data (one byte, whatever is queued).
-fn read_want(n: size_t, flags: c_int) -> usize {
+/// What a read of `n` bytes asks for, for the drained rule of [`io_slow`]: a shortfall
+/// proves nothing for a peek, which leaves the data queued (a short peek does not drain
+/// the socket), nor for urgent data (one byte, whatever is queued).
+fn read_want(n: size_t, flags: c_int) -> Ask {
     if flags & (libc::MSG_PEEK | libc::MSG_OOB) != 0 {
-        0
+        Ask::some(n == 0)
     } else {
-        n
+        Ask::bytes(n)
     }
 }
 
@@ -716,9 +907,13 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_i
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
     read_all_if_asked(fd, n, flags, |done| {
-        io(fd, Dir::Read, dw, read_want(n - done, flags), || unsafe {
-            real::recv(fd, buf.cast::<u8>().add(done).cast(), n - done, flags)
-        })
+        io(
+            fd,
+            Dir::Read,
+            dw,
+            || read_want(n - done, flags),
+            || unsafe { real::recv(fd, buf.cast::<u8>().add(done).cast(), n - done, flags) },
+        )
     })
 }
 
@@ -770,16 +965,22 @@ pub unsafe extern "C" fn recvfrom(
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
     read_all_if_asked(fd, n, flags, |done| {
-        io(fd, Dir::Read, dw, read_want(n - done, flags), || unsafe {
-            real::recvfrom(
-                fd,
-                buf.cast::<u8>().add(done).cast(),
-                n - done,
-                flags,
-                addr,
-                len,
-            )
-        })
+        io(
+            fd,
+            Dir::Read,
+            dw,
+            || read_want(n - done, flags),
+            || unsafe {
+                real::recvfrom(
+                    fd,
+                    buf.cast::<u8>().add(done).cast(),
+                    n - done,
+                    flags,
+                    addr,
+                    len,
+                )
+            },
+        )
     })
 }
 
@@ -790,8 +991,10 @@ pub unsafe extern "C" fn recvfrom(
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
+    // SAFETY: `msg` is a valid msghdr (recvmsg's contract).
+    let want = || Ask::some(unsafe { msg_empty(msg) });
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Read, dw, 0, || unsafe {
+    io(fd, Dir::Read, dw, want, || unsafe {
         real::recvmsg(fd, msg, flags)
     })
 }
@@ -803,9 +1006,13 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, false, n, || unsafe {
-        real::write(fd, buf, n)
-    })
+    io(
+        fd,
+        Dir::Write,
+        false,
+        || Ask::bytes(n),
+        || unsafe { real::write(fd, buf, n) },
+    )
 }
 
 /// Hook for `writev(2)`.
@@ -814,8 +1021,10 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 /// The libc contract of `writev`.
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    // SAFETY: `iov` holds `n` iovecs (writev's contract).
+    let want = || Ask::some(usize::try_from(n).is_ok_and(|k| unsafe { iov_empty(iov, k) }));
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, false, 0, || unsafe {
+    io(fd, Dir::Write, false, want, || unsafe {
         real::writev(fd, iov, n)
     })
 }
@@ -828,9 +1037,13 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, n, || unsafe {
-        real::send(fd, buf, n, flags)
-    })
+    io(
+        fd,
+        Dir::Write,
+        dw,
+        || Ask::bytes(n),
+        || unsafe { real::send(fd, buf, n, flags) },
+    )
 }
 
 /// Hook for `sendto(2)`.
@@ -848,9 +1061,13 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, n, || unsafe {
-        real::sendto(fd, buf, n, flags, addr, len)
-    })
+    io(
+        fd,
+        Dir::Write,
+        dw,
+        || Ask::bytes(n),
+        || unsafe { real::sendto(fd, buf, n, flags, addr, len) },
+    )
 }
 
 /// Hook for `sendmsg(2)`.
@@ -860,18 +1077,16 @@ pub unsafe extern "C" fn sendto(
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
+    // SAFETY: `msg` is a valid msghdr (sendmsg's contract).
+    let want = || Ask::some(unsafe { msg_empty(msg) });
     // SAFETY: forwarded unchanged, possibly several times.
-    io(fd, Dir::Write, dw, 0, || unsafe {
+    io(fd, Dir::Write, dw, want, || unsafe {
         real::sendmsg(fd, msg, flags)
     })
 }
 
 // ---------------------------------------------------------------------------------------
 // poll
-
-fn tracked(fd: c_int) -> Option<&'static Slot> {
-    fdtable::get(fd).filter(|s| s.state() != fdtable::UNKNOWN)
-}
 
 /// Hook for `poll(2)` (what `TcpStream::connect_timeout` waits with).
 ///
@@ -939,7 +1154,8 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
 // Options and flags
 
 /// Hook for `setsockopt(2)`: remembers `SO_RCVTIMEO`/`SO_SNDTIMEO` of adopted sockets
-/// (the kernel ignores them once the fd is non-blocking, so the hooks apply them).
+/// (the kernel ignores them once the fd is non-blocking, so the hooks apply them), in the
+/// socket's record, which all its fds share (the kernel keeps the options per socket too).
 ///
 /// # Safety
 /// The libc contract of `setsockopt`.
@@ -959,29 +1175,59 @@ pub unsafe extern "C" fn setsockopt(
         && (name == libc::SO_RCVTIMEO || name == libc::SO_SNDTIMEO)
         && len as usize >= std::mem::size_of::<libc::timeval>()
     {
-        if let Some(slot) = fdtable::get(fd).filter(|s| s.state() == ADOPTED) {
+        // Settled: an adoption running meanwhile on another thread may have read the
+        // kernel's old value; recording it here as well is then what counts.
+        if let Some(desc) = known(fd).filter(|d| d.settled_state() == ADOPTED) {
             // SAFETY: the kernel just accepted `val` as a timeval of `len` bytes.
             let tv = unsafe { std::ptr::read_unaligned(val.cast::<libc::timeval>()) };
             let d = timeval_to(0, &tv);
             if name == libc::SO_RCVTIMEO {
-                slot.set_rcv_timeout(d);
+                desc.set_rcv_timeout(d);
             } else {
-                slot.set_snd_timeout(d);
+                desc.set_snd_timeout(d);
             }
         }
     }
     r
 }
 
-fn adopted(fd: c_int) -> Option<&'static Slot> {
+/// The record of the socket on `fd`, if the hooks know it.
+fn known(fd: c_int) -> Option<&'static Desc> {
     if state() & TRACKING == 0 {
         return None;
     }
-    fdtable::get(fd).filter(|s| s.state() == ADOPTED)
+    fdtable::get(fd)?.desc()
+}
+
+/// The record of `fd`'s socket if it is adopted (waiting out an adoption in progress).
+fn adopted(fd: c_int) -> Option<&'static Desc> {
+    known(fd).filter(|d| d.settled_state() == ADOPTED)
+}
+
+/// After the kernel's `O_NONBLOCK` was set to the user's `want` on a socket that was not
+/// adopted: if an adoption ran meanwhile (on another thread), it may have read the old
+/// flag, or this call may have made the real fd blocking again: record the user's choice
+/// and make the real fd non-blocking.
+fn user_nonblock_after_forward(fd: c_int, want: bool) {
+    if let Some(desc) = adopted(fd) {
+        desc.set_user_nonblock(want);
+        if !want {
+            let saved = errno();
+            // SAFETY: F_GETFL takes no argument; F_SETFL an int flag word.
+            unsafe {
+                let fl = real::fcntl(fd, libc::F_GETFL, 0);
+                if fl >= 0 && fl & libc::O_NONBLOCK == 0 {
+                    real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as libc::c_ulong);
+                }
+            }
+            set_errno(saved);
+        }
+    }
 }
 
 /// Hook for `fcntl(2)`: on adopted sockets, `F_GETFL`/`F_SETFL` see and set the user's
-/// `O_NONBLOCK` while the real fd stays non-blocking; `F_DUPFD*` copy the fd's record.
+/// `O_NONBLOCK` while the real fd stays non-blocking; `F_DUPFD*` share the fd's record
+/// with the new fd.
 ///
 /// Declared with a fixed third argument: on the supported 64-bit Linux ABIs a variadic
 /// int or pointer argument arrives in the same register.
@@ -995,8 +1241,8 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
             // SAFETY: forwarded unchanged.
             let r = unsafe { real::fcntl(fd, cmd, arg) };
             match adopted(fd) {
-                Some(slot) if r >= 0 => {
-                    let nb = if slot.bits() & USER_NONBLOCK != 0 {
+                Some(desc) if r >= 0 => {
+                    let nb = if desc.bits() & USER_NONBLOCK != 0 {
                         libc::O_NONBLOCK
                     } else {
                         0
@@ -1006,19 +1252,28 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
                 _ => r,
             }
         }
-        libc::F_SETFL => match adopted(fd) {
-            Some(slot) => {
-                let want = arg as c_int & libc::O_NONBLOCK != 0;
-                // SAFETY: F_SETFL with the user's flags plus O_NONBLOCK.
-                let r = unsafe { real::fcntl(fd, cmd, arg | libc::O_NONBLOCK as libc::c_ulong) };
-                if r == 0 {
-                    slot.set_user_nonblock(want);
+        libc::F_SETFL => {
+            let want = arg as c_int & libc::O_NONBLOCK != 0;
+            match adopted(fd) {
+                Some(desc) => {
+                    // SAFETY: F_SETFL with the user's flags plus O_NONBLOCK.
+                    let r =
+                        unsafe { real::fcntl(fd, cmd, arg | libc::O_NONBLOCK as libc::c_ulong) };
+                    if r == 0 {
+                        desc.set_user_nonblock(want);
+                    }
+                    r
                 }
-                r
+                None => {
+                    // SAFETY: forwarded unchanged.
+                    let r = unsafe { real::fcntl(fd, cmd, arg) };
+                    if r == 0 {
+                        user_nonblock_after_forward(fd, want);
+                    }
+                    r
+                }
             }
-            // SAFETY: forwarded unchanged.
-            None => unsafe { real::fcntl(fd, cmd, arg) },
-        },
+        }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
             // SAFETY: forwarded unchanged.
             let r = unsafe { real::fcntl(fd, cmd, arg) };
@@ -1033,19 +1288,25 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
 }
 
 /// Hook for `ioctl(2)`: `FIONBIO` (what `set_nonblocking` calls) on an adopted socket
-/// only records the user's choice; the real fd stays non-blocking.
+/// only records the user's choice (for all its fds); the real fd stays non-blocking.
 ///
 /// # Safety
 /// The libc contract of `ioctl`.
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: libc::c_ulong) -> c_int {
-    if req == libc::FIONBIO as libc::c_ulong && arg != 0 {
-        if let Some(slot) = adopted(fd) {
-            // SAFETY: FIONBIO's argument is a pointer to an int.
-            let on = unsafe { *(arg as *const c_int) } != 0;
-            slot.set_user_nonblock(on);
+    if req == libc::FIONBIO as libc::c_ulong && arg != 0 && known(fd).is_some() {
+        // SAFETY: FIONBIO's argument is a pointer to an int.
+        let on = unsafe { *(arg as *const c_int) } != 0;
+        if let Some(desc) = adopted(fd) {
+            desc.set_user_nonblock(on);
             return 0;
         }
+        // SAFETY: forwarded unchanged.
+        let r = unsafe { real::ioctl(fd, req, arg) };
+        if r == 0 {
+            user_nonblock_after_forward(fd, on);
+        }
+        return r;
     }
     // SAFETY: forwarded unchanged.
     unsafe { real::ioctl(fd, req, arg) }

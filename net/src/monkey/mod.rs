@@ -20,7 +20,8 @@
 //!
 //! Sockets created while the net patch is on are remembered in a per-fd table. The first
 //! time a greenlet makes a blocking-style call on one, the real fd is switched to
-//! `O_NONBLOCK` (the user's own view of the flag is kept in the table, as in libco) and
+//! `O_NONBLOCK` (the user's own view of the flag is kept in the table, as in libco, in
+//! one record per socket that all its `dup`s and `try_clone`s share) and
 //! every call that would block parks the greenlet until the reactor reports readiness,
 //! honouring `SO_RCVTIMEO`/`SO_SNDTIMEO`. Used later from a plain thread, such a socket
 //! still blocks (emulated with `poll`).

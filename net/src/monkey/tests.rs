@@ -110,9 +110,13 @@ fn clones_share_the_record_and_close_forgets() {
         let _ = c.read(&mut [0u8; 1]);
     });
     let d = c.try_clone().unwrap();
-    let slot = fdtable::get(d.as_raw_fd()).unwrap();
-    assert_eq!(slot.state(), fdtable::ADOPTED);
-    assert!(slot.rcv_timeout().is_some());
+    let rec = fdtable::get(d.as_raw_fd()).unwrap().desc().unwrap();
+    assert!(std::ptr::eq(
+        rec,
+        fdtable::get(c.as_raw_fd()).unwrap().desc().unwrap()
+    ));
+    assert_eq!(rec.state(), fdtable::ADOPTED);
+    assert!(rec.rcv_timeout().is_some());
     assert!(!user_nonblocking(d.as_raw_fd()));
     let fd = c.as_raw_fd();
     let forgets = FORGETS.load(Ordering::Relaxed);
@@ -121,7 +125,13 @@ fn clones_share_the_record_and_close_forgets() {
         FORGETS.load(Ordering::Relaxed) > forgets,
         "close of a registered fd forgets it"
     );
-    assert_eq!(fdtable::get(fd).unwrap().state(), fdtable::UNKNOWN);
+    assert!(fdtable::get(fd).unwrap().desc().is_none());
+    // The clone keeps the record.
+    assert_eq!(rec.state(), fdtable::ADOPTED);
+    assert!(std::ptr::eq(
+        rec,
+        fdtable::get(d.as_raw_fd()).unwrap().desc().unwrap()
+    ));
 }
 
 #[test]
