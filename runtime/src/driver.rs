@@ -10,7 +10,7 @@
 //! timers and polling the reactor when none is ready (see [`crate::hub`]).
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::time::Instant;
 
@@ -230,7 +230,11 @@ pub(crate) fn into_value(input: Input) -> Value {
     match input {
         Input::Value(v) => v,
         Input::Wake(_) => Value::none(),
-        Input::Throw(p) => resume_unwind(p),
+        Input::Throw(p) => {
+            // Returns only if the greenlet is already unwinding (then: no value).
+            crate::greenlet::raise_or_defer(p);
+            Value::none()
+        }
         Input::LoopExit => panic!("green: LoopExit: {}", BlockError::WouldBlockForever),
     }
 }
@@ -248,7 +252,7 @@ pub(crate) fn after_yield(input: Word) {
 #[cold]
 fn after_yield_rich(input: Input) {
     match input {
-        Input::Throw(p) => resume_unwind(p),
+        Input::Throw(p) => crate::greenlet::raise_or_defer(p),
         // Main is queued when it yields, so the hub always has something to run: no
         // `LoopExit`. A value switched in explicitly ends the yield.
         Input::Value(_) | Input::Wake(_) | Input::LoopExit => {}
@@ -502,13 +506,35 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
         h.stacks.borrow_mut().put(co.into_stack());
     }
     g.0.state.set(State::Dead);
-    run_exit_callbacks(h, &g);
-    let out = if p.is::<GreenletExit>() {
+    drop_stale_pending(&g);
+    crate::timer::cancel_start(&g);
+    // A spawned greenlet's outcome is its handle's, as if it had started and been
+    // unwound: killed for a `GreenletExit`, panicked with the payload otherwise.
+    let out = if g.0.outcome.is_kept() {
+        g.0.outcome.store(Err(p));
+        g.0.outcome.log_unjoinable_panic(&g);
+        Input::Value(Value::none())
+    } else if p.is::<GreenletExit>() {
         Input::Value(Value::new(GreenletExit))
     } else {
         Input::Throw(p)
     };
+    run_exit_callbacks(h, &g);
     (g.live_parent(), word::pack_input(out))
+}
+
+/// Drops an input queued for `g` that can no longer be delivered (it died first): its
+/// ready-queue entry becomes stale, instead of handing the input to `g`'s parent.
+#[inline]
+fn drop_stale_pending(g: &Greenlet) {
+    if g.0.has_pending() {
+        drop_stale_pending_slow(g);
+    }
+}
+
+#[cold]
+fn drop_stale_pending_slow(g: &Greenlet) {
+    drop(g.0.take_pending());
 }
 
 /// A greenlet's function returned (or panicked): free its stack, run its exit callbacks,
@@ -517,6 +543,8 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
 #[inline(never)]
 fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
     g.0.state.set(State::Dead);
+    // A kill or wake queued for it while it ran (say, by itself) is moot now.
+    drop_stale_pending(&g);
     // SAFETY: as in `resume`; the coroutine has returned and is no longer running.
     if let Some(co) = unsafe { g.0.coroutine() }.take() {
         h.stacks.borrow_mut().put(co.into_stack());
@@ -797,8 +825,18 @@ pub(crate) fn kill_orphan(g: Greenlet) {
             // The main greenlet dropped it: unwind it now and come back here.
             *g.0.parent.borrow_mut() = Some(h.main.clone());
             let out = drive(h, g.clone(), Input::Throw(Box::new(GreenletExit)));
-            if let Input::Throw(p) = out {
-                log_panic(Some(&g), p.as_ref());
+            if g.dead() {
+                if let Input::Throw(p) = out {
+                    log_panic(Some(&g), p.as_ref());
+                }
+            } else {
+                // Main came back for another reason while the orphan, still unwinding,
+                // waits (its destructors switch): the orphan finishes under the hub, and
+                // a kill or timeout meant for main is raised at main's next switch point.
+                *g.0.parent.borrow_mut() = Some(h.hub.clone());
+                if let Input::Throw(p) = out {
+                    crate::greenlet::defer_for(&h.main.0, p);
+                }
             }
         } else {
             // Dropped inside a greenlet or the hub: the hub unwinds it next.

@@ -119,6 +119,13 @@ pub(crate) struct Inner {
     pub(crate) locals: RefCell<crate::sync::local::Locals>,
     /// A spawned greenlet's result, read through its `JoinHandle`.
     pub(crate) outcome: crate::spawn::Outcome,
+    /// The timer that starts a `spawn_later` greenlet, while armed: disarmed if the
+    /// greenlet dies before it fires (see `timer::cancel_start`).
+    pub(crate) start_timer: Cell<Option<crate::timer::Key>>,
+    /// A kill or timeout was raised in the greenlet and not yet caught by the runtime's
+    /// own catchers: while a panic is in progress it is taken to be this unwinding (see
+    /// `raise_or_defer`).
+    pub(crate) unwinding: Cell<bool>,
 }
 
 /// A callback run in the hub when a greenlet dies, given the dead greenlet.
@@ -146,6 +153,8 @@ impl Inner {
             has_deferred: Cell::new(false),
             locals: RefCell::default(),
             outcome: Default::default(),
+            start_timer: Cell::new(None),
+            unwinding: Cell::new(false),
         }
     }
 
@@ -160,6 +169,8 @@ impl Inner {
         // (`create` sets the id, state, parent, name and overflow record anew.)
         self.queued.set(false);
         self.has_deferred.set(false);
+        self.start_timer.set(None);
+        self.unwinding.set(false);
         // Each of these may run user code (the destructor of a result or a local). Most
         // are empty by now (a spawned greenlet that was joined holds only its parent):
         // each is checked in place before it is moved out to be dropped.
@@ -864,11 +875,55 @@ pub(crate) fn raise_deferred_here() {
 
 #[cold]
 fn raise_deferred_slow() {
-    if with_hub(|h| h.current().has_deferred.get()) {
-        if let Some(p) = take_deferred() {
-            resume_unwind(p);
+    let p = with_hub(|h| {
+        let g = h.current();
+        if !g.has_deferred.get() || in_unwinding(g) {
+            // None, or not while unwinding (see `raise_or_defer`): it stays deferred.
+            return None;
         }
+        let p = take_deferred_where(g, |_| true)?;
+        g.unwinding.set(true);
+        Some(p)
+    });
+    if let Some(p) = p {
+        resume_unwind(p);
     }
+}
+
+/// Raises `p` (a kill or timeout that reached the current greenlet at a switch point)
+/// by unwinding, unless the greenlet is already unwinding from an earlier one: a
+/// destructor that switches (sleeps, locks, does IO) while a kill unwinds its greenlet
+/// must not be unwound again, which would abort the process ("panic in a destructor
+/// during cleanup"). Then `p` is deferred and this returns: it is raised at the first
+/// switch point after the unwinding, or decides the outcome if the greenlet ends first.
+pub(crate) fn raise_or_defer(p: Payload) {
+    let p = with_hub(|h| {
+        let g = h.current();
+        if in_unwinding(g) {
+            defer_for(g, p);
+            None
+        } else {
+            g.unwinding.set(true);
+            Some(p)
+        }
+    });
+    if let Some(p) = p {
+        resume_unwind(p);
+    }
+}
+
+/// Whether `g`, the current greenlet, is unwinding from a throw the runtime raised in
+/// it. `std::thread::panicking()` alone counts per thread (another greenlet may be
+/// suspended in the middle of its own unwinding), and the greenlet's flag alone may be
+/// stale (user code caught the throw): a panic in progress and a throw not seen caught.
+fn in_unwinding(g: &Inner) -> bool {
+    g.unwinding.get() && std::thread::panicking()
+}
+
+/// Notes that the current greenlet caught a throw the runtime raised in it (a timeout
+/// handled by `with_timeout` or `Timeout::catch`): it is no longer unwinding.
+pub(crate) fn caught_throw() {
+    let _ = hub::try_with_hub(|h| h.current().unwinding.set(false));
 }
 
 impl Drop for Inner {

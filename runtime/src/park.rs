@@ -230,7 +230,11 @@ fn end_park_rich(input: Input) -> Result<Wake, BlockError> {
     match input {
         Input::Wake(w) => Ok(w),
         Input::Value(_) => Ok(Wake::Unparked),
-        Input::Throw(p) => std::panic::resume_unwind(p),
+        Input::Throw(p) => {
+            // Returns only if the greenlet is already unwinding: a spurious wake then.
+            crate::greenlet::raise_or_defer(p);
+            Ok(Wake::Unparked)
+        }
         Input::LoopExit => Err(BlockError::WouldBlockForever),
     }
 }

@@ -262,7 +262,8 @@ impl Builder {
         T: 'static,
     {
         let h = with_hub(|hub| self.build(hub, f))?;
-        timer::add(deadline_after(delay), timer::Action::Start(h.g.clone()));
+        let key = timer::add(deadline_after(delay), timer::Action::Start(h.g.clone()));
+        h.g.0.start_timer.set(Some(key));
         Ok(h)
     }
 
@@ -433,8 +434,14 @@ impl<T: 'static> JoinHandle<T> {
         if o.has(TAKEN) {
             return Err(JoinError::Taken);
         }
+        // Inside one of this greenlet's `link` callbacks (in the hub) the result is lent
+        // to the callback: it cannot be moved out meanwhile.
+        let Ok(mut slot) = o.result.try_borrow_mut() else {
+            return Err(JoinError::Blocked(BlockError::InHub));
+        };
         o.set(TAKEN);
-        let r = o.result.borrow_mut().take();
+        let r = slot.take();
+        drop(slot);
         match r {
             // The function returned a `T` (see `value_into`).
             Some(Ok(v)) => match value_into::<T>(v) {
@@ -556,7 +563,10 @@ impl<T: 'static> JoinHandle<T> {
 
     /// Registers `f` to run in the hub when the greenlet finishes, with its outcome
     /// (`Ok(&value)`, or the error). Called at once if it has finished. Callbacks run
-    /// in registration order and must not block (they run in the hub).
+    /// in registration order and must not block (they run in the hub). The result is
+    /// lent to the callbacks: inside one, taking it with `join` (or `try_take`) on a
+    /// handle of the same greenlet gives `Err(JoinError::Blocked(BlockError::InHub))`
+    /// (use the callback's argument; after the callbacks, `join` works).
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};

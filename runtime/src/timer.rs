@@ -122,6 +122,15 @@ pub(crate) fn cancel(key: Key) -> bool {
     action.is_some()
 }
 
+/// Disarms the timer that would start `g` (`spawn_later`), if it is still armed: `g`
+/// died before it fired, and an armed timer keeps the hub from reporting that nothing
+/// can ever wake (and keeps `g`'s record alive).
+pub(crate) fn cancel_start(g: &Greenlet) {
+    if let Some(key) = g.0.start_timer.take() {
+        cancel(key);
+    }
+}
+
 /// Fires every timer due at `now`.
 pub(crate) fn fire_due(h: &Hub, now: Instant) {
     loop {
@@ -131,11 +140,14 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
             Action::Timeout(u) => {
                 u.wake(Wake::TimedOut);
             }
-            Action::Start(g) => crate::driver::schedule(
-                h,
-                &g,
-                crate::driver::Input::Value(crate::value::Value::none()),
-            ),
+            Action::Start(g) => {
+                g.0.start_timer.set(None);
+                crate::driver::schedule(
+                    h,
+                    &g,
+                    crate::driver::Input::Value(crate::value::Value::none()),
+                );
+            }
             Action::Call(f) => {
                 crate::driver::run_hub_callback(f);
             }

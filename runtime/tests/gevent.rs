@@ -473,3 +473,96 @@ fn timers_fire_during_a_loop_of_spawn_and_join_that_never_waits() {
         joins += 1;
     }
 }
+
+/// A destructor that switches (sleeps) while its greenlet unwinds from a kill.
+struct SleepyCleanup(Rc<Cell<bool>>);
+impl Drop for SleepyCleanup {
+    fn drop(&mut self) {
+        green::sleep(Duration::from_millis(2));
+        self.0.set(true);
+    }
+}
+
+#[test]
+fn a_second_kill_during_a_switching_destructor_waits_for_the_unwinding() {
+    for yield_between in [false, true] {
+        let cleaned = Rc::new(Cell::new(false));
+        let c = cleaned.clone();
+        let h = green::spawn(move || {
+            let _c = SleepyCleanup(c);
+            green::sleep(Duration::from_secs(10));
+        });
+        green::yield_now();
+        h.kill_nowait();
+        if yield_between {
+            green::yield_now(); // the first kill is unwinding, in the destructor's sleep
+        }
+        h.kill_nowait();
+        // Raising the second kill out of the destructor would abort the process.
+        assert!(h.join().unwrap_err().is_killed());
+        assert!(cleaned.get(), "the destructor finished");
+    }
+}
+
+#[test]
+fn killing_an_unstarted_spawn_later_greenlet_disarms_its_start() {
+    let h = green::spawn_later(Duration::from_secs(30), || 1);
+    h.kill();
+    // Nothing can wake this waiter: with the start timer still armed the hub would wait
+    // for it (30 s) instead of reporting that nothing can ever wake.
+    let ev = green::Event::new();
+    let e = ev.clone();
+    let w = green::spawn(move || {
+        let _ = e.wait();
+    });
+    let t = Instant::now();
+    let r = w.join();
+    assert!(
+        matches!(
+            r,
+            Err(JoinError::Blocked(green::BlockError::WouldBlockForever))
+        ),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn joining_inside_a_link_callback_is_an_error_not_a_panic() {
+    let slot: Rc<RefCell<Option<green::JoinHandle<String>>>> = Rc::default();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let h = green::spawn(|| "result".to_string());
+    let (s, sn) = (slot.clone(), seen.clone());
+    h.link(move |r| {
+        sn.borrow_mut()
+            .push(format!("{:?}", r.map_err(|e| e.to_string())));
+        let h = s.borrow();
+        let inner = h.as_ref().unwrap().try_take();
+        let in_hub = matches!(
+            inner,
+            Some(Err(JoinError::Blocked(green::BlockError::InHub)))
+        );
+        sn.borrow_mut().push(format!("in hub: {in_hub}"));
+    });
+    *slot.borrow_mut() = Some(h);
+    green::yield_now();
+    green::yield_now();
+    let seen = seen.borrow().clone();
+    assert_eq!(seen, ["Ok(\"result\")", "in hub: true"]);
+    // After the callbacks, the result is still there to join.
+    let h = slot.borrow_mut().take().unwrap();
+    assert_eq!(h.join().unwrap(), "result");
+}
+
+#[test]
+fn a_throw_into_an_unstarted_greenlet_is_its_outcome() {
+    let h = green::spawn(|| 1);
+    green::throw_into(h.greenlet(), Box::new("boom"));
+    match h.join() {
+        Err(JoinError::Panicked(p)) => assert_eq!(*p.downcast::<&str>().unwrap(), "boom"),
+        r => panic!("{r:?}"),
+    }
+    let h = green::spawn(|| 1);
+    green::throw_into(h.greenlet(), Box::new(green::GreenletExit));
+    assert!(h.join().unwrap_err().is_killed());
+}

@@ -405,3 +405,43 @@ fn a_queued_kill_wins_over_an_explicit_switch_that_comes_first() {
     green::yield_now();
     assert!(g.dead());
 }
+
+#[test]
+fn a_throw_a_greenlet_queued_for_itself_before_returning_does_not_reach_its_parent() {
+    let g = Greenlet::new(|_: Value| {
+        green::throw_into(&getcurrent(), Box::new(GreenletExit));
+        "returned"
+    });
+    assert_eq!(g.switch(()).get::<&str>(), Ok("returned"));
+    // The stale queue entry must not unwind main here.
+    let r = catch_unwind(AssertUnwindSafe(green::yield_now));
+    assert!(r.is_ok());
+}
+
+#[test]
+fn dropping_an_orphan_from_main_does_not_swallow_mains_timeout() {
+    struct SlowDrop;
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            green::sleep(std::time::Duration::from_millis(30));
+        }
+    }
+    let m = getcurrent();
+    let g = Greenlet::new(move |_: Value| {
+        let _s = SlowDrop;
+        m.switch(());
+    });
+    g.switch(());
+    let t = std::time::Instant::now();
+    let r = green::with_timeout(std::time::Duration::from_millis(10), move || {
+        drop(g); // unwinds the orphan now; its destructor sleeps 30 ms
+        green::sleep(std::time::Duration::from_millis(500));
+        "body finished"
+    });
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+}

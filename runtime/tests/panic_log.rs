@@ -91,3 +91,15 @@ fn a_detached_panic_with_a_logger_that_would_park_leaves_no_orphan_behind() {
     assert!(r.is_ok(), "an orphan's kill unwound out of main's sleep()");
     assert_eq!(logged("panicked: boom, then park"), 1);
 }
+
+#[test]
+fn a_throw_a_spawned_greenlet_queued_for_itself_before_returning_is_not_logged() {
+    install();
+    let h = green::spawn(|| {
+        green::throw_into(&green::getcurrent(), Box::new("stale self-throw"));
+        7
+    });
+    assert_eq!(h.join().unwrap(), 7);
+    green::sleep(Duration::from_millis(10)); // the stale queue entry comes up
+    assert_eq!(logged("stale self-throw"), 0);
+}

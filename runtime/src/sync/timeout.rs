@@ -128,7 +128,10 @@ impl Timeout {
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => Ok(v),
             Err(p) => match p.downcast::<Timeout>() {
-                Ok(t) => Err(*t),
+                Ok(t) => {
+                    crate::greenlet::caught_throw();
+                    Err(*t)
+                }
                 Err(p) => resume_unwind(p),
             },
         }
@@ -302,13 +305,19 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
             None => Ok(v),
         },
         Err(p) => match own_timeout(p, guard.payload.id) {
-            Ok(t) => Err(t),
+            Ok(t) => {
+                crate::greenlet::caught_throw();
+                Err(t)
+            }
             // Another timeout or a kill unwinding through us goes on to its owner.
             Err(p) if is_throw(&p) => resume_unwind(p),
             // A plain panic after our deferred timeout (such as an `unwrap()` of the
             // monkey-patched call's `ECANCELED`) is its consequence: `f` timed out.
             Err(p) => match deferred {
-                Some(t) => Err(t),
+                Some(t) => {
+                    crate::greenlet::caught_throw();
+                    Err(t)
+                }
                 None => resume_unwind(p),
             },
         },
