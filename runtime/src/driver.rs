@@ -10,7 +10,7 @@
 //! timers and polling the reactor when none is ready (see [`crate::hub`]).
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::time::Instant;
 
@@ -230,11 +230,7 @@ pub(crate) fn into_value(input: Input) -> Value {
     match input {
         Input::Value(v) => v,
         Input::Wake(_) => Value::none(),
-        Input::Throw(p) => {
-            // Returns only if the greenlet is already unwinding (then: no value).
-            crate::greenlet::raise_or_defer(p);
-            Value::none()
-        }
+        Input::Throw(p) => resume_unwind(p),
         Input::LoopExit => panic!("green: LoopExit: {}", BlockError::WouldBlockForever),
     }
 }
@@ -252,7 +248,7 @@ pub(crate) fn after_yield(input: Word) {
 #[cold]
 fn after_yield_rich(input: Input) {
     match input {
-        Input::Throw(p) => crate::greenlet::raise_or_defer(p),
+        Input::Throw(p) => resume_unwind(p),
         // Main is queued when it yields, so the hub always has something to run: no
         // `LoopExit`. A value switched in explicitly ends the yield.
         Input::Value(_) | Input::Wake(_) | Input::LoopExit => {}
@@ -299,11 +295,16 @@ fn main_resumes(h: &Hub, input: Word) -> Word {
 #[cold]
 fn main_pending(h: &Hub, input: Word) -> Word {
     match h.main.0.take_pending() {
-        Some(Input::Throw(p)) => {
-            // The switched-in value loses (it is dropped here, in the driver).
-            drop(word::unpack_input(input));
-            word::pack_input(Input::Throw(p))
-        }
+        Some(Input::Throw(p)) => match word::unpack_input(input) {
+            // Main is switched to with a throw of its own (a child's panic): that one
+            // is raised first, the pending one at main's next switch point.
+            Input::Throw(q) => {
+                crate::greenlet::defer_for(&h.main.0, p);
+                word::pack_input(Input::Throw(q))
+            }
+            // A plain switched-in value loses (it is dropped here, in the driver).
+            _ => word::pack_input(Input::Throw(p)),
+        },
         _ => input,
     }
 }
@@ -613,7 +614,7 @@ fn hand_off_to_joiner(h: &Hub, g: &Greenlet) -> Option<(Greenlet, Word)> {
     }
 }
 
-fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
+pub(crate) fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
     let msg = payload_str(p).unwrap_or("<non-string panic payload>");
     match g {
         Some(g) => log::error!("green: greenlet {g:?} panicked: {msg}"),
@@ -760,8 +761,11 @@ pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
         return;
     }
     if g.0.pending_is_throw() {
-        if let Input::Throw(p) = input {
-            crate::greenlet::defer_for(&g.0, p);
+        match input {
+            // A second kill while one is pending is the same kill.
+            Input::Throw(p) if p.is::<GreenletExit>() && g.0.pending_is_kill() => {}
+            Input::Throw(p) => crate::greenlet::defer_for(&g.0, p),
+            _ => {}
         }
         return;
     }
@@ -832,10 +836,11 @@ pub(crate) fn kill_orphan(g: Greenlet) {
             } else {
                 // Main came back for another reason while the orphan, still unwinding,
                 // waits (its destructors switch): the orphan finishes under the hub, and
-                // a kill or timeout meant for main is raised at main's next switch point.
+                // a kill or timeout meant for main waits for main in the ready queue,
+                // raised when main next switches away and is resumed.
                 *g.0.parent.borrow_mut() = Some(h.hub.clone());
                 if let Input::Throw(p) = out {
-                    crate::greenlet::defer_for(&h.main.0, p);
+                    schedule(h, &h.main, Input::Throw(p));
                 }
             }
         } else {

@@ -113,7 +113,9 @@ pub(crate) struct Inner {
     /// one that arrived where it could not unwind (inside a monkey-patched `extern "C"`
     /// call, see [`defer_unwind`]), or one that arrived while another throw was already
     /// queued for the greenlet (see `driver::schedule`).
-    pub(crate) deferred: RefCell<Vec<Payload>>,
+    /// Each with whether it interrupted a call (`defer_unwind`: the call failed because
+    /// of it) rather than waiting behind another throw.
+    pub(crate) deferred: RefCell<Vec<(Payload, bool)>>,
     /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
     /// dropped by the driver when the greenlet dies. Untouched by switching.
     pub(crate) locals: RefCell<crate::sync::local::Locals>,
@@ -122,10 +124,6 @@ pub(crate) struct Inner {
     /// The timer that starts a `spawn_later` greenlet, while armed: disarmed if the
     /// greenlet dies before it fires (see `timer::cancel_start`).
     pub(crate) start_timer: Cell<Option<crate::timer::Key>>,
-    /// A kill or timeout was raised in the greenlet and not yet caught by the runtime's
-    /// own catchers: while a panic is in progress it is taken to be this unwinding (see
-    /// `raise_or_defer`).
-    pub(crate) unwinding: Cell<bool>,
 }
 
 /// A callback run in the hub when a greenlet dies, given the dead greenlet.
@@ -154,7 +152,6 @@ impl Inner {
             locals: RefCell::default(),
             outcome: Default::default(),
             start_timer: Cell::new(None),
-            unwinding: Cell::new(false),
         }
     }
 
@@ -170,7 +167,6 @@ impl Inner {
         self.queued.set(false);
         self.has_deferred.set(false);
         self.start_timer.set(None);
-        self.unwinding.set(false);
         // Each of these may run user code (the destructor of a result or a local). Most
         // are empty by now (a spawned greenlet that was joined holds only its parent):
         // each is checked in place before it is moved out to be dropped.
@@ -188,6 +184,7 @@ impl Inner {
             drop(self.joiner.get_mut().take());
         }
         if !self.deferred.get_mut().is_empty() {
+            hub::deferred_list_emptied();
             drop(std::mem::take(self.deferred.get_mut()));
         }
         // Run at death; normally empty by now.
@@ -231,6 +228,17 @@ impl Inner {
         }
         let rich = self.pending_rich.take();
         let is = matches!(rich, Some(Input::Throw(_)));
+        self.pending_rich.set(rich);
+        is
+    }
+
+    /// Whether the pending input is a kill (a `GreenletExit` throw).
+    pub(crate) fn pending_is_kill(&self) -> bool {
+        if !self.queued.get() || self.pending.get() != word::IN_SLOT {
+            return false;
+        }
+        let rich = self.pending_rich.take();
+        let is = matches!(&rich, Some(Input::Throw(p)) if p.is::<crate::error::GreenletExit>());
         self.pending_rich.set(rich);
         is
     }
@@ -828,23 +836,30 @@ pub fn getcurrent() -> Greenlet {
 /// assert!(h.join().unwrap_err().is_killed());
 /// ```
 pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
-    with_hub(|h| defer_for(h.current(), payload))
+    with_hub(|h| push_deferred(h.current(), payload, true))
 }
 
-/// Queues `payload` to be raised at `g`'s next switch point (after any deferred
-/// before it).
+/// Queues `payload`, a throw that arrived while another was pending for `g`, to be
+/// raised at `g`'s next switch point (after any deferred before it).
 pub(crate) fn defer_for(g: &Inner, payload: Payload) {
-    g.deferred.borrow_mut().push(payload);
+    push_deferred(g, payload, false)
+}
+
+fn push_deferred(g: &Inner, payload: Payload, interrupted: bool) {
+    let mut list = g.deferred.borrow_mut();
+    if list.is_empty() {
+        hub::deferred_list_filled();
+    }
+    list.push((payload, interrupted));
     g.has_deferred.set(true);
-    hub::ANY_DEFERRED.with(|a| a.set(true));
 }
 
 /// Takes the current greenlet's oldest deferred payload, if any.
 pub(crate) fn take_deferred() -> Option<Payload> {
-    if !hub::ANY_DEFERRED.with(|a| a.get()) {
+    if !hub::any_deferred() {
         return None;
     }
-    hub::try_with_hub(|h| take_deferred_where(h.current(), |_| true)).flatten()
+    hub::try_with_hub(|h| take_deferred_where(h.current(), |_, _| true)).flatten()
 }
 
 /// Takes `g`'s oldest deferred payload that `is_ours` matches (a `Timeout` whose scope
@@ -853,82 +868,72 @@ pub(crate) fn take_deferred_if(
     g: &Greenlet,
     is_ours: impl Fn(&Payload) -> bool,
 ) -> Option<Payload> {
-    take_deferred_where(&g.0, is_ours)
+    take_deferred_where(&g.0, |p, _| is_ours(p))
 }
 
-fn take_deferred_where(g: &Inner, matches: impl Fn(&Payload) -> bool) -> Option<Payload> {
+/// [`take_deferred_if`] for a payload that interrupted a call ([`defer_unwind`]).
+pub(crate) fn take_interrupting_if(
+    g: &Greenlet,
+    is_ours: impl Fn(&Payload) -> bool,
+) -> Option<Payload> {
+    take_deferred_where(&g.0, |p, interrupted| interrupted && is_ours(p))
+}
+
+fn take_deferred_where(g: &Inner, matches: impl Fn(&Payload, bool) -> bool) -> Option<Payload> {
     let mut list = g.deferred.borrow_mut();
-    let i = list.iter().position(matches)?;
-    let p = list.remove(i);
+    let i = list.iter().position(|(p, i)| matches(p, *i))?;
+    let (p, _) = list.remove(i);
+    if list.is_empty() {
+        hub::deferred_list_emptied();
+    }
     g.has_deferred.set(!list.is_empty());
     Some(p)
 }
 
-/// Raises the current greenlet's deferred payload, if any (called at switch points):
-/// one thread-local load when no greenlet of the thread holds a deferred kill.
+/// Raises the current greenlet's oldest deferred payload, if any (called at switch
+/// points): one thread-local load when no greenlet of the thread holds one.
 #[inline(always)]
 pub(crate) fn raise_deferred_here() {
-    if hub::ANY_DEFERRED.with(|a| a.get()) {
+    if hub::any_deferred() {
         raise_deferred_slow();
     }
 }
 
+/// Deferred throws wait while a panic unwinds on this thread: the switch point may be
+/// in a destructor run by an unwinding (a kill's, a panic's) that switches, and a throw
+/// raised there would unwind out of the destructor and abort the process ("panic in a
+/// destructor during cleanup"). (`std::thread::panicking()` counts per thread: another
+/// greenlet suspended in the middle of its unwinding delays them too, until it ends.)
 #[cold]
 fn raise_deferred_slow() {
+    if std::thread::panicking() {
+        return;
+    }
     let p = with_hub(|h| {
         let g = h.current();
-        if !g.has_deferred.get() || in_unwinding(g) {
-            // None, or not while unwinding (see `raise_or_defer`): it stays deferred.
+        if !g.has_deferred.get() {
             return None;
         }
-        let p = take_deferred_where(g, |_| true)?;
-        g.unwinding.set(true);
-        Some(p)
+        take_deferred_where(g, |_, _| true)
     });
     if let Some(p) = p {
         resume_unwind(p);
     }
 }
 
-/// Raises `p` (a kill or timeout that reached the current greenlet at a switch point)
-/// by unwinding, unless the greenlet is already unwinding from an earlier one: a
-/// destructor that switches (sleeps, locks, does IO) while a kill unwinds its greenlet
-/// must not be unwound again, which would abort the process ("panic in a destructor
-/// during cleanup"). Then `p` is deferred and this returns: it is raised at the first
-/// switch point after the unwinding, or decides the outcome if the greenlet ends first.
-pub(crate) fn raise_or_defer(p: Payload) {
-    let p = with_hub(|h| {
-        let g = h.current();
-        if in_unwinding(g) {
-            defer_for(g, p);
-            None
-        } else {
-            g.unwinding.set(true);
-            Some(p)
+impl Inner {
+    /// This record's deferred throws go with it (it is being freed).
+    fn forget_deferred(&mut self) {
+        if !self.deferred.get_mut().is_empty() {
+            hub::deferred_list_emptied();
         }
-    });
-    if let Some(p) = p {
-        resume_unwind(p);
     }
-}
-
-/// Whether `g`, the current greenlet, is unwinding from a throw the runtime raised in
-/// it. `std::thread::panicking()` alone counts per thread (another greenlet may be
-/// suspended in the middle of its own unwinding), and the greenlet's flag alone may be
-/// stale (user code caught the throw): a panic in progress and a throw not seen caught.
-fn in_unwinding(g: &Inner) -> bool {
-    g.unwinding.get() && std::thread::panicking()
-}
-
-/// Notes that the current greenlet caught a throw the runtime raised in it (a timeout
-/// handled by `with_timeout` or `Timeout::catch`): it is no longer unwinding.
-pub(crate) fn caught_throw() {
-    let _ = hub::try_with_hub(|h| h.current().unwinding.set(false));
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         let Some(mut co) = self.co.get_mut().take() else {
+            self.forget_deferred();
             return;
         };
         if co.started() && !co.done() {
@@ -955,6 +960,7 @@ impl Drop for Inner {
             driver::kill_orphan(g);
             return;
         }
+        self.forget_deferred();
         // Not started (drop the closure) or finished: give the stack back.
         co.force_unwind();
         let stack = co.into_stack();

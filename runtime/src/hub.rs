@@ -36,9 +36,26 @@ thread_local! {
     /// it runs, and the hub owns `main` and `hub`. A thread-local rather than a hub
     /// field: read right after every switch, it costs one load instead of a chain.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
-    /// Whether any greenlet of this thread may hold a deferred kill (`defer_unwind`):
-    /// lets every switch skip that check with one thread-local load.
-    pub(crate) static ANY_DEFERRED: Cell<bool> = const { Cell::new(false) };
+    /// How many greenlets of this thread hold deferred throws (`defer_unwind`, or a
+    /// throw that arrived while another was pending): lets every switch skip that check
+    /// with one thread-local load.
+    static DEFERRED_LISTS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether any greenlet of this thread holds a deferred throw.
+#[inline(always)]
+pub(crate) fn any_deferred() -> bool {
+    DEFERRED_LISTS.with(|c| c.get()) != 0
+}
+
+/// A greenlet's list of deferred throws became non-empty.
+pub(crate) fn deferred_list_filled() {
+    DEFERRED_LISTS.with(|c| c.set(c.get() + 1));
+}
+
+/// A greenlet's list of deferred throws became empty (or was dropped non-empty).
+pub(crate) fn deferred_list_emptied() {
+    let _ = DEFERRED_LISTS.try_with(|c| c.set(c.get().saturating_sub(1)));
 }
 
 /// The scheduler state of one thread.

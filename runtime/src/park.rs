@@ -230,11 +230,7 @@ fn end_park_rich(input: Input) -> Result<Wake, BlockError> {
     match input {
         Input::Wake(w) => Ok(w),
         Input::Value(_) => Ok(Wake::Unparked),
-        Input::Throw(p) => {
-            // Returns only if the greenlet is already unwinding: a spurious wake then.
-            crate::greenlet::raise_or_defer(p);
-            Ok(Wake::Unparked)
-        }
+        Input::Throw(p) => std::panic::resume_unwind(p),
         Input::LoopExit => Err(BlockError::WouldBlockForever),
     }
 }

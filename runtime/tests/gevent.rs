@@ -484,24 +484,74 @@ impl Drop for SleepyCleanup {
 }
 
 #[test]
-fn a_second_kill_during_a_switching_destructor_waits_for_the_unwinding() {
-    for yield_between in [false, true] {
-        let cleaned = Rc::new(Cell::new(false));
-        let c = cleaned.clone();
-        let h = green::spawn(move || {
+fn two_kills_queued_at_once_are_one_kill() {
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    let h = green::spawn(move || {
+        let _c = SleepyCleanup(c);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    h.kill_nowait();
+    h.kill_nowait();
+    // A second kill raised in the destructor's sleep would abort the process.
+    assert!(h.join().unwrap_err().is_killed());
+    assert!(cleaned.get(), "the destructor finished");
+}
+
+#[test]
+fn a_kill_and_a_timeout_due_at_once_do_not_interrupt_the_kills_destructor() {
+    // The kill is raised first; the greenlet's own timeout, due in the same batch, is
+    // deferred, and must not be raised in the destructor's sleep while the kill unwinds.
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    let d = Instant::now() + Duration::from_millis(20);
+    let target: Rc<Cell<Option<green::Greenlet>>> = Rc::new(Cell::new(None));
+    let t2 = target.clone();
+    green::timer::call_at(d, move || {
+        if let Some(g) = t2.take() {
+            green::throw_into(&g, Box::new(green::GreenletExit));
+        }
+    });
+    let h = green::spawn(move || {
+        let _ = green::with_deadline(d, || {
             let _c = SleepyCleanup(c);
             green::sleep(Duration::from_secs(10));
         });
-        green::yield_now();
-        h.kill_nowait();
-        if yield_between {
-            green::yield_now(); // the first kill is unwinding, in the destructor's sleep
-        }
-        h.kill_nowait();
-        // Raising the second kill out of the destructor would abort the process.
-        assert!(h.join().unwrap_err().is_killed());
-        assert!(cleaned.get(), "the destructor finished");
+    });
+    green::yield_now();
+    target.set(Some(h.greenlet().clone()));
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(60) {
+        std::hint::spin_loop();
     }
+    assert!(h.join().unwrap_err().is_killed());
+    assert!(cleaned.get());
+}
+
+#[test]
+fn a_timeout_inside_a_destructor_run_by_a_kill_still_fires() {
+    struct BoundedCleanup(Rc<Cell<Option<Duration>>>);
+    impl Drop for BoundedCleanup {
+        fn drop(&mut self) {
+            let t = Instant::now();
+            let r = green::with_timeout(Duration::from_millis(20), || {
+                green::sleep(Duration::from_secs(3))
+            });
+            assert!(r.is_err());
+            self.0.set(Some(t.elapsed()));
+        }
+    }
+    let took = Rc::new(Cell::new(None));
+    let t2 = took.clone();
+    let h = green::spawn(move || {
+        let _c = BoundedCleanup(t2);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    h.kill();
+    let took = took.get().expect("the destructor ran");
+    assert!(took < Duration::from_secs(1), "{took:?}");
 }
 
 #[test]

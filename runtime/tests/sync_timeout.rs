@@ -254,3 +254,23 @@ fn main_timeout_wins_over_an_explicit_switch_to_main() {
     assert!(r.is_err());
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
+
+#[test]
+fn a_childs_panic_reaching_main_is_not_replaced_by_mains_timeout() {
+    // Main's child panics at 20 ms and main's timeout is due at 30 ms; a busy greenlet
+    // makes both come up in one batch: main gets the child's panic.
+    let child = green::Greenlet::new(|_: green::Value| {
+        sleep(20 * MS);
+        panic!("child bug");
+    });
+    let _busy = spawn(|| busy(100 * MS));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        with_timeout(30 * MS, || {
+            child.switch(());
+        })
+    }));
+    let p = r.expect_err("the child's panic reaches main");
+    assert_eq!(*p.downcast::<&str>().unwrap(), "child bug");
+    // Main's timeout, withdrawn with its scope, does not fire later.
+    sleep(50 * MS);
+}

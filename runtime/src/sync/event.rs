@@ -74,10 +74,19 @@ impl Event {
     pub fn set(&self) {
         self.0.flag.set(true);
         self.0.waiters.wake_all();
-        // Each callback runs even if one before it panics (the panic is logged, as
-        // for a greenlet's exit callbacks): a waiter must not miss the event.
+        // Each callback runs even if one before it panics (a waiter must not miss the
+        // event); then the first panic goes on (another one is logged).
+        let mut first = None;
         for cb in self.0.callbacks.take_all() {
-            crate::driver::run_hub_callback(cb);
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(cb)) {
+                match first {
+                    None => first = Some(p),
+                    Some(_) => crate::driver::log_panic(None, p.as_ref()),
+                }
+            }
+        }
+        if let Some(p) = first {
+            std::panic::resume_unwind(p);
         }
     }
 

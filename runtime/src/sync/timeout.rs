@@ -128,10 +128,7 @@ impl Timeout {
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => Ok(v),
             Err(p) => match p.downcast::<Timeout>() {
-                Ok(t) => {
-                    crate::greenlet::caught_throw();
-                    Err(*t)
-                }
+                Ok(t) => Err(*t),
                 Err(p) => resume_unwind(p),
             },
         }
@@ -232,7 +229,7 @@ impl TimeoutGuard {
     /// Takes this timeout if it fired inside a monkey-patched call and was deferred.
     fn take_deferred(&self) -> Option<Timeout> {
         let id = self.payload.id;
-        crate::greenlet::take_deferred_if(&self.greenlet, |p| {
+        crate::greenlet::take_interrupting_if(&self.greenlet, |p| {
             p.downcast_ref::<Timeout>().is_some_and(|t| t.id == id)
         })
         .and_then(|p| p.downcast::<Timeout>().ok().map(|t| *t))
@@ -294,8 +291,9 @@ pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, T
 
 fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<T, Timeout> {
     let r = catch_unwind(AssertUnwindSafe(f));
-    // Our timeout may have been deferred, never re-raised because `f` ended first: it
-    // fired inside a monkey-patched call, or while another throw was queued.
+    // Our timeout may have fired inside a monkey-patched call (making it fail) and been
+    // deferred, never re-raised because `f` ended first. (One that only waited behind
+    // another throw interrupted nothing: `disarm` withdraws it.)
     let deferred = guard.take_deferred();
     // Disarm before anything else can switch (also on the unwinding paths below).
     guard.disarm();
@@ -305,19 +303,13 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
             None => Ok(v),
         },
         Err(p) => match own_timeout(p, guard.payload.id) {
-            Ok(t) => {
-                crate::greenlet::caught_throw();
-                Err(t)
-            }
+            Ok(t) => Err(t),
             // Another timeout or a kill unwinding through us goes on to its owner.
             Err(p) if is_throw(&p) => resume_unwind(p),
             // A plain panic after our deferred timeout (such as an `unwrap()` of the
             // monkey-patched call's `ECANCELED`) is its consequence: `f` timed out.
             Err(p) => match deferred {
-                Some(t) => {
-                    crate::greenlet::caught_throw();
-                    Err(t)
-                }
+                Some(t) => Err(t),
                 None => resume_unwind(p),
             },
         },
