@@ -616,3 +616,16 @@ fn a_throw_into_an_unstarted_greenlet_is_its_outcome() {
     green::throw_into(h.greenlet(), Box::new(green::GreenletExit));
     assert!(h.join().unwrap_err().is_killed());
 }
+
+#[test]
+fn a_spawn_later_greenlet_started_early_is_not_woken_by_its_start() {
+    let h = green::spawn_later(Duration::from_millis(20), || {
+        green::park::park(Some(Instant::now() + Duration::from_millis(150))).unwrap()
+    });
+    // Started early by an explicit switch from another greenlet: it parks at once.
+    let g = h.greenlet().clone();
+    let _starter = green::spawn(move || {
+        g.switch(());
+    });
+    assert_eq!(h.join().unwrap(), green::park::Wake::TimedOut);
+}
