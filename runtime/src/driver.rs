@@ -10,7 +10,7 @@
 //! timers and polling the reactor when none is ready (see [`crate::hub`]).
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::time::Instant;
 
@@ -230,7 +230,7 @@ pub(crate) fn into_value(input: Input) -> Value {
     match input {
         Input::Value(v) => v,
         Input::Wake(_) => Value::none(),
-        Input::Throw(p) => resume_unwind(p),
+        Input::Throw(p) => crate::greenlet::raise(p),
         Input::LoopExit => panic!("green: LoopExit: {}", BlockError::WouldBlockForever),
     }
 }
@@ -248,7 +248,7 @@ pub(crate) fn after_yield(input: Word) {
 #[cold]
 fn after_yield_rich(input: Input) {
     match input {
-        Input::Throw(p) => resume_unwind(p),
+        Input::Throw(p) => crate::greenlet::raise(p),
         // Main is queued when it yields, so the hub always has something to run: no
         // `LoopExit`. A value switched in explicitly ends the yield.
         Input::Value(_) | Input::Wake(_) | Input::LoopExit => {}
@@ -528,14 +528,19 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
 /// ready-queue entry becomes stale, instead of handing the input to `g`'s parent.
 #[inline]
 fn drop_stale_pending(g: &Greenlet) {
-    if g.0.has_pending() {
+    if g.0.has_pending() || g.0.has_deferred.get() || g.0.killed.get() {
         drop_stale_pending_slow(g);
     }
 }
 
+/// [`drop_stale_pending`], and the dead greenlet's kill mark and deferred throws go too
+/// (`greenlet::forget_marks_at_death`).
 #[cold]
 fn drop_stale_pending_slow(g: &Greenlet) {
-    drop(g.0.take_pending());
+    if g.0.has_pending() {
+        drop(g.0.take_pending());
+    }
+    crate::greenlet::forget_marks_at_death(&g.0);
 }
 
 /// A greenlet's function returned (or panicked): free its stack, run its exit callbacks,
@@ -760,6 +765,13 @@ pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
     if g.dead() || g.0.kind == Kind::Hub {
         return;
     }
+    if matches!(&input, Input::Throw(p) if p.is::<GreenletExit>())
+        && crate::greenlet::dying_from_kill(&g.0)
+    {
+        // Already dying from a kill, in a destructor that switched: a second one would
+        // unwind out of the destructor and abort the process. The first one suffices.
+        return;
+    }
     if g.0.pending_is_throw() {
         match input {
             // A second kill while one is pending is the same kill.
@@ -821,6 +833,16 @@ pub(crate) fn clear_pending_throw(g: &Greenlet, is_ours: impl Fn(&Payload) -> bo
     }
 }
 
+/// What an orphan is resumed with: a kill, or, if it is already dying from one (its
+/// destructor switched), a plain wake that lets that destructor and the unwinding go on.
+fn orphan_input(g: &Greenlet) -> Input {
+    if crate::greenlet::dying_from_kill(&g.0) {
+        Input::Wake(Wake::Unparked)
+    } else {
+        Input::Throw(Box::new(GreenletExit))
+    }
+}
+
 /// Unwinds a suspended greenlet whose last handle was dropped.
 pub(crate) fn kill_orphan(g: Greenlet) {
     let done = hub::try_with_hub(|h| {
@@ -828,7 +850,7 @@ pub(crate) fn kill_orphan(g: Greenlet) {
         if hub::context() == CTX_MAIN && h.main.0.state.get() == State::Running {
             // The main greenlet dropped it: unwind it now and come back here.
             *g.0.parent.borrow_mut() = Some(h.main.clone());
-            let out = drive(h, g.clone(), Input::Throw(Box::new(GreenletExit)));
+            let out = drive(h, g.clone(), orphan_input(&g));
             if g.dead() {
                 if let Input::Throw(p) = out {
                     log_panic(Some(&g), p.as_ref());
@@ -846,7 +868,10 @@ pub(crate) fn kill_orphan(g: Greenlet) {
         } else {
             // Dropped inside a greenlet or the hub: the hub unwinds it next.
             *g.0.parent.borrow_mut() = Some(h.hub.clone());
-            schedule(h, &g, Input::Throw(Box::new(GreenletExit)));
+            let input = orphan_input(&g);
+            if !g.0.set_pending(input) {
+                h.push_ready(g.clone());
+            }
         }
     });
     if done.is_none() {

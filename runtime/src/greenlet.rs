@@ -89,6 +89,10 @@ pub(crate) struct Inner {
     /// Whether `pending` is set, i.e. the greenlet is in the ready queue.
     queued: Cell<bool>,
     pub(crate) has_deferred: Cell<bool>,
+    /// A kill (`GreenletExit`) was raised in it: while a panic is in progress on the
+    /// thread, it is taken to be dying from it, and another kill is not raised in it
+    /// (see `driver::schedule`). (Beside the flags above, in a hole of the layout.)
+    pub(crate) killed: Cell<bool>,
     /// What to resume it with when the hub picks it, as a word (see `set_pending` and
     /// `crate::word`); meaningful only while `queued`.
     pending: Cell<Word>,
@@ -152,6 +156,7 @@ impl Inner {
             locals: RefCell::default(),
             outcome: Default::default(),
             start_timer: Cell::new(None),
+            killed: Cell::new(false),
         }
     }
 
@@ -167,6 +172,9 @@ impl Inner {
         self.queued.set(false);
         self.has_deferred.set(false);
         self.start_timer.set(None);
+        if self.killed.replace(false) {
+            hub::killed_unmarked();
+        }
         // Each of these may run user code (the destructor of a result or a local). Most
         // are empty by now (a spawned greenlet that was joined holds only its parent):
         // each is checked in place before it is moved out to be dropped.
@@ -911,21 +919,74 @@ fn raise_deferred_slow() {
     }
     let p = with_hub(|h| {
         let g = h.current();
+        // Not unwinding here: a kill mark is stale (it caught its kill and went on).
+        unmark_killed(g);
         if !g.has_deferred.get() {
             return None;
         }
         take_deferred_where(g, |_, _| true)
     });
     if let Some(p) = p {
-        resume_unwind(p);
+        raise(p);
     }
 }
 
+/// Unwinds the current greenlet with `p`, a throw the runtime delivers at a switch
+/// point, noting a kill (see `Inner::killed`).
+#[cold]
+pub(crate) fn raise(p: Payload) -> ! {
+    if p.is::<crate::error::GreenletExit>() {
+        let _ = hub::try_with_hub(|h| {
+            if !h.current().killed.replace(true) {
+                hub::killed_marked();
+            }
+        });
+    }
+    resume_unwind(p)
+}
+
+/// A dead greenlet needs no kill mark and raises no deferred throw: both would keep
+/// every switch point of the thread on its slow path while the record lives on (a
+/// `JoinHandle` kept after the kill).
+pub(crate) fn forget_marks_at_death(g: &Inner) {
+    unmark_killed(g);
+    let moot = std::mem::take(&mut *g.deferred.borrow_mut());
+    if !moot.is_empty() {
+        hub::deferred_list_emptied();
+        g.has_deferred.set(false);
+    }
+    drop(moot);
+}
+
+fn unmark_killed(g: &Inner) {
+    if g.killed.replace(false) {
+        hub::killed_unmarked();
+    }
+}
+
+/// Whether another kill for `g` would hit it while it unwinds from an earlier one (in a
+/// destructor that switched), which would abort the process: it was killed, and a panic
+/// is in progress on the thread. (A greenlet that caught its kill and went on has the
+/// mark cleared here when no panic is in progress.)
+pub(crate) fn dying_from_kill(g: &Inner) -> bool {
+    if !g.killed.get() {
+        return false;
+    }
+    if std::thread::panicking() {
+        return true;
+    }
+    unmark_killed(g);
+    false
+}
+
 impl Inner {
-    /// This record's deferred throws go with it (it is being freed).
+    /// This record's deferred throws and kill mark go with it (it is being freed).
     fn forget_deferred(&mut self) {
         if !self.deferred.get_mut().is_empty() {
             hub::deferred_list_emptied();
+        }
+        if self.killed.replace(false) {
+            hub::killed_unmarked();
         }
     }
 }
@@ -954,6 +1015,8 @@ impl Drop for Inner {
             inner.info = std::mem::replace(&mut self.info, RunningInfo::new(0, 0, 0, 0));
             *inner.deferred.get_mut() = std::mem::take(self.deferred.get_mut());
             inner.has_deferred.set(self.has_deferred.get());
+            inner.killed.set(self.killed.replace(false));
+            inner.start_timer.set(self.start_timer.take());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
             inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());
             let g = Greenlet::from_rc(Rc::new(inner));

@@ -39,13 +39,26 @@ thread_local! {
     /// How many greenlets of this thread hold deferred throws (`defer_unwind`, or a
     /// throw that arrived while another was pending): lets every switch skip that check
     /// with one thread-local load.
+    /// (It also counts greenlets marked as killed, `Inner::killed`, whose next switch
+    /// point outside an unwinding clears the mark: one count, one load per switch.)
     static DEFERRED_LISTS: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Whether any greenlet of this thread holds a deferred throw.
+/// Whether any greenlet of this thread holds a deferred throw or a kill mark: the
+/// switch points then take their slow path.
 #[inline(always)]
 pub(crate) fn any_deferred() -> bool {
     DEFERRED_LISTS.with(|c| c.get()) != 0
+}
+
+/// A greenlet's kill mark was set.
+pub(crate) fn killed_marked() {
+    deferred_list_filled();
+}
+
+/// A greenlet's kill mark was cleared (or its record freed with it).
+pub(crate) fn killed_unmarked() {
+    deferred_list_emptied();
 }
 
 /// A greenlet's list of deferred throws became non-empty.

@@ -230,7 +230,7 @@ fn end_park_rich(input: Input) -> Result<Wake, BlockError> {
     match input {
         Input::Wake(w) => Ok(w),
         Input::Value(_) => Ok(Wake::Unparked),
-        Input::Throw(p) => std::panic::resume_unwind(p),
+        Input::Throw(p) => crate::greenlet::raise(p),
         Input::LoopExit => Err(BlockError::WouldBlockForever),
     }
 }

@@ -629,3 +629,72 @@ fn a_spawn_later_greenlet_started_early_is_not_woken_by_its_start() {
     });
     assert_eq!(h.join().unwrap(), green::park::Wake::TimedOut);
 }
+
+#[test]
+fn a_kill_sent_while_a_killed_greenlets_destructor_sleeps_is_not_raised_there() {
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    let h = green::spawn(move || {
+        let _c = SleepyCleanup(c);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    h.kill_nowait();
+    green::yield_now(); // the kill unwinds it: its destructor sleeps
+    h.kill_nowait(); // raised in the destructor, this would abort the process
+    assert!(h.join().unwrap_err().is_killed());
+    assert!(cleaned.get());
+}
+
+#[test]
+fn a_greenlet_that_caught_a_kill_can_be_killed_again_while_another_unwinds() {
+    let ev = green::Event::new();
+    let e = ev.clone();
+    let b = green::spawn(move || {
+        // Ignores the first kill, as gevent code may (`except GreenletExit`).
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            green::sleep(Duration::from_secs(10))
+        }));
+        assert!(first.is_err());
+        let _ = e.wait(); // never set
+    });
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    let a = green::spawn(move || {
+        let _c = SleepyCleanup(c);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    b.kill_nowait();
+    green::yield_now(); // B catches it and waits on the event
+    a.kill_nowait();
+    green::yield_now(); // A unwinds, its destructor sleeps
+    b.kill_nowait(); // while A is mid-unwind: B must still die
+    let _ = a.join();
+    let t = Instant::now();
+    assert!(b.join().unwrap_err().is_killed());
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_outer_timeout_firing_while_a_kills_destructor_sleeps_is_moot() {
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    struct LongCleanup(Rc<Cell<bool>>);
+    impl Drop for LongCleanup {
+        fn drop(&mut self) {
+            green::sleep(Duration::from_millis(40));
+            self.0.set(true);
+        }
+    }
+    let h = green::spawn(move || {
+        let _ = green::with_timeout(Duration::from_millis(20), || {
+            let _c = LongCleanup(c);
+            green::sleep(Duration::from_secs(10));
+        });
+    });
+    green::yield_now();
+    h.kill_nowait(); // its destructor sleeps 40 ms; the 20 ms timeout fires meanwhile
+    assert!(h.join().unwrap_err().is_killed());
+    assert!(cleaned.get());
+}

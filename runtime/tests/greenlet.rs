@@ -445,3 +445,28 @@ fn dropping_an_orphan_from_main_does_not_swallow_mains_timeout() {
         t.elapsed()
     );
 }
+
+#[test]
+fn dropping_a_greenlet_whose_kill_destructor_switched_away_lets_it_finish() {
+    struct SwitchBack(Greenlet, Rc<Cell<bool>>);
+    impl Drop for SwitchBack {
+        fn drop(&mut self) {
+            self.0.switch(());
+            self.1.set(true);
+        }
+    }
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    let m = getcurrent();
+    let g = Greenlet::new(move |_: Value| {
+        let _d = SwitchBack(m.clone(), d);
+        m.switch(());
+    });
+    g.switch(());
+    green::throw_into(&g, Box::new(GreenletExit));
+    g.switch(()); // the kill unwinds it; its destructor switches back here
+    drop(g); // the last handle: the orphan must finish its unwinding, not get a new kill
+    green::yield_now();
+    green::sleep(std::time::Duration::from_millis(5));
+    assert!(done.get());
+}

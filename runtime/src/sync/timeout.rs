@@ -101,8 +101,16 @@ impl Timeout {
         let armed = Rc::new(Cell::new(true));
         let payload = Timeout { id, duration };
         let (target, a) = (g.clone(), armed.clone());
+        // Armed by a destructor that runs while a kill unwinds the greenlet: its scope is
+        // inside that destructor, so it may fire there. One armed before the kill is moot
+        // once the kill unwinds the greenlet (and raised in a switching destructor, it
+        // would abort the process).
+        let in_cleanup = crate::greenlet::dying_from_kill(&g.0);
         let timer = timer::call_at(deadline_after(duration), move || {
             if a.replace(false) {
+                if !in_cleanup && crate::greenlet::dying_from_kill(&target.0) {
+                    return;
+                }
                 driver::throw_into(&target, Box::new(payload));
             }
         });
