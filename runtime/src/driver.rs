@@ -296,10 +296,10 @@ fn main_resumes(h: &Hub, input: Word) -> Word {
 fn main_pending(h: &Hub, input: Word) -> Word {
     match h.main.0.take_pending() {
         Some(Input::Throw(p)) => match word::unpack_input(input) {
-            // Main is switched to with a throw of its own (a child's panic): that one
-            // is raised first, the pending one at main's next switch point.
+            // Main is switched to with a throw of its own (a child's panic): it wins,
+            // and the pending one (a timeout whose scope it unwinds) is dropped.
             Input::Throw(q) => {
-                crate::greenlet::defer_for(&h.main.0, p);
+                drop(p);
                 word::pack_input(Input::Throw(q))
             }
             // A plain switched-in value loses (it is dropped here, in the driver).
@@ -758,31 +758,59 @@ fn poll_events(h: &Hub, block: bool) -> bool {
 /// Makes `g` runnable with `input` (replacing any pending wake); used by kill, timeouts
 /// and `spawn_later`'s start. Does nothing for a dead greenlet.
 ///
-/// A throw (kill or timeout) already pending is never replaced: a later throw is raised
-/// at the greenlet's next switch point after it (gevent delivers each in turn), and a
-/// plain value (a start) is dropped, since the greenlet is about to unwind.
+/// When a throw (kill or timeout) is pending already, only one of the two is delivered,
+/// the one that unwinds more: a kill over anything, any other throw over a timeout, and
+/// of two timeouts the outer one (armed first: its scope holds the other's). A plain
+/// value (a start) is dropped, since the greenlet is about to unwind.
 pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
     if g.dead() || g.0.kind == Kind::Hub {
         return;
     }
-    if matches!(&input, Input::Throw(p) if p.is::<GreenletExit>())
-        && crate::greenlet::dying_from_kill(&g.0)
-    {
-        // Already dying from a kill, in a destructor that switched: a second one would
-        // unwind out of the destructor and abort the process. The first one suffices.
+    if let Input::Throw(p) = input {
+        if p.is::<GreenletExit>() && crate::greenlet::dying_from_kill(&g.0) {
+            // Already dying from a kill, in a destructor that switched: a second one
+            // would unwind out of the destructor and abort the process. It is held, in
+            // case the greenlet caught the first and goes on.
+            crate::greenlet::hold_for(&g.0, p);
+            return;
+        }
+        return schedule_throw(h, g, p);
+    }
+    schedule_value(h, g, input);
+}
+
+fn schedule_throw(h: &Hub, g: &Greenlet, p: Payload) {
+    if let Some(pending) = g.0.pending_throw_rank() {
+        if throw_rank(&p) > pending {
+            // Still queued: only the input changes.
+            g.0.set_pending(Input::Throw(p));
+        }
         return;
     }
-    if g.0.pending_is_throw() {
-        match input {
-            // A second kill while one is pending is the same kill.
-            Input::Throw(p) if p.is::<GreenletExit>() && g.0.pending_is_kill() => {}
-            Input::Throw(p) => crate::greenlet::defer_for(&g.0, p),
-            _ => {}
-        }
+    if !g.0.set_pending(Input::Throw(p)) {
+        h.push_ready(g.clone());
+    }
+}
+
+fn schedule_value(h: &Hub, g: &Greenlet, input: Input) {
+    // A throw pending already wins (the greenlet is about to unwind).
+    if g.0.pending_throw_rank().is_some() {
         return;
     }
     if !g.0.set_pending(input) {
         h.push_ready(g.clone());
+    }
+}
+
+/// How far a throw unwinds, to choose between two due at once (see [`schedule`]): a
+/// kill above any other throw above a timeout; timeouts by age, the oldest highest.
+pub(crate) fn throw_rank(p: &Payload) -> (u8, u64) {
+    if p.is::<GreenletExit>() {
+        (2, 0)
+    } else if let Some(t) = p.downcast_ref::<crate::sync::Timeout>() {
+        (0, u64::MAX - t.id())
+    } else {
+        (1, 0)
     }
 }
 

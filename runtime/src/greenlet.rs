@@ -114,11 +114,9 @@ pub(crate) struct Inner {
     /// What the stack-overflow handler reports; written to its thread-local on each resume.
     pub(crate) info: RunningInfo,
     /// Kills and timeouts to raise at the greenlet's next switch points, oldest first:
-    /// one that arrived where it could not unwind (inside a monkey-patched `extern "C"`
-    /// call, see [`defer_unwind`]), or one that arrived while another throw was already
-    /// queued for the greenlet (see `driver::schedule`).
-    /// Each with whether it interrupted a call (`defer_unwind`: the call failed because
-    /// of it) rather than waiting behind another throw.
+    /// ones that arrived where they could not unwind (inside a monkey-patched `extern
+    /// "C"` call, see [`defer_unwind`]), each with whether it interrupted that call (the
+    /// call failed because of it).
     pub(crate) deferred: RefCell<Vec<(Payload, bool)>>,
     /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
     /// dropped by the driver when the greenlet dies. Untouched by switching.
@@ -229,26 +227,18 @@ impl Inner {
         was
     }
 
-    /// Whether the pending input is a throw (a kill or a timeout).
-    pub(crate) fn pending_is_throw(&self) -> bool {
+    /// The rank of the pending input if it is a throw (see `driver::throw_rank`).
+    pub(crate) fn pending_throw_rank(&self) -> Option<(u8, u64)> {
         if !self.queued.get() || self.pending.get() != word::IN_SLOT {
-            return false;
+            return None;
         }
         let rich = self.pending_rich.take();
-        let is = matches!(rich, Some(Input::Throw(_)));
+        let rank = match &rich {
+            Some(Input::Throw(p)) => Some(driver::throw_rank(p)),
+            _ => None,
+        };
         self.pending_rich.set(rich);
-        is
-    }
-
-    /// Whether the pending input is a kill (a `GreenletExit` throw).
-    pub(crate) fn pending_is_kill(&self) -> bool {
-        if !self.queued.get() || self.pending.get() != word::IN_SLOT {
-            return false;
-        }
-        let rich = self.pending_rich.take();
-        let is = matches!(&rich, Some(Input::Throw(p)) if p.is::<crate::error::GreenletExit>());
-        self.pending_rich.set(rich);
-        is
+        rank
     }
 
     /// Takes the pending input (`None` if there is none: a stale queue entry).
@@ -847,9 +837,10 @@ pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
     with_hub(|h| push_deferred(h.current(), payload, true))
 }
 
-/// Queues `payload`, a throw that arrived while another was pending for `g`, to be
-/// raised at `g`'s next switch point (after any deferred before it).
-pub(crate) fn defer_for(g: &Inner, payload: Payload) {
+/// Holds `payload`, a throw for `g` while it seems to be dying from a kill (see
+/// [`dying_from_kill`]), until a switch point where it is not: if it dies, it is
+/// dropped; if it caught its kill and went on, it is raised then.
+pub(crate) fn hold_for(g: &Inner, payload: Payload) {
     push_deferred(g, payload, false)
 }
 
@@ -907,21 +898,15 @@ pub(crate) fn raise_deferred_here() {
     }
 }
 
-/// Deferred throws wait while a panic unwinds on this thread: the switch point may be
-/// in a destructor run by an unwinding (a kill's, a panic's) that switches, and a throw
-/// raised there would unwind out of the destructor and abort the process ("panic in a
-/// destructor during cleanup"). (`std::thread::panicking()` counts per thread: another
-/// greenlet suspended in the middle of its unwinding delays them too, until it ends.)
+/// Deferred throws wait while the greenlet is dying from a kill (a destructor that
+/// switches): raised there, one would unwind out of the destructor and abort the
+/// process ("panic in a destructor during cleanup"). A switch point outside an
+/// unwinding also clears a stale kill mark (see [`dying_from_kill`]).
 #[cold]
 fn raise_deferred_slow() {
-    if std::thread::panicking() {
-        return;
-    }
     let p = with_hub(|h| {
         let g = h.current();
-        // Not unwinding here: a kill mark is stale (it caught its kill and went on).
-        unmark_killed(g);
-        if !g.has_deferred.get() {
+        if dying_from_kill(g) || !g.has_deferred.get() {
             return None;
         }
         take_deferred_where(g, |_, _| true)

@@ -109,6 +109,8 @@ impl Timeout {
         let timer = timer::call_at(deadline_after(duration), move || {
             if a.replace(false) {
                 if !in_cleanup && crate::greenlet::dying_from_kill(&target.0) {
+                    // Held: dropped if the kill ends the greenlet, raised if it goes on.
+                    crate::greenlet::hold_for(&target.0, Box::new(payload));
                     return;
                 }
                 driver::throw_into(&target, Box::new(payload));
