@@ -115,8 +115,9 @@ pub(crate) struct Inner {
     pub(crate) info: RunningInfo,
     /// Kills and timeouts to raise at the greenlet's next switch points, oldest first:
     /// ones that arrived where they could not unwind (inside a monkey-patched `extern
-    /// "C"` call, see [`defer_unwind`]), each with whether it interrupted that call (the
-    /// call failed because of it).
+    /// "C"` call, see [`defer_unwind`]; `true`: the call failed because of it), and
+    /// ones held while the greenlet seemed to be dying from a kill (see [`hold_for`]).
+    /// None is raised while it is dying from a kill; all go with it when it dies.
     pub(crate) deferred: RefCell<Vec<(Payload, bool)>>,
     /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
     /// dropped by the driver when the greenlet dies. Untouched by switching.

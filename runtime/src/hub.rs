@@ -36,8 +36,9 @@ thread_local! {
     /// it runs, and the hub owns `main` and `hub`. A thread-local rather than a hub
     /// field: read right after every switch, it costs one load instead of a chain.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
-    /// How many greenlets of this thread hold deferred throws (`defer_unwind`): lets
-    /// every switch skip that check with one thread-local load.
+    /// How many greenlets of this thread hold deferred throws (`defer_unwind`, or held
+    /// by `greenlet::hold_for`): lets every switch skip that check with one
+    /// thread-local load.
     /// (It also counts greenlets marked as killed, `Inner::killed`, whose next switch
     /// point outside an unwinding clears the mark: one count, one load per switch.)
     static DEFERRED_LISTS: Cell<usize> = const { Cell::new(0) };
