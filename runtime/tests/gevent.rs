@@ -483,8 +483,9 @@ impl Drop for SleepyCleanup {
     }
 }
 
-#[test]
-fn two_kills_queued_at_once_are_one_kill() {
+/// A greenlet sleeping 10 s under a `SleepyCleanup`, started; and whether its
+/// destructor finished.
+fn sleeper_with_sleepy_cleanup() -> (green::JoinHandle<()>, Rc<Cell<bool>>) {
     let cleaned = Rc::new(Cell::new(false));
     let c = cleaned.clone();
     let h = green::spawn(move || {
@@ -492,6 +493,12 @@ fn two_kills_queued_at_once_are_one_kill() {
         green::sleep(Duration::from_secs(10));
     });
     green::yield_now();
+    (h, cleaned)
+}
+
+#[test]
+fn two_kills_queued_at_once_are_one_kill() {
+    let (h, cleaned) = sleeper_with_sleepy_cleanup();
     h.kill_nowait();
     h.kill_nowait();
     // A second kill raised in the destructor's sleep would abort the process.
@@ -632,13 +639,7 @@ fn a_spawn_later_greenlet_started_early_is_not_woken_by_its_start() {
 
 #[test]
 fn a_kill_sent_while_a_killed_greenlets_destructor_sleeps_is_not_raised_there() {
-    let cleaned = Rc::new(Cell::new(false));
-    let c = cleaned.clone();
-    let h = green::spawn(move || {
-        let _c = SleepyCleanup(c);
-        green::sleep(Duration::from_secs(10));
-    });
-    green::yield_now();
+    let (h, cleaned) = sleeper_with_sleepy_cleanup();
     h.kill_nowait();
     green::yield_now(); // the kill unwinds it: its destructor sleeps
     h.kill_nowait(); // raised in the destructor, this would abort the process

@@ -183,39 +183,25 @@ fn a_kill_is_not_replaced_by_a_timeout_due_in_the_same_batch() {
 
 #[test]
 fn nested_timeouts_due_in_one_batch_interrupt_the_outer_scope() {
-    // Outer due first: it must unwind both scopes (the inner one's throw, due in the
-    // same batch, must not replace it).
-    let h = spawn(|| {
-        let d = Instant::now() + 20 * MS;
-        let t = Instant::now();
-        let r = green::with_deadline(d, || {
-            let _ = green::with_deadline(d + MS, || sleep(Duration::from_secs(10)));
-            sleep(Duration::from_secs(2));
+    // Outer due first, then inner due first: either way the outer one is delivered (the
+    // inner one's throw, due in the same batch, must not replace it) and unwinds both
+    // scopes, so the outer body is interrupted.
+    for (outer, inner) in [(0, 1), (1, 0)] {
+        let h = spawn(move || {
+            let d = Instant::now() + 20 * MS;
+            let t = Instant::now();
+            let r = green::with_deadline(d + outer * MS, || {
+                let _ = green::with_deadline(d + inner * MS, || sleep(Duration::from_secs(10)));
+                sleep(Duration::from_secs(2));
+            });
+            (r.is_err(), t.elapsed())
         });
-        (r.is_err(), t.elapsed())
-    });
-    green::yield_now();
-    busy(60 * MS);
-    let (timed_out, took) = h.join().unwrap();
-    assert!(timed_out);
-    assert!(took < Duration::from_secs(1), "{took:?}");
-
-    // Inner due first: the outer one, due in the same batch, is the one delivered (it
-    // unwinds both scopes), so the outer body is interrupted too.
-    let h = spawn(|| {
-        let d = Instant::now() + 20 * MS;
-        let t = Instant::now();
-        let r = green::with_deadline(d + MS, || {
-            let _ = green::with_deadline(d, || sleep(Duration::from_secs(10)));
-            sleep(Duration::from_secs(2));
-        });
-        (r.is_err(), t.elapsed())
-    });
-    green::yield_now();
-    busy(60 * MS);
-    let (timed_out, took) = h.join().unwrap();
-    assert!(timed_out);
-    assert!(took < Duration::from_secs(1), "{took:?}");
+        green::yield_now();
+        busy(60 * MS);
+        let (timed_out, took) = h.join().unwrap();
+        assert!(timed_out);
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
 }
 
 #[test]
