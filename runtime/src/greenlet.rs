@@ -586,7 +586,7 @@ impl Greenlet {
             return Value::none();
         }
         if self.is_current() {
-            resume_unwind(payload);
+            raise(payload);
         }
         driver::into_value(driver::switch_to(self, Input::Throw(payload)))
     }

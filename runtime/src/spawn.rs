@@ -531,7 +531,7 @@ impl<T: 'static> JoinHandle<T> {
             return;
         }
         if self.g.is_current() {
-            std::panic::resume_unwind(Box::new(GreenletExit));
+            crate::greenlet::raise(Box::new(GreenletExit));
         }
         self.kill_nowait();
         if hub::context() != CTX_HUB {

@@ -699,3 +699,23 @@ fn an_outer_timeout_firing_while_a_kills_destructor_sleeps_is_moot() {
     assert!(h.join().unwrap_err().is_killed());
     assert!(cleaned.get());
 }
+
+#[test]
+fn a_greenlet_that_killed_itself_is_not_killed_again_in_its_destructor() {
+    let slot: Rc<RefCell<Option<green::JoinHandle<()>>>> = Rc::default();
+    let s = slot.clone();
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    let h = green::spawn(move || {
+        let _c = SleepyCleanup(c);
+        let me = s.borrow_mut().take().unwrap();
+        me.kill(); // kills itself: its destructor sleeps
+    });
+    let g = h.greenlet().clone();
+    *slot.borrow_mut() = Some(h);
+    green::yield_now(); // it kills itself; its destructor sleeps
+    green::throw_into(&g, Box::new(green::GreenletExit)); // would abort if raised there
+    green::sleep(Duration::from_millis(20));
+    assert!(cleaned.get());
+    assert!(g.dead());
+}
