@@ -534,13 +534,13 @@ fn drop_stale_pending(g: &Greenlet) {
 }
 
 /// [`drop_stale_pending`], and the dead greenlet's kill mark and deferred throws go too
-/// (`greenlet::forget_marks_at_death`).
+/// (`greenlet::forget_marks`).
 #[cold]
 fn drop_stale_pending_slow(g: &Greenlet) {
     if g.0.has_pending() {
         drop(g.0.take_pending());
     }
-    crate::greenlet::forget_marks_at_death(&g.0);
+    crate::greenlet::forget_marks(&g.0);
 }
 
 /// A greenlet's function returned (or panicked): free its stack, run its exit callbacks,
@@ -766,35 +766,22 @@ pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
     if g.dead() || g.0.kind == Kind::Hub {
         return;
     }
-    if let Input::Throw(p) = input {
-        if p.is::<GreenletExit>() && crate::greenlet::dying_from_kill(&g.0) {
+    let input = match input {
+        Input::Throw(p) if p.is::<GreenletExit>() && crate::greenlet::dying_from_kill(&g.0) => {
             // Already dying from a kill, in a destructor that switched: a second one
             // would unwind out of the destructor and abort the process. It is held, in
             // case the greenlet caught the first and goes on.
             crate::greenlet::hold_for(&g.0, p);
             return;
         }
-        return schedule_throw(h, g, p);
-    }
-    schedule_value(h, g, input);
-}
-
-fn schedule_throw(h: &Hub, g: &Greenlet, p: Payload) {
+        input => input,
+    };
     if let Some(pending) = g.0.pending_throw_rank() {
-        if throw_rank(&p) > pending {
-            // Still queued: only the input changes.
-            g.0.set_pending(Input::Throw(p));
+        // Only a throw that unwinds more replaces it (still queued: only the input
+        // changes); a value never does.
+        if matches!(&input, Input::Throw(p) if throw_rank(p) > pending) {
+            g.0.set_pending(input);
         }
-        return;
-    }
-    if !g.0.set_pending(Input::Throw(p)) {
-        h.push_ready(g.clone());
-    }
-}
-
-fn schedule_value(h: &Hub, g: &Greenlet, input: Input) {
-    // A throw pending already wins (the greenlet is about to unwind).
-    if g.0.pending_throw_rank().is_some() {
         return;
     }
     if !g.0.set_pending(input) {

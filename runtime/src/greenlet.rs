@@ -169,11 +169,8 @@ impl Inner {
         }
         // (`create` sets the id, state, parent, name and overflow record anew.)
         self.queued.set(false);
-        self.has_deferred.set(false);
         self.start_timer.set(None);
-        if self.killed.replace(false) {
-            hub::killed_unmarked();
-        }
+        forget_marks(self);
         // Each of these may run user code (the destructor of a result or a local). Most
         // are empty by now (a spawned greenlet that was joined holds only its parent):
         // each is checked in place before it is moved out to be dropped.
@@ -189,10 +186,6 @@ impl Inner {
         }
         if self.joiner.get_mut().is_some() {
             drop(self.joiner.get_mut().take());
-        }
-        if !self.deferred.get_mut().is_empty() {
-            hub::deferred_list_emptied();
-            drop(std::mem::take(self.deferred.get_mut()));
         }
         // Run at death; normally empty by now.
         self.on_exit.get_mut().clear();
@@ -848,7 +841,7 @@ pub(crate) fn hold_for(g: &Inner, payload: Payload) {
 fn push_deferred(g: &Inner, payload: Payload, interrupted: bool) {
     let mut list = g.deferred.borrow_mut();
     if list.is_empty() {
-        hub::deferred_list_filled();
+        hub::slow_switch_added();
     }
     list.push((payload, interrupted));
     g.has_deferred.set(true);
@@ -884,7 +877,7 @@ fn take_deferred_where(g: &Inner, matches: impl Fn(&Payload, bool) -> bool) -> O
     let i = list.iter().position(|(p, i)| matches(p, *i))?;
     let (p, _) = list.remove(i);
     if list.is_empty() {
-        hub::deferred_list_emptied();
+        hub::slow_switch_removed();
     }
     g.has_deferred.set(!list.is_empty());
     Some(p)
@@ -924,29 +917,31 @@ pub(crate) fn raise(p: Payload) -> ! {
     if p.is::<crate::error::GreenletExit>() {
         let _ = hub::try_with_hub(|h| {
             if !h.current().killed.replace(true) {
-                hub::killed_marked();
+                hub::slow_switch_added();
             }
         });
     }
     resume_unwind(p)
 }
 
-/// A dead greenlet needs no kill mark and raises no deferred throw: both would keep
-/// every switch point of the thread on its slow path while the record lives on (a
-/// `JoinHandle` kept after the kill).
-pub(crate) fn forget_marks_at_death(g: &Inner) {
+/// Drops `g`'s kill mark and deferred throws, for a greenlet that died (both would keep
+/// every switch point of the thread on its slow path while the record lives on, a
+/// `JoinHandle` kept after the kill) or a record being emptied or freed.
+#[inline]
+pub(crate) fn forget_marks(g: &Inner) {
     unmark_killed(g);
-    let moot = std::mem::take(&mut *g.deferred.borrow_mut());
-    if !moot.is_empty() {
-        hub::deferred_list_emptied();
-        g.has_deferred.set(false);
+    // `has_deferred` is set exactly while the list is non-empty.
+    if g.has_deferred.replace(false) {
+        let moot = std::mem::take(&mut *g.deferred.borrow_mut());
+        hub::slow_switch_removed();
+        drop(moot);
     }
-    drop(moot);
 }
 
+#[inline]
 fn unmark_killed(g: &Inner) {
     if g.killed.replace(false) {
-        hub::killed_unmarked();
+        hub::slow_switch_removed();
     }
 }
 
@@ -965,22 +960,10 @@ pub(crate) fn dying_from_kill(g: &Inner) -> bool {
     false
 }
 
-impl Inner {
-    /// This record's deferred throws and kill mark go with it (it is being freed).
-    fn forget_deferred(&mut self) {
-        if !self.deferred.get_mut().is_empty() {
-            hub::deferred_list_emptied();
-        }
-        if self.killed.replace(false) {
-            hub::killed_unmarked();
-        }
-    }
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         let Some(mut co) = self.co.get_mut().take() else {
-            self.forget_deferred();
+            forget_marks(self);
             return;
         };
         if co.started() && !co.done() {
@@ -1009,7 +992,7 @@ impl Drop for Inner {
             driver::kill_orphan(g);
             return;
         }
-        self.forget_deferred();
+        forget_marks(self);
         // Not started (drop the closure) or finished: give the stack back.
         co.force_unwind();
         let stack = co.into_stack();

@@ -36,39 +36,29 @@ thread_local! {
     /// it runs, and the hub owns `main` and `hub`. A thread-local rather than a hub
     /// field: read right after every switch, it costs one load instead of a chain.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
-    /// How many greenlets of this thread hold deferred throws (`defer_unwind`, or held
-    /// by `greenlet::hold_for`): lets every switch skip that check with one
-    /// thread-local load.
-    /// (It also counts greenlets marked as killed, `Inner::killed`, whose next switch
-    /// point outside an unwinding clears the mark: one count, one load per switch.)
-    static DEFERRED_LISTS: Cell<usize> = const { Cell::new(0) };
+    /// How many greenlets of this thread need the slow path at their switch points:
+    /// each holds deferred throws (`defer_unwind`, `greenlet::hold_for`) or a kill mark
+    /// (`Inner::killed`), and counts once per cause. Lets every switch skip those
+    /// checks with one thread-local load.
+    static SLOW_SWITCHES: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Whether any greenlet of this thread holds a deferred throw or a kill mark: the
 /// switch points then take their slow path.
 #[inline(always)]
 pub(crate) fn any_deferred() -> bool {
-    DEFERRED_LISTS.with(|c| c.get()) != 0
+    SLOW_SWITCHES.with(|c| c.get()) != 0
 }
 
-/// A greenlet's kill mark was set.
-pub(crate) fn killed_marked() {
-    deferred_list_filled();
+/// A greenlet's deferred list became non-empty, or it got a kill mark.
+pub(crate) fn slow_switch_added() {
+    SLOW_SWITCHES.with(|c| c.set(c.get() + 1));
 }
 
-/// A greenlet's kill mark was cleared (or its record freed with it).
-pub(crate) fn killed_unmarked() {
-    deferred_list_emptied();
-}
-
-/// A greenlet's list of deferred throws became non-empty.
-pub(crate) fn deferred_list_filled() {
-    DEFERRED_LISTS.with(|c| c.set(c.get() + 1));
-}
-
-/// A greenlet's list of deferred throws became empty (or was dropped non-empty).
-pub(crate) fn deferred_list_emptied() {
-    let _ = DEFERRED_LISTS.try_with(|c| c.set(c.get().saturating_sub(1)));
+/// A greenlet's deferred list became empty, or its kill mark went (also when its
+/// record is freed with them).
+pub(crate) fn slow_switch_removed() {
+    let _ = SLOW_SWITCHES.try_with(|c| c.set(c.get().saturating_sub(1)));
 }
 
 /// The scheduler state of one thread.
