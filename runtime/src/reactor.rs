@@ -471,11 +471,20 @@ impl Registration {
     /// assert!(reg.is_ok());
     /// ```
     pub fn new(fd: RawFd) -> io::Result<Registration> {
-        // A raw fd that `wait_fd` registered (a std socket the monkey patch made
-        // cooperative, now handed to a `green::net` type) moves to this registration:
-        // epoll holds one registration per fd.
-        forget_fd(fd);
-        let (key, state) = with_hub(|h| h.with_reactor(|r| r.register(fd)))??;
+        let mut stale = Vec::new();
+        let registered = with_hub(|h| {
+            h.with_reactor(|r| {
+                // A raw fd that `wait_fd` registered (a std socket the monkey patch made
+                // cooperative, now handed to a `green::net` type) moves to this
+                // registration: epoll holds one registration per fd.
+                if let Some((key, old, _)) = r.fds.remove(&fd) {
+                    stale = r.deregister(key, &old);
+                }
+                r.register(fd)
+            })
+        });
+        wake_deregistered(stale);
+        let (key, state) = registered??;
         Ok(Registration { key, fd, state })
     }
 
