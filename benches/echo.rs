@@ -22,7 +22,9 @@
 //! few rounds; the table gives medians and the ratios green/tokio and green/mio. Both
 //! cores are busy (the client does as many syscalls per message as a server), so the
 //! table also gives each side's CPU use and the server's CPU time per message
-//! (`srv ns/msg`), the figure least bent by the client being saturated too. Runs in which
+//! (`srv ns/msg`), the figure least bent by the client being saturated too; each round's
+//! line also gives the server's user-mode time per message (from the `utime` ticks of
+//! /proc/.../stat: 10 ms resolution, so use windows of a few seconds). Runs in which
 //! another process took the CPU from the server or client thread (runqueue wait over 5% of
 //! the window, from /proc/.../schedstat) are left out of the medians when possible. Each
 //! server stops by itself at the end of its run (shutdown flag + a wake: tokio `Notify`,
@@ -470,6 +472,22 @@ fn thread_sched(tid: i32) -> (u64, u64) {
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
+/// User-mode CPU time in ns of a thread of this process, from the `utime` field of
+/// /proc/self/task/TID/stat (clock ticks: 10 ms resolution at the usual 100 Hz).
+fn thread_utime_ns(tid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3: utime is 14.
+    let after = s.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .nth(11)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000_000 / hz
+}
+
 /// A run is "disturbed" when the server or client thread spent more than this fraction of
 /// the window runnable but waiting for its CPU (another process had it). Disturbed runs
 /// are left out of the medians when the server has at least one undisturbed run.
@@ -486,6 +504,8 @@ struct LoadResult {
     bad_replies: u64,
     /// CPU use of the server and client threads over the window (1.0 = one core busy).
     server_cpu: f64,
+    /// The server thread's user-mode share of the window (tick resolution).
+    server_user: f64,
     client_cpu: f64,
     /// Largest runqueue-wait fraction of the two threads over the window.
     steal: f64,
@@ -558,14 +578,19 @@ fn load_generator(
     let mut events = Events::with_capacity(1024);
     let my_tid = gettid();
     type Sched = (u64, u64);
-    let mut cpu0: Option<(Instant, Sched, Sched)> = None;
+    let mut cpu0: Option<(Instant, Sched, Sched, u64)> = None;
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
         if cpu0.is_none() && now >= measure_from {
-            cpu0 = Some((now, thread_sched(server_tid), thread_sched(my_tid)));
+            cpu0 = Some((
+                now,
+                thread_sched(server_tid),
+                thread_sched(my_tid),
+                thread_utime_ns(server_tid),
+            ));
         }
         match poll.poll(
             &mut events,
@@ -616,10 +641,11 @@ fn load_generator(
             }
         }
     }
-    let (t0, s0, c0) = cpu0.unwrap_or((start, (0, 0), (0, 0)));
+    let (t0, s0, c0, u0) = cpu0.unwrap_or((start, (0, 0), (0, 0), 0));
     let wall = t0.elapsed().as_nanos() as f64;
     let (s1, c1) = (thread_sched(server_tid), thread_sched(my_tid));
     let server_cpu = s1.0.saturating_sub(s0.0) as f64 / wall;
+    let server_user = thread_utime_ns(server_tid).saturating_sub(u0) as f64 / wall;
     let client_cpu = c1.0.saturating_sub(c0.0) as f64 / wall;
     let steal = (s1.1.saturating_sub(s0.1)).max(c1.1.saturating_sub(c0.1)) as f64 / wall;
     drop(cs); // closes every connection: the servers' connection handlers see EOF
@@ -629,6 +655,7 @@ fn load_generator(
         lat_ns,
         bad_replies: bad,
         server_cpu,
+        server_user,
         client_cpu,
         steal,
     }
@@ -647,6 +674,8 @@ struct RunStats {
     client_cpu: f64,
     /// Largest runqueue-wait fraction of the two threads over the window.
     steal: f64,
+    /// The server thread's user-mode share of the window.
+    server_user: f64,
 }
 
 fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) -> RunStats {
@@ -680,6 +709,7 @@ fn run_once(server: Server, conns: usize, warmup: Duration, window: Duration) ->
         server_cpu: res.server_cpu,
         client_cpu: res.client_cpu,
         steal: res.steal,
+        server_user: res.server_user,
     }
 }
 
@@ -715,6 +745,7 @@ fn run_in_child(
                 server_cpu: f[3],
                 client_cpu: f[4],
                 steal: f[5],
+                server_user: f.get(6).copied().unwrap_or(0.0),
             })
         }
         _ => {
@@ -751,8 +782,8 @@ fn main() {
             Duration::from_secs_f64(args[5].parse().unwrap()),
         );
         println!(
-            "RESULT {} {} {} {} {} {}",
-            r.msgs_per_sec, r.p50_us, r.p99_us, r.server_cpu, r.client_cpu, r.steal
+            "RESULT {} {} {} {} {} {} {}",
+            r.msgs_per_sec, r.p50_us, r.p99_us, r.server_cpu, r.client_cpu, r.steal, r.server_user
         );
         return;
     }
@@ -806,12 +837,13 @@ fn main() {
                     continue;
                 };
                 eprintln!(
-                    "  round {round} c={conns} {:<12} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% client {:>3.0}%  steal {:>3.0}%{}",
+                    "  round {round} c={conns} {:<12} {:>10.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu server {:>3.0}% (user {:>4.0} ns/msg) client {:>3.0}%  steal {:>3.0}%{}",
                     s.name(),
                     r.msgs_per_sec,
                     r.p50_us,
                     r.p99_us,
                     r.server_cpu * 100.0,
+                    r.server_user * 1e9 / r.msgs_per_sec,
                     r.client_cpu * 100.0,
                     r.steal * 100.0,
                     if r.steal > MAX_STEAL { "  (disturbed)" } else { "" }

@@ -8,7 +8,8 @@
 # load generator on core 1), with the spec's environment variables set. Then, against
 # the first spec: the median and range over rounds of the per-round msg/s ratio and of
 # the server CPU time per message, counting only rounds where neither run lost more than
-# 5% of the window to other processes. Binaries: `cargo bench --bench echo --no-run`
+# 5% of the window to other processes; and the median per-round difference of the
+# server's user-mode time per message (tick resolution: use windows of a few seconds). Binaries: `cargo bench --bench echo --no-run`
 # prints the path (target/release/deps/echo-*); copy one aside before rebuilding.
 #
 # Example (the calibration of docs/benchmarks.md §6, round 6):
@@ -34,22 +35,26 @@ labels = []
 for line in open(sys.argv[1]):
     p = line.split()
     r, label = int(p[0]), p[1]
-    # RESULT msg/s p50_us p99_us server_cpu client_cpu stolen
+    # RESULT msg/s p50_us p99_us server_cpu client_cpu stolen server_user
     msgs, srv, stolen = float(p[3]), float(p[6]), float(p[8])
-    rows.setdefault(r, {})[label] = (msgs, srv * 1e9 / msgs, stolen)
+    user = float(p[9]) if len(p) > 9 else 0.0
+    rows.setdefault(r, {})[label] = (msgs, srv * 1e9 / msgs, stolen, user * 1e9 / msgs)
     if label not in labels:
         labels.append(label)
 base = labels[0]
 for label in labels:
     runs = [d[label] for d in rows.values() if label in d]
-    line = f"{label:12s} msg/s {st.median(x[0] for x in runs):9.0f}  server ns/msg {st.median(x[1] for x in runs):6.0f}"
+    line = (f"{label:12s} msg/s {st.median(x[0] for x in runs):9.0f}  server ns/msg "
+            f"{st.median(x[1] for x in runs):6.0f} (user {st.median(x[3] for x in runs):4.0f})")
     pairs = [(d[label], d[base]) for d in rows.values()
              if label in d and base in d and d[label][2] <= 0.05 and d[base][2] <= 0.05]
     if label != base and pairs:
         t = [a[0] / b[0] for a, b in pairs]
         n = [a[1] / b[1] for a, b in pairs]
+        u = [a[3] - b[3] for a, b in pairs]
         line += (f"  | vs {base}: {len(pairs)} rounds, msg/s {st.median(t):.3f} "
-                 f"[{min(t):.2f}-{max(t):.2f}], ns/msg {st.median(n):.3f}")
+                 f"[{min(t):.2f}-{max(t):.2f}], ns/msg {st.median(n):.3f}, user ns/msg "
+                 f"{st.median(u):+.0f}")
     print(line)
 PY
 rm -f "$out"
