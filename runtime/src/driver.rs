@@ -295,17 +295,22 @@ fn main_resumes(h: &Hub, input: Word) -> Word {
 #[cold]
 fn main_pending(h: &Hub, input: Word) -> Word {
     match h.main.0.take_pending() {
-        Some(Input::Throw(p)) => match word::unpack_input(input) {
-            // Main is switched to with a throw of its own (a child's panic): it wins,
-            // and the pending one (a timeout whose scope it unwinds) is dropped.
-            Input::Throw(q) => {
-                drop(p);
-                word::pack_input(Input::Throw(q))
-            }
-            // A plain switched-in value loses (it is dropped here, in the driver).
-            _ => word::pack_input(Input::Throw(p)),
-        },
+        Some(Input::Throw(p)) => {
+            word::pack_input(pending_throw_or_input(p, word::unpack_input(input)))
+        }
         _ => input,
+    }
+}
+
+/// What a greenlet switched to with `input` resumes with when the throw `pending` was
+/// queued for it: the pending throw, unless `input` is a throw too (a child's panic
+/// reaching its parent) that unwinds at least as far (see [`throw_rank`]): a timeout
+/// whose scope the child's panic unwinds anyway loses to it, a kill does not. The
+/// loser (a plain value, or the other throw) is dropped here, in the driver.
+fn pending_throw_or_input(pending: Payload, input: Input) -> Input {
+    match input {
+        Input::Throw(q) if throw_rank(&q) >= throw_rank(&pending) => Input::Throw(q),
+        _ => Input::Throw(pending),
     }
 }
 
@@ -482,9 +487,10 @@ fn resume_unusual(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
     let mut input = word::unpack_input(input);
     if g.0.has_pending() {
         // Resumed directly while queued: the queue entry becomes stale. A kill or a
-        // timeout waiting there wins over the value of an explicit switch.
+        // timeout waiting there wins over the value of an explicit switch (not over a
+        // child's panic that unwinds as far).
         if let Some(Input::Throw(p)) = g.0.take_pending() {
-            input = Input::Throw(p);
+            input = pending_throw_or_input(p, input);
         }
     }
     if g.0.state.get() == State::Fresh {

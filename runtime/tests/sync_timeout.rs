@@ -258,3 +258,28 @@ fn a_childs_panic_reaching_main_is_not_replaced_by_mains_timeout() {
     // Main's timeout, withdrawn with its scope, does not fire later.
     sleep(50 * MS);
 }
+
+#[test]
+fn a_childs_panic_reaching_a_parent_greenlet_is_not_replaced_by_its_timeout() {
+    // As above, with a spawned greenlet as the parent: its timeout, due in the batch
+    // that wakes it with the child's panic, is queued for it; it gets the panic.
+    let parent = spawn(|| {
+        let child = green::Greenlet::new(|_: green::Value| {
+            sleep(20 * MS);
+            panic!("child bug");
+        });
+        let _busy = spawn(|| busy(100 * MS));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_timeout(30 * MS, || {
+                child.switch(());
+            })
+        }));
+        let p = r.expect_err("the child's panic reaches its parent");
+        let msg = *p
+            .downcast::<&str>()
+            .expect("the child's panic, not a timeout");
+        sleep(50 * MS);
+        msg
+    });
+    assert_eq!(parent.join().unwrap(), "child bug");
+}
