@@ -848,10 +848,16 @@ fn push_deferred(g: &Inner, payload: Payload, interrupted: bool) {
 }
 
 /// Takes the current greenlet's oldest deferred payload, if any.
+#[inline(always)]
 pub(crate) fn take_deferred() -> Option<Payload> {
     if !hub::any_deferred() {
         return None;
     }
+    take_deferred_slow()
+}
+
+#[cold]
+fn take_deferred_slow() -> Option<Payload> {
     hub::try_with_hub(|h| take_deferred_where(h.current(), |_, _| true)).flatten()
 }
 
