@@ -385,10 +385,23 @@ fn pick_next(h: &Hub) -> (Greenlet, Word) {
 /// Resumes one greenlet; returns where to go next and with what.
 #[inline(always)]
 fn resume(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
-    if (g.0.state.get() != State::Suspended || g.0.has_pending()) && !plain_start(&g, input) {
-        return resume_unusual(h, g, input);
+    if g.0.state.get() != State::Suspended || g.0.has_pending() {
+        if !plain_start(&g, input) {
+            return resume_unusual(h, g, input);
+        }
+        if g.0.start_timer.get().is_some() {
+            disarm_early_start(&g);
+        }
     }
     run(h, g, input)
+}
+
+/// A `spawn_later` greenlet started early (switched to): its start timer would keep the
+/// hub from reporting that nothing can wake until it fires.
+#[cold]
+#[inline(never)]
+fn disarm_early_start(g: &Greenlet) {
+    crate::timer::cancel_start(g);
 }
 
 /// Whether resuming `g` with `input` starts it as a suspended greenlet is resumed: it has

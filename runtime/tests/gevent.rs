@@ -638,6 +638,32 @@ fn a_spawn_later_greenlet_started_early_is_not_woken_by_its_start() {
 }
 
 #[test]
+fn a_spawn_later_greenlet_started_early_disarms_its_start() {
+    let h = green::spawn_later(Duration::from_secs(30), || 1);
+    let g = h.greenlet().clone();
+    // Started early by an explicit switch (the starter is left suspended in it: `h`'s
+    // parent is the hub).
+    let _starter = green::spawn(move || {
+        g.switch(());
+    });
+    assert_eq!(h.join().unwrap(), 1);
+    // Nothing is armed now: a wait for nothing reports it at once, instead of after the
+    // start timer's 30 s.
+    let t = Instant::now();
+    let ev = green::Event::new();
+    let e = ev.clone();
+    let r = green::spawn(move || e.wait()).join();
+    assert!(
+        matches!(
+            r,
+            Err(JoinError::Blocked(green::BlockError::WouldBlockForever))
+        ),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[test]
 fn a_kill_sent_while_a_killed_greenlets_destructor_sleeps_is_not_raised_there() {
     let (h, cleaned) = sleeper_with_sleepy_cleanup();
     h.kill_nowait();
