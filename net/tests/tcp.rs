@@ -600,19 +600,25 @@ fn a_std_socket_the_reactor_knows_by_fd_can_become_a_green_one() {
     drop(g);
 }
 
-#[test]
-fn waiting_by_fd_on_a_green_socket_uses_its_registration() {
-    let (mut a, b) = pair();
-    let fd = b.as_raw_fd();
+/// Waits by fd (as a hooked `poll` on a `green::net` socket's fd does) until one byte,
+/// written 20 ms later, arrives on `b`; reads it.
+fn wait_by_fd_for_a_byte(mut a: TcpStream, b: &TcpStream) -> TcpStream {
     let writer = green::spawn(move || {
         green::sleep(Duration::from_millis(20));
         a.write_all(b"x").unwrap();
         a
     });
-    // A hooked `poll` on a `green::net` socket's fd waits this way.
     let deadline = Some(Instant::now() + Duration::from_secs(5));
-    green::reactor::wait_fd(fd, mio::Interest::READABLE, deadline).unwrap();
+    green::reactor::wait_fd(b.as_raw_fd(), mio::Interest::READABLE, deadline).unwrap();
     let mut buf = [0u8; 1];
-    assert_eq!((&b).read(&mut buf).unwrap(), 1);
-    drop(writer.join().unwrap());
+    assert_eq!((&*b).read(&mut buf).unwrap(), 1);
+    writer.join().unwrap()
+}
+
+#[test]
+fn waiting_by_fd_on_a_green_socket_uses_its_registration() {
+    let (a, b) = pair();
+    let a = wait_by_fd_for_a_byte(a, &b);
+    // Again: found without registering (remembered), still this socket's edges.
+    drop(wait_by_fd_for_a_byte(a, &b));
 }

@@ -263,6 +263,11 @@ pub(crate) struct Reactor {
     pub(crate) jobs: Slab<Option<Unparker>>,
     /// `poll`'s list of greenlets to wake, kept to reuse its allocation.
     woken: Vec<Unparker>,
+    /// Where [`wait_fd_tagged`] last found the [`Registration`] of an fd it could not
+    /// register (a `green::net` socket polled through a hooked `poll`), so that the next
+    /// wait finds it without a failed `epoll_ctl` and a scan of `slots`. A hint, checked
+    /// against `slots` on use (`owner_state`); never cleaned up otherwise.
+    owners: HashMap<RawFd, usize>,
 }
 
 impl Reactor {
@@ -280,6 +285,7 @@ impl Reactor {
             }),
             jobs: Slab::new(),
             woken: Vec::new(),
+            owners: HashMap::new(),
         })
     }
 
@@ -296,6 +302,17 @@ impl Reactor {
         let state = Rc::new(IoState::new());
         entry.insert((fd, state.clone()));
         Ok((key, state))
+    }
+
+    /// The state of the registration of `fd` that `owners` remembers, if that slot still
+    /// holds `fd` (the fd's registration now: epoll holds one per fd). For an fd that
+    /// `fds` does not list, whose registration is then a [`Registration`]'s.
+    fn owner_state(&self, fd: RawFd) -> Option<Rc<IoState>> {
+        let key = *self.owners.get(&fd)?;
+        match self.slots.get(key) {
+            Some((f, state)) if *f == fd => Some(state.clone()),
+            _ => None,
+        }
     }
 
     /// Removes the registration `key` if it is `state`'s; returns the greenlets that
@@ -766,9 +783,14 @@ pub fn wait_fd_tagged(
     let state = with_hub(|h| {
         h.with_reactor(|r| match r.fds.get(&fd) {
             Some((_, state, t)) if *t == tag => Ok::<_, io::Error>(state.clone()),
-            _ => {
-                if let Some((key, old, _)) = r.fds.remove(&fd) {
-                    stale = r.deregister(key, &old);
+            known => {
+                if known.is_some() {
+                    if let Some((key, old, _)) = r.fds.remove(&fd) {
+                        stale = r.deregister(key, &old);
+                    }
+                } else if let Some(state) = r.owner_state(fd) {
+                    // A `green::net` socket polled through a hooked `poll` again.
+                    return Ok(state);
                 }
                 match r.register(fd) {
                     Ok((key, state)) => {
@@ -777,12 +799,12 @@ pub fn wait_fd_tagged(
                     }
                     // The fd has a `Registration` already (a `green::net` socket polled
                     // through a hooked `poll`): wait on its state, leaving it its owner's.
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => r
-                        .slots
-                        .iter()
-                        .find(|(_, (f, _))| *f == fd)
-                        .map(|(_, (_, state))| state.clone())
-                        .ok_or(e),
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        let found = r.slots.iter().find(|(_, (f, _))| *f == fd);
+                        let (key, state) = found.map(|(k, (_, s))| (k, s.clone())).ok_or(e)?;
+                        r.owners.insert(fd, key);
+                        Ok(state)
+                    }
                     Err(e) => Err(e),
                 }
             }
