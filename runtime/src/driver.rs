@@ -547,12 +547,12 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
 /// ready-queue entry becomes stale, instead of handing the input to `g`'s parent.
 #[inline]
 fn drop_stale_pending(g: &Greenlet) {
-    if g.0.has_pending() || g.0.has_deferred.get() || g.0.killed.get() {
+    if g.0.has_pending() || g.0.has_deferred.get() || g.0.thrown.get() != 0 {
         drop_stale_pending_slow(g);
     }
 }
 
-/// [`drop_stale_pending`], and the dead greenlet's kill mark and deferred throws go too
+/// [`drop_stale_pending`], and the dead greenlet's count of throws and deferred throws go too
 /// (`greenlet::forget_marks`).
 #[cold]
 fn drop_stale_pending_slow(g: &Greenlet) {
@@ -734,6 +734,9 @@ fn next_ready(h: &Hub) -> Option<(Greenlet, Word)> {
 /// The clock is read only while timers are armed: a hub serving only IO (the echo
 /// server) polls without it.
 fn poll_events(h: &Hub, block: bool) -> bool {
+    if h.has_held.get() {
+        crate::greenlet::release_held(h);
+    }
     loop {
         // Nothing else runs between here and the deadline below but the due timers'
         // own actions, which can only arm timers when some were armed before.
@@ -786,15 +789,25 @@ pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
         return;
     }
     let input = match input {
-        Input::Throw(p) if p.is::<GreenletExit>() && crate::greenlet::dying_from_kill(&g.0) => {
-            // Already dying from a kill, in a destructor that switched: a second one
+        Input::Throw(p) if crate::greenlet::unwinding_from_throw(&g.0) => {
+            // Already unwinding from a throw, in a destructor that switched: another
             // would unwind out of the destructor and abort the process. It is held, in
             // case the greenlet caught the first and goes on.
-            crate::greenlet::hold_for(&g.0, p);
+            crate::greenlet::hold_for(g, p);
             return;
         }
         input => input,
     };
+    schedule_now(h, g, input);
+}
+
+/// [`schedule`] without holding a throw for a greenlet that is unwinding: for a timeout
+/// armed inside the destructor that unwinding runs (its scope is there, so raising it
+/// there is what its owner expects).
+pub(crate) fn schedule_now(h: &Hub, g: &Greenlet, input: Input) {
+    if g.dead() || g.0.kind == Kind::Hub {
+        return;
+    }
     if let Some(pending) = g.0.pending_throw_rank() {
         // Only a throw that unwinds more replaces it (still queued: only the input
         // changes); a value never does.
@@ -867,10 +880,10 @@ pub(crate) fn clear_pending_throw(g: &Greenlet, is_ours: impl Fn(&Payload) -> bo
     }
 }
 
-/// What an orphan is resumed with: a kill, or, if it is already dying from one (its
+/// What an orphan is resumed with: a kill, or, if it is already unwinding from a throw (its
 /// destructor switched), a plain wake that lets that destructor and the unwinding go on.
 fn orphan_input(g: &Greenlet) -> Input {
-    if crate::greenlet::dying_from_kill(&g.0) {
+    if crate::greenlet::unwinding_from_throw(&g.0) {
         Input::Wake(Wake::Unparked)
     } else {
         Input::Throw(Box::new(GreenletExit))

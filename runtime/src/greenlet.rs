@@ -89,10 +89,13 @@ pub(crate) struct Inner {
     /// Whether `pending` is set, i.e. the greenlet is in the ready queue.
     queued: Cell<bool>,
     pub(crate) has_deferred: Cell<bool>,
-    /// A kill (`GreenletExit`) was raised in it: while a panic is in progress on the
-    /// thread, it is taken to be dying from it, and another kill is not raised in it
-    /// (see `driver::schedule`). (Beside the flags above, in a hole of the layout.)
-    pub(crate) killed: Cell<bool>,
+    /// How many throws the runtime raised in it (kills, timeouts, `throw`s, a child's
+    /// panic) may still be unwinding it: while a panic is in progress on the thread and
+    /// this is not zero, it is taken to be unwinding from one of them, and no further
+    /// throw is raised in it (see [`unwinding_from_throw`]). A timeout scope catching its
+    /// own timeout takes one off; a switch point outside any unwinding clears it.
+    /// (Beside the flags above, in a hole of the layout.)
+    pub(crate) thrown: Cell<u8>,
     /// What to resume it with when the hub picks it, as a word (see `set_pending` and
     /// `crate::word`); meaningful only while `queued`.
     pending: Cell<Word>,
@@ -116,8 +119,8 @@ pub(crate) struct Inner {
     /// Kills and timeouts to raise at the greenlet's next switch points, oldest first:
     /// ones that arrived where they could not unwind (inside a monkey-patched `extern
     /// "C"` call, see [`defer_unwind`]; `true`: the call failed because of it), and
-    /// ones held while the greenlet seemed to be dying from a kill (see [`hold_for`]).
-    /// None is raised while it is dying from a kill; all go with it when it dies.
+    /// ones held while the greenlet seemed to be unwinding from a throw (see
+    /// [`hold_for`]). None is raised while it is unwinding; all go with it when it dies.
     pub(crate) deferred: RefCell<Vec<(Payload, bool)>>,
     /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
     /// dropped by the driver when the greenlet dies. Untouched by switching.
@@ -155,7 +158,7 @@ impl Inner {
             locals: RefCell::default(),
             outcome: Default::default(),
             start_timer: Cell::new(None),
-            killed: Cell::new(false),
+            thrown: Cell::new(0),
         }
     }
 
@@ -581,6 +584,13 @@ impl Greenlet {
         if self.is_current() {
             raise(payload);
         }
+        if unwinding_from_throw(&self.0) {
+            // Its destructor switched while an earlier throw unwinds it: raised there,
+            // this one would abort the process. Held (dropped if it dies, raised if it
+            // goes on), and the switch is a plain one.
+            hold_for(self, payload);
+            return driver::into_value(driver::switch_to(self, Input::Value(Value::none())));
+        }
         driver::into_value(driver::switch_to(self, Input::Throw(payload)))
     }
 
@@ -831,11 +841,53 @@ pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
     with_hub(|h| push_deferred(h.current(), payload, true))
 }
 
-/// Holds `payload`, a throw for `g` while it seems to be dying from a kill (see
-/// [`dying_from_kill`]), until a switch point where it is not: if it dies, it is
-/// dropped; if it caught its kill and went on, it is raised then.
-pub(crate) fn hold_for(g: &Inner, payload: Payload) {
-    push_deferred(g, payload, false)
+/// Holds `payload`, a throw for `g` while it seems to be unwinding from an earlier one
+/// (see [`unwinding_from_throw`]), until a switch point where it is not: if it dies, it
+/// is dropped; if it caught the earlier throw and went on, it is raised then.
+///
+/// The hub also delivers it as soon as no unwinding is in progress on the thread
+/// ([`release_held`]), for a greenlet that went on and parked before its next switch
+/// point could raise it.
+pub(crate) fn hold_for(g: &Greenlet, payload: Payload) {
+    push_deferred(&g.0, payload, false);
+    let _ = hub::try_with_hub(|h| list_held(h, g));
+}
+
+/// Lists `g` for [`release_held`] (once), without keeping it alive: dropping its last
+/// handle must still unwind an orphan (`driver::kill_orphan`).
+fn list_held(h: &crate::hub::Hub, g: &Greenlet) {
+    let mut list = h.held.borrow_mut();
+    let me = Rc::as_ptr(&g.0);
+    if !list.iter().any(|x| std::ptr::eq(x.as_ptr(), me)) {
+        list.push(Rc::downgrade(&g.0));
+    }
+    h.has_held.set(true);
+}
+
+/// Delivers the throws held for greenlets while they seemed to be unwinding
+/// ([`hold_for`]), once no panic is in progress on the thread: none of them can be
+/// unwinding then, and a greenlet that caught its earlier throw and parked is woken
+/// with them (by `driver::schedule`, which picks the one that unwinds more). Called by
+/// the hub when it polls for timers and IO; does nothing while a panic is in progress.
+#[cold]
+pub(crate) fn release_held(h: &crate::hub::Hub) {
+    if std::thread::panicking() {
+        return;
+    }
+    h.has_held.set(false);
+    let list = std::mem::take(&mut *h.held.borrow_mut());
+    for g in list {
+        let Some(g) = g.upgrade().map(Greenlet::from_rc) else {
+            continue;
+        };
+        if g.dead() {
+            continue;
+        }
+        unmark_thrown(&g.0);
+        while let Some(p) = take_deferred_where(&g.0, |_, interrupted| !interrupted) {
+            driver::schedule(h, &g, Input::Throw(p));
+        }
+    }
 }
 
 fn push_deferred(g: &Inner, payload: Payload, interrupted: bool) {
@@ -898,15 +950,22 @@ pub(crate) fn raise_deferred_here() {
     }
 }
 
-/// Deferred throws wait while the greenlet is dying from a kill (a destructor that
+/// Deferred throws wait while the greenlet is unwinding from a throw (a destructor that
 /// switches): raised there, one would unwind out of the destructor and abort the
 /// process ("panic in a destructor during cleanup"). A switch point outside an
-/// unwinding also clears a stale kill mark (see [`dying_from_kill`]).
+/// unwinding also clears a stale count (see [`unwinding_from_throw`]).
 #[cold]
 fn raise_deferred_slow() {
     let p = with_hub(|h| {
         let g = h.current();
-        if dying_from_kill(g) || !g.has_deferred.get() {
+        if unwinding_from_throw(g) {
+            // Unwinding, or it caught its throws while another greenlet unwinds: the
+            // hub clears its count once no unwinding is in progress, in case it parks
+            // here for good (every switch of the thread takes this slow path meanwhile).
+            list_held(h, &h.current_greenlet());
+            return None;
+        }
+        if !g.has_deferred.get() {
             return None;
         }
         take_deferred_where(g, |_, _| true)
@@ -917,25 +976,36 @@ fn raise_deferred_slow() {
 }
 
 /// Unwinds the current greenlet with `p`, a throw the runtime delivers at a switch
-/// point, noting a kill (see `Inner::killed`).
+/// point, counting it (see `Inner::thrown`).
 #[cold]
 pub(crate) fn raise(p: Payload) -> ! {
-    if p.is::<crate::error::GreenletExit>() {
-        let _ = hub::try_with_hub(|h| {
-            if !h.current().killed.replace(true) {
-                hub::slow_switch_added();
-            }
-        });
-    }
+    let _ = hub::try_with_hub(|h| {
+        let g = h.current();
+        let n = g.thrown.get();
+        if n == 0 {
+            hub::slow_switch_added();
+        }
+        g.thrown.set(n.saturating_add(1));
+    });
     resume_unwind(p)
 }
 
-/// Drops `g`'s kill mark and deferred throws, for a greenlet that died (both would keep
-/// every switch point of the thread on its slow path while the record lives on, a
-/// `JoinHandle` kept after the kill) or a record being emptied or freed.
+/// The current greenlet caught a throw the runtime raised in it (a timeout scope its
+/// own timeout): one fewer may be unwinding it.
+pub(crate) fn throw_caught() {
+    let _ = hub::try_with_hub(|h| match h.current().thrown.get() {
+        0 => {}
+        1 => unmark_thrown(h.current()),
+        n => h.current().thrown.set(n - 1),
+    });
+}
+
+/// Drops `g`'s count of throws and its deferred throws, for a greenlet that died (both
+/// would keep every switch point of the thread on its slow path while the record lives
+/// on, a `JoinHandle` kept after the kill) or a record being emptied or freed.
 #[inline]
 pub(crate) fn forget_marks(g: &Inner) {
-    unmark_killed(g);
+    unmark_thrown(g);
     // `has_deferred` is set exactly while the list is non-empty.
     if g.has_deferred.replace(false) {
         let moot = std::mem::take(&mut *g.deferred.borrow_mut());
@@ -945,24 +1015,25 @@ pub(crate) fn forget_marks(g: &Inner) {
 }
 
 #[inline]
-fn unmark_killed(g: &Inner) {
-    if g.killed.replace(false) {
+fn unmark_thrown(g: &Inner) {
+    if g.thrown.replace(0) != 0 {
         hub::slow_switch_removed();
     }
 }
 
-/// Whether another kill for `g` would hit it while it unwinds from an earlier one (in a
-/// destructor that switched), which would abort the process: it was killed, and a panic
-/// is in progress on the thread. (A greenlet that caught its kill and went on has the
-/// mark cleared here when no panic is in progress.)
-pub(crate) fn dying_from_kill(g: &Inner) -> bool {
-    if !g.killed.get() {
+/// Whether another throw raised in `g` could hit it while it unwinds from an earlier
+/// one (in a destructor that switched), which would abort the process: the runtime
+/// raised a throw in it, and a panic is in progress on the thread. (A greenlet that
+/// caught its throws and went on has the count cleared here when no panic is in
+/// progress.)
+pub(crate) fn unwinding_from_throw(g: &Inner) -> bool {
+    if g.thrown.get() == 0 {
         return false;
     }
     if std::thread::panicking() {
         return true;
     }
-    unmark_killed(g);
+    unmark_thrown(g);
     false
 }
 
@@ -990,7 +1061,7 @@ impl Drop for Inner {
             inner.info = std::mem::replace(&mut self.info, RunningInfo::new(0, 0, 0, 0));
             *inner.deferred.get_mut() = std::mem::take(self.deferred.get_mut());
             inner.has_deferred.set(self.has_deferred.get());
-            inner.killed.set(self.killed.replace(false));
+            inner.thrown.set(self.thrown.replace(0));
             inner.start_timer.set(self.start_timer.take());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
             inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());

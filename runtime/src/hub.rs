@@ -37,25 +37,25 @@ thread_local! {
     /// field: read right after every switch, it costs one load instead of a chain.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
     /// How many greenlets of this thread need the slow path at their switch points:
-    /// each holds deferred throws (`defer_unwind`, `greenlet::hold_for`) or a kill mark
-    /// (`Inner::killed`), and counts once per cause. Lets every switch skip those
+    /// each holds deferred throws (`defer_unwind`, `greenlet::hold_for`) or a count of
+    /// raised throws (`Inner::thrown`), and counts once per cause. Lets every switch skip those
     /// checks with one thread-local load.
     static SLOW_SWITCHES: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Whether any greenlet of this thread holds a deferred throw or a kill mark: the
+/// Whether any greenlet of this thread holds a deferred throw or a count of raised throws: the
 /// switch points then take their slow path.
 #[inline(always)]
 pub(crate) fn any_deferred() -> bool {
     SLOW_SWITCHES.with(|c| c.get()) != 0
 }
 
-/// A greenlet's deferred list became non-empty, or it got a kill mark.
+/// A greenlet's deferred list became non-empty, or it got a count of raised throws.
 pub(crate) fn slow_switch_added() {
     SLOW_SWITCHES.with(|c| c.set(c.get() + 1));
 }
 
-/// A greenlet's deferred list became empty, or its kill mark went (also when its
+/// A greenlet's deferred list became empty, or its count went (also when its
 /// record is freed with them).
 pub(crate) fn slow_switch_removed() {
     let _ = SLOW_SWITCHES.try_with(|c| c.set(c.get().saturating_sub(1)));
@@ -88,6 +88,11 @@ pub(crate) struct Hub {
     /// What `sync::monitor` reads from its own thread: the switch counter (one relaxed
     /// add per resume) and, while monitoring, which greenlet runs.
     pub(crate) monitor: std::sync::Arc<crate::sync::monitor::Shared>,
+    /// Greenlets that had throws held while they seemed to be unwinding
+    /// (`greenlet::hold_for`), to deliver them once no unwinding is in progress
+    /// (`greenlet::release_held`); `has_held` says whether the list may be non-empty.
+    pub(crate) held: RefCell<Vec<std::rc::Weak<Inner>>>,
+    pub(crate) has_held: Cell<bool>,
     /// Whether a monitor is attached (only then does the driver record the current
     /// greenlet for it).
     pub(crate) monitoring: Cell<bool>,
@@ -118,6 +123,8 @@ impl Hub {
             blocking_pending: Cell::new(0),
             io_waiters: Cell::new(0),
             monitor: Default::default(),
+            held: RefCell::new(Vec::new()),
+            has_held: Cell::new(false),
             monitoring: Cell::new(false),
             xfer_input: Cell::new(None),
             xfer_output: Cell::new(None),

@@ -721,6 +721,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_caught_kill_leaves_switches_fast_once_no_unwinding_is_in_progress() {
+        // A greenlet's destructor sleeps while a kill unwinds it.
+        struct Sleepy;
+        impl Drop for Sleepy {
+            fn drop(&mut self) {
+                crate::time::sleep(Duration::from_millis(30));
+            }
+        }
+        let a = spawn(|| {
+            let _s = Sleepy;
+            crate::time::sleep(Duration::from_secs(10));
+        });
+        // B catches a kill while A unwinds, then parks for good.
+        let ev = crate::sync::Event::new();
+        let e = ev.clone();
+        let b = spawn(move || {
+            let r = std::panic::catch_unwind(|| crate::time::sleep(Duration::from_secs(10)));
+            assert!(r.is_err());
+            let _ = e.wait();
+        });
+        crate::yield_now();
+        a.kill_nowait();
+        crate::yield_now();
+        b.kill_nowait();
+        crate::yield_now();
+        assert!(hub::any_deferred(), "B's count is stale while A unwinds");
+        assert!(a.join().unwrap_err().is_killed());
+        // The hub polls (a sleep) after A's unwinding ended: B's count goes.
+        crate::time::sleep(Duration::from_millis(1));
+        assert!(!hub::any_deferred(), "switches back on their fast path");
+        ev.set();
+        b.join().unwrap();
+    }
+
+    #[test]
     fn timed_out_joins_leave_no_callbacks_behind() {
         let sleeper = spawn(|| crate::time::sleep(Duration::from_secs(60)));
         for _ in 0..1000 {

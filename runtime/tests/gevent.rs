@@ -663,6 +663,107 @@ fn a_spawn_later_greenlet_started_early_disarms_its_start() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }
 
+/// Sleeps `ms` in its destructor, then sets its flag.
+struct SleepsOnDrop(u64, Rc<Cell<bool>>);
+impl Drop for SleepsOnDrop {
+    fn drop(&mut self) {
+        green::sleep(Duration::from_millis(self.0));
+        self.1.set(true);
+    }
+}
+
+#[test]
+fn a_kill_sent_while_a_timeouts_destructor_sleeps_is_held_until_the_timeout_is_caught() {
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    let timed_out = Rc::new(Cell::new(false));
+    let t = timed_out.clone();
+    let h = green::spawn(move || {
+        let r = green::with_timeout(Duration::from_millis(10), || {
+            let _d = SleepsOnDrop(60, c);
+            green::sleep(Duration::from_secs(10));
+        });
+        t.set(r.is_err());
+        // The kill held meanwhile is raised at the next switch point.
+        green::sleep(Duration::from_secs(10));
+    });
+    green::sleep(Duration::from_millis(30)); // its timeout fired; its destructor sleeps
+                                             // Raised in that destructor's sleep, the kill would abort the process.
+    h.kill();
+    assert!(h.join().unwrap_err().is_killed());
+    assert!(cleaned.get() && timed_out.get());
+}
+
+#[test]
+fn an_outer_timeout_due_while_an_inner_ones_destructor_sleeps_is_raised_after_it() {
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    let h = green::spawn(move || {
+        let mut inner_timed_out = false;
+        let outer = green::with_timeout(Duration::from_millis(40), || {
+            let inner = green::with_timeout(Duration::from_millis(10), || {
+                let _d = SleepsOnDrop(80, c);
+                green::sleep(Duration::from_secs(10));
+            });
+            inner_timed_out = inner.is_err();
+            green::sleep(Duration::from_secs(10));
+        });
+        (inner_timed_out, outer.is_err())
+    });
+    let t = Instant::now();
+    assert_eq!(h.join().unwrap(), (true, true));
+    assert!(cleaned.get());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_second_raw_throw_into_a_switching_destructor_is_held() {
+    struct SwitchesOnDrop(green::Greenlet, Rc<Cell<bool>>);
+    impl Drop for SwitchesOnDrop {
+        fn drop(&mut self) {
+            self.0.switch(());
+            self.1.set(true);
+        }
+    }
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    let main = green::getcurrent();
+    let g = green::Greenlet::new(move |_: Value| {
+        let _d = SwitchesOnDrop(main.clone(), d);
+        main.switch(());
+    });
+    g.switch(());
+    g.throw(); // unwinds it; its destructor switches back here
+    assert!(!g.dead());
+    // Raised in the destructor, this would abort the process: it is held, the
+    // destructor's switch returns, and the first throw finishes the greenlet.
+    g.throw();
+    assert!(g.dead() && done.get());
+}
+
+#[test]
+fn a_kill_of_main_while_its_timeouts_destructor_sleeps_comes_at_its_next_switch() {
+    struct Sleepy;
+    impl Drop for Sleepy {
+        fn drop(&mut self) {
+            green::sleep(Duration::from_millis(40));
+        }
+    }
+    let main = green::getcurrent();
+    let _killer = green::spawn(move || {
+        green::sleep(Duration::from_millis(20));
+        green::throw_into(&main, Box::new(green::GreenletExit));
+    });
+    let r = green::with_timeout(Duration::from_millis(5), || {
+        let _s = Sleepy;
+        green::sleep(Duration::from_secs(10));
+    });
+    assert!(r.is_err(), "main's timeout is caught by its scope");
+    let next = std::panic::catch_unwind(|| green::sleep(Duration::from_secs(10)));
+    let p = next.expect_err("the held kill comes at main's next switch point");
+    assert!(p.is::<green::GreenletExit>());
+}
+
 #[test]
 fn a_kill_sent_while_a_killed_greenlets_destructor_sleeps_is_not_raised_there() {
     let (h, cleaned) = sleeper_with_sleepy_cleanup();
@@ -701,6 +802,57 @@ fn a_greenlet_that_caught_a_kill_can_be_killed_again_while_another_unwinds() {
     let t = Instant::now();
     assert!(b.join().unwrap_err().is_killed());
     assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+/// A greenlet whose destructor sleeps `ms` while a kill unwinds it, killed now: it is
+/// mid-unwind when this returns.
+fn unwinding_for(ms: u64) -> green::JoinHandle<()> {
+    let a = green::spawn(move || {
+        let _c = SleepsOnDrop(ms, Rc::new(Cell::new(false)));
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    a.kill_nowait();
+    green::yield_now(); // A unwinds; its destructor sleeps
+    a
+}
+
+#[test]
+fn a_kill_held_for_a_greenlet_that_caught_one_comes_when_the_other_unwinding_ends() {
+    let b = green::spawn(|| {
+        let first = std::panic::catch_unwind(|| green::sleep(Duration::from_secs(10)));
+        assert!(first.is_err());
+        // Caught while A unwinds: the runtime cannot tell it from unwinding yet.
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    let a = unwinding_for(100);
+    b.kill_nowait(); // B catches it
+    green::yield_now();
+    let t = Instant::now();
+    b.kill_nowait(); // held while A unwinds, then delivered to the parked B
+    assert!(b.join().unwrap_err().is_killed());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(a.join().unwrap_err().is_killed());
+}
+
+#[test]
+fn a_timeout_held_for_a_greenlet_that_caught_a_kill_is_not_lost() {
+    let b = green::spawn(|| {
+        let guard = green::Timeout::start(Duration::from_millis(30));
+        let first = std::panic::catch_unwind(|| green::sleep(Duration::from_secs(10)));
+        assert!(first.is_err());
+        // Parked when its timeout fires while A still unwinds: it comes when A is done.
+        let r = green::Timeout::catch(|| green::sleep(Duration::from_secs(10)));
+        r.is_err_and(|t| guard.is(&t))
+    });
+    green::yield_now();
+    let a = unwinding_for(100);
+    b.kill_nowait(); // B catches it
+    let t = Instant::now();
+    assert!(b.join().unwrap(), "B's own timeout interrupted its sleep");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(a.join().unwrap_err().is_killed());
 }
 
 #[test]

@@ -101,19 +101,22 @@ impl Timeout {
         let armed = Rc::new(Cell::new(true));
         let payload = Timeout { id, duration };
         let (target, a) = (g.clone(), armed.clone());
-        // Armed by a destructor that runs while a kill unwinds the greenlet: its scope is
-        // inside that destructor, so it may fire there. One armed before the kill is moot
-        // once the kill unwinds the greenlet (and raised in a switching destructor, it
-        // would abort the process).
-        let in_cleanup = crate::greenlet::dying_from_kill(&g.0);
+        // Armed by a destructor that runs while a throw (a kill, another timeout)
+        // unwinds the greenlet: its scope is inside that destructor, so it may fire
+        // there. One armed before is held while that unwinding goes on (raised in a
+        // switching destructor, it would abort the process): dropped if the greenlet
+        // dies, raised if it goes on (`driver::schedule`).
+        let in_cleanup = crate::greenlet::unwinding_from_throw(&g.0);
         let timer = timer::call_at(deadline_after(duration), move || {
             if a.replace(false) {
-                if !in_cleanup && crate::greenlet::dying_from_kill(&target.0) {
-                    // Held: dropped if the kill ends the greenlet, raised if it goes on.
-                    crate::greenlet::hold_for(&target.0, Box::new(payload));
-                    return;
+                let p = Box::new(payload);
+                if in_cleanup {
+                    crate::hub::with_hub(|h| {
+                        driver::schedule_now(h, &target, driver::Input::Throw(p))
+                    });
+                } else {
+                    driver::throw_into(&target, p);
                 }
-                driver::throw_into(&target, Box::new(payload));
             }
         });
         TimeoutGuard {
@@ -138,7 +141,10 @@ impl Timeout {
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => Ok(v),
             Err(p) => match p.downcast::<Timeout>() {
-                Ok(t) => Err(*t),
+                Ok(t) => {
+                    crate::greenlet::throw_caught();
+                    Err(*t)
+                }
                 Err(p) => resume_unwind(p),
             },
         }
@@ -313,7 +319,10 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
             None => Ok(v),
         },
         Err(p) => match own_timeout(p, guard.payload.id) {
-            Ok(t) => Err(t),
+            Ok(t) => {
+                crate::greenlet::throw_caught();
+                Err(t)
+            }
             // Another timeout or a kill unwinding through us goes on to its owner.
             Err(p) if is_throw(&p) => resume_unwind(p),
             // A plain panic after our deferred timeout (such as an `unwrap()` of the
