@@ -9,12 +9,9 @@ use std::time::{Duration, Instant};
 
 use green::net::{TcpListener, TcpStream};
 
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
-}
+mod common;
+
+use common::{pair, wait_by_fd_for_a_byte};
 
 /// The seeds' per-connection loop: upper-case what arrives until EOF or an error.
 fn talk(mut conn: TcpStream) -> io::Result<()> {
@@ -598,21 +595,6 @@ fn a_std_socket_the_reactor_knows_by_fd_can_become_a_green_one() {
     let _ = green::reactor::wait_fd(s.as_raw_fd(), mio::Interest::READABLE, soon);
     let g = TcpStream::from_std(s).unwrap();
     drop(g);
-}
-
-/// Waits by fd (as a hooked `poll` on a `green::net` socket's fd does) until one byte,
-/// written 20 ms later, arrives on `b`; reads it.
-fn wait_by_fd_for_a_byte(mut a: TcpStream, b: &TcpStream) -> TcpStream {
-    let writer = green::spawn(move || {
-        green::sleep(Duration::from_millis(20));
-        a.write_all(b"x").unwrap();
-        a
-    });
-    let deadline = Some(Instant::now() + Duration::from_secs(5));
-    green::reactor::wait_fd(b.as_raw_fd(), mio::Interest::READABLE, deadline).unwrap();
-    let mut buf = [0u8; 1];
-    assert_eq!((&*b).read(&mut buf).unwrap(), 1);
-    writer.join().unwrap()
 }
 
 #[test]
