@@ -884,6 +884,9 @@ pub(crate) fn clear_pending_throw(g: &Greenlet, is_ours: impl Fn(&Payload) -> bo
 /// destructor switched), a plain wake that lets that destructor and the unwinding go on.
 fn orphan_input(g: &Greenlet) -> Input {
     if crate::greenlet::unwinding_from_throw(&g.0) {
+        // Held too: if it only seemed to be unwinding (it caught its throw while
+        // another greenlet unwinds), the kill still comes, once that unwinding ends.
+        crate::greenlet::hold_for(g, Box::new(GreenletExit));
         Input::Wake(Wake::Unparked)
     } else {
         Input::Throw(Box::new(GreenletExit))

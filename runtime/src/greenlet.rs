@@ -89,11 +89,12 @@ pub(crate) struct Inner {
     /// Whether `pending` is set, i.e. the greenlet is in the ready queue.
     queued: Cell<bool>,
     pub(crate) has_deferred: Cell<bool>,
-    /// How many throws the runtime raised in it (kills, timeouts, `throw`s, a child's
-    /// panic) may still be unwinding it: while a panic is in progress on the thread and
-    /// this is not zero, it is taken to be unwinding from one of them, and no further
-    /// throw is raised in it (see [`unwinding_from_throw`]). A timeout scope catching its
-    /// own timeout takes one off; a switch point outside any unwinding clears it.
+    /// How many kills and timeouts the runtime raised in it may still be unwinding it:
+    /// while a panic is in progress on the thread and this is not zero, it is taken to
+    /// be unwinding from one of them, and no further throw is raised in it (see
+    /// [`unwinding_from_throw`]). A timeout scope catching its own timeout takes one
+    /// off; a switch point outside any unwinding clears it, and so does the hub once no
+    /// unwinding is in progress ([`release_held`]).
     /// (Beside the flags above, in a hole of the layout.)
     pub(crate) thrown: Cell<u8>,
     /// What to resume it with when the hub picks it, as a word (see `set_pending` and
@@ -130,6 +131,10 @@ pub(crate) struct Inner {
     /// The timer that starts a `spawn_later` greenlet, while armed: disarmed if the
     /// greenlet dies before it fires (see `timer::cancel_start`).
     pub(crate) start_timer: Cell<Option<crate::timer::Key>>,
+    /// The id of the last timeout the runtime raised in it that no timeout scope has
+    /// caught yet (0: none), so that catching it takes one off `thrown` exactly once
+    /// ([`throw_caught`]): a timeout payload the user caught and raised again does not.
+    pub(crate) raised_timeout: Cell<u64>,
 }
 
 /// A callback run in the hub when a greenlet dies, given the dead greenlet.
@@ -158,6 +163,7 @@ impl Inner {
             locals: RefCell::default(),
             outcome: Default::default(),
             start_timer: Cell::new(None),
+            raised_timeout: Cell::new(0),
             thrown: Cell::new(0),
         }
     }
@@ -173,6 +179,7 @@ impl Inner {
         // (`create` sets the id, state, parent, name and overflow record anew.)
         self.queued.set(false);
         self.start_timer.set(None);
+        self.raised_timeout.set(0);
         forget_marks(self);
         // Each of these may run user code (the destructor of a result or a local). Most
         // are empty by now (a spawned greenlet that was joined holds only its parent):
@@ -976,27 +983,43 @@ fn raise_deferred_slow() {
 }
 
 /// Unwinds the current greenlet with `p`, a throw the runtime delivers at a switch
-/// point, counting it (see `Inner::thrown`).
+/// point, counting a kill or a timeout (see `Inner::thrown`). Other payloads (a raw
+/// `throw` of the user's, a child's panic) are left uncounted: code commonly catches
+/// them with `catch_unwind`, which the runtime cannot see, and a count left standing
+/// would hold the greenlet's later throws while another greenlet unwinds.
 #[cold]
 pub(crate) fn raise(p: Payload) -> ! {
-    let _ = hub::try_with_hub(|h| {
-        let g = h.current();
-        let n = g.thrown.get();
-        if n == 0 {
-            hub::slow_switch_added();
-        }
-        g.thrown.set(n.saturating_add(1));
-    });
+    let timeout = p.downcast_ref::<crate::sync::Timeout>().map(|t| t.id());
+    if timeout.is_some() || p.is::<crate::error::GreenletExit>() {
+        let _ = hub::try_with_hub(|h| {
+            let g = h.current();
+            let n = g.thrown.get();
+            if n == 0 {
+                hub::slow_switch_added();
+            }
+            g.thrown.set(n.saturating_add(1));
+            if let Some(id) = timeout {
+                g.raised_timeout.set(id);
+            }
+        });
+    }
     resume_unwind(p)
 }
 
-/// The current greenlet caught a throw the runtime raised in it (a timeout scope its
-/// own timeout): one fewer may be unwinding it.
-pub(crate) fn throw_caught() {
-    let _ = hub::try_with_hub(|h| match h.current().thrown.get() {
-        0 => {}
-        1 => unmark_thrown(h.current()),
-        n => h.current().thrown.set(n - 1),
+/// A timeout scope of the current greenlet caught the timeout `id`: if it is the one the
+/// runtime last raised in it, one fewer may be unwinding it.
+pub(crate) fn timeout_caught(id: u64) {
+    let _ = hub::try_with_hub(|h| {
+        let g = h.current();
+        if g.raised_timeout.get() != id {
+            return;
+        }
+        g.raised_timeout.set(0);
+        match g.thrown.get() {
+            0 => {}
+            1 => unmark_thrown(g),
+            n => g.thrown.set(n - 1),
+        }
     });
 }
 
@@ -1063,6 +1086,7 @@ impl Drop for Inner {
             inner.has_deferred.set(self.has_deferred.get());
             inner.thrown.set(self.thrown.replace(0));
             inner.start_timer.set(self.start_timer.take());
+            inner.raised_timeout.set(self.raised_timeout.get());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
             inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());
             let g = Greenlet::from_rc(Rc::new(inner));

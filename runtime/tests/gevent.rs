@@ -856,6 +856,129 @@ fn a_timeout_held_for_a_greenlet_that_caught_a_kill_is_not_lost() {
 }
 
 #[test]
+fn nested_timeouts_inside_a_kills_destructor_both_fire() {
+    let got = Rc::new(RefCell::new(Vec::new()));
+    struct Cleanup(Rc<RefCell<Vec<bool>>>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let outer = green::with_timeout(Duration::from_millis(30), || {
+                let inner = green::with_timeout(Duration::from_millis(10), || {
+                    let _d = SleepsOnDrop(60, Rc::new(Cell::new(false)));
+                    green::sleep(Duration::from_secs(10));
+                });
+                self.0.borrow_mut().push(inner.is_err());
+                green::sleep(Duration::from_secs(10));
+            });
+            self.0.borrow_mut().push(outer.is_err());
+        }
+    }
+    let g = got.clone();
+    let a = green::spawn(move || {
+        let _c = Cleanup(g);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    // The outer timeout comes due while the inner one's destructor sleeps: raised
+    // there, it would abort the process; it comes right after.
+    a.kill();
+    assert!(a.join().unwrap_err().is_killed());
+    assert_eq!(*got.borrow(), [true, true]);
+}
+
+#[test]
+fn a_timeout_raised_again_by_hand_in_a_kills_destructor_keeps_further_kills_out() {
+    struct Cleanup(Rc<Cell<bool>>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let t = green::with_timeout(Duration::from_millis(1), || {
+                green::sleep(Duration::from_secs(1))
+            })
+            .unwrap_err();
+            // Passed on as a panic and caught again: not a second timeout raised.
+            let _ = green::Timeout::catch(|| std::panic::panic_any(t));
+            green::sleep(Duration::from_millis(60));
+            self.0.set(true);
+        }
+    }
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    let a = green::spawn(move || {
+        let _c = Cleanup(d);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    a.kill_nowait();
+    green::sleep(Duration::from_millis(20)); // the destructor sleeps
+    a.kill(); // raised there, this would abort the process
+    assert!(a.join().unwrap_err().is_killed());
+    assert!(done.get());
+}
+
+#[test]
+fn a_caught_child_panic_does_not_hold_the_parents_timeouts_while_another_unwinds() {
+    // A's destructor waits for B; B's timeout must fire although B caught a child's
+    // panic while A unwinds.
+    struct WaitsFor(green::Event);
+    impl Drop for WaitsFor {
+        fn drop(&mut self) {
+            let _ = self.0.wait_timeout(Duration::from_secs(10));
+        }
+    }
+    let ev = green::Event::new();
+    let e = ev.clone();
+    let a = green::spawn(move || {
+        let _w = WaitsFor(e);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    a.kill_nowait();
+    green::yield_now(); // A unwinds; its destructor waits for B
+    let e = ev.clone();
+    let b = green::spawn(move || {
+        let r = green::with_timeout(Duration::from_millis(30), || {
+            let child = green::Greenlet::new(|_: Value| -> () { panic!("child failed") });
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                child.switch(());
+            }));
+            assert!(caught.is_err());
+            green::sleep(Duration::from_secs(10));
+        });
+        e.set();
+        r.is_err()
+    });
+    let t = Instant::now();
+    assert!(b.join().unwrap(), "B's timeout fired");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(a.join().unwrap_err().is_killed());
+}
+
+#[test]
+fn an_orphan_that_caught_a_kill_while_another_unwinds_is_still_killed() {
+    let a = unwinding_for(100);
+    let main = green::getcurrent();
+    let cleaned = Rc::new(Cell::new(false));
+    let c = cleaned.clone();
+    let g = green::Greenlet::new(move |_: Value| {
+        let _d = SleepsOnDrop(0, c);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            main.switch(());
+        }));
+        assert!(r.is_err(), "the kill was caught");
+        main.switch(());
+        green::sleep(Duration::from_secs(10));
+    });
+    g.switch(());
+    g.throw(); // caught while A unwinds; it switches back here
+    let t = Instant::now();
+    // Its last handle: it must still be unwound (once A's unwinding is over), not left
+    // to sleep with `drop` waiting for it.
+    drop(g);
+    assert!(cleaned.get());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(a.join().unwrap_err().is_killed());
+}
+
+#[test]
 fn an_outer_timeout_firing_while_a_kills_destructor_sleeps_is_moot() {
     let cleaned = Rc::new(Cell::new(false));
     let c = cleaned.clone();

@@ -101,23 +101,19 @@ impl Timeout {
         let armed = Rc::new(Cell::new(true));
         let payload = Timeout { id, duration };
         let (target, a) = (g.clone(), armed.clone());
-        // Armed by a destructor that runs while a throw (a kill, another timeout)
-        // unwinds the greenlet: its scope is inside that destructor, so it may fire
-        // there. One armed before is held while that unwinding goes on (raised in a
-        // switching destructor, it would abort the process): dropped if the greenlet
-        // dies, raised if it goes on (`driver::schedule`).
-        let in_cleanup = crate::greenlet::unwinding_from_throw(&g.0);
+        // Armed by a destructor that runs while a kill or timeout unwinds the greenlet:
+        // its scope is inside that destructor, so it may fire there, unless a deeper
+        // throw (raised inside that destructor) unwinds it then. One armed before is
+        // held while the unwinding goes on (raised in a switching destructor, it would
+        // abort the process): dropped if the greenlet dies, raised if it goes on
+        // (`driver::schedule`).
+        let depth = if crate::greenlet::unwinding_from_throw(&g.0) {
+            g.0.thrown.get()
+        } else {
+            0
+        };
         let timer = timer::call_at(deadline_after(duration), move || {
-            if a.replace(false) {
-                let p = Box::new(payload);
-                if in_cleanup {
-                    crate::hub::with_hub(|h| {
-                        driver::schedule_now(h, &target, driver::Input::Throw(p))
-                    });
-                } else {
-                    driver::throw_into(&target, p);
-                }
-            }
+            fire(target, a, payload, depth)
         });
         TimeoutGuard {
             payload,
@@ -142,7 +138,7 @@ impl Timeout {
             Ok(v) => Ok(v),
             Err(p) => match p.downcast::<Timeout>() {
                 Ok(t) => {
-                    crate::greenlet::throw_caught();
+                    crate::greenlet::timeout_caught(t.id);
                     Err(*t)
                 }
                 Err(p) => resume_unwind(p),
@@ -320,7 +316,7 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
         },
         Err(p) => match own_timeout(p, guard.payload.id) {
             Ok(t) => {
-                crate::greenlet::throw_caught();
+                crate::greenlet::timeout_caught(t.id);
                 Err(t)
             }
             // Another timeout or a kill unwinding through us goes on to its owner.
@@ -332,6 +328,27 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
                 None => resume_unwind(p),
             },
         },
+    }
+}
+
+/// The timer of a timeout armed (by [`Timeout::start`]) with `target`'s count of raised
+/// throws at `depth` (0: not armed inside a destructor run by an unwinding).
+fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, depth: u8) {
+    if !armed.replace(false) {
+        return;
+    }
+    let p = Box::new(payload);
+    if depth == 0 {
+        driver::throw_into(&target, p);
+    } else if target.0.thrown.get() > depth && std::thread::panicking() {
+        // A throw raised inside the destructor this scope lives in unwinds it now (its
+        // own destructors switched): raised there, this one would abort the process.
+        // Tried again shortly, until that unwinding is over or the scope ends.
+        armed.set(true);
+        let retry = Instant::now() + Duration::from_millis(1);
+        let _ = timer::call_at(retry, move || fire(target, armed, payload, depth));
+    } else {
+        crate::hub::with_hub(|h| driver::schedule_now(h, &target, driver::Input::Throw(p)));
     }
 }
 
