@@ -135,6 +135,9 @@ pub(crate) struct Inner {
     /// caught yet (0: none), so that catching it takes one off `thrown` exactly once
     /// ([`throw_caught`]): a timeout payload the user caught and raised again does not.
     pub(crate) raised_timeout: Cell<u64>,
+    /// Bumped each time `thrown` is cleared: a timeout armed inside a destructor records
+    /// it, and is taken as armed in ordinary code once it changed (`sync::timeout`).
+    pub(crate) thrown_epoch: Cell<u32>,
 }
 
 /// A callback run in the hub when a greenlet dies, given the dead greenlet.
@@ -164,6 +167,7 @@ impl Inner {
             outcome: Default::default(),
             start_timer: Cell::new(None),
             raised_timeout: Cell::new(0),
+            thrown_epoch: Cell::new(0),
             thrown: Cell::new(0),
         }
     }
@@ -998,9 +1002,9 @@ pub(crate) fn raise(p: Payload) -> ! {
                 hub::slow_switch_added();
             }
             g.thrown.set(n.saturating_add(1));
-            if let Some(id) = timeout {
-                g.raised_timeout.set(id);
-            }
+            // A kill means no timeout raised earlier is still unwinding it (it would
+            // have been held): catching such a timeout again must not count.
+            g.raised_timeout.set(timeout.unwrap_or(0));
         });
     }
     resume_unwind(p)
@@ -1041,6 +1045,8 @@ pub(crate) fn forget_marks(g: &Inner) {
 fn unmark_thrown(g: &Inner) {
     if g.thrown.replace(0) != 0 {
         hub::slow_switch_removed();
+        g.raised_timeout.set(0);
+        g.thrown_epoch.set(g.thrown_epoch.get().wrapping_add(1));
     }
 }
 
@@ -1087,6 +1093,7 @@ impl Drop for Inner {
             inner.thrown.set(self.thrown.replace(0));
             inner.start_timer.set(self.start_timer.take());
             inner.raised_timeout.set(self.raised_timeout.get());
+            inner.thrown_epoch.set(self.thrown_epoch.get());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
             inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());
             let g = Greenlet::from_rc(Rc::new(inner));

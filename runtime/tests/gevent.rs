@@ -979,6 +979,84 @@ fn an_orphan_that_caught_a_kill_while_another_unwinds_is_still_killed() {
 }
 
 #[test]
+fn a_timeout_armed_after_a_plainly_caught_one_is_held_while_a_kill_unwinds() {
+    let a = unwinding_for(20);
+    let b = green::spawn(|| {
+        // Caught with a plain `catch_unwind` while A unwinds: B only seems to unwind.
+        let g = green::Timeout::start(Duration::from_millis(1));
+        let _ = std::panic::catch_unwind(|| green::sleep(Duration::from_secs(10)));
+        drop(g);
+        // Armed in ordinary code: while the kill below unwinds B, it must be held.
+        let _ = green::with_timeout(Duration::from_millis(60), || {
+            let _d = SleepsOnDrop(100, Rc::new(Cell::new(false)));
+            green::sleep(Duration::from_secs(10));
+        });
+    });
+    green::sleep(Duration::from_millis(5));
+    assert!(a.join().unwrap_err().is_killed());
+    green::sleep(Duration::from_millis(25));
+    b.kill(); // its destructor sleeps past the 60 ms: raised there, the timeout aborts
+    assert!(b.join().unwrap_err().is_killed());
+}
+
+#[test]
+fn an_old_timeout_raised_again_in_a_kills_destructor_keeps_further_kills_out() {
+    struct Cleanup(green::Timeout);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let t = self.0;
+            let _ = green::Timeout::catch(|| std::panic::panic_any(t));
+            green::sleep(Duration::from_millis(60));
+        }
+    }
+    let a = green::spawn(|| {
+        let g = green::Timeout::start(Duration::from_millis(1));
+        let r = std::panic::catch_unwind(|| green::sleep(Duration::from_secs(1)));
+        let t = *r.unwrap_err().downcast::<green::Timeout>().unwrap();
+        drop(g);
+        green::sleep(Duration::from_millis(5));
+        let _c = Cleanup(t);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::sleep(Duration::from_millis(20));
+    a.kill_nowait();
+    green::sleep(Duration::from_millis(20)); // its destructor sleeps
+    a.kill(); // raised there, this would abort the process
+    assert!(a.join().unwrap_err().is_killed());
+}
+
+#[test]
+fn a_timeout_inside_a_kills_destructor_comes_even_after_a_plainly_caught_inner_one() {
+    struct Cleanup(Rc<Cell<Option<Duration>>>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let t = Instant::now();
+            let r = green::with_timeout(Duration::from_millis(50), || {
+                let g = green::Timeout::start(Duration::from_millis(10));
+                let _ = std::panic::catch_unwind(|| green::sleep(Duration::from_secs(10)));
+                drop(g);
+                green::sleep(Duration::from_secs(30));
+            });
+            if r.is_err() {
+                self.0.set(Some(t.elapsed()));
+            }
+        }
+    }
+    let took = Rc::new(Cell::new(None));
+    let k = took.clone();
+    let a = green::spawn(move || {
+        let _c = Cleanup(k);
+        green::sleep(Duration::from_secs(10));
+    });
+    green::yield_now();
+    a.kill();
+    // The inner timeout's count looks like a deeper unwinding: the outer one is put off,
+    // but for about a second only, not for good.
+    let took = took.get().expect("the outer timeout fired");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
 fn an_outer_timeout_firing_while_a_kills_destructor_sleeps_is_moot() {
     let cleaned = Rc::new(Cell::new(false));
     let c = cleaned.clone();

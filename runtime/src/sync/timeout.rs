@@ -112,8 +112,13 @@ impl Timeout {
         } else {
             0
         };
+        let cleanup = Cleanup {
+            depth,
+            epoch: g.0.thrown_epoch.get(),
+            retries: 0,
+        };
         let timer = timer::call_at(deadline_after(duration), move || {
-            fire(target, a, payload, depth)
+            fire(target, a, payload, cleanup)
         });
         TimeoutGuard {
             payload,
@@ -331,23 +336,51 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
     }
 }
 
-/// The timer of a timeout armed (by [`Timeout::start`]) with `target`'s count of raised
-/// throws at `depth` (0: not armed inside a destructor run by an unwinding).
-fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, depth: u8) {
+/// Where a timeout was armed: inside a destructor run while its greenlet unwound from
+/// `depth` kills and timeouts (0: in ordinary code), while its count of them had been
+/// cleared `epoch` times.
+#[derive(Clone, Copy)]
+struct Cleanup {
+    depth: u8,
+    epoch: u32,
+    /// Tries put off so far (see [`fire`]).
+    retries: u32,
+}
+
+/// How many times (1 ms, 2 ms, 4 ms, ... apart: about 1 s in all) a timeout armed inside
+/// a destructor is put off while a deeper throw seems to unwind its greenlet.
+const MAX_RETRIES: u32 = 10;
+
+/// The timer of a timeout armed by [`Timeout::start`].
+fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) {
     if !armed.replace(false) {
         return;
     }
     let p = Box::new(payload);
-    if depth == 0 {
+    let in_cleanup = at.depth > 0 && target.0.thrown_epoch.get() == at.epoch;
+    if !in_cleanup {
+        // Armed in ordinary code (or the unwinding it was armed in is over): held while
+        // its greenlet unwinds (`driver::schedule`).
         driver::throw_into(&target, p);
-    } else if target.0.thrown.get() > depth && std::thread::panicking() {
-        // A throw raised inside the destructor this scope lives in unwinds it now (its
-        // own destructors switched): raised there, this one would abort the process.
-        // Tried again shortly, until that unwinding is over or the scope ends.
+    } else if target.0.thrown.get() > at.depth
+        && std::thread::panicking()
+        && at.retries < MAX_RETRIES
+    {
+        // A throw raised inside the destructor this scope lives in seems to unwind it
+        // now (its own destructors switched): raised there, this one would abort the
+        // process. Tried again a little later; after about 1 s it is delivered anyway,
+        // since a count left by a timeout caught with a plain `catch_unwind` looks the
+        // same and would put it off for good.
         armed.set(true);
-        let retry = Instant::now() + Duration::from_millis(1);
-        let _ = timer::call_at(retry, move || fire(target, armed, payload, depth));
+        let retry = Instant::now() + Duration::from_millis(1 << at.retries);
+        let next = Cleanup {
+            retries: at.retries + 1,
+            ..at
+        };
+        let _ = timer::call_at(retry, move || fire(target, armed, payload, next));
     } else {
+        // Its scope is inside the destructor now running: raised there, as its owner
+        // expects.
         crate::hub::with_hub(|h| driver::schedule_now(h, &target, driver::Input::Throw(p)));
     }
 }
