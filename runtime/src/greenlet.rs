@@ -593,7 +593,8 @@ impl Greenlet {
             return Value::none();
         }
         if self.is_current() {
-            raise(payload);
+            raise_here(payload);
+            return Value::none();
         }
         if unwinding_from_throw(&self.0) {
             // Its destructor switched while an earlier throw unwinds it: raised there,
@@ -1008,6 +1009,17 @@ pub(crate) fn raise(p: Payload) -> ! {
         });
     }
     resume_unwind(p)
+}
+
+/// Raises `p` in the current greenlet (a kill or `throw` of its own), unless it is
+/// unwinding from a kill or timeout (a destructor calling it): then `p` is held like a
+/// throw from elsewhere (raised there, it would abort the process), and this returns.
+pub(crate) fn raise_here(p: Payload) {
+    let unwinding = hub::try_with_hub(|h| unwinding_from_throw(h.current())).unwrap_or(false);
+    if !unwinding {
+        raise(p);
+    }
+    let _ = hub::try_with_hub(|h| hold_for(&h.current_greenlet(), p));
 }
 
 /// A timeout scope of the current greenlet caught the timeout `id`: if it is the one the

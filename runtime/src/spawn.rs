@@ -531,7 +531,9 @@ impl<T: 'static> JoinHandle<T> {
             return;
         }
         if self.g.is_current() {
-            crate::greenlet::raise(Box::new(GreenletExit));
+            // (Held instead, and this returns, in a destructor run by its unwinding.)
+            crate::greenlet::raise_here(Box::new(GreenletExit));
+            return;
         }
         self.kill_nowait();
         if hub::context() != CTX_HUB {

@@ -1026,34 +1026,73 @@ fn an_old_timeout_raised_again_in_a_kills_destructor_keeps_further_kills_out() {
 }
 
 #[test]
-fn a_timeout_inside_a_kills_destructor_comes_even_after_a_plainly_caught_inner_one() {
-    struct Cleanup(Rc<Cell<Option<Duration>>>);
+fn an_outer_timeout_inside_a_kills_destructor_waits_for_a_long_inner_unwinding() {
+    struct Cleanup(Rc<RefCell<Vec<(bool, Duration)>>>);
     impl Drop for Cleanup {
         fn drop(&mut self) {
             let t = Instant::now();
-            let r = green::with_timeout(Duration::from_millis(50), || {
-                let g = green::Timeout::start(Duration::from_millis(10));
-                let _ = std::panic::catch_unwind(|| green::sleep(Duration::from_secs(10)));
-                drop(g);
-                green::sleep(Duration::from_secs(30));
+            let outer = green::with_timeout(Duration::from_millis(30), || {
+                let inner = green::with_timeout(Duration::from_millis(10), || {
+                    // Runs well past the outer deadline while the inner timeout unwinds.
+                    let _d = SleepsOnDrop(1200, Rc::new(Cell::new(false)));
+                    green::sleep(Duration::from_secs(10));
+                });
+                self.0.borrow_mut().push((inner.is_err(), t.elapsed()));
+                green::sleep(Duration::from_secs(10));
             });
-            if r.is_err() {
-                self.0.set(Some(t.elapsed()));
-            }
+            self.0.borrow_mut().push((outer.is_err(), t.elapsed()));
         }
     }
-    let took = Rc::new(Cell::new(None));
-    let k = took.clone();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
     let a = green::spawn(move || {
-        let _c = Cleanup(k);
+        let _c = Cleanup(g);
         green::sleep(Duration::from_secs(10));
     });
     green::yield_now();
-    a.kill();
-    // The inner timeout's count looks like a deeper unwinding: the outer one is put off,
-    // but for about a second only, not for good.
-    let took = took.get().expect("the outer timeout fired");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    a.kill(); // raised while the inner destructor sleeps, the outer one would abort
+    let got = got.borrow();
+    assert_eq!(got.len(), 2);
+    let ((inner, inner_done), (outer, outer_done)) = (got[0], got[1]);
+    assert!(inner && outer);
+    // Raised soon after the inner unwinding ended.
+    assert!(
+        outer_done - inner_done < Duration::from_millis(500),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_greenlet_killing_itself_in_a_kills_destructor_is_not_killed_twice() {
+    type Slot = Rc<RefCell<Option<green::JoinHandle<()>>>>;
+    struct KillsSelf(Slot, Rc<Cell<bool>>);
+    impl Drop for KillsSelf {
+        fn drop(&mut self) {
+            green::sleep(Duration::from_millis(5));
+            if let Some(me) = self.0.borrow().as_ref() {
+                me.kill(); // raised here, it would abort the process
+            }
+            self.1.set(true);
+        }
+    }
+    let slot: Slot = Rc::default();
+    let done = Rc::new(Cell::new(false));
+    let (s, d) = (slot.clone(), done.clone());
+    let a = green::spawn(move || {
+        let _k = KillsSelf(s, d);
+        green::sleep(Duration::from_secs(10));
+    });
+    let g = a.greenlet().clone();
+    green::yield_now();
+    *slot.borrow_mut() = Some(a);
+    green::throw_into(&g, Box::new(green::GreenletExit));
+    let t = Instant::now();
+    while !g.dead() && t.elapsed() < Duration::from_secs(5) {
+        green::sleep(Duration::from_millis(5));
+    }
+    assert!(g.dead() && done.get());
+    let a = slot.borrow_mut().take().unwrap();
+    assert!(a.join().unwrap_err().is_killed());
 }
 
 #[test]

@@ -343,13 +343,13 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
 struct Cleanup {
     depth: u8,
     epoch: u32,
-    /// Tries put off so far (see [`fire`]).
+    /// Tries put off so far (see [`fire`]), for the wait before the next.
     retries: u32,
 }
 
-/// How many times (1 ms, 2 ms, 4 ms, ... apart: about 1 s in all) a timeout armed inside
-/// a destructor is put off while a deeper throw seems to unwind its greenlet.
-const MAX_RETRIES: u32 = 10;
+/// The longest wait between two tries of a timeout armed inside a destructor, put off
+/// while a deeper throw seems to unwind its greenlet (1, 2, 4, 8, 16, 16, ... ms).
+const MAX_RETRY_MS: u64 = 16;
 
 /// The timer of a timeout armed by [`Timeout::start`].
 fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) {
@@ -362,19 +362,18 @@ fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) 
         // Armed in ordinary code (or the unwinding it was armed in is over): held while
         // its greenlet unwinds (`driver::schedule`).
         driver::throw_into(&target, p);
-    } else if target.0.thrown.get() > at.depth
-        && std::thread::panicking()
-        && at.retries < MAX_RETRIES
-    {
+    } else if target.0.thrown.get() > at.depth && std::thread::panicking() {
         // A throw raised inside the destructor this scope lives in seems to unwind it
         // now (its own destructors switched): raised there, this one would abort the
-        // process. Tried again a little later; after about 1 s it is delivered anyway,
-        // since a count left by a timeout caught with a plain `catch_unwind` looks the
-        // same and would put it off for good.
+        // process. Tried again a little later, until that unwinding is over or the scope
+        // ends. (A timeout caught there with a plain `catch_unwind` leaves a count that
+        // looks the same: it puts this one off until the outer unwinding ends, a
+        // documented limit.)
         armed.set(true);
-        let retry = Instant::now() + Duration::from_millis(1 << at.retries);
+        let wait = (1u64 << at.retries.min(6)).min(MAX_RETRY_MS);
+        let retry = Instant::now() + Duration::from_millis(wait);
         let next = Cleanup {
-            retries: at.retries + 1,
+            retries: at.retries.saturating_add(1),
             ..at
         };
         let _ = timer::call_at(retry, move || fire(target, armed, payload, next));
