@@ -483,7 +483,8 @@ impl Greenlet {
             let r = catch_unwind(AssertUnwindSafe(move || Value::new(f(arg))));
             // A kill deferred by a monkey-patched call that the function never re-raised
             // decides the outcome, even over a panic that followed it (such as an
-            // `unwrap()` of the failed call's error).
+            // `unwrap()` of the failed call's error). (Held throws do not: they go
+            // with the greenlet.)
             let r = match take_deferred() {
                 Some(p) => Err(p),
                 None => r,
@@ -911,7 +912,10 @@ fn push_deferred(g: &Inner, payload: Payload, interrupted: bool) {
     g.has_deferred.set(true);
 }
 
-/// Takes the current greenlet's oldest deferred payload, if any.
+/// Takes the current greenlet's oldest payload deferred by [`defer_unwind`] (one that
+/// made a call fail), if any, for its outcome when its function returns. Throws held
+/// while it seemed to be unwinding ([`hold_for`]) are not taken: they are dropped with
+/// it.
 #[inline(always)]
 pub(crate) fn take_deferred() -> Option<Payload> {
     if !hub::any_deferred() {
@@ -922,7 +926,7 @@ pub(crate) fn take_deferred() -> Option<Payload> {
 
 #[cold]
 fn take_deferred_slow() -> Option<Payload> {
-    hub::try_with_hub(|h| take_deferred_where(h.current(), |_, _| true)).flatten()
+    hub::try_with_hub(|h| take_deferred_where(h.current(), |_, interrupted| interrupted)).flatten()
 }
 
 /// Takes `g`'s oldest deferred payload that `is_ours` matches (a `Timeout` whose scope

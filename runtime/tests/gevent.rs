@@ -1096,6 +1096,21 @@ fn a_greenlet_killing_itself_in_a_kills_destructor_is_not_killed_twice() {
 }
 
 #[test]
+fn a_throw_held_while_a_kill_unwinds_does_not_decide_the_outcome() {
+    let a = green::spawn(|| {
+        let _d = SleepsOnDrop(40, Rc::new(Cell::new(false)));
+        green::sleep(Duration::from_secs(10));
+    });
+    let g = a.greenlet().clone();
+    green::yield_now();
+    a.kill_nowait();
+    green::sleep(Duration::from_millis(10)); // its destructor sleeps
+                                             // Held (raised there, it would abort the process), and dropped when it dies.
+    green::throw_into(&g, Box::new("not the outcome"));
+    assert!(a.join().unwrap_err().is_killed());
+}
+
+#[test]
 fn an_outer_timeout_firing_while_a_kills_destructor_sleeps_is_moot() {
     let cleaned = Rc::new(Cell::new(false));
     let c = cleaned.clone();
