@@ -785,20 +785,16 @@ fn poll_events(h: &Hub, block: bool) -> bool {
 /// of two timeouts the outer one (armed first: its scope holds the other's). A plain
 /// value (a start) is dropped, since the greenlet is about to unwind.
 pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
-    if g.dead() || g.0.kind == Kind::Hub {
-        return;
-    }
-    let input = match input {
+    match input {
+        // (Never for a dead greenlet or the hub: neither has a count of raised throws.)
         Input::Throw(p) if crate::greenlet::unwinding_from_throw(&g.0) => {
             // Already unwinding from a throw, in a destructor that switched: another
             // would unwind out of the destructor and abort the process. It is held, in
             // case the greenlet caught the first and goes on.
             crate::greenlet::hold_for(g, p);
-            return;
         }
-        input => input,
-    };
-    schedule_now(h, g, input);
+        input => schedule_now(h, g, input),
+    }
 }
 
 /// [`schedule`] without holding a throw for a greenlet that is unwinding: for a timeout

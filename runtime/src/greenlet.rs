@@ -133,7 +133,7 @@ pub(crate) struct Inner {
     pub(crate) start_timer: Cell<Option<crate::timer::Key>>,
     /// The id of the last timeout the runtime raised in it that no timeout scope has
     /// caught yet (0: none), so that catching it takes one off `thrown` exactly once
-    /// ([`throw_caught`]): a timeout payload the user caught and raised again does not.
+    /// ([`timeout_caught`]): a timeout payload the user caught and raised again does not.
     pub(crate) raised_timeout: Cell<u64>,
     /// Bumped each time `thrown` is cleared: a timeout armed inside a destructor records
     /// it, and is taken as armed in ordinary code once it changed (`sync::timeout`).
@@ -183,7 +183,7 @@ impl Inner {
         // (`create` sets the id, state, parent, name and overflow record anew.)
         self.queued.set(false);
         self.start_timer.set(None);
-        self.raised_timeout.set(0);
+        // (Also forgets `raised_timeout`, which is 0 whenever `thrown` is.)
         forget_marks(self);
         // Each of these may run user code (the destructor of a result or a local). Most
         // are empty by now (a spawned greenlet that was joined holds only its parent):

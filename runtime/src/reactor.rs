@@ -304,6 +304,15 @@ impl Reactor {
         Ok((key, state))
     }
 
+    /// Deregisters what [`wait_fd`] registered for the raw `fd`, if anything; returns
+    /// the greenlets that were waiting on it (see [`Reactor::deregister`]).
+    fn forget_raw(&mut self, fd: RawFd) -> Vec<Unparker> {
+        match self.fds.remove(&fd) {
+            Some((key, old, _)) => self.deregister(key, &old),
+            None => Vec::new(),
+        }
+    }
+
     /// The state of the registration of `fd` that `owners` remembers, if that slot still
     /// holds `fd` (the fd's registration now: epoll holds one per fd). For an fd that
     /// `fds` does not list, whose registration is then a [`Registration`]'s.
@@ -494,9 +503,7 @@ impl Registration {
                 // A raw fd that `wait_fd` registered (a std socket the monkey patch made
                 // cooperative, now handed to a `green::net` type) moves to this
                 // registration: epoll holds one registration per fd.
-                if let Some((key, old, _)) = r.fds.remove(&fd) {
-                    stale = r.deregister(key, &old);
-                }
+                stale = r.forget_raw(fd);
                 r.register(fd)
             })
         });
@@ -781,32 +788,32 @@ pub fn wait_fd_tagged(
 ) -> io::Result<()> {
     let mut stale = Vec::new();
     let state = with_hub(|h| {
-        h.with_reactor(|r| match r.fds.get(&fd) {
-            Some((_, state, t)) if *t == tag => Ok::<_, io::Error>(state.clone()),
-            known => {
-                if known.is_some() {
-                    if let Some((key, old, _)) = r.fds.remove(&fd) {
-                        stale = r.deregister(key, &old);
+        h.with_reactor(|r| {
+            match r.fds.get(&fd) {
+                Some((_, state, t)) if *t == tag => return Ok::<_, io::Error>(state.clone()),
+                // Registered for an earlier file under this number: dropped.
+                Some(_) => stale = r.forget_raw(fd),
+                // A `green::net` socket polled through a hooked `poll` again.
+                None => {
+                    if let Some(state) = r.owner_state(fd) {
+                        return Ok(state);
                     }
-                } else if let Some(state) = r.owner_state(fd) {
-                    // A `green::net` socket polled through a hooked `poll` again.
-                    return Ok(state);
                 }
-                match r.register(fd) {
-                    Ok((key, state)) => {
-                        r.fds.insert(fd, (key, state.clone(), tag));
-                        Ok(state)
-                    }
-                    // The fd has a `Registration` already (a `green::net` socket polled
-                    // through a hooked `poll`): wait on its state, leaving it its owner's.
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                        let found = r.slots.iter().find(|(_, (f, _))| *f == fd);
-                        let (key, state) = found.map(|(k, (_, s))| (k, s.clone())).ok_or(e)?;
-                        r.owners.insert(fd, key);
-                        Ok(state)
-                    }
-                    Err(e) => Err(e),
+            }
+            match r.register(fd) {
+                Ok((key, state)) => {
+                    r.fds.insert(fd, (key, state.clone(), tag));
+                    Ok(state)
                 }
+                // The fd has a `Registration` already (a `green::net` socket polled
+                // through a hooked `poll`): wait on its state, leaving it its owner's.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    let found = r.slots.iter().find(|(_, (f, _))| *f == fd);
+                    let (key, state) = found.map(|(k, (_, s))| (k, s.clone())).ok_or(e)?;
+                    r.owners.insert(fd, key);
+                    Ok(state)
+                }
+                Err(e) => Err(e),
             }
         })
     });

@@ -141,16 +141,14 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
                 u.wake(Wake::TimedOut);
             }
             Action::Start(g) => {
+                // (A greenlet started early, by a switch, has disarmed this timer: see
+                // `driver::resume`.)
                 g.0.start_timer.set(None);
-                // Not if it was started already (switched to explicitly): that would be
-                // a spurious wake of whatever it waits for now.
-                if g.0.state.get() == crate::greenlet::State::Fresh {
-                    crate::driver::schedule(
-                        h,
-                        &g,
-                        crate::driver::Input::Value(crate::value::Value::none()),
-                    );
-                }
+                crate::driver::schedule(
+                    h,
+                    &g,
+                    crate::driver::Input::Value(crate::value::Value::none()),
+                );
             }
             Action::Call(f) => {
                 crate::driver::run_hub_callback(f);
