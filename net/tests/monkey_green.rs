@@ -542,6 +542,16 @@ fn temp_sock(name: &str) -> std::path::PathBuf {
     p
 }
 
+/// A Unix listener on a fresh path with a backlog of 0: one pending connection fits,
+/// the next finds the backlog full.
+fn backlog_zero_listener(name: &str) -> (std::os::unix::net::UnixListener, std::path::PathBuf) {
+    let path = temp_sock(name);
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // SAFETY: listen on a socket we own.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    (l, path)
+}
+
 /// Accepts `n` connections on a plain thread, starting after `delay`; gives up (and
 /// returns what it has) after 5 s, so that the test ends even if the connects fail.
 fn delayed_acceptor(
@@ -569,13 +579,9 @@ fn delayed_acceptor(
 
 #[test]
 fn a_blocking_unix_connect_to_a_full_backlog_waits_for_room() {
-    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::os::unix::net::UnixStream;
     let _g = serial();
-    let path = temp_sock("backlog");
-    let l = UnixListener::bind(&path).unwrap();
-    // Backlog 0: one pending connection fits, the next finds the backlog full.
-    // SAFETY: listen on a socket we own.
-    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let (l, path) = backlog_zero_listener("backlog");
     let acceptor = delayed_acceptor(l, Duration::from_millis(200), 3);
     let p2 = path.clone();
     let h = green::spawn(move || {
@@ -597,12 +603,8 @@ fn a_blocking_unix_connect_to_a_full_backlog_waits_for_room() {
 
 #[test]
 fn a_unix_connect_to_a_full_backlog_gives_up_after_the_send_timeout() {
-    use std::os::unix::net::UnixListener;
     let _g = serial();
-    let path = temp_sock("backlog-timeout");
-    let l = UnixListener::bind(&path).unwrap();
-    // SAFETY: listen on a socket we own.
-    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let (l, path) = backlog_zero_listener("backlog-timeout");
     let p2 = path.clone();
     let h = green::spawn(move || {
         let _first = std::os::unix::net::UnixStream::connect(&p2).unwrap(); // fills it
