@@ -651,7 +651,7 @@ impl Greenlet {
         self.0.kind == Kind::Main
     }
 
-    /// Whether this is the hub (the parent of greenlets made by [`spawn`](crate::spawn)).
+    /// Whether this is the hub (the parent of greenlets made by [`spawn`](crate::spawn())).
     ///
     /// ```
     /// let h = green::spawn(|| green::getcurrent().parent().unwrap().is_hub());
@@ -671,7 +671,7 @@ impl Greenlet {
     }
 
     /// The parent: where the greenlet's return value (or panic) goes. `None` only for
-    /// the main greenlet. Greenlets made by [`spawn`](crate::spawn) have the hub as parent.
+    /// the main greenlet. Greenlets made by [`spawn`](crate::spawn()) have the hub as parent.
     ///
     /// ```
     /// let main = green::getcurrent();

@@ -3,7 +3,7 @@
 //!
 //! A hub is created lazily, the first time a thread uses `green`. It lives in a
 //! thread-local and is dropped when the thread ends. Greenlets, the hub and everything
-//! they hold are bound to their thread: [`Greenlet`](crate::Greenlet) is `!Send`.
+//! they hold are bound to their thread: [`Greenlet`] is `!Send`.
 
 use std::cell::{Cell, RefCell};
 use std::ptr;

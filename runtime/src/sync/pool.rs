@@ -70,7 +70,7 @@ impl Group {
         }))
     }
 
-    /// Spawns `f` in the group (see [`spawn`](crate::spawn)); in a [`Pool`], first
+    /// Spawns `f` in the group (see [`spawn`](crate::spawn())); in a [`Pool`], first
     /// waits while the pool is full.
     ///
     /// # Panics
@@ -239,7 +239,7 @@ impl Group {
     /// # Panics
     ///
     /// Re-raises the panic of a task that panicked (or its kill, as an unwind with
-    /// [`GreenletExit`](crate::GreenletExit)).
+    /// [`GreenletExit`]).
     ///
     /// ```
     /// let pool = green::Pool::new(3);
