@@ -190,9 +190,18 @@ impl UnixListener {
     }
 }
 
+/// The first nap before retrying a Unix `connect` to a listener whose backlog is full
+/// (the kernel reports no progress through readiness, so there is nothing to park on);
+/// each retry doubles it, up to [`UNIX_CONNECT_MAX_NAP`]. Shared with the monkey patch's
+/// `connect` hook.
+pub(crate) const UNIX_CONNECT_FIRST_NAP: Duration = Duration::from_millis(1);
+/// The longest nap between two attempts of a Unix `connect` to a full backlog.
+pub(crate) const UNIX_CONNECT_MAX_NAP: Duration = Duration::from_millis(50);
+
 impl UnixStream {
     /// Connects to the socket at `path`. If the listener's backlog is full the
-    /// connect is retried after short sleeps (other greenlets run meanwhile).
+    /// connect is retried after naps of 1 ms doubling to 50 ms (other greenlets run
+    /// meanwhile).
     ///
     /// ```
     /// let p = std::env::temp_dir().join(format!("green-doc-ucn-{}", std::process::id()));
@@ -202,14 +211,14 @@ impl UnixStream {
     /// std::fs::remove_file(&p).unwrap();
     /// ```
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        let mut backoff = Duration::from_micros(500);
+        let mut nap = UNIX_CONNECT_FIRST_NAP;
         loop {
             match mio::net::UnixStream::connect(path.as_ref()) {
                 Ok(s) => return UnixStream::from_std(s.into()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Unix connects do not report progress through readiness.
-                    green_runtime::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_millis(20));
+                    green_runtime::sleep(nap);
+                    nap = (nap * 2).min(UNIX_CONNECT_MAX_NAP);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

@@ -87,3 +87,63 @@ fn unix_listener_and_pair() {
     );
     drop(b);
 }
+
+/// `UnixStream::connect` to a listener whose backlog is full retries after naps (the
+/// kernel gives no readiness to park on) until the listener accepts, and other greenlets
+/// run while it waits.
+#[test]
+fn unix_connect_to_a_full_backlog_waits_for_room_cooperatively() {
+    use std::os::fd::AsRawFd;
+    use std::time::Instant;
+    let path = std::env::temp_dir().join(format!("green-ut-backlog-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // SAFETY: listen on a socket we own.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    // Accepts 3 connections on a plain thread, starting after 200 ms (gives up after 5 s).
+    let acceptor = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        l.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        let mut v = Vec::new();
+        while v.len() < 3 && t.elapsed() < Duration::from_secs(5) {
+            match l.accept() {
+                Ok((s, _)) => v.push(s),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        v
+    });
+    let ticks = Rc::new(std::cell::Cell::new(0u32));
+    let t2 = ticks.clone();
+    let ticker = green::spawn(move || {
+        for _ in 0..10 {
+            green::sleep(Duration::from_millis(10));
+            t2.set(t2.get() + 1);
+        }
+    });
+    let p2 = path.clone();
+    let t = Instant::now();
+    let conns = green::spawn(move || {
+        (0..3)
+            .map(|_| UnixStream::connect(&p2).map_err(|e| e.kind()))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .join()
+    .unwrap();
+    let took = t.elapsed();
+    let ticks_during = ticks.get();
+    ticker.join().unwrap();
+    let accepted = acceptor.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(conns.expect("connects wait for room").len(), 3);
+    assert_eq!(accepted.len(), 3);
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+    assert!(
+        ticks_during >= 5,
+        "other greenlets ran only {ticks_during} times"
+    );
+}

@@ -17,6 +17,7 @@ use super::fdtable::{
     self, Desc, Slot, ADOPTED, ADOPTING, FRESH, REGISTERED, STATE_MASK, USER_NONBLOCK,
 };
 use super::{real, rt, state, NET, SLEEP, TRACKING};
+use crate::unix::{UNIX_CONNECT_FIRST_NAP, UNIX_CONNECT_MAX_NAP};
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -750,13 +751,11 @@ fn is_unix_addr(addr: *const sockaddr, len: socklen_t) -> bool {
     c_int::from(family) == libc::AF_UNIX
 }
 
-/// The longest nap between two attempts of a Unix `connect` to a full backlog.
-const UNIX_CONNECT_MAX_NAP: Duration = Duration::from_millis(50);
-
 /// A `connect` to a Unix stream listener whose backlog is full: the non-blocking real fd
 /// says `EAGAIN` where a blocking one waits for room (the kernel reports no progress
-/// through readiness, so there is nothing to park on). Retries after naps of 1 ms
-/// doubling to [`UNIX_CONNECT_MAX_NAP`] (cooperative in a greenlet, plain sleeps on a
+/// through readiness, so there is nothing to park on). Retries after naps of
+/// [`UNIX_CONNECT_FIRST_NAP`] doubling to [`UNIX_CONNECT_MAX_NAP`], as
+/// `green::net::UnixStream::connect` does (cooperative in a greenlet, plain sleeps on a
 /// thread) until it connects, fails otherwise, or the user's send timeout
 /// (`SO_SNDTIMEO`, which bounds the kernel's wait too) passes: then `EAGAIN`, as the
 /// kernel says.
@@ -769,7 +768,7 @@ fn connect_unix_full_backlog(
     slot: Sock,
 ) -> c_int {
     let deadline = timeout(slot, Dir::Write);
-    let mut nap = Duration::from_millis(1);
+    let mut nap = UNIX_CONNECT_FIRST_NAP;
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left == Some(Duration::ZERO) {
