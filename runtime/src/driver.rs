@@ -714,6 +714,7 @@ fn next_ready(h: &Hub) -> Option<(Greenlet, Word)> {
         let g = h.ready.pop();
         match g {
             Some(g) => {
+                h.ready.warm_next();
                 if let Some(w) = g.0.take_pending_word() {
                     return Some((g, w));
                 }

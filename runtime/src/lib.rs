@@ -11,6 +11,7 @@ mod greenlet;
 mod hub;
 pub(crate) mod overflow;
 pub mod park;
+mod prefetch;
 pub mod reactor;
 mod ready;
 mod records;

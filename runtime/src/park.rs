@@ -214,7 +214,14 @@ pub(crate) fn park_inline(deadline: Option<Instant>) -> Result<Wake, BlockError>
 /// Ends a park: later unparkers made for it are stale; a kill unwinds from here.
 #[inline]
 pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
-    hub::with_current(|g| g.park_seq.set(g.park_seq.get().wrapping_add(1)));
+    // Also notes about where the stack pointer is, for the hub to prefetch the frames
+    // here before the next resume (the next park is most often from the same place:
+    // see `crate::prefetch`).
+    let here = 0u8;
+    hub::with_current(|g| {
+        g.park_seq.set(g.park_seq.get().wrapping_add(1));
+        g.park_sp.set(std::ptr::addr_of!(here) as usize);
+    });
     match input {
         word::IN_UNPARKED => Ok(Wake::Unparked),
         word::IN_TIMED_OUT => Ok(Wake::TimedOut),
