@@ -14,11 +14,11 @@
 //!   frames, the greenlet's function among them);
 //! - for the one *after* it: its record, whose stack pointer the next step reads.
 //!
-//! At 1000 echo connections this took about 100 ns of user time off each message
-//! (a fifth) and added ~3% msg/s (docs/benchmarks.md, §6, round 8). Prefetches are hints: they never fault, whatever
-//! the address. On x86-64 only (a no-op elsewhere), and only while at least
-//! [`MIN_QUEUE`] greenlets are queued: when two greenlets take turns, everything is in
-//! the caches anyway.
+//! At 1000 echo connections this took 60–100 ns of user time off each message (about
+//! a fifth) and added 1–3% msg/s (docs/benchmarks.md, §6, round 8). Prefetches are
+//! hints: they never fault, whatever the address. On x86-64 only (a no-op elsewhere),
+//! and only while at least [`MIN_QUEUE`] greenlets are queued: when two greenlets take
+//! turns, everything is in the caches anyway.
 
 use crate::greenlet::Inner;
 
