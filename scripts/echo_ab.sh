@@ -6,7 +6,8 @@
 # Each round runs every spec once, in the order given, as
 # `BINARY --child SERVER CONNS 500 SECS` (the bench's own child mode, server on core 0,
 # load generator on core 1), with the spec's environment variables set. Then, against
-# the first spec: the median and range over rounds of the per-round msg/s ratio and of
+# the first spec: the median and range over rounds of the per-round msg/s ratio (with a
+# 95% bootstrap interval of that median, and in how many rounds it was above 1) and of
 # the server CPU time per message, counting only rounds where neither run lost more than
 # 5% of the window to other processes; and the median per-round difference of the
 # server's user-mode time per message (tick resolution: use windows of a few seconds). Binaries: `cargo bench --bench echo --no-run`
@@ -29,7 +30,16 @@ for r in $(seq 1 "$rounds"); do
     done
 done
 python3 - "$out" <<'PY'
-import statistics as st, sys
+import random, statistics as st, sys
+
+
+def median_interval(xs, reps=2000):
+    """95% bootstrap interval of the median of xs (resampling rounds, fixed seed)."""
+    rng = random.Random(1)
+    meds = sorted(st.median(rng.choices(xs, k=len(xs))) for _ in range(reps))
+    return meds[int(0.025 * reps)], meds[int(0.975 * reps) - 1]
+
+
 rows = {}
 labels = []
 for line in open(sys.argv[1]):
@@ -52,9 +62,11 @@ for label in labels:
         t = [a[0] / b[0] for a, b in pairs]
         n = [a[1] / b[1] for a, b in pairs]
         u = [a[3] - b[3] for a, b in pairs]
+        lo, hi = median_interval(t)
         line += (f"  | vs {base}: {len(pairs)} rounds, msg/s {st.median(t):.3f} "
-                 f"[{min(t):.2f}-{max(t):.2f}], ns/msg {st.median(n):.3f}, user ns/msg "
-                 f"{st.median(u):+.0f}")
+                 f"[{min(t):.2f}-{max(t):.2f}; median's 95% interval {lo:.3f}-{hi:.3f}], "
+                 f"ahead in {sum(x > 1 for x in t)}, ns/msg {st.median(n):.3f}, "
+                 f"user ns/msg {st.median(u):+.0f}")
     print(line)
 PY
 rm -f "$out"
