@@ -11,6 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "common/unix_backlog.rs"]
+mod unix_backlog;
+
+use unix_backlog::{backlog_zero_listener, delayed_acceptor};
+
 /// These tests flip the global patch state and count fds: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -534,54 +539,11 @@ fn msg_waitall_on_a_patched_blocking_socket_waits_for_all_the_bytes() {
     assert_eq!((n, &buf), (8, b"abcdefgh"));
     assert_eq!((m, &rest[..2]), (2, &b"ij"[..]));
 }
-
-/// A Unix socket path in the temp dir, unique to this process and `name`.
-fn temp_sock(name: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("green-monkey-{}-{name}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
-}
-
-/// A Unix listener on a fresh path with a backlog of 0: one pending connection fits,
-/// the next finds the backlog full.
-fn backlog_zero_listener(name: &str) -> (std::os::unix::net::UnixListener, std::path::PathBuf) {
-    let path = temp_sock(name);
-    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    // SAFETY: listen on a socket we own.
-    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
-    (l, path)
-}
-
-/// Accepts `n` connections on a plain thread, starting after `delay`; gives up (and
-/// returns what it has) after 5 s, so that the test ends even if the connects fail.
-fn delayed_acceptor(
-    l: std::os::unix::net::UnixListener,
-    delay: Duration,
-    n: usize,
-) -> thread::JoinHandle<Vec<std::os::unix::net::UnixStream>> {
-    thread::spawn(move || {
-        thread::sleep(delay);
-        l.set_nonblocking(true).unwrap();
-        let t = Instant::now();
-        let mut v = Vec::new();
-        while v.len() < n && t.elapsed() < Duration::from_secs(5) {
-            match l.accept() {
-                Ok((s, _)) => v.push(s),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    thread::sleep(Duration::from_millis(2))
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-        v
-    })
-}
-
 #[test]
 fn a_blocking_unix_connect_to_a_full_backlog_waits_for_room() {
     use std::os::unix::net::UnixStream;
     let _g = serial();
-    let (l, path) = backlog_zero_listener("backlog");
+    let (l, path) = backlog_zero_listener("monkey-backlog");
     let acceptor = delayed_acceptor(l, Duration::from_millis(200), 3);
     let p2 = path.clone();
     let h = green::spawn(move || {
@@ -604,7 +566,7 @@ fn a_blocking_unix_connect_to_a_full_backlog_waits_for_room() {
 #[test]
 fn a_unix_connect_to_a_full_backlog_gives_up_after_the_send_timeout() {
     let _g = serial();
-    let (l, path) = backlog_zero_listener("backlog-timeout");
+    let (l, path) = backlog_zero_listener("monkey-backlog-timeout");
     let p2 = path.clone();
     let h = green::spawn(move || {
         let _first = std::os::unix::net::UnixStream::connect(&p2).unwrap(); // fills it

@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use green::net::{UdpSocket, UnixListener, UnixStream};
 
+#[path = "common/unix_backlog.rs"]
+mod unix_backlog;
+
+use unix_backlog::{backlog_zero_listener, delayed_acceptor};
+
 #[test]
 fn udp_round_trip() {
     let server = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -93,30 +98,9 @@ fn unix_listener_and_pair() {
 /// run while it waits.
 #[test]
 fn unix_connect_to_a_full_backlog_waits_for_room_cooperatively() {
-    use std::os::fd::AsRawFd;
     use std::time::Instant;
-    let path = std::env::temp_dir().join(format!("green-ut-backlog-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    // SAFETY: listen on a socket we own.
-    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
-    // Accepts 3 connections on a plain thread, starting after 200 ms (gives up after 5 s).
-    let acceptor = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        l.set_nonblocking(true).unwrap();
-        let t = Instant::now();
-        let mut v = Vec::new();
-        while v.len() < 3 && t.elapsed() < Duration::from_secs(5) {
-            match l.accept() {
-                Ok((s, _)) => v.push(s),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-        v
-    });
+    let (l, path) = backlog_zero_listener("net-backlog");
+    let acceptor = delayed_acceptor(l, Duration::from_millis(200), 3);
     let ticks = Rc::new(std::cell::Cell::new(0u32));
     let t2 = ticks.clone();
     let ticker = green::spawn(move || {

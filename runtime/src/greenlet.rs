@@ -1112,6 +1112,8 @@ impl Drop for Inner {
             inner.yielder.set(self.yielder.get());
             *inner.parent.get_mut() = self.parent.get_mut().take();
             inner.park_seq.set(self.park_seq.get());
+            inner.park_sp.set(self.park_sp.get());
+            inner.stack_base = self.stack_base;
             inner.name = self.name.take();
             *inner.on_exit.get_mut() = std::mem::take(self.on_exit.get_mut());
             *inner.joiner.get_mut() = self.joiner.get_mut().take();
