@@ -10,6 +10,8 @@
 //! * `tokio`: tokio current-thread runtime, one task per connection.
 //! * `mio`: a hand-written edge-triggered mio event loop (read until drained, write back,
 //!   keep the unwritten rest and finish it on WRITABLE).
+//! * `may`: the `may` green-thread runtime on one worker thread, one coroutine per
+//!   connection running the same blocking-style handler as `green`.
 //! * `green_raw`: one greenlet per connection, std sockets in non-blocking mode waited on
 //!   through `green::reactor::Registration` (what `green::net` wraps), telling it about
 //!   short reads (`clear_ready`) as `green::net` does.
@@ -18,8 +20,9 @@
 //! * `green`: one greenlet per connection with `green::net::{TcpListener, TcpStream}`.
 //!
 //! Every run is a fresh child process (so the monkey patch cannot leak into other runs).
-//! Servers run interleaved (tokio, mio, green, green_raw, green_monkey, tokio, ...) for a
-//! few rounds; the table gives medians and the ratios green/tokio and green/mio. Both
+//! Servers run interleaved (tokio, mio, may, green, green_raw, green_monkey, tokio, ...)
+//! for a few rounds; the table gives medians and the ratios green/tokio, green/mio and
+//! green/may. Both
 //! cores are busy (the client does as many syscalls per message as a server), so the
 //! table also gives each side's CPU use and the server's CPU time per message
 //! (`srv ns/msg`), the figure least bent by the client being saturated too; each round's
@@ -83,6 +86,7 @@ struct Started {
 enum Server {
     Tokio,
     Mio,
+    May,
     GreenRaw,
     #[cfg(feature = "monkey")]
     GreenMonkey,
@@ -94,6 +98,7 @@ impl Server {
         match self {
             Server::Tokio => "tokio",
             Server::Mio => "mio",
+            Server::May => "may",
             Server::GreenRaw => "green_raw",
             #[cfg(feature = "monkey")]
             Server::GreenMonkey => "green_monkey",
@@ -105,6 +110,7 @@ impl Server {
         vec![
             Server::Tokio,
             Server::Mio,
+            Server::May,
             Server::Green,
             Server::GreenRaw,
             #[cfg(feature = "monkey")]
@@ -116,6 +122,7 @@ impl Server {
         match self {
             Server::Tokio => serve_tokio(shutdown, started),
             Server::Mio => serve_mio(shutdown, started),
+            Server::May => serve_may(shutdown, started),
             Server::GreenRaw => serve_green_raw(shutdown, started),
             #[cfg(feature = "monkey")]
             Server::GreenMonkey => serve_green_monkey(shutdown, started),
@@ -324,6 +331,44 @@ fn spin_steps(k: u64) {
         x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
     }
     std::hint::black_box(x);
+}
+
+/// may, the best-known stackful green-thread runtime for Rust, on one worker thread
+/// (which inherits this thread's pinning, see `common::may_one_worker`): one coroutine
+/// per connection running the same blocking-style handler as green's, the accept loop in
+/// a coroutine of its own. The CPU time reported is the worker's (may also starts a timer
+/// thread, idle here).
+fn serve_may(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
+    common::may_one_worker();
+    let listener = may::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The thread whose CPU time counts is may's worker, not this one.
+    started
+        .send(Started {
+            tid: common::may_run(gettid),
+            addr,
+            wake: Box::new(move || {
+                let _ = std::net::TcpStream::connect(addr);
+            }),
+        })
+        .unwrap();
+    let acceptor = common::may_spawn(move || {
+        let mut handles = Vec::new();
+        loop {
+            let (s, _) = listener.accept().unwrap();
+            if shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            s.set_nodelay(true).unwrap();
+            handles.push(common::may_spawn(move || echo_upper(s)));
+        }
+        handles
+    });
+    let handles = acceptor.join().unwrap();
+    // The clients closed every connection before the shutdown: all handlers end.
+    for h in handles {
+        h.join().unwrap();
+    }
 }
 
 /// green with std sockets made cooperative by hand through `green::reactor::Registration`
@@ -946,8 +991,11 @@ fn main() {
                 continue;
             };
             let ns = |r: &(usize, Server, f64, f64, f64, f64, f64, String)| r.5 * 1e9 / r.2;
+            let may = get(Server::May).map_or(String::new(), |m| {
+                format!(", {}/may = {:.2}", g.1.name(), g.2 / m.2)
+            });
             println!(
-                "c={conns}: {}/tokio = {:.2}, {}/mio = {:.2} (msg/s);  server ns/msg: {}/tokio = {:.2}, {}/mio = {:.2}",
+                "c={conns}: {}/tokio = {:.2}, {}/mio = {:.2}{may} (msg/s);  server ns/msg: {}/tokio = {:.2}, {}/mio = {:.2}",
                 g.1.name(), g.2 / t.2, g.1.name(), g.2 / m.2,
                 g.1.name(), ns(g) / ns(t), g.1.name(), ns(g) / ns(m)
             );
@@ -971,7 +1019,7 @@ fn print_paired(servers: &[Server], by_round: &[(usize, Vec<Vec<Option<RunStats>
                 continue;
             }
             for (pk, p) in servers.iter().enumerate() {
-                if !matches!(p, Server::Tokio | Server::Mio) {
+                if !matches!(p, Server::Tokio | Server::Mio | Server::May) {
                     continue;
                 }
                 let pairs: Vec<(f64, f64)> = rounds

@@ -4,6 +4,8 @@
 //! * `tokio_current_thread`: two tasks calling `tokio::task::yield_now()` in a loop.
 //! * `corosensei`: two raw coroutines resumed alternately by a minimal round-robin driver
 //!   (the floor for a hub-mediated round trip: two resumes and two suspends).
+//! * `may`: two `may` coroutines calling `may::coroutine::yield_now()` in a loop, on may's
+//!   single worker (`common::may_one_worker`), timed inside a coroutine on that worker.
 //! * `green`: two greenlets calling `green::yield_now()` in a loop.
 //!
 //! Group `hub_switch_1000`: the same with 1000 tasks taking turns, where every switch
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 
 fn hub_switch(c: &mut Criterion) {
     common::pin_from_env();
+    common::may_one_worker();
     let mut group = c.benchmark_group("hub_switch");
 
     group.bench_function("tokio_current_thread", |b| {
@@ -65,6 +68,24 @@ fn hub_switch(c: &mut Criterion) {
                 }
             }
             start.elapsed()
+        });
+    });
+
+    group.bench_function("may", |b| {
+        b.iter_custom(|iters| {
+            common::may_run(move || {
+                let task = move || {
+                    for _ in 0..iters {
+                        may::coroutine::yield_now();
+                    }
+                };
+                let start = Instant::now();
+                let a = common::may_spawn(task);
+                let b = common::may_spawn(task);
+                a.join().unwrap();
+                b.join().unwrap();
+                start.elapsed()
+            })
         });
     });
 
@@ -114,6 +135,27 @@ fn hub_switch(c: &mut Criterion) {
                     .collect();
                 for h in hs {
                     h.await.unwrap();
+                }
+                start.elapsed().mul_f64(iters as f64 / (N * per) as f64)
+            })
+        });
+    });
+    group.bench_function("may", |b| {
+        b.iter_custom(|iters| {
+            let per = split(iters);
+            common::may_run(move || {
+                let start = Instant::now();
+                let hs: Vec<_> = (0..N)
+                    .map(|_| {
+                        common::may_spawn(move || {
+                            for _ in 0..per {
+                                may::coroutine::yield_now();
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
                 }
                 start.elapsed().mul_f64(iters as f64 / (N * per) as f64)
             })

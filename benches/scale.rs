@@ -5,6 +5,11 @@
 //! the first spawn until all have finished (ideal: 1 s).
 //!
 //! * `tokio_current_thread`: N `tokio::spawn(async { tokio::time::sleep(1s).await })`.
+//! * `may`: N `may` coroutines each calling `may::coroutine::sleep(1s)`, spawned from a
+//!   coroutine on may's single worker. may gives every coroutine a stack with a guard page
+//!   made by `mprotect` (two kernel mappings each), so at the default `vm.max_map_count`
+//!   (65530) spawning fails near 32k; its spawn then panics, and the child reports that
+//!   and exits (a child that hangs is killed after a minute).
 //! * `green`: N `green::spawn(|| green::sleep(1s))`.
 //!
 //! Every (variant, N) runs in a fresh child process (this binary re-executed with
@@ -18,7 +23,7 @@
 mod common;
 
 use common::{fmt_dur, median, rss_bytes, Row};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const SLEEP: Duration = Duration::from_secs(1);
@@ -88,8 +93,79 @@ fn child_green(n: usize) -> Measured {
     }
 }
 
+fn child_may(n: usize) -> Measured {
+    common::may_one_worker();
+    common::may_run(move || {
+        let rss0 = rss_bytes() as i64;
+        let t0 = Instant::now();
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            let spawned =
+                std::panic::catch_unwind(|| common::may_spawn(|| may::coroutine::sleep(SLEEP)));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(_) => {
+                    // may's panic message is on stderr already.
+                    eprintln!("SPAWN FAILED at coroutine {} of {n}", i + 1);
+                    std::process::exit(2);
+                }
+            }
+        }
+        let spawn = t0.elapsed();
+        may::coroutine::sleep(SETTLE);
+        let rss_delta = rss_bytes() as i64 - rss0;
+        for h in handles {
+            h.join().unwrap();
+        }
+        Measured {
+            spawn,
+            rss_delta,
+            total: t0.elapsed(),
+        }
+    })
+}
+
 fn variants() -> Vec<&'static str> {
-    vec!["tokio_current_thread", "green"]
+    vec!["tokio_current_thread", "may", "green"]
+}
+
+/// How long a child may run before it is taken as hung and killed.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `cmd` to completion with its output captured, killing it after `CHILD_TIMEOUT`
+/// (`None` then).
+fn output_with_timeout(cmd: &mut Command) -> Option<Output> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a child run");
+    let deadline = Instant::now() + CHILD_TIMEOUT;
+    while child.try_wait().expect("wait for a child run").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("read a child run's output"))
+}
+
+/// A one-line reason for a failed child run, from its stderr.
+fn failure_reason(stderr: &str) -> String {
+    let mut lines = stderr.lines();
+    let reason = lines
+        .by_ref()
+        .find(|l| l.contains("panicked at"))
+        .and_then(|_| lines.next())
+        .or_else(|| stderr.lines().find(|l| l.contains("SPAWN FAILED")))
+        .unwrap_or("see stderr above");
+    let spawned = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("SPAWN FAILED at "))
+        .map_or(String::new(), |w| format!(" ({w})"));
+    format!("{}{spawned}", reason.trim())
 }
 
 fn run_child(variant: &str, n: usize) -> Measured {
@@ -97,6 +173,7 @@ fn run_child(variant: &str, n: usize) -> Measured {
     match variant {
         "tokio_current_thread" => child_tokio(n),
         "green" => child_green(n),
+        "may" => child_may(n),
         other => panic!("unknown variant {other}"),
     }
 }
@@ -152,12 +229,16 @@ fn main() {
     for &n in &ns {
         let vs = variants();
         let mut res: Vec<Vec<Measured>> = (0..vs.len()).map(|_| Vec::new()).collect();
+        let mut failed: Vec<Option<String>> = vec![None; vs.len()];
         for _ in 0..rounds {
             for (k, v) in vs.iter().enumerate() {
-                let out = Command::new(&exe)
-                    .args(["--child", v, &n.to_string()])
-                    .output()
-                    .unwrap();
+                let Some(out) =
+                    output_with_timeout(Command::new(&exe).args(["--child", v, &n.to_string()]))
+                else {
+                    eprintln!("{v} N={n}: no result after {CHILD_TIMEOUT:?}, killed");
+                    failed[k] = Some(format!("hung, killed after {CHILD_TIMEOUT:?}"));
+                    continue;
+                };
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let line = stdout.lines().find(|l| l.starts_with("RESULT "));
                 match (out.status.success(), line) {
@@ -171,18 +252,17 @@ fn main() {
                         });
                     }
                     _ => {
-                        eprintln!(
-                            "{v} N={n} failed: {}\n{}",
-                            out.status,
-                            String::from_utf8_lossy(&out.stderr)
-                        );
+                        let stderr = String::from_utf8_lossy(&out.stderr);
+                        eprintln!("{v} N={n} failed: {}\n{stderr}", out.status);
+                        failed[k] = Some(failure_reason(&stderr));
                     }
                 }
             }
         }
         for (k, v) in vs.iter().enumerate() {
             if res[k].is_empty() {
-                println!("{n:>9} {v:<22} FAILED");
+                let why = failed[k].as_deref().unwrap_or("no run");
+                println!("{n:>9} {v:<22} FAILED: {why}");
                 continue;
             }
             let spawn = median(

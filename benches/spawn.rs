@@ -4,6 +4,7 @@
 //! * `corosensei_fresh_stack`: a fresh `DefaultStack` (mmap of the default 1 MiB + guard
 //!   page, munmap on drop) each time, coroutine creation and a run to completion.
 //! * `corosensei_reused_stack`: the same with one stack reused (what a stack pool buys).
+//! * `may`: `may` coroutine spawn + join, from a coroutine on may's single worker.
 //! * `green`: `green::spawn(|| ()).join()`.
 //!
 //! Run: `cargo bench --bench spawn`.
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 fn spawn(c: &mut Criterion) {
     common::pin_from_env();
+    common::may_one_worker();
     let mut group = c.benchmark_group("spawn");
 
     group.bench_function("tokio_current_thread", |b| {
@@ -59,6 +61,18 @@ fn spawn(c: &mut Criterion) {
             };
             stack = Some(co.into_stack());
             v
+        });
+    });
+
+    group.bench_function("may", |b| {
+        b.iter_custom(|iters| {
+            common::may_run(move || {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(common::may_spawn(|| black_box(7u64)).join().unwrap());
+                }
+                start.elapsed()
+            })
         });
     });
 

@@ -2,6 +2,8 @@
 //!
 //! * `corosensei`: raw `resume` + `suspend` of one coroutine (the floor: what any
 //!   corosensei-based runtime pays at least).
+//! * `generator`: raw `send` + `yield_` of one `generator` crate generator (the stackful
+//!   coroutines the `may` runtime is built on), passing a u64 each way as `corosensei` does.
 //! * `green`: `Greenlet::switch` into a greenlet that switches straight back to its parent.
 //!
 //! Run: `cargo bench --bench switch` (pinned to `GREEN_BENCH_CPU`, default 0).
@@ -26,6 +28,16 @@ fn switch(c: &mut Criterion) {
             CoroutineResult::Yield(v) => black_box(v),
             CoroutineResult::Return(()) => unreachable!(),
         });
+    });
+
+    group.bench_function("generator", |b| {
+        let mut g = generator::Gn::<u64>::new_scoped(|mut s| {
+            let mut v = 0u64;
+            loop {
+                v = s.yield_(v.wrapping_add(1)).unwrap_or(0);
+            }
+        });
+        b.iter(|| black_box(g.send(black_box(1u64))));
     });
 
     // green's variant.

@@ -190,3 +190,35 @@ pub fn positional_args() -> Vec<String> {
 pub fn smoke_test() -> bool {
     !std::env::args().any(|a| a == "--bench")
 }
+
+/// Sets up [`may`] as a single-thread peer: one worker thread, not pinned by may itself,
+/// so that it inherits the CPU pinning of the thread that first uses may (threads start
+/// with their creator's affinity). Call before anything else touches may: its scheduler
+/// starts on first use and keeps that configuration.
+pub fn may_one_worker() {
+    may::config().set_workers(1);
+    may::config().set_worker_pin(false);
+}
+
+/// Spawns `f` as a may coroutine.
+pub fn may_spawn<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> may::coroutine::JoinHandle<T> {
+    // SAFETY: may's spawn is unsafe for two reasons (its docs): a coroutine that reads
+    // thread-locals may see another thread's after moving between workers, and
+    // overflowing a coroutine's stack is not caught. The benches run may with one worker
+    // (`may_one_worker`), so coroutines never move, and the closures they spawn use a few
+    // hundred bytes of stack at most (the echo handler's 4 KiB buffer is the largest),
+    // far below may's default 32 KiB.
+    unsafe { may::coroutine::spawn(f) }
+}
+
+/// Runs `f` in a may coroutine on the worker and waits for it (the calling thread
+/// blocks): what it measures, it measures on the worker, as the other peers do on their
+/// thread.
+pub fn may_run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match may_spawn(f).join() {
+        Ok(v) => v,
+        Err(_) => panic!("a may coroutine panicked"),
+    }
+}
