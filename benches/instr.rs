@@ -6,6 +6,10 @@
 //! trip with start-up and tear-down cancelled out.
 //!
 //! * `corosensei_switch`: one resume + suspend (as `switch/corosensei`).
+//! * `generator_switch`: one `send` + `yield_` of a `generator` crate generator (as
+//!   `switch/generator`).
+//! * `may_yield`, `may_spawn`: as `hub_switch/may` and `spawn/may` (may on one worker; the
+//!   worker thread's instructions are counted with the rest).
 //! * `corosensei_two`: two coroutines alternated by a driver (as `hub_switch/corosensei`).
 //! * `tokio_yield`: two tokio current-thread tasks calling `yield_now` (as
 //!   `hub_switch/tokio_current_thread`).
@@ -35,6 +39,42 @@ fn corosensei_switch(n: u64) {
     for i in 0..n {
         black_box(co.resume(black_box(i)));
     }
+}
+
+fn generator_switch(n: u64) {
+    let mut g = generator::Gn::<u64>::new_scoped(|mut s| {
+        let mut v = 0u64;
+        loop {
+            v = s.yield_(v.wrapping_add(1)).unwrap_or(0);
+        }
+    });
+    for i in 0..n {
+        black_box(g.send(black_box(i)));
+    }
+}
+
+fn may_yield(n: u64) {
+    common::may_one_worker();
+    common::may_run(move || {
+        let task = move || {
+            for _ in 0..n {
+                may::coroutine::yield_now();
+            }
+        };
+        let a = common::may_spawn(task);
+        let b = common::may_spawn(task);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
+
+fn may_spawn(n: u64) {
+    common::may_one_worker();
+    common::may_run(move || {
+        for _ in 0..n {
+            black_box(common::may_spawn(|| black_box(7u64)).join().unwrap());
+        }
+    });
 }
 
 fn corosensei_two(n: u64) {
@@ -164,13 +204,16 @@ type Variant = (&'static str, fn(u64));
 fn variants() -> Vec<Variant> {
     vec![
         ("corosensei_switch", corosensei_switch),
+        ("generator_switch", generator_switch),
         ("corosensei_two", corosensei_two),
         ("tokio_yield", tokio_yield),
+        ("may_yield", may_yield),
         // green's variants.
         ("green_switch", green_switch),
         ("green_switch_u64", green_switch_u64),
         ("green_yield", green_yield),
         ("tokio_spawn", tokio_spawn),
+        ("may_spawn", may_spawn),
         ("green_spawn", green_spawn),
         ("green_echo", green_echo),
     ]
