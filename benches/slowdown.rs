@@ -4,6 +4,9 @@
 //! * `sequential`: f1 to completion, then f2.
 //! * `corosensei`: two coroutines, a driver resumes them alternately (one suspend+resume
 //!   per step).
+//! * `generator`: the same with two `generator` crate generators (may's coroutines).
+//! * `may_yield`: two `may` coroutines that call `may::coroutine::yield_now()` after every
+//!   step, on may's single worker (the time includes starting them there).
 //! * `green_switch`: two greenlets that `switch` directly to each other after every step.
 //! * `green_yield`: two spawned greenlets that call `green::yield_now()` after every step.
 //!
@@ -76,6 +79,57 @@ fn corosensei(n: u64) -> (u64, u64) {
     (black_box(r1.unwrap()), black_box(r2.unwrap()))
 }
 
+fn generator(n: u64) -> (u64, u64) {
+    let mut g1 = generator::Gn::<()>::new_scoped(move |mut s| {
+        let mut a = 0u64;
+        for i in 0..n {
+            a = step1(a, i);
+            s.yield_with(0);
+        }
+        a
+    });
+    let mut g2 = generator::Gn::<()>::new_scoped(move |mut s| {
+        let mut b = 1u64;
+        for i in 0..n {
+            b = step2(b, i);
+            s.yield_with(0);
+        }
+        b
+    });
+    let (mut r1, mut r2) = (0, 1);
+    while !g1.is_done() || !g2.is_done() {
+        if !g1.is_done() {
+            r1 = g1.resume().unwrap_or(r1);
+        }
+        if !g2.is_done() {
+            r2 = g2.resume().unwrap_or(r2);
+        }
+    }
+    (black_box(r1), black_box(r2))
+}
+
+fn may_yield(n: u64) -> (u64, u64) {
+    common::may_run(move || {
+        let h1 = common::may_spawn(move || {
+            let mut a = 0u64;
+            for i in 0..n {
+                a = step1(a, i);
+                may::coroutine::yield_now();
+            }
+            a
+        });
+        let h2 = common::may_spawn(move || {
+            let mut b = 1u64;
+            for i in 0..n {
+                b = step2(b, i);
+                may::coroutine::yield_now();
+            }
+            b
+        });
+        (black_box(h1.join().unwrap()), black_box(h2.join().unwrap()))
+    })
+}
+
 // green's variant.
 fn green_switch(n: u64) -> (u64, u64) {
     use green::{Greenlet, Value};
@@ -141,6 +195,7 @@ type Variant = (&'static str, fn(u64) -> (u64, u64));
 
 fn main() {
     common::pin_from_env();
+    common::may_one_worker();
     let n: u64 = std::env::var("GREEN_SLOWDOWN_N")
         .ok()
         .or_else(|| common::positional_args().into_iter().next())
@@ -160,6 +215,8 @@ fn main() {
     let variants: Vec<Variant> = vec![
         ("sequential", sequential),
         ("corosensei", corosensei),
+        ("generator", generator),
+        ("may_yield", may_yield),
         // green's variants.
         ("green_switch", green_switch),
         ("green_yield", green_yield),
