@@ -207,9 +207,9 @@ pub fn may_spawn<T: Send + 'static>(
     // SAFETY: may's spawn is unsafe for two reasons (its docs): a coroutine that reads
     // thread-locals may see another thread's after moving between workers, and
     // overflowing a coroutine's stack is not caught. The benches run may with one worker
-    // (`may_one_worker`), so coroutines never move, and the closures they spawn use a few
-    // hundred bytes of stack at most (the echo handler's 4 KiB buffer is the largest),
-    // far below may's default 32 KiB.
+    // (`may_one_worker`), so coroutines never move, and the closures they spawn use at
+    // most a few KiB of stack (the largest frame is the echo handler's, with its 4 KiB
+    // buffer), well below may's default 32 KiB.
     unsafe { may::coroutine::spawn(f) }
 }
 
