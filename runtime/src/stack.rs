@@ -54,8 +54,12 @@
 //! chunk. At most 1024 stacks and at most 128 MiB of usable stack bytes are kept warm per
 //! pool; a stack returned beyond that high-water mark gets its usable pages released with
 //! `madvise(MADV_DONTNEED)` (its guard page is left alone, and guard markers survive
-//! `MADV_DONTNEED` anyway) and keeps its slot in the pool. Address space is never returned
-//! while the pool lives; dropping the pool unmaps every chunk none of whose stacks is still
+//! `MADV_DONTNEED` anyway) and keeps its slot in the pool. With guard markers, stacks
+//! returned one after the other from adjacent slots (a crowd of greenlets that started
+//! together ending together) are released in runs of up to 64 with one `madvise` over the
+//! run, the guards between them included: one system call and one TLB flush instead of
+//! 64. A run waits until a stack that does not extend it comes back, or until the pool
+//! needs a released stack. Address space is never returned while the pool lives; dropping the pool unmaps every chunk none of whose stacks is still
 //! out (chunks with stacks still in use are leaked, which is safe).
 #![allow(dead_code)] // The scheduler (hub.rs, spawn.rs) uses these items; it lands separately.
 
@@ -98,6 +102,9 @@ const MAX_CHUNK_BYTES: usize = 1 << 30;
 pub(crate) const WARM_LIMIT: usize = 1024;
 /// High-water mark: at most this many usable bytes of pooled stacks keep their pages.
 pub(crate) const WARM_BYTES_LIMIT: usize = 128 << 20;
+/// Longest run of adjacent stacks whose pages are released with one `madvise` (see
+/// `StackPool::release`).
+const RELEASE_RUN: usize = 64;
 
 static PAGE: AtomicUsize = AtomicUsize::new(0);
 
@@ -427,7 +434,9 @@ pub struct StackStats {
     pub in_use: usize,
     /// How guard pages are installed.
     pub guard: GuardKind,
-    /// Pooled stacks whose pages were released with `MADV_DONTNEED` (part of `pooled`).
+    /// Pooled stacks whose pages were released with `MADV_DONTNEED` (part of `pooled`),
+    /// or are about to be: the last run of adjacent ones (at most 64) waits for the next
+    /// stack that does not extend it.
     pub released: usize,
     /// Chunk mappings made.
     pub chunks: usize,
@@ -503,6 +512,13 @@ pub(crate) struct StackPool {
     mapped_bytes: usize,
     warm_limit: usize,
     warm_bytes_limit: usize,
+    /// Slots beyond the high-water marks whose pages are still to be released: adjacent
+    /// slots of class `pending_class` in address order, released together (`release`).
+    /// Counted in `released`; not in their class's `cold` list until released.
+    pending: Vec<FreeSlot>,
+    pending_class: usize,
+    /// `madvise` calls made to release pooled stacks (for tests).
+    release_calls: usize,
     /// Stacks are per-thread; keep the pool on its thread.
     _not_send: PhantomData<*const ()>,
 }
@@ -534,6 +550,9 @@ impl StackPool {
             mapped_bytes: 0,
             warm_limit,
             warm_bytes_limit,
+            pending: Vec::new(),
+            pending_class: 0,
+            release_calls: 0,
             _not_send: PhantomData,
         }
     }
@@ -560,17 +579,21 @@ impl StackPool {
         let usable = round_size(size)?;
         let idx = self.class_index(usable)?;
         self.last_class = idx;
-        let class = &mut self.classes[idx];
-        let slot = if let Some(slot) = class.warm.pop() {
+        let slot = if let Some(slot) = self.classes[idx].warm.pop() {
             self.warm_bytes -= usable;
             self.pooled -= 1;
             slot
-        } else if let Some(slot) = class.cold.pop() {
-            self.released -= 1;
-            self.pooled -= 1;
-            slot
         } else {
-            self.carve(idx)?
+            // A slot waiting in the release run must not be handed out before its pages
+            // are released (the `madvise` would wipe a live stack): end the run first.
+            self.flush_released();
+            if let Some(slot) = self.classes[idx].cold.pop() {
+                self.released -= 1;
+                self.pooled -= 1;
+                slot
+            } else {
+                self.carve(idx)?
+            }
         };
         Ok(self.hand_out(slot, idx, usable))
     }
@@ -619,23 +642,67 @@ impl StackPool {
     }
 
     /// Pools `slot` (of class `idx`) with its pages released: beyond the high-water marks.
+    ///
+    /// With guard markers, a slot right above the previous one released (same class and
+    /// chunk) joins its run, and the run is released with one `madvise` when it ends
+    /// ([`flush_released`](Self::flush_released)): greenlets spawned together tend to end
+    /// together, and their stacks were carved one above the other. With `mprotect` guards
+    /// every guard page is a mapping of its own, so each slot is released alone.
     #[cold]
     #[inline(never)]
     fn release(&mut self, idx: usize, slot: FreeSlot, usable: usize) {
-        let low = slot.guard_lo + page_size();
-        // SAFETY: `[low, low + usable)` is the usable range of a slot in one of our live
-        // chunks; the stack was handed back by value, so nobody uses that memory any more.
-        // MADV_DONTNEED on private anonymous memory just zero-fills it on the next touch.
-        // The guard page below `low` is not touched.
-        let rc = unsafe { libc::madvise(low as *mut libc::c_void, usable, libc::MADV_DONTNEED) };
+        self.released += 1;
+        if let Some(last) = self.pending.last() {
+            let extends = self.guard == GuardKind::MadviseGuard
+                && self.pending_class == idx
+                && last.chunk == slot.chunk
+                && last.guard_lo + page_size() + usable == slot.guard_lo
+                && self.pending.len() < RELEASE_RUN;
+            if !extends {
+                self.flush_released();
+            }
+        }
+        self.pending_class = idx;
+        self.pending.push(slot);
+        if self.guard != GuardKind::MadviseGuard || self.pending.len() == RELEASE_RUN {
+            self.flush_released();
+        }
+    }
+
+    /// Releases the pages of the pending run of slots with one `madvise` and pools them
+    /// as released (nothing to do without a run).
+    fn flush_released(&mut self) {
+        let (Some(first), Some(last)) = (self.pending.first(), self.pending.last()) else {
+            return;
+        };
+        let class = &mut self.classes[self.pending_class];
+        let low = first.guard_lo + page_size();
+        let high = last.guard_lo + page_size() + class.usable;
+        // SAFETY: `[low, high)` lies in one of our live chunks: from the usable range of
+        // the run's first slot to the end of its last, the slots adjacent (`release`
+        // checked). Every slot of the run was handed back by value and is not handed out
+        // again before this call (`get_slow` ends the run first), so nobody uses that
+        // memory any more. MADV_DONTNEED on private anonymous memory just zero-fills it on
+        // the next touch; the guard pages between the slots keep their guard markers
+        // (they survive MADV_DONTNEED), and a run of more than one slot is only made with
+        // guard markers.
+        let rc =
+            unsafe { libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED) };
+        self.release_calls += 1;
         if rc != 0 {
             log::debug!(
-                "madvise(MADV_DONTNEED) of a pooled stack failed: {}",
+                "madvise(MADV_DONTNEED) of {} pooled stacks failed: {}",
+                self.pending.len(),
                 io::Error::last_os_error()
             );
         }
-        self.released += 1;
-        self.classes[idx].cold.push(slot);
+        class.cold.append(&mut self.pending);
+    }
+
+    /// How many `madvise` calls released pooled stacks so far.
+    #[cfg(test)]
+    pub(crate) fn release_calls(&self) -> usize {
+        self.release_calls
     }
 
     /// Counters of this pool.

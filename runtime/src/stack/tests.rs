@@ -233,6 +233,59 @@ fn high_water_mark_releases_pages_but_keeps_slots() {
     }
 }
 
+/// Takes `n` stacks, writes to each, returns them (in address order or the reverse) to
+/// a pool that keeps none warm, and takes them all again: returns (madvise calls made,
+/// stacks that came back with their byte still set).
+fn release_run(guard: GuardKind, n: usize, ascending: bool) -> (usize, usize) {
+    let mut pool = StackPool::with_options(guard, 0, WARM_BYTES_LIMIT);
+    let mut stacks: Vec<_> = (0..n)
+        .map(|_| pool.get(DEFAULT_STACK_SIZE).unwrap())
+        .collect();
+    for s in &stacks {
+        // SAFETY: the lowest usable byte of a stack we own.
+        unsafe { *(s.guard_range().1 as *mut u8) = 0xAB };
+    }
+    stacks.sort_by_key(|s| s.guard_range().0);
+    if !ascending {
+        stacks.reverse();
+    }
+    for s in stacks {
+        pool.put(s);
+    }
+    assert_eq!(pool.stats().released, n);
+    let again: Vec<_> = (0..n)
+        .map(|_| pool.get(DEFAULT_STACK_SIZE).unwrap())
+        .collect();
+    assert_eq!(pool.stats().released, 0);
+    assert_eq!(pool.stats().allocated, n, "no new slot carved");
+    let kept = again
+        .iter()
+        // SAFETY: the lowest usable byte of a stack we own.
+        .filter(|s| unsafe { *(s.guard_range().1 as *const u8) } != 0)
+        .count();
+    let calls = pool.release_calls();
+    for s in again {
+        pool.put(s);
+    }
+    (calls, kept)
+}
+
+#[test]
+fn adjacent_stacks_are_released_in_runs() {
+    // 100 stacks returned in address order, carved from a first chunk of 64 slots and a
+    // second one: a run per chunk (a run stays in one chunk and holds at most 64), two
+    // madvise calls, and every page released before a stack is handed out again.
+    assert_eq!(FIRST_CHUNK_SLOTS, RELEASE_RUN);
+    if GuardKind::detect() == GuardKind::MadviseGuard {
+        assert_eq!(release_run(GuardKind::MadviseGuard, 100, true), (2, 0));
+        assert_eq!(release_run(GuardKind::MadviseGuard, 40, true), (1, 0));
+    }
+    // In the other order no stack extends the run before it: one call each.
+    assert_eq!(release_run(GuardKind::detect(), 10, false), (10, 0));
+    // With mprotect guards (a mapping per guard page) every stack is released alone.
+    assert_eq!(release_run(GuardKind::Mprotect, 10, true), (10, 0));
+}
+
 #[test]
 fn warm_bytes_limit_applies() {
     let mut pool = StackPool::with_options(GuardKind::detect(), usize::MAX, 2 * DEFAULT_STACK_SIZE);
@@ -417,6 +470,13 @@ fn overflow_is_reported_after_pages_were_released() {
 }
 
 #[test]
+fn overflow_is_reported_after_a_batched_release() {
+    // Three adjacent stacks released as one run: one madvise over the guard page of the
+    // middle one too, whose overflow must still be caught.
+    assert_overflow_reported("released-run");
+}
+
+#[test]
 fn overflow_is_reported_after_dontneed_over_the_guard() {
     // MADV_DONTNEED over the guard page too: guard markers (and PROT_NONE) survive it.
     assert_overflow_reported("dontneed-guard");
@@ -471,7 +531,7 @@ fn overflow_child() {
     overflow::ensure_altstack();
     let (guard, warm) = match mode.as_str() {
         "mprotect" => (GuardKind::Mprotect, WARM_LIMIT),
-        "released" => (GuardKind::detect(), 0),
+        "released" | "released-run" => (GuardKind::detect(), 0),
         _ => (GuardKind::detect(), WARM_LIMIT),
     };
     let mut pool = StackPool::with_options(guard, warm, WARM_BYTES_LIMIT);
@@ -488,6 +548,31 @@ fn overflow_child() {
         pool.put(stack);
         assert_eq!(pool.stats().released, 1);
         stack = pool.get(size).unwrap();
+    }
+    if mode == "released-run" {
+        // Three adjacent stacks, touched, returned in address order (one run, warm limit
+        // 0); then the top one and the middle one are taken again.
+        let b = pool.get(size).unwrap();
+        let c = pool.get(size).unwrap();
+        let middle = b.guard_range();
+        for s in [&stack, &b, &c] {
+            // SAFETY: the lowest usable byte of a stack we own.
+            unsafe { *(s.guard_range().1 as *mut u8) = 1 };
+        }
+        pool.put(stack);
+        pool.put(b);
+        pool.put(c);
+        assert_eq!(pool.stats().released, 3);
+        let top = pool.get(size).unwrap();
+        stack = pool.get(size).unwrap();
+        assert_eq!(stack.guard_range(), middle);
+        // SAFETY: the lowest usable byte of a stack we own.
+        assert_eq!(
+            unsafe { *(stack.guard_range().1 as *const u8) },
+            0,
+            "released"
+        );
+        std::mem::forget(top);
     }
     let (lo, hi) = stack.guard_range();
     if mode == "dontneed-guard" {
