@@ -563,7 +563,7 @@ fn overflow_child() {
         pool.put(b);
         pool.put(c);
         assert_eq!(pool.stats().released, 3);
-        let top = pool.get(size).unwrap();
+        let _top = pool.get(size).unwrap();
         stack = pool.get(size).unwrap();
         assert_eq!(stack.guard_range(), middle);
         // SAFETY: the lowest usable byte of a stack we own.
@@ -572,7 +572,6 @@ fn overflow_child() {
             0,
             "released"
         );
-        std::mem::forget(top);
     }
     let (lo, hi) = stack.guard_range();
     if mode == "dontneed-guard" {
