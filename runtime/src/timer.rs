@@ -1,16 +1,21 @@
 //! Timers: where a sleeping greenlet wakes up.
 //!
-//! The hub keeps one binary heap of deadlines. Cancelling is lazy: the heap entry stays
-//! and is skipped when it surfaces (its slab slot is gone or reused with another
-//! sequence number); the heap is rebuilt when stale entries outnumber live ones, so a
-//! loop of cancelled timeouts does not grow memory.
+//! The hub keeps its deadlines in two queues. Most timers are armed in deadline order
+//! (one timeout length, armed as time goes on: every sleep of a crowd of greenlets,
+//! every read timeout of a server): those go at the back of a sorted run, a deque, in
+//! O(1), and leave from its front in O(1). A timer due before the run's last one goes to
+//! a binary heap instead. The earliest timer is the earlier of the two fronts, ordered by
+//! deadline and then by arming order. Cancelling is lazy: the entry stays and is skipped
+//! when it surfaces (its slab slot is gone or reused with another sequence number); both
+//! queues are rebuilt when stale entries outnumber live ones, so a loop of cancelled
+//! timeouts does not grow memory.
 //!
 //! Due timers fire when the hub runs out of ready greenlets, and every few dozen
 //! scheduling ticks while greenlets are ready, so a busy loop of `yield_now` cannot
 //! starve a sleeper.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -36,8 +41,15 @@ pub(crate) struct Key {
     seq: u64,
 }
 
+/// A queued timer: (deadline, sequence number, slab slot); ordered by deadline, then by
+/// arming order.
+type Entry = (Instant, u64, usize);
+
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// Timers armed no earlier than the last one in it, in arming order: sorted.
+    run: VecDeque<Entry>,
+    /// The others.
+    heap: BinaryHeap<Reverse<Entry>>,
     slots: Slab<(u64, Action)>,
     next_seq: u64,
 }
@@ -45,6 +57,7 @@ pub(crate) struct Timers {
 impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
+            run: VecDeque::new(),
             heap: BinaryHeap::new(),
             slots: Slab::new(),
             next_seq: 0,
@@ -55,7 +68,11 @@ impl Timers {
         let seq = self.next_seq;
         self.next_seq += 1;
         let slot = self.slots.insert((seq, action));
-        self.heap.push(Reverse((deadline, seq, slot)));
+        if self.run.back().is_none_or(|last| deadline >= last.0) {
+            self.run.push_back((deadline, seq, slot));
+        } else {
+            self.heap.push(Reverse((deadline, seq, slot)));
+        }
         Key { slot, seq }
     }
 
@@ -65,46 +82,70 @@ impl Timers {
             _ => return None,
         }
         let (_, action) = self.slots.remove(key.slot);
-        if self.heap.len() > 64 && self.heap.len() > 2 * self.slots.len() {
+        let queued = self.run.len() + self.heap.len();
+        if queued > 64 && queued > 2 * self.slots.len() {
             let slots = &self.slots;
+            let live = |seq: u64, slot: usize| slots.get(slot).is_some_and(|(s, _)| *s == seq);
+            self.run.retain(|&(_, seq, slot)| live(seq, slot));
             self.heap
-                .retain(|Reverse((_, seq, slot))| slots.get(*slot).is_some_and(|(s, _)| s == seq));
+                .retain(|Reverse((_, seq, slot))| live(*seq, *slot));
         }
         Some(action)
     }
 
-    /// Whether no timer is armed (nor any cancelled one still in the heap).
+    /// Whether no timer is armed (nor any cancelled one still queued).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.run.is_empty() && self.heap.is_empty()
+    }
+
+    /// The earliest queued entry, live or stale, and whether it is the run's.
+    #[inline]
+    fn first(&self) -> Option<(Entry, bool)> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(r), Some(Reverse(h))) if h < r => Some((*h, false)),
+            (Some(r), _) => Some((*r, true)),
+            (None, Some(Reverse(h))) => Some((*h, false)),
+            (None, None) => None,
+        }
+    }
+
+    /// Drops the entry [`first`](Self::first) returned.
+    #[inline]
+    fn drop_first(&mut self, in_run: bool) {
+        if in_run {
+            self.run.pop_front();
+        } else {
+            self.heap.pop();
+        }
     }
 
     fn is_live(&self, seq: u64, slot: usize) -> bool {
         self.slots.get(slot).is_some_and(|(s, _)| *s == seq)
     }
 
-    /// The earliest live deadline (dropping stale heap entries on the way).
+    /// The earliest live deadline (dropping stale entries on the way).
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((when, seq, slot))) = self.heap.peek().copied() {
+        while let Some(((when, seq, slot), in_run)) = self.first() {
             if self.is_live(seq, slot) {
                 return Some(when);
             }
-            self.heap.pop();
+            self.drop_first(in_run);
         }
         None
     }
 
     fn pop_due(&mut self, now: Instant) -> Option<Action> {
         loop {
-            let Reverse((when, seq, slot)) = *self.heap.peek()?;
+            let ((when, seq, slot), in_run) = self.first()?;
             if !self.is_live(seq, slot) {
-                self.heap.pop();
+                self.drop_first(in_run);
                 continue;
             }
             if when > now {
                 return None;
             }
-            self.heap.pop();
+            self.drop_first(in_run);
             return Some(self.slots.remove(slot).1);
         }
     }
@@ -234,4 +275,105 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Arms a `Call` timer that records `id` when it fires.
+    fn arm(t: &mut Timers, at: Instant, id: u32, log: &Rc<RefCell<Vec<u32>>>) -> Key {
+        let log = log.clone();
+        t.add(
+            at,
+            Action::Call(Box::new(move || log.borrow_mut().push(id))),
+        )
+    }
+
+    /// Fires everything due at `now`, in order.
+    fn fire(t: &mut Timers, now: Instant) {
+        while let Some(action) = t.pop_due(now) {
+            match action {
+                Action::Call(f) => f(),
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_then_arming_order_whatever_order_they_were_armed_in() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut t = Timers::new();
+        // (deadline in ms, id): in order, then earlier ones, equal ones, a late one.
+        let armed = [
+            (5, 1),
+            (7, 2),
+            (3, 3),
+            (7, 4),
+            (1, 5),
+            (9, 6),
+            (7, 7),
+            (2, 8),
+        ];
+        for (at, id) in armed {
+            arm(&mut t, ms(at), id, &log);
+        }
+        assert!(
+            !t.run.is_empty() && !t.heap.is_empty(),
+            "both queues in use"
+        );
+        assert_eq!(t.next_deadline(), Some(ms(1)));
+        fire(&mut t, ms(4));
+        assert_eq!(*log.borrow(), [5, 8, 3]);
+        assert_eq!(t.next_deadline(), Some(ms(5)));
+        fire(&mut t, ms(100));
+        assert_eq!(*log.borrow(), [5, 8, 3, 1, 2, 4, 7, 6]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn timers_armed_in_deadline_order_stay_out_of_the_heap() {
+        let t0 = Instant::now();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut t = Timers::new();
+        for i in 0..1000 {
+            arm(&mut t, t0 + Duration::from_micros(i / 3), i as u32, &log);
+        }
+        assert_eq!((t.run.len(), t.heap.len()), (1000, 0));
+        fire(&mut t, t0 + Duration::from_secs(1));
+        assert_eq!(*log.borrow(), (0..1000).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn cancelled_timers_are_skipped_and_do_not_pile_up() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut t = Timers::new();
+        let keep_run = arm(&mut t, ms(10), 1, &log);
+        let keep_heap = arm(&mut t, ms(5), 2, &log);
+        // A loop of timeouts armed and cancelled, in the run and in the heap.
+        for i in 0..10_000u64 {
+            let k = arm(&mut t, ms(20 + i), 100, &log);
+            assert!(t.cancel(k).is_some());
+            let k = arm(&mut t, ms(1), 200, &log);
+            assert!(t.cancel(k).is_some());
+        }
+        assert!(
+            t.run.len() + t.heap.len() <= 2 * 64 + 2,
+            "queued {}",
+            t.run.len() + t.heap.len()
+        );
+        assert!(t.cancel(keep_run).is_some());
+        assert!(t.cancel(keep_run).is_none(), "cancelled twice");
+        assert_eq!(t.next_deadline(), Some(ms(5)));
+        fire(&mut t, ms(100_000));
+        assert_eq!(*log.borrow(), [2]);
+        let _ = keep_heap;
+        assert_eq!(t.next_deadline(), None);
+    }
 }
