@@ -263,6 +263,17 @@ fn main() {
             if res[k].is_empty() {
                 let why = failed[k].as_deref().unwrap_or("no run");
                 println!("{n:>9} {v:<22} FAILED: {why}");
+                // NaN marks a failed run for the chart (drawn as "failed", no bar).
+                for (what, unit) in [("spawn", "ns/spawn"), ("rss", "B/task"), ("total", "s")] {
+                    rows.push(Row {
+                        case: format!("n{n}_{what}"),
+                        variant: v.to_string(),
+                        value: f64::NAN,
+                        unit: unit.into(),
+                        higher_is_better: false,
+                        baseline: k == 0,
+                    });
+                }
                 continue;
             }
             let spawn = median(

@@ -5,6 +5,7 @@ Inputs
   * TSV files written by the harness=false benches (slowdown, scale, echo), default
     directory target/green-bench/ (or $GREEN_BENCH_OUT). Columns:
         bench  case  variant  value  unit  better(higher|lower)  baseline(0|1)
+    A value of NaN marks a variant whose run failed (drawn as "failed", without a bar).
   * criterion's estimates for the criterion benches (switch, hub_switch, spawn):
     <criterion dir>/<group>/<id>/new/estimates.json, median point estimate in ns.
     Default criterion dir: $CARGO_TARGET_DIR/criterion, else target/criterion.
@@ -112,6 +113,12 @@ def svg(groups):
         out.append('<text x="4" y="%d" class="h">%s</text>' % (y + 14, escape(title)))
         y += head_h
         for r in rs:
+            if not math.isfinite(r["value"]):
+                # A run that failed (the scale bench writes NaN): no bar, just the word.
+                out.append('<text x="%d" y="%d" class="l">%s</text>' % (label_w - 6, y + 12, escape(r["variant"])))
+                out.append('<text x="%d" y="%d" fill="#b00020">failed (see the bench output)</text>' % (label_w + 4, y + 12))
+                y += bar_h + gap
+                continue
             color = BASE_COLOR if r["baseline"] else (GREEN_COLORS.get(r["variant"], GREEN_COLOR) if r["variant"].startswith("green") else PEER_COLOR)
             x0, x1 = x(1.0), x(r["ratio"]) if r["ratio"] > 0 else x(1.0)
             out.append('<text x="%d" y="%d" class="l">%s</text>' % (label_w - 6, y + 12, escape(r["variant"])))
