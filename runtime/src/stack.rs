@@ -59,8 +59,9 @@
 //! together ending together) are released in runs of up to 64 with one `madvise` over the
 //! run, the guards between them included: one system call and one TLB flush instead of
 //! 64. A run waits until a stack that does not extend it comes back, or until the pool
-//! needs a released stack. Address space is never returned while the pool lives; dropping the pool unmaps every chunk none of whose stacks is still
-//! out (chunks with stacks still in use are leaked, which is safe).
+//! needs a released stack. Address space is never returned while the pool lives;
+//! dropping the pool unmaps every chunk none of whose stacks is still out (chunks with
+//! stacks still in use are leaked, which is safe).
 #![allow(dead_code)] // The scheduler (hub.rs, spawn.rs) uses these items; it lands separately.
 
 use std::fmt;
@@ -656,12 +657,12 @@ impl StackPool {
             let extends = self.guard == GuardKind::MadviseGuard
                 && self.pending_class == idx
                 && last.chunk == slot.chunk
-                && last.guard_lo + page_size() + usable == slot.guard_lo
-                && self.pending.len() < RELEASE_RUN;
+                && last.guard_lo + page_size() + usable == slot.guard_lo;
             if !extends {
                 self.flush_released();
             }
         }
+        // (A run that reaches RELEASE_RUN is released at once: one never waits full.)
         self.pending_class = idx;
         self.pending.push(slot);
         if self.guard != GuardKind::MadviseGuard || self.pending.len() == RELEASE_RUN {

@@ -77,18 +77,16 @@ impl Timers {
     }
 
     fn cancel(&mut self, key: Key) -> Option<Action> {
-        match self.slots.get(key.slot) {
-            Some((seq, _)) if *seq == key.seq => {}
-            _ => return None,
+        if !is_live(&self.slots, key.seq, key.slot) {
+            return None;
         }
         let (_, action) = self.slots.remove(key.slot);
         let queued = self.run.len() + self.heap.len();
         if queued > 64 && queued > 2 * self.slots.len() {
             let slots = &self.slots;
-            let live = |seq: u64, slot: usize| slots.get(slot).is_some_and(|(s, _)| *s == seq);
-            self.run.retain(|&(_, seq, slot)| live(seq, slot));
+            self.run.retain(|&(_, seq, slot)| is_live(slots, seq, slot));
             self.heap
-                .retain(|Reverse((_, seq, slot))| live(*seq, *slot));
+                .retain(|Reverse((_, seq, slot))| is_live(slots, *seq, *slot));
         }
         Some(action)
     }
@@ -121,14 +119,10 @@ impl Timers {
         }
     }
 
-    fn is_live(&self, seq: u64, slot: usize) -> bool {
-        self.slots.get(slot).is_some_and(|(s, _)| *s == seq)
-    }
-
     /// The earliest live deadline (dropping stale entries on the way).
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         while let Some(((when, seq, slot), in_run)) = self.first() {
-            if self.is_live(seq, slot) {
+            if is_live(&self.slots, seq, slot) {
                 return Some(when);
             }
             self.drop_first(in_run);
@@ -139,7 +133,7 @@ impl Timers {
     fn pop_due(&mut self, now: Instant) -> Option<Action> {
         loop {
             let ((when, seq, slot), in_run) = self.first()?;
-            if !self.is_live(seq, slot) {
+            if !is_live(&self.slots, seq, slot) {
                 self.drop_first(in_run);
                 continue;
             }
@@ -150,6 +144,12 @@ impl Timers {
             return Some(self.slots.remove(slot).1);
         }
     }
+}
+
+/// Whether the queued entry (`seq`, `slot`) is still armed: its slab slot holds the
+/// timer it was queued for (not emptied by a cancel or a firing, nor reused).
+fn is_live(slots: &Slab<(u64, Action)>, seq: u64, slot: usize) -> bool {
+    slots.get(slot).is_some_and(|(s, _)| *s == seq)
 }
 
 /// Arms a timer on this thread's hub.

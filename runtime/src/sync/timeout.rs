@@ -347,9 +347,10 @@ struct Cleanup {
     retries: u32,
 }
 
-/// The longest wait between two tries of a timeout armed inside a destructor, put off
-/// while a deeper throw seems to unwind its greenlet (1, 2, 4, 8, 16, 16, ... ms).
-const MAX_RETRY_MS: u64 = 16;
+/// The wait between two tries of a timeout armed inside a destructor, put off while a
+/// deeper throw seems to unwind its greenlet, doubles from 1 ms up to 2^this ms (1, 2,
+/// 4, 8, 16, 16, ... ms).
+const MAX_RETRY_SHIFT: u32 = 4;
 
 /// The timer of a timeout armed by [`Timeout::start`].
 fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) {
@@ -370,7 +371,7 @@ fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) 
         // looks the same: it puts this one off until the outer unwinding ends, a
         // documented limit.)
         armed.set(true);
-        let wait = (1u64 << at.retries.min(6)).min(MAX_RETRY_MS);
+        let wait = 1u64 << at.retries.min(MAX_RETRY_SHIFT);
         let retry = Instant::now() + Duration::from_millis(wait);
         let next = Cleanup {
             retries: at.retries.saturating_add(1),
