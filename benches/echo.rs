@@ -343,15 +343,7 @@ fn serve_may(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     let listener = may::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     // The thread whose CPU time counts is may's worker, not this one.
-    started
-        .send(Started {
-            tid: common::may_run(gettid),
-            addr,
-            wake: Box::new(move || {
-                let _ = std::net::TcpStream::connect(addr);
-            }),
-        })
-        .unwrap();
+    announce_accepting(&started, addr, common::may_run(gettid));
     let acceptor = common::may_spawn(move || {
         let mut handles = Vec::new();
         loop {
@@ -383,7 +375,7 @@ fn serve_green_raw(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     let listener = unsafe { std::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let addr = listener.local_addr().unwrap();
     let lreg = Registration::new(listener.as_raw_fd()).unwrap();
-    announce_accepting(&started, addr);
+    announce_accepting(&started, addr, gettid());
     let mut handles = Vec::new();
     loop {
         let (s, _) = lreg
@@ -435,7 +427,7 @@ fn serve_green_monkey(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>)
     let acceptor = green::spawn(move || {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        announce_accepting(&started, addr);
+        announce_accepting(&started, addr, gettid());
         let mut handles = Vec::new();
         loop {
             let (s, _) = listener.accept().unwrap();
@@ -457,7 +449,7 @@ fn serve_green_monkey(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>)
 fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     let listener = green::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    announce_accepting(&started, addr);
+    announce_accepting(&started, addr, gettid());
     let mut handles = Vec::new();
     loop {
         let (s, _) = listener.accept().unwrap();
@@ -474,12 +466,13 @@ fn serve_green(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     }
 }
 
-/// Reports an accept-loop server as started; its wake is a throwaway connection that
-/// makes the pending accept return (after which the loop sees the shutdown flag).
-fn announce_accepting(started: &mpsc::Sender<Started>, addr: std::net::SocketAddr) {
+/// Reports an accept-loop server as started, its CPU time to be read from thread `tid`;
+/// its wake is a throwaway connection that makes the pending accept return (after which
+/// the loop sees the shutdown flag).
+fn announce_accepting(started: &mpsc::Sender<Started>, addr: std::net::SocketAddr, tid: i32) {
     started
         .send(Started {
-            tid: gettid(),
+            tid,
             addr,
             wake: Box::new(move || {
                 let _ = std::net::TcpStream::connect(addr);

@@ -178,6 +178,22 @@ fn run_child(variant: &str, n: usize) -> Measured {
     }
 }
 
+/// The chart's rows of one variant at `n`: [ns per spawn, resident bytes per task,
+/// seconds until all were done] (NaN for a run that failed).
+fn push_rows(rows: &mut Vec<Row>, n: usize, variant: &str, baseline: bool, values: [f64; 3]) {
+    let what = [("spawn", "ns/spawn"), ("rss", "B/task"), ("total", "s")];
+    for ((case, unit), value) in what.into_iter().zip(values) {
+        rows.push(Row {
+            case: format!("n{n}_{case}"),
+            variant: variant.to_string(),
+            value,
+            unit: unit.into(),
+            higher_is_better: false,
+            baseline,
+        });
+    }
+}
+
 fn parse_n(s: &str) -> Option<usize> {
     let s = s.replace('_', "").to_ascii_lowercase();
     if let Some(k) = s.strip_suffix('k') {
@@ -264,16 +280,7 @@ fn main() {
                 let why = failed[k].as_deref().unwrap_or("no run");
                 println!("{n:>9} {v:<22} FAILED: {why}");
                 // NaN marks a failed run for the chart (drawn as "failed", no bar).
-                for (what, unit) in [("spawn", "ns/spawn"), ("rss", "B/task"), ("total", "s")] {
-                    rows.push(Row {
-                        case: format!("n{n}_{what}"),
-                        variant: v.to_string(),
-                        value: f64::NAN,
-                        unit: unit.into(),
-                        higher_is_better: false,
-                        baseline: k == 0,
-                    });
-                }
+                push_rows(&mut rows, n, v, k == 0, [f64::NAN; 3]);
                 continue;
             }
             let spawn = median(
@@ -306,31 +313,8 @@ fn main() {
                     (total - SLEEP.as_secs_f64()).max(0.0)
                 )),
             );
-            let case = format!("n{n}");
-            rows.push(Row {
-                case: format!("{case}_spawn"),
-                variant: v.to_string(),
-                value: spawn / n as f64 * 1e9,
-                unit: "ns/spawn".into(),
-                higher_is_better: false,
-                baseline: k == 0,
-            });
-            rows.push(Row {
-                case: format!("{case}_rss"),
-                variant: v.to_string(),
-                value: rss / n as f64,
-                unit: "B/task".into(),
-                higher_is_better: false,
-                baseline: k == 0,
-            });
-            rows.push(Row {
-                case: format!("{case}_total"),
-                variant: v.to_string(),
-                value: total,
-                unit: "s".into(),
-                higher_is_better: false,
-                baseline: k == 0,
-            });
+            let per_task = [spawn / n as f64 * 1e9, rss / n as f64, total];
+            push_rows(&mut rows, n, v, k == 0, per_task);
         }
     }
     common::write_results("scale", &rows);
