@@ -46,8 +46,8 @@ impl ReadyQueue {
     /// which runs next, and the record of the one after it (see [`crate::prefetch`]).
     #[inline]
     pub(crate) fn warm_next(&self) {
-        // SAFETY: as in `push`; shared reads of the deque that end before returning
-        // (the prefetches read two `Cell`s of the records and run no other code).
+        // SAFETY: as in `push`; shared reads of the deque that end before returning (the
+        // prefetches read a record's `park_sp` and `stack_base` and run no other code).
         let q = unsafe { &*self.q.get() };
         if q.len() < crate::prefetch::MIN_QUEUE {
             return;

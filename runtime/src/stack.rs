@@ -59,7 +59,7 @@
 //! together ending together) are released in runs of up to 64 with one `madvise` over the
 //! run, the guards between them included: one system call and one TLB flush instead of
 //! 64. A run waits until a stack that does not extend it comes back, or until the pool
-//! needs a released stack. Address space is never returned while the pool lives;
+//! has no warm stack to hand out. Address space is never returned while the pool lives;
 //! dropping the pool unmaps every chunk none of whose stacks is still out (chunks with
 //! stacks still in use are leaked, which is safe).
 #![allow(dead_code)] // The scheduler (hub.rs, spawn.rs) uses these items; it lands separately.
