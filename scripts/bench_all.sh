@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for b in switch hub_switch spawn instr slowdown scale echo; do
-    echo "=== cargo bench --bench $b"
-    cargo bench --bench "$b" 2>&1 | grep -v '^\s*Compiling\|^warning\|^\s*|\|^\s*=\|^\s*-->' || true
+    echo "=== cargo bench -p green-benches --bench $b"
+    cargo bench -p green-benches --bench "$b" 2>&1 | grep -v '^\s*Compiling\|^warning\|^\s*|\|^\s*=\|^\s*-->' || true
 done
 python3 scripts/bench_chart.py

@@ -10,7 +10,7 @@
 # 95% bootstrap interval of that median, and in how many rounds it was above 1) and of
 # the server CPU time per message, counting only rounds where neither run lost more than
 # 5% of the window to other processes; and the median per-round difference of the
-# server's user-mode time per message (tick resolution: use windows of a few seconds). Binaries: `cargo bench --bench echo --no-run`
+# server's user-mode time per message (tick resolution: use windows of a few seconds). Binaries: `cargo bench -p green-benches --bench echo --no-run`
 # prints the path (target/release/deps/echo-*); copy one aside before rebuilding.
 #
 # Example (the calibration of docs/benchmarks.md §6, round 6):

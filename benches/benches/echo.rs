@@ -35,9 +35,9 @@
 //!
 //! The `monkey` feature links libc hooks (`read`, `write`, `accept4`, ...) into the whole
 //! binary, peers included; unpatched they cost one atomic load per call. To measure the
-//! peers without them: `cargo bench --no-default-features --bench echo`.
+//! peers without them: `cargo bench -p green-benches --no-default-features --bench echo`.
 //!
-//! Run: `cargo bench --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
+//! Run: `cargo bench -p green-benches --bench echo`. Knobs (env): `GREEN_ECHO_CONNS` (default "100,1000"),
 //! `GREEN_ECHO_SECS` (measurement window, default 1.5), `GREEN_ECHO_WARMUP_MS` (default 500),
 //! `GREEN_ECHO_ROUNDS` (default 2), `GREEN_ECHO_SERVERS` (default all, e.g. "tokio,mio").
 //!
@@ -50,13 +50,13 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{median, percentile_sorted, pin_to_cpu, Row};
+use common::{Row, median, percentile_sorted, pin_to_cpu};
 use mio::net::{TcpListener as MioListener, TcpStream as MioStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -884,7 +884,11 @@ fn main() {
                     r.server_user * 1e9 / r.msgs_per_sec,
                     r.client_cpu * 100.0,
                     r.steal * 100.0,
-                    if r.steal > MAX_STEAL { "  (disturbed)" } else { "" }
+                    if r.steal > MAX_STEAL {
+                        "  (disturbed)"
+                    } else {
+                        ""
+                    }
                 );
                 stats[k].push(r);
                 rounds_of_c[round][k] = Some(r);
@@ -989,8 +993,14 @@ fn main() {
             });
             println!(
                 "c={conns}: {}/tokio = {:.2}, {}/mio = {:.2}{may} (msg/s);  server ns/msg: {}/tokio = {:.2}, {}/mio = {:.2}",
-                g.1.name(), g.2 / t.2, g.1.name(), g.2 / m.2,
-                g.1.name(), ns(g) / ns(t), g.1.name(), ns(g) / ns(m)
+                g.1.name(),
+                g.2 / t.2,
+                g.1.name(),
+                g.2 / m.2,
+                g.1.name(),
+                ns(g) / ns(t),
+                g.1.name(),
+                ns(g) / ns(m)
             );
         }
     }

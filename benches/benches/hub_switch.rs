@@ -12,13 +12,13 @@
 //! lands on a stack (or task) that 999 others ran since; one iteration = one yield. This
 //! is where the stacks' cache coloring (`stack.rs`) shows.
 //!
-//! Run: `cargo bench --bench hub_switch`.
+//! Run: `cargo bench -p green-benches --bench hub_switch`.
 
 #[path = "common/mod.rs"]
 mod common;
 
 use corosensei::{Coroutine, CoroutineResult};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use std::time::{Duration, Instant};
 
 fn hub_switch(c: &mut Criterion) {
@@ -60,10 +60,10 @@ fn hub_switch(c: &mut Criterion) {
             while live > 0 {
                 live = 0;
                 for t in tasks.iter_mut() {
-                    if !t.done() {
-                        if let CoroutineResult::Yield(()) = t.resume(()) {
-                            live += 1;
-                        }
+                    if !t.done()
+                        && let CoroutineResult::Yield(()) = t.resume(())
+                    {
+                        live += 1;
                     }
                 }
             }

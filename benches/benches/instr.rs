@@ -20,7 +20,7 @@
 //! * `green_echo`: one 32-byte round trip over a loopback `green::net` TCP pair, both
 //!   ends green (user-space instructions only: callgrind does not see the kernel).
 //!
-//! Run: `cargo bench --bench instr` (skips itself when valgrind is not installed).
+//! Run: `cargo bench -p green-benches --bench instr` (skips itself when valgrind is not installed).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -33,8 +33,10 @@ const LO: u64 = 1_000;
 const HI: u64 = 101_000;
 
 fn corosensei_switch(n: u64) {
-    let mut co = Coroutine::new(|y: &Yielder<u64, u64>, mut v: u64| loop {
-        v = y.suspend(v.wrapping_add(1));
+    let mut co = Coroutine::new(|y: &Yielder<u64, u64>, mut v: u64| {
+        loop {
+            v = y.suspend(v.wrapping_add(1));
+        }
     });
     for i in 0..n {
         black_box(co.resume(black_box(i)));
@@ -115,8 +117,10 @@ fn tokio_yield(n: u64) {
 // green's variant.
 fn green_switch(n: u64) {
     let main = green::getcurrent();
-    let g = green::Greenlet::new(move |_: green::Value| loop {
-        main.switch(());
+    let g = green::Greenlet::new(move |_: green::Value| {
+        loop {
+            main.switch(());
+        }
     });
     for _ in 0..n {
         black_box(g.switch(()));
@@ -126,9 +130,11 @@ fn green_switch(n: u64) {
 
 fn green_switch_u64(n: u64) {
     let main = green::getcurrent();
-    let g = green::Greenlet::new(move |mut v: green::Value| loop {
-        let x = v.get::<u64>().unwrap();
-        v = main.switch(x.wrapping_add(1));
+    let g = green::Greenlet::new(move |mut v: green::Value| {
+        loop {
+            let x = v.get::<u64>().unwrap();
+            v = main.switch(x.wrapping_add(1));
+        }
     });
     for i in 0..n {
         black_box(g.switch(black_box(i)).get::<u64>().unwrap());

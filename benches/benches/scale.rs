@@ -15,14 +15,14 @@
 //! Every (variant, N) runs in a fresh child process (this binary re-executed with
 //! `--child VARIANT N`), so RSS figures do not inherit another run's heap.
 //!
-//! Run: `cargo bench --bench scale` (N = 10_000 and 100_000), or
-//! `GREEN_SCALE_N=1000000 cargo bench --bench scale`, or
-//! `cargo bench --bench scale -- 1000000` (several N may be given, comma or space separated).
+//! Run: `cargo bench -p green-benches --bench scale` (N = 10_000 and 100_000), or
+//! `GREEN_SCALE_N=1000000 cargo bench -p green-benches --bench scale`, or
+//! `cargo bench -p green-benches --bench scale -- 1000000` (several N may be given, comma or space separated).
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{fmt_dur, median, rss_bytes, Row};
+use common::{Row, fmt_dur, median, rss_bytes};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

@@ -12,14 +12,14 @@
 //!
 //! The seeds' Python (greenlet) figure was a slowdown of about 4.5x.
 //!
-//! Run: `cargo bench --bench slowdown` (N = `GREEN_SLOWDOWN_N` or first arg, default
+//! Run: `cargo bench -p green-benches --bench slowdown` (N = `GREEN_SLOWDOWN_N` or first arg, default
 //! 10_000_000; rounds = `GREEN_SLOWDOWN_ROUNDS`, default 5; variants run interleaved,
 //! medians reported; pinned to `GREEN_BENCH_CPU`, default 0).
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{fmt_dur, median, Row};
+use common::{Row, fmt_dur, median};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -65,15 +65,15 @@ fn corosensei(n: u64) -> (u64, u64) {
     });
     let (mut r1, mut r2) = (None, None);
     while r1.is_none() || r2.is_none() {
-        if r1.is_none() {
-            if let CoroutineResult::Return(v) = c1.resume(()) {
-                r1 = Some(v);
-            }
+        if r1.is_none()
+            && let CoroutineResult::Return(v) = c1.resume(())
+        {
+            r1 = Some(v);
         }
-        if r2.is_none() {
-            if let CoroutineResult::Return(v) = c2.resume(()) {
-                r2 = Some(v);
-            }
+        if r2.is_none()
+            && let CoroutineResult::Return(v) = c2.resume(())
+        {
+            r2 = Some(v);
         }
     }
     (black_box(r1.unwrap()), black_box(r2.unwrap()))

@@ -7,14 +7,14 @@
 //! * `may`: `may` coroutine spawn + join, from a coroutine on may's single worker.
 //! * `green`: `green::spawn(|| ()).join()`.
 //!
-//! Run: `cargo bench --bench spawn`.
+//! Run: `cargo bench -p green-benches --bench spawn`.
 
 #[path = "common/mod.rs"]
 mod common;
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -6,13 +6,13 @@
 //!   coroutines the `may` runtime is built on), passing a u64 each way as `corosensei` does.
 //! * `green`: `Greenlet::switch` into a greenlet that switches straight back to its parent.
 //!
-//! Run: `cargo bench --bench switch` (pinned to `GREEN_BENCH_CPU`, default 0).
+//! Run: `cargo bench -p green-benches --bench switch` (pinned to `GREEN_BENCH_CPU`, default 0).
 
 #[path = "common/mod.rs"]
 mod common;
 
 use corosensei::{Coroutine, CoroutineResult};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -21,8 +21,10 @@ fn switch(c: &mut Criterion) {
     let mut group = c.benchmark_group("switch");
 
     group.bench_function("corosensei", |b| {
-        let mut co = Coroutine::new(|y, mut v: u64| loop {
-            v = y.suspend(v.wrapping_add(1));
+        let mut co = Coroutine::new(|y, mut v: u64| {
+            loop {
+                v = y.suspend(v.wrapping_add(1));
+            }
         });
         b.iter(|| match co.resume(black_box(1u64)) {
             CoroutineResult::Yield(v) => black_box(v),
@@ -44,8 +46,10 @@ fn switch(c: &mut Criterion) {
     // `green`: passes `()` (a zero-sized `Value`, no allocation), the switch itself.
     group.bench_function("green", |b| {
         let main = green::getcurrent();
-        let g = green::Greenlet::new(move |_: green::Value| loop {
-            main.switch(());
+        let g = green::Greenlet::new(move |_: green::Value| {
+            loop {
+                main.switch(());
+            }
         });
         b.iter(|| black_box(g.switch(())));
         g.kill();
@@ -55,9 +59,11 @@ fn switch(c: &mut Criterion) {
     // `corosensei`, which passes a u64 by value.
     group.bench_function("green_u64", |b| {
         let main = green::getcurrent();
-        let g = green::Greenlet::new(move |mut v: green::Value| loop {
-            let x = v.get::<u64>().unwrap();
-            v = main.switch(x.wrapping_add(1));
+        let g = green::Greenlet::new(move |mut v: green::Value| {
+            loop {
+                let x = v.get::<u64>().unwrap();
+                v = main.switch(x.wrapping_add(1));
+            }
         });
         b.iter(|| black_box(g.switch(black_box(1u64)).get::<u64>().unwrap()));
         g.kill();

@@ -72,7 +72,7 @@ mod tcp;
 mod udp;
 mod unix;
 
-pub use resolve::{lookup_host, ToSocketAddrs};
+pub use resolve::{ToSocketAddrs, lookup_host};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};

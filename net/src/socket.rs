@@ -68,7 +68,7 @@ macro_rules! impl_from_std {
 macro_rules! impl_stream_io {
     // `$short_drains`: a read (write) that does less than asked for means the socket is
     // drained (full) — true for TCP on Linux (see `Evented::drained`).
-    ($t:ident, $short_drains:expr) => {
+    ($t:ident, $short_drains:expr_2021) => {
         impl std::io::Read for &$t {
             #[inline]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mio::Interest;
 
-use crate::resolve::{each_addr, ToSocketAddrs};
+use crate::resolve::{ToSocketAddrs, each_addr};
 use crate::sys::{self, Evented};
 
 /// Backlog of the listeners made by [`TcpListener::bind`] (the kernel caps it at

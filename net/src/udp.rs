@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use crate::resolve::{each_addr, ToSocketAddrs};
+use crate::resolve::{ToSocketAddrs, each_addr};
 use crate::sys::Evented;
 
 /// A UDP socket whose sends and receives switch to other greenlets instead of blocking

@@ -570,7 +570,7 @@ fn a_unix_connect_to_a_full_backlog_gives_up_after_the_send_timeout() {
     let p2 = path.clone();
     let h = green::spawn(move || {
         let _first = std::os::unix::net::UnixStream::connect(&p2).unwrap(); // fills it
-                                                                            // SAFETY: plain socket calls on a socket this closure owns, with valid buffers.
+        // SAFETY: plain socket calls on a socket this closure owns, with valid buffers.
         unsafe {
             let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
             assert!(fd >= 0);
@@ -619,7 +619,7 @@ fn an_empty_write_after_a_short_one_returns_at_once() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (_b, _) = l.accept().unwrap(); // never reads
-                                           // Ends by itself (WouldBlock) if an empty write parks on the full send buffer.
+        // Ends by itself (WouldBlock) if an empty write parks on the full send buffer.
         a.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
         let big = vec![0u8; 32 << 20];
         let n = a.write(&big).unwrap();

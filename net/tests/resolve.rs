@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use green::net::{lookup_host, TcpListener, TcpStream};
+use green::net::{TcpListener, TcpStream, lookup_host};
 
 #[test]
 fn resolves_localhost() {

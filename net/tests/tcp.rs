@@ -436,8 +436,8 @@ fn data_arriving_after_a_short_read_without_a_poll_is_not_lost() {
         green::sleep(Duration::from_millis(5));
         let mut buf = [0u8; 64];
         assert_eq!(b.read(&mut buf).unwrap(), 3); // short: drained
-                                                  // New data arrives with no hub poll in between (a blocking std write from
-                                                  // another thread); the edge is still pending in epoll.
+        // New data arrives with no hub poll in between (a blocking std write from
+        // another thread); the edge is still pending in epoll.
         let mut a_std = a.try_clone().unwrap().into_std().unwrap();
         std::thread::spawn(move || a_std.write_all(b"two").unwrap())
             .join()

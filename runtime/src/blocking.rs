@@ -6,7 +6,7 @@
 //! parks, and the hub wakes it through the reactor when the result is in.
 
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 

@@ -10,15 +10,15 @@
 //! timers and polling the reactor when none is ready (see [`crate::hub`]).
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::time::Instant;
 
 use corosensei::{CoroutineResult, Yielder};
 
-use crate::error::{payload_str, BlockError, GreenletExit};
+use crate::error::{BlockError, GreenletExit, payload_str};
 use crate::greenlet::{Greenlet, Kind, Payload, State};
-use crate::hub::{self, with_hub, Hub, CTX_GREENLET, CTX_HUB, CTX_MAIN};
+use crate::hub::{self, CTX_GREENLET, CTX_HUB, CTX_MAIN, Hub, with_hub};
 use crate::park::Wake;
 use crate::value::Value;
 use crate::word::{self, Word};
@@ -506,10 +506,10 @@ fn resume_unusual(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
             input = pending_throw_or_input(p, input);
         }
     }
-    if g.0.state.get() == State::Fresh {
-        if let Input::Throw(p) = input {
-            return kill_unstarted(h, g, p);
-        }
+    if g.0.state.get() == State::Fresh
+        && let Input::Throw(p) = input
+    {
+        return kill_unstarted(h, g, p);
     }
     run(h, g, word::pack_input(input))
 }
@@ -584,11 +584,9 @@ fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
         Some(word::take_output())
     };
     let to_hub = out.is_none() && g.0.parent.borrow().as_ref().is_some_and(|p| p.is_hub());
-    if to_hub {
-        if let Some(next) = hand_off_to_joiner(h, &g) {
-            drop(g);
-            return next;
-        }
+    if to_hub && let Some(next) = hand_off_to_joiner(h, &g) {
+        drop(g);
+        return next;
     }
     run_exit_callbacks(h, &g);
     if to_hub {

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use crate::greenlet::{Greenlet, Inner, Kind};
 use crate::reactor::Reactor;
-use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
+use crate::stack::{DEFAULT_STACK_SIZE, StackPool};
 use crate::timer::Timers;
 
 /// What the code running on this thread is, as far as the runtime is concerned.

@@ -26,17 +26,17 @@ mod word;
 pub use blocking::run_blocking;
 pub use driver::throw_into;
 pub use error::{BlockError, GreenletExit, JoinError, ParentError};
-pub use greenlet::{defer_unwind, getcurrent, Greenlet};
+pub use greenlet::{Greenlet, defer_unwind, getcurrent};
 pub use hub::{default_stack_size, is_greenlet_context, set_default_stack_size};
 pub use spawn::{
-    joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn, Builder, JoinHandle,
+    Builder, JoinHandle, joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn,
 };
-pub use stack::{StackError, DEFAULT_STACK_SIZE};
+pub use stack::{DEFAULT_STACK_SIZE, StackError};
 pub use sync::monitor;
 pub use sync::{
-    iwait, wait, with_deadline, with_timeout, AsyncError, AsyncResult, BoundedSemaphore, Channel,
-    Event, Group, LifoQueue, Lock, LockError, Pool, PriorityQueue, PutError, Queue, QueueError,
-    RLock, Semaphore, Timeout, TimeoutGuard, Waitable,
+    AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, Group, LifoQueue, Lock, LockError,
+    Pool, PriorityQueue, PutError, Queue, QueueError, RLock, Semaphore, Timeout, TimeoutGuard,
+    Waitable, iwait, wait, with_deadline, with_timeout,
 };
 pub use time::{sleep, sleep_until, yield_now};
 pub use value::{TypeMismatch, Value};

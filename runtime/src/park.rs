@@ -36,7 +36,7 @@ use std::time::Instant;
 use crate::driver::{self, Input, Request};
 use crate::error::BlockError;
 use crate::greenlet::{Greenlet, State};
-use crate::hub::{self, with_hub, CTX_HUB};
+use crate::hub::{self, CTX_HUB, with_hub};
 use crate::word::{self, Word};
 
 /// How a [`park`] ended.

@@ -45,7 +45,7 @@ fn line(addr: usize) {
     // SAFETY: PREFETCHT0 is a hint: it never faults, whatever the address, and changes
     // nothing a program can observe but timing.
     unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         _mm_prefetch::<_MM_HINT_T0>(addr as *const i8);
     }
     #[cfg(not(target_arch = "x86_64"))]

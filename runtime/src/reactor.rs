@@ -30,8 +30,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::hub::{with_hub, Hub};
-use crate::park::{park_inline, unparker, Unparker, Wake};
+use crate::hub::{Hub, with_hub};
+use crate::park::{Unparker, Wake, park_inline, unparker};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
@@ -441,10 +441,10 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
 
 /// Returns `poll`'s emptied wake list to the reactor for the next poll.
 fn give_back_woken(h: &Hub, woken: Vec<Unparker>) {
-    if let Ok(mut r) = h.reactor.try_borrow_mut() {
-        if let Some(r) = r.as_mut() {
-            r.woken = woken;
-        }
+    if let Ok(mut r) = h.reactor.try_borrow_mut()
+        && let Some(r) = r.as_mut()
+    {
+        r.woken = woken;
     }
 }
 

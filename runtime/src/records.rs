@@ -91,7 +91,7 @@ mod tests {
     use std::rc::Rc;
 
     use crate::hub::with_hub;
-    use crate::spawn::{spawn, Builder};
+    use crate::spawn::{Builder, spawn};
 
     fn kept() -> usize {
         with_hub(|h| h.records.len())

@@ -12,10 +12,10 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::driver::{self, Input};
-use crate::error::{payload_str, BlockError, GreenletExit, JoinError};
+use crate::error::{BlockError, GreenletExit, JoinError, payload_str};
 use crate::greenlet::{Greenlet, State};
-use crate::hub::{self, with_hub, CTX_HUB};
-use crate::park::{park, unparker, Wake};
+use crate::hub::{self, CTX_HUB, with_hub};
+use crate::park::{Wake, park, unparker};
 use crate::timer::{self, deadline_after};
 use crate::value::Value;
 

@@ -69,10 +69,10 @@ use std::io;
 use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::ptr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use corosensei::stack::{Stack, StackPointer, MIN_STACK_SIZE, STACK_ALIGNMENT};
+use corosensei::stack::{MIN_STACK_SIZE, STACK_ALIGNMENT, Stack, StackPointer};
 
 /// The usable size in bytes of a greenlet stack unless `Builder::stack_size` says
 /// otherwise, excluding the guard page below it: 128 KiB.
@@ -563,14 +563,13 @@ impl StackPool {
     #[inline]
     pub(crate) fn get(&mut self, size: usize) -> Result<GreenStack, StackError> {
         // Fast path: a warm stack of the last size class (nearly every spawn).
-        if let Some(class) = self.classes.get_mut(self.last_class) {
-            if class.usable == size {
-                if let Some(slot) = class.warm.pop() {
-                    self.warm_bytes -= size;
-                    self.pooled -= 1;
-                    return Ok(self.hand_out(slot, self.last_class, size));
-                }
-            }
+        if let Some(class) = self.classes.get_mut(self.last_class)
+            && class.usable == size
+            && let Some(slot) = class.warm.pop()
+        {
+            self.warm_bytes -= size;
+            self.pooled -= 1;
+            return Ok(self.hand_out(slot, self.last_class, size));
         }
         self.get_slow(size)
     }
@@ -796,7 +795,7 @@ impl StackPool {
                     return Err(StackError::map_count(libc::ENOMEM));
                 }
                 Err(err) => {
-                    return Err(StackError::out_of_memory("mmap of a stack chunk", len, err))
+                    return Err(StackError::out_of_memory("mmap of a stack chunk", len, err));
                 }
             }
         };

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::hub::{self, CTX_HUB};
-use crate::park::{park, Wake};
+use crate::park::{Wake, park};
 
 /// Suspends the current greenlet for `dur`, running other greenlets meanwhile
 /// (gevent's `gevent.sleep`). `sleep(Duration::ZERO)` is [`yield_now`].

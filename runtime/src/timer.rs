@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::greenlet::Greenlet;
-use crate::hub::{try_with_hub, with_hub, Hub};
+use crate::hub::{Hub, try_with_hub, with_hub};
 use crate::park::{Unparker, Wake};
 
 /// What happens when a timer fires.

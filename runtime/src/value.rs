@@ -4,9 +4,9 @@
 //! [`Any`]. A `Value` remembers the name of the type it holds, so that a mismatch
 //! is reported as "expected `i32`, found `&str`" rather than a bare failure.
 
-use std::any::{type_name, Any, TypeId};
+use std::any::{Any, TypeId, type_name};
 use std::fmt;
-use std::mem::{align_of, needs_drop, size_of, MaybeUninit};
+use std::mem::{MaybeUninit, align_of, needs_drop, size_of};
 use std::ptr;
 
 /// `Any` that also knows its type's name (for error messages).

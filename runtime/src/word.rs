@@ -24,7 +24,7 @@ use std::rc::Rc;
 
 use crate::driver::{Input, Output, Request};
 use crate::greenlet::{Greenlet, Inner};
-use crate::hub::{with_hub, Hub};
+use crate::hub::{Hub, with_hub};
 use crate::park::Wake;
 use crate::value::{InlineParts, Value};
 
@@ -142,11 +142,7 @@ pub(crate) fn to_slot(input: Input) -> Word {
 /// Decodes an input word made by [`pack_input`].
 #[inline(always)]
 pub(crate) fn unpack_input(w: Word) -> Input {
-    if is_rich(w) {
-        from_slot()
-    } else {
-        decode(w)
-    }
+    if is_rich(w) { from_slot() } else { decode(w) }
 }
 
 #[cold]

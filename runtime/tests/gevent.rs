@@ -371,9 +371,11 @@ fn run_blocking_panics_resume_in_the_caller() {
 fn a_greenlet_spinning_on_yield_now_can_be_killed() {
     let spins = Rc::new(Cell::new(0u64));
     let s = spins.clone();
-    let h = green::spawn(move || loop {
-        s.set(s.get() + 1);
-        green::yield_now();
+    let h = green::spawn(move || {
+        loop {
+            s.set(s.get() + 1);
+            green::yield_now();
+        }
     });
     for _ in 0..10 {
         green::yield_now(); // main yields too: each round the spinner runs once
@@ -688,7 +690,7 @@ fn a_kill_sent_while_a_timeouts_destructor_sleeps_is_held_until_the_timeout_is_c
         green::sleep(Duration::from_secs(10));
     });
     green::sleep(Duration::from_millis(30)); // its timeout fired; its destructor sleeps
-                                             // Raised in that destructor's sleep, the kill would abort the process.
+    // Raised in that destructor's sleep, the kill would abort the process.
     h.kill();
     assert!(h.join().unwrap_err().is_killed());
     assert!(cleaned.get() && timed_out.get());
@@ -1105,7 +1107,7 @@ fn a_throw_held_while_a_kill_unwinds_does_not_decide_the_outcome() {
     green::yield_now();
     a.kill_nowait();
     green::sleep(Duration::from_millis(10)); // its destructor sleeps
-                                             // Held (raised there, it would abort the process), and dropped when it dies.
+    // Held (raised there, it would abort the process), and dropped when it dies.
     green::throw_into(&g, Box::new("not the outcome"));
     assert!(a.join().unwrap_err().is_killed());
 }

@@ -1,10 +1,10 @@
 //! Explicit switching, ported from greenlet's own test suite (test_greenlet.py).
 
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
-use green::{getcurrent, Greenlet, GreenletExit, ParentError, Value};
+use green::{Greenlet, GreenletExit, ParentError, Value, getcurrent};
 
 type Log = Rc<RefCell<Vec<String>>>;
 
@@ -116,8 +116,10 @@ fn small_and_large_values_pass_both_ways_and_through_the_driver() {
     #[derive(Debug, Clone, Copy, PartialEq)]
     struct Point(i16, i16);
     let main = getcurrent();
-    let echo = Greenlet::new(move |mut v: Value| loop {
-        v = main.switch(v);
+    let echo = Greenlet::new(move |mut v: Value| {
+        loop {
+            v = main.switch(v);
+        }
     });
     assert_eq!(echo.switch(7u64).get::<u64>(), Ok(7));
     assert_eq!(echo.switch('x').get::<char>(), Ok('x'));

@@ -3,7 +3,7 @@
 //! or waiting for something) must not let a kill escape the dying greenlet or leave it
 //! half dead. Its own test binary: the logger is process-wide.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::time::Duration;
 

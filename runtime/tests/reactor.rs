@@ -10,9 +10,9 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use green::BlockError;
 use green::park::park;
 use green::reactor::Registration;
-use green::BlockError;
 use mio::Interest;
 
 /// Runs `f` on a fresh thread (its own hub) and fails if it does not finish in time: a
@@ -173,7 +173,7 @@ fn retry_waits_for_an_edge_while_the_cache_says_drained() {
         assert_eq!(&buf[..n], b"abc");
         assert_eq!(calls.get(), 1, "f was tried before the edge");
         assert!(reg.is_ready(Interest::READABLE)); // set by the edge
-                                                   // A WouldBlock from `f` clears the cache; the next edge sets it again.
+        // A WouldBlock from `f` clears the cache; the next edge sets it again.
         let mut a = writer.join().unwrap();
         let calls = Cell::new(0);
         let w = green::spawn(move || {

@@ -5,8 +5,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use green::{
-    spawn, yield_now, AsyncError, AsyncResult, BoundedSemaphore, Event, Lock, LockError, RLock,
-    Semaphore,
+    AsyncError, AsyncResult, BoundedSemaphore, Event, Lock, LockError, RLock, Semaphore, spawn,
+    yield_now,
 };
 
 const MS: Duration = Duration::from_millis(1);

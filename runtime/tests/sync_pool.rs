@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use green::{sleep, spawn, yield_now, Event, Group, Pool, Waitable};
+use green::{Event, Group, Pool, Waitable, sleep, spawn, yield_now};
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use green::{spawn, yield_now, Channel, LifoQueue, PriorityQueue, Queue, QueueError};
+use green::{Channel, LifoQueue, PriorityQueue, Queue, QueueError, spawn, yield_now};
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use green::{sleep, spawn, with_timeout, Timeout};
+use green::{Timeout, sleep, spawn, with_timeout};
 
 const MS: Duration = Duration::from_millis(1);
 

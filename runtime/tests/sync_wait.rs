@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use green::sync::Registration;
-use green::{iwait, spawn, wait, yield_now, AsyncResult, Event, JoinHandle, Waitable};
+use green::{AsyncResult, Event, JoinHandle, Waitable, iwait, spawn, wait, yield_now};
 
 const MS: Duration = Duration::from_millis(1);
 

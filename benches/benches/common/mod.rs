@@ -106,11 +106,12 @@ pub fn fmt_dur(d: Duration) -> String {
 }
 
 /// Where the harness=false benches write their results:
-/// `$GREEN_BENCH_OUT`, else `<crate root>/target/green-bench`.
+/// `$GREEN_BENCH_OUT`, else `<workspace root>/target/green-bench`.
 pub fn results_dir() -> PathBuf {
     match std::env::var_os("GREEN_BENCH_OUT") {
         Some(p) => PathBuf::from(p),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
             .join("target")
             .join("green-bench"),
     }

@@ -225,10 +225,10 @@ fn free_desc(id: u32, d: &Desc) {
 
 /// Drops one reference to record `id`.
 fn release(id: u32) {
-    if let Some(d) = desc_at(id) {
-        if d.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-            free_desc(id, d);
-        }
+    if let Some(d) = desc_at(id)
+        && d.refs.fetch_sub(1, Ordering::AcqRel) == 1
+    {
+        free_desc(id, d);
     }
 }
 

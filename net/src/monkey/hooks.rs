@@ -14,12 +14,12 @@
 //! returns first) and makes the call fail with `ECANCELED` (sleeps return early).
 
 use super::fdtable::{
-    self, Desc, Slot, ADOPTED, ADOPTING, FRESH, REGISTERED, STATE_MASK, USER_NONBLOCK,
+    self, ADOPTED, ADOPTING, Desc, FRESH, REGISTERED, STATE_MASK, Slot, USER_NONBLOCK,
 };
-use super::{real, rt, state, NET, SLEEP, TRACKING};
+use super::{NET, SLEEP, TRACKING, real, rt, state};
 use crate::unix::{UNIX_CONNECT_FIRST_NAP, UNIX_CONNECT_MAX_NAP};
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 fn errno() -> c_int {
@@ -275,19 +275,11 @@ enum Ask {
 impl Ask {
     /// `n` bytes.
     fn bytes(n: usize) -> Ask {
-        if n == 0 {
-            Ask::Nothing
-        } else {
-            Ask::Bytes(n)
-        }
+        if n == 0 { Ask::Nothing } else { Ask::Bytes(n) }
     }
     /// Something, or nothing at all (`empty`).
     fn some(empty: bool) -> Ask {
-        if empty {
-            Ask::Nothing
-        } else {
-            Ask::Some
-        }
+        if empty { Ask::Nothing } else { Ask::Some }
     }
 }
 
@@ -406,10 +398,10 @@ fn born(fd: c_int, tcp: bool) {
         if let Some(slot) = fdtable::get_or_create(fd) {
             slot.set_fresh(tcp);
         }
-    } else if s & TRACKING != 0 {
-        if let Some(slot) = fdtable::get(fd) {
-            slot.clear();
-        }
+    } else if s & TRACKING != 0
+        && let Some(slot) = fdtable::get(fd)
+    {
+        slot.clear();
     }
 }
 
@@ -444,12 +436,12 @@ fn forget(fd: c_int) {
     if state() & TRACKING == 0 {
         return;
     }
-    if let Some(slot) = fdtable::get(fd) {
-        if slot.clear() & REGISTERED != 0 {
-            let saved = errno();
-            let _ = guarded(|| rt::forget_fd(fd));
-            set_errno(saved);
-        }
+    if let Some(slot) = fdtable::get(fd)
+        && slot.clear() & REGISTERED != 0
+    {
+        let saved = errno();
+        let _ = guarded(|| rt::forget_fd(fd));
+        set_errno(saved);
     }
 }
 
@@ -473,7 +465,7 @@ fn green_sleep(d: Duration) -> bool {
 ///
 /// # Safety
 /// The libc contract of `nanosleep`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
     if state() & SLEEP == 0 || req.is_null() || !rt::in_greenlet() {
         // SAFETY: forwarded unchanged.
@@ -507,7 +499,7 @@ pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::t
 ///
 /// # Safety
 /// The libc contract of `clock_nanosleep`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn clock_nanosleep(
     clock: libc::clockid_t,
     flags: c_int,
@@ -549,11 +541,7 @@ pub unsafe extern "C" fn clock_nanosleep(
             }
         };
     }
-    if done {
-        0
-    } else {
-        libc::EINTR
-    }
+    if done { 0 } else { libc::EINTR }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -567,7 +555,7 @@ fn tracked_domain(domain: c_int) -> bool {
 ///
 /// # Safety
 /// The libc contract of `socket`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
     // SAFETY: forwarded unchanged.
     let fd = unsafe { real::socket(domain, ty, proto) };
@@ -590,7 +578,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
 ///
 /// # Safety
 /// The libc contract of `socketpair`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn socketpair(
     domain: c_int,
     ty: c_int,
@@ -612,7 +600,7 @@ pub unsafe extern "C" fn socketpair(
 ///
 /// # Safety
 /// The libc contract of `close`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     forget(fd);
     // SAFETY: forwarded unchanged.
@@ -623,7 +611,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 ///
 /// # Safety
 /// The libc contract of `dup`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
     // SAFETY: forwarded unchanged.
     let r = unsafe { real::dup(fd) };
@@ -637,7 +625,7 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 ///
 /// # Safety
 /// The libc contract of `dup2`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(fd: c_int, new: c_int) -> c_int {
     if fd != new {
         forget(new);
@@ -654,7 +642,7 @@ pub unsafe extern "C" fn dup2(fd: c_int, new: c_int) -> c_int {
 ///
 /// # Safety
 /// The libc contract of `dup3`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
     if fd != new {
         forget(new);
@@ -674,7 +662,7 @@ pub unsafe extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
 ///
 /// # Safety
 /// The libc contract of `connect`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let (green, slot) = match mode(fd) {
         // SAFETY: forwarded unchanged.
@@ -812,7 +800,7 @@ fn thread_sleep(d: Duration) {
 ///
 /// # Safety
 /// The libc contract of `accept`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     // SAFETY: forwarded unchanged, possibly several times.
     let r = io(
@@ -832,7 +820,7 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
 ///
 /// # Safety
 /// The libc contract of `accept4`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn accept4(
     fd: c_int,
     addr: *mut sockaddr,
@@ -860,7 +848,7 @@ pub unsafe extern "C" fn accept4(
 ///
 /// # Safety
 /// The libc contract of `read`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
     io(
@@ -876,7 +864,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 ///
 /// # Safety
 /// The libc contract of `readv`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
     // SAFETY: `iov` holds `n` iovecs (readv's contract).
     let want = || Ask::some(usize::try_from(n).is_ok_and(|k| unsafe { iov_empty(iov, k) }));
@@ -901,7 +889,7 @@ fn read_want(n: size_t, flags: c_int) -> Ask {
 ///
 /// # Safety
 /// The libc contract of `recv`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
@@ -952,7 +940,7 @@ fn read_all_if_asked(
 ///
 /// # Safety
 /// The libc contract of `recvfrom`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvfrom(
     fd: c_int,
     buf: *mut c_void,
@@ -987,7 +975,7 @@ pub unsafe extern "C" fn recvfrom(
 ///
 /// # Safety
 /// The libc contract of `recvmsg`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: `msg` is a valid msghdr (recvmsg's contract).
@@ -1002,7 +990,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 ///
 /// # Safety
 /// The libc contract of `write`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     // SAFETY: forwarded unchanged, possibly several times.
     io(
@@ -1018,7 +1006,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 ///
 /// # Safety
 /// The libc contract of `writev`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
     // SAFETY: `iov` holds `n` iovecs (writev's contract).
     let want = || Ask::some(usize::try_from(n).is_ok_and(|k| unsafe { iov_empty(iov, k) }));
@@ -1032,7 +1020,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
 ///
 /// # Safety
 /// The libc contract of `send`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: forwarded unchanged, possibly several times.
@@ -1049,7 +1037,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c
 ///
 /// # Safety
 /// The libc contract of `sendto`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendto(
     fd: c_int,
     buf: *const c_void,
@@ -1073,7 +1061,7 @@ pub unsafe extern "C" fn sendto(
 ///
 /// # Safety
 /// The libc contract of `sendmsg`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: `msg` is a valid msghdr (sendmsg's contract).
@@ -1095,7 +1083,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
 ///
 /// # Safety
 /// The libc contract of `poll`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
     if state() & TRACKING == 0 || n == 0 || timeout == 0 || fds.is_null() || !rt::in_greenlet() {
         // SAFETY: forwarded unchanged.
@@ -1158,7 +1146,7 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
 ///
 /// # Safety
 /// The libc contract of `setsockopt`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn setsockopt(
     fd: c_int,
     level: c_int,
@@ -1233,7 +1221,7 @@ fn user_nonblock_after_forward(fd: c_int, want: bool) {
 ///
 /// # Safety
 /// The libc contract of `fcntl`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
     match cmd {
         libc::F_GETFL => {
@@ -1291,7 +1279,7 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
 ///
 /// # Safety
 /// The libc contract of `ioctl`.
-#[no_mangle]
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: libc::c_ulong) -> c_int {
     if req == libc::FIONBIO as libc::c_ulong && arg != 0 && known(fd).is_some() {
         // SAFETY: FIONBIO's argument is a pointer to an int.

@@ -134,7 +134,7 @@ impl<T: 'static> fmt::Debug for LocalKey<T> {
 #[macro_export]
 macro_rules! green_local {
     () => {};
-    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr; $($rest:tt)*) => {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr_2021; $($rest:tt)*) => {
         $(#[$attr])* $vis static $name: $crate::sync::LocalKey<$t> = {
             fn __green_local_init() -> $t {
                 $init
@@ -143,7 +143,7 @@ macro_rules! green_local {
         };
         $crate::green_local!($($rest)*);
     };
-    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr) => {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr_2021) => {
         $crate::green_local!($(#[$attr])* $vis static $name: $t = $init;);
     };
 }

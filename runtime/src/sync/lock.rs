@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::waiters::{HandoffList, WaitFail};
 use crate::error::BlockError;
-use crate::greenlet::{getcurrent, Greenlet};
+use crate::greenlet::{Greenlet, getcurrent};
 use crate::timer::deadline_after;
 
 /// Why a lock operation failed.

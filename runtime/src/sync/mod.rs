@@ -40,5 +40,5 @@ pub use lock::{BoundedSemaphore, Lock, LockError, RLock, RLockGuard, Semaphore, 
 pub use pool::{Group, IMap, Pool};
 pub use queue::{Channel, LifoQueue, PriorityQueue, PutError, Queue, QueueError};
 pub use registration::Registration;
-pub use timeout::{with_deadline, with_timeout, Timeout, TimeoutGuard};
-pub use wait::{iwait, wait, IWait, Waitable};
+pub use timeout::{Timeout, TimeoutGuard, with_deadline, with_timeout};
+pub use wait::{IWait, Waitable, iwait, wait};

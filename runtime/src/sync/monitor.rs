@@ -43,12 +43,12 @@ impl Shared {
 
     /// Records that `g` runs (only while a monitor is attached).
     pub(crate) fn record(&self, g: &Greenlet) {
-        if let Ok(mut r) = self.current.lock() {
-            if r.id != g.id() {
-                r.id = g.id();
-                r.name.clear();
-                r.name.push_str(g.name().unwrap_or(""));
-            }
+        if let Ok(mut r) = self.current.lock()
+            && r.id != g.id()
+        {
+            r.id = g.id();
+            r.name.clear();
+            r.name.push_str(g.name().unwrap_or(""));
         }
     }
 

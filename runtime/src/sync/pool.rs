@@ -6,15 +6,15 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Deref;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use super::{Event, Queue, Semaphore};
 use crate::driver::throw_into;
 use crate::error::{BlockError, GreenletExit, JoinError};
-use crate::greenlet::{getcurrent, Greenlet};
-use crate::spawn::{wait_dead, JoinHandle};
+use crate::greenlet::{Greenlet, getcurrent};
+use crate::spawn::{JoinHandle, wait_dead};
 use crate::timer::deadline_after;
 
 struct Inner {
@@ -350,7 +350,7 @@ impl Pool {
     /// assert_eq!(green::Pool::new(2).size(), 2);
     /// ```
     pub fn size(&self) -> usize {
-        self.0 .0.size.unwrap_or(usize::MAX)
+        self.0.0.size.unwrap_or(usize::MAX)
     }
 
     /// How many more greenlets can be spawned without waiting.
@@ -502,11 +502,11 @@ where
 
     fn next(&mut self) -> Option<R> {
         loop {
-            if self.ordered {
-                if let Some(r) = self.buffer.remove(&self.next_out) {
-                    self.next_out += 1;
-                    return Some(unwrap_outcome(r));
-                }
+            if self.ordered
+                && let Some(r) = self.buffer.remove(&self.next_out)
+            {
+                self.next_out += 1;
+                return Some(unwrap_outcome(r));
             }
             self.top_up();
             if self.in_flight == 0 {

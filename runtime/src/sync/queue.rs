@@ -14,8 +14,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::waiters::{serve, HandoffList, WaitFail};
 use super::Event;
+use super::waiters::{HandoffList, WaitFail, serve};
 use crate::error::BlockError;
 use crate::timer::deadline_after;
 

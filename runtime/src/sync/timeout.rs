@@ -22,14 +22,14 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::driver;
-use crate::greenlet::{getcurrent, Greenlet};
-use crate::timer::{self, deadline_after, TimerHandle};
+use crate::greenlet::{Greenlet, getcurrent};
+use crate::timer::{self, TimerHandle, deadline_after};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 

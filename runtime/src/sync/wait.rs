@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::{AsyncResult, Event, Registration};
 use crate::error::JoinError;
-use crate::park::{park, unparker, Unparker, Wake};
+use crate::park::{Unparker, Wake, park, unparker};
 use crate::spawn::JoinHandle;
 use crate::timer::deadline_after;
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 use slab::Slab;
 
 use crate::error::BlockError;
-use crate::park::{park, unparker, Unparker, Wake};
+use crate::park::{Unparker, Wake, park, unparker};
 
 /// One parked waiter of a [`HandoffList`].
 pub(crate) struct Node<V, D = ()> {
