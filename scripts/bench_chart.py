@@ -30,10 +30,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRITERION_BASELINE = {
     "switch": "corosensei",
     "hub_switch": "tokio_current_thread",
+    "hub_switch_1000": "tokio_current_thread",
     "spawn": "tokio_current_thread",
 }
 # Order of groups in the chart.
-ORDER = ["switch", "hub_switch", "spawn", "instr", "slowdown", "scale", "echo"]
+ORDER = ["switch", "hub_switch", "hub_switch_1000", "spawn", "instr", "slowdown", "scale", "echo"]
 GREEN_COLORS = {"green_yield": "#6cc47f", "green_u64": "#6cc47f", "green_raw": "#6cc47f"}
 GREEN_COLOR = "#2e9d4a"
 PEER_COLOR = "#7a8ca3"
@@ -145,11 +146,16 @@ def svg(groups):
     return head + "\n".join(axis + out) + "\n</svg>\n"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_input_args(ap):
+    """--results and --criterion, with their defaults (also used by bench_summary.py)."""
     ap.add_argument("--results", default=os.environ.get("GREEN_BENCH_OUT", os.path.join(ROOT, "target", "green-bench")))
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     ap.add_argument("--criterion", default=os.path.join(target, "criterion"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_args(ap)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.svg"))
     a = ap.parse_args()
     rows = read_criterion(a.criterion) + read_tsv(a.results)
