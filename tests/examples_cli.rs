@@ -21,6 +21,7 @@ const EXAMPLES: &[(&str, Option<&[&str]>)] = &[
     ("producer_consumer", None),
     ("socket_concurrency", Some(&["--duration", "nan"])),
     ("spawn_join", None),
+    ("stress", Some(&["--mix", "echo,bogus"])),
     ("sync_vs_async", None),
 ];
 
@@ -32,6 +33,8 @@ const MORE_BAD: &[(&str, &[&str])] = &[
     ("echo_client", &["--duration", "inf"]),
     ("echo_client", &["--messages", "-3"]),
     ("echo_server", &["--duration"]),
+    ("stress", &["--connections", "0"]),
+    ("stress", &["--duration"]),
     ("socket_concurrency", &["--conns", "1e9"]),
 ];
 

@@ -49,3 +49,50 @@ pub fn raise_fd_limit(needed: u64) -> Result<u64, String> {
 pub fn os_threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
+
+/// What a process holds: resident memory and open file descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStats {
+    /// `VmRSS` of /proc/PID/status, in KiB.
+    pub rss_kib: u64,
+    /// Entries of /proc/PID/fd.
+    pub fds: usize,
+}
+
+/// [`ProcStats`] of process `pid`.
+pub fn proc_stats(pid: u32) -> io::Result<ProcStats> {
+    let dir = format!("/proc/{pid}");
+    let status = std::fs::read_to_string(format!("{dir}/status"))?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS in status"))?;
+    let fds = std::fs::read_dir(format!("{dir}/fd"))?.count();
+    Ok(ProcStats { rss_kib, fds })
+}
+
+/// Sets `SO_LINGER` to zero seconds on a socket: closing it then sends a reset (RST)
+/// instead of the orderly FIN, dropping whatever is unsent.
+pub fn set_linger_zero(sock: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `size_of::<linger>()` bytes of the live `linger`; the fd
+    // is borrowed, so open for the call.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
