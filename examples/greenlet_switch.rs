@@ -8,12 +8,27 @@
 //!
 //! Run: `cargo run --release --example greenlet_switch [-- --steps N]`
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::rc::Rc;
 use std::time::Instant;
 
 use green::{Greenlet, Value};
+use shared::cli;
+
+const USAGE: &str = "\
+usage: greenlet_switch [--steps N]
+
+The seeds' greenlet examples: explicit switches, an argument passed on the first
+switch, and the slowdown of switching after every step of two sums.
+
+Options:
+  --steps N    steps of each sum in the slowdown experiment (default 10000000)
+  -h, --help   print this help
+";
 
 /// A slot for a greenlet that is created after the code that switches to it.
 type Later = Rc<RefCell<Option<Greenlet>>>;
@@ -117,15 +132,12 @@ fn pure_switching(steps: u64) {
 }
 
 fn main() {
-    let mut steps = 10_000_000u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--steps", Some(n)) => match n.parse() {
-                Ok(n) => steps = n,
-                Err(e) => return eprintln!("--steps: {e}"),
-            },
-            _ => return eprintln!("usage: greenlet_switch [--steps N]"),
+    let mut steps = 10_000_000;
+    let mut args = cli::Args::new(USAGE);
+    while let Some(arg) = args.next() {
+        match arg {
+            cli::Long("steps") => steps = args.count(1, 1 << 40),
+            other => cli::reject(other),
         }
     }
     test1_test2();

@@ -2,7 +2,8 @@
 //! `std::net::TcpListener`/`TcpStream`: no `green::net` import. `green` is used only
 //! for `spawn` and `monkey::patch_all()`; after the patch, every `accept`, `read` and
 //! `write` below parks its greenlet instead of blocking the thread, so one thread serves
-//! all the clients. Replies are upper-cased; a reset or EOF ends a connection.
+//! all the clients. Replies are upper-cased; EOF, a reset, or a connection idle past
+//! `--idle-timeout` (std's `set_read_timeout`) ends a connection.
 //!
 //! Run the server: `cargo run --release --example monkey_echo_server -- --addr 127.0.0.1:8080`
 //! (add `--quiet` to stop printing every message, as the seeds do).
@@ -11,14 +12,51 @@
 //! --duration 3` runs 400 std-client greenlets (the seeds' 400 client threads) against
 //! the server in the same thread for 3 s, prints messages/s and errors, and exits.
 
-use std::cell::Cell;
+#[path = "shared/mod.rs"]
+mod shared;
+
+use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// `talk(conn)`: echo upper-cased until EOF or a reset.
-fn talk(mut conn: TcpStream, quiet: bool, live: Rc<Cell<usize>>, peak: Rc<Cell<usize>>) {
+use shared::{cli, logger, sys};
+
+const USAGE: &str = "\
+usage: monkey_echo_server [OPTIONS]
+
+The seeds' gevent echo server in plain std code, made cooperative by
+green::monkey::patch_all().
+
+Options:
+  --addr HOST:PORT      address to listen on (default 127.0.0.1:8080; with
+                        --self-test, a free port)
+  --idle-timeout SECS   close a connection silent for SECS seconds (default 60, 0: never)
+  --quiet               do not print every message
+  --self-test N         run N std clients against the server in this thread, then exit
+  --duration SECS       how long the self-test runs (default 3)
+  -h, --help            print this help
+";
+
+/// How the server treats its connections.
+#[derive(Clone, Copy)]
+struct Config {
+    quiet: bool,
+    idle_timeout: Option<Duration>,
+}
+
+/// `talk(conn)`: echo upper-cased until EOF, a reset, or the idle timeout.
+fn talk(mut conn: TcpStream, cfg: Config, live: Rc<Cell<usize>>, peak: Rc<Cell<usize>>) {
+    // Replies go out at once (no Nagle delay); a silent peer is dropped after a while.
+    if let Err(e) = conn
+        .set_nodelay(true)
+        .and_then(|()| conn.set_read_timeout(cfg.idle_timeout))
+        .and_then(|()| conn.set_write_timeout(cfg.idle_timeout))
+    {
+        eprintln!("setting up a connection: {e}");
+        return;
+    }
     live.set(live.get() + 1);
     peak.set(peak.get().max(live.get()));
     let mut data = [0u8; 1024];
@@ -26,21 +64,23 @@ fn talk(mut conn: TcpStream, quiet: bool, live: Rc<Cell<usize>>, peak: Rc<Cell<u
         match conn.read(&mut data) {
             Ok(0) => break,
             Ok(n) => {
-                if !quiet {
+                if !cfg.quiet {
                     println!("{}", String::from_utf8_lossy(&data[..n]));
                 }
                 data[..n].make_ascii_uppercase();
                 if let Err(e) = conn.write_all(&data[..n]) {
-                    println!("{e}");
+                    if !cfg.quiet {
+                        println!("{e}");
+                    }
                     break;
                 }
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
-                println!("{e}");
-                break;
-            }
+            // std reports an expired read timeout (SO_RCVTIMEO) as WouldBlock.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
             Err(e) => {
-                eprintln!("read: {e}");
+                if !cfg.quiet {
+                    println!("{e}"); // except ConnectionResetError as e: print(e)
+                }
                 break;
             }
         }
@@ -50,21 +90,27 @@ fn talk(mut conn: TcpStream, quiet: bool, live: Rc<Cell<usize>>, peak: Rc<Cell<u
 }
 
 /// `server1()`: accept forever (or until `stop` is set), one greenlet per connection.
-fn server1(server: TcpListener, quiet: bool, stop: Rc<Cell<bool>>, peak: Rc<Cell<usize>>) {
+fn server1(server: TcpListener, cfg: Config, stop: Rc<Cell<bool>>, peak: Rc<Cell<usize>>) {
     let live = Rc::new(Cell::new(0));
+    let mut failing = logger::Episode::default();
     loop {
         match server.accept() {
             Ok(_) if stop.get() => break,
             Ok((conn, _addr)) => {
                 let (live, peak) = (live.clone(), peak.clone());
-                green::spawn(move || talk(conn, quiet, live, peak));
+                // The handle is dropped: the greenlet runs on, detached.
+                if let Err(e) = green::try_spawn(move || talk(conn, cfg, live, peak)) {
+                    failing.error("spawn", &e);
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {
+                break; // this greenlet was killed inside `accept`
             }
             Err(e) => {
-                // EMFILE and friends: report, and keep serving.
-                eprintln!("accept: {e}");
-                if e.raw_os_error() == Some(libc::ECANCELED) {
-                    break; // this greenlet was killed inside `accept`
-                }
+                // EMFILE and friends: the patched accept has already waited a little;
+                // report the first of a run, and keep serving.
+                failing.error("accept", &e);
+                green::yield_now(); // let the handlers run: they free descriptors
             }
         }
     }
@@ -75,6 +121,7 @@ struct Stats {
     messages: Cell<u64>,
     errors: Cell<u64>,
     connected: Cell<usize>,
+    failing: RefCell<logger::Episode>,
 }
 
 /// The seeds' client, as a greenlet: send `"client-i n"`, read the upper-cased reply.
@@ -82,7 +129,10 @@ fn client(i: usize, addr: SocketAddr, until: Instant, stats: Rc<Stats>) {
     let mut c = match TcpStream::connect(addr) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("client {i}: connect: {e}");
+            stats
+                .failing
+                .borrow_mut()
+                .error(&format!("client {i}: connect"), &e);
             stats.errors.set(stats.errors.get() + 1);
             return;
         }
@@ -104,23 +154,20 @@ fn client(i: usize, addr: SocketAddr, until: Instant, stats: Rc<Stats>) {
     }
 }
 
-fn threads_in_process() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:").map(|t| t.trim().to_string()))
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-fn self_test(server: TcpListener, clients: usize, duration: Duration) {
-    let addr = server.local_addr().expect("local_addr");
+/// Runs `clients` std clients against the server for `duration`; returns the errors.
+fn self_test(
+    server: TcpListener,
+    addr: SocketAddr,
+    cfg: Config,
+    clients: usize,
+    duration: Duration,
+) -> u64 {
     let stop = Rc::new(Cell::new(false));
     let peak = Rc::new(Cell::new(0));
     let g1 = {
         let (stop, peak) = (stop.clone(), peak.clone());
-        green::spawn(move || server1(server, true, stop, peak))
+        let cfg = Config { quiet: true, ..cfg };
+        green::spawn(move || server1(server, cfg, stop, peak))
     };
     let stats = Rc::new(Stats::default());
     let start = Instant::now();
@@ -133,7 +180,7 @@ fn self_test(server: TcpListener, clients: usize, duration: Duration) {
         .collect();
     // Sample the thread count while everything runs.
     std::thread::sleep(duration / 2); // patched: the main greenlet parks, the hub runs
-    let threads = threads_in_process();
+    let threads = sys::os_threads();
     for r in green::joinall(handles) {
         if let Err(e) = r {
             eprintln!("a client failed: {e}");
@@ -160,52 +207,42 @@ fn self_test(server: TcpListener, clients: usize, duration: Duration) {
         m as f64 / took.as_secs_f64(),
         stats.errors.get()
     );
-}
-
-fn usage() -> ! {
-    eprintln!(
-        "usage: monkey_echo_server [--addr HOST:PORT] [--quiet] \
-         [--self-test N [--duration SECS]]"
-    );
-    std::process::exit(2)
+    stats.errors.get()
 }
 
 fn main() {
-    let mut addr: Option<String> = None;
-    let mut quiet = false;
+    let mut addr = None;
+    let mut cfg = Config {
+        quiet: false,
+        idle_timeout: Some(Duration::from_secs(60)),
+    };
     let mut self_test_clients = None;
     let mut duration = Duration::from_secs(3);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--addr" => addr = Some(args.next().unwrap_or_else(|| usage())),
-            "--quiet" => quiet = true,
-            "--self-test" | "--clients" => {
-                let n = args.next().and_then(|n| n.parse().ok());
-                self_test_clients = Some(n.unwrap_or_else(|| usage()));
+    let mut args = cli::Args::new(USAGE);
+    while let Some(arg) = args.next() {
+        match arg {
+            cli::Long("addr") => addr = Some(args.addr()),
+            cli::Long("idle-timeout") => cfg.idle_timeout = args.timeout(),
+            cli::Long("quiet") => cfg.quiet = true,
+            cli::Long("self-test" | "clients") => {
+                self_test_clients = Some(args.count(1, 1_000_000) as usize);
             }
-            "--duration" => {
-                let s: f64 = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| usage());
-                duration = Duration::from_secs_f64(s);
-            }
-            _ => usage(),
+            cli::Long("duration") => duration = args.secs(),
+            other => cli::reject(other),
         }
     }
+    logger::init();
 
     // `from gevent import monkey; monkey.patch_all()`: first thing, before any socket.
     green::monkey::patch_all();
 
     // The self-test picks a free port unless told otherwise.
-    let default = if self_test_clients.is_some() {
-        "127.0.0.1:0"
-    } else {
-        "127.0.0.1:8080"
-    };
-    let addr = addr.as_deref().unwrap_or(default);
-    let server = match TcpListener::bind(addr) {
+    let port = if self_test_clients.is_some() { 0 } else { 8080 };
+    let addr = addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], port)));
+    let (server, addr) = match TcpListener::bind(addr).and_then(|s| {
+        let a = s.local_addr()?;
+        Ok((s, a))
+    }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("bind {addr}: {e}");
@@ -214,11 +251,15 @@ fn main() {
     };
 
     match self_test_clients {
-        Some(n) => self_test(server, n, duration),
+        Some(n) => {
+            if self_test(server, addr, cfg, n, duration) > 0 {
+                std::process::exit(1);
+            }
+        }
         None => {
-            println!("echo server on {}", server.local_addr().unwrap());
+            println!("echo server on {addr}");
             let never = Rc::new(Cell::new(false));
-            let g1 = green::spawn(move || server1(server, quiet, never, Rc::default()));
+            let g1 = green::spawn(move || server1(server, cfg, never, Rc::default()));
             if let Err(e) = g1.join() {
                 eprintln!("the acceptor failed: {e}");
             }

@@ -8,8 +8,8 @@
 //! cargo run --release --example multicore_echo -- [--threads N] [--conns 400] [--duration 5]
 //! ```
 
-#[path = "shared/echo.rs"]
-mod echo;
+#[path = "shared/mod.rs"]
+mod shared;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,13 +17,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use green::net::TcpListener;
+use shared::{cli, echo, logger, sys};
+
+const USAGE: &str = "\
+usage: multicore_echo [OPTIONS]
+
+One hub per thread: N echo-server threads sharing a port (SO_REUSEPORT) and N client
+threads; runs for a while, prints per-thread counts, and exits.
+
+Options:
+  --threads N        server threads, and as many client threads (default: CPUs)
+  --conns N          client connections in all (default 400; at least --threads)
+  --duration SECS    how long the clients run (default 5)
+  -h, --help         print this help
+";
 
 fn main() {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads: usize = echo::arg("--threads", cpus).max(1);
-    let conns: u64 = echo::arg("--conns", 400);
-    let secs: f64 = echo::arg("--duration", 5.0);
-    if let Err(e) = echo::raise_fd_limit(2 * conns + 64) {
+    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut conns = 400;
+    let mut duration = Duration::from_secs(5);
+    let mut args = cli::Args::new(USAGE);
+    while let Some(arg) = args.next() {
+        match arg {
+            cli::Long("threads") => threads = args.count(1, 1024) as usize,
+            cli::Long("conns") => conns = args.count(1, 1_000_000),
+            cli::Long("duration") => duration = args.secs(),
+            other => cli::reject(other),
+        }
+    }
+    if conns < threads as u64 {
+        cli::fail(format!("--conns {conns} is below --threads {threads}"));
+    }
+    logger::init();
+    if let Err(e) = sys::raise_fd_limit(2 * conns + 64) {
         eprintln!("{e}");
         std::process::exit(1);
     }
@@ -39,7 +65,10 @@ fn main() {
         }
     };
     let (first, addr) = first;
-    println!("{threads} server threads on {addr} (SO_REUSEPORT), {conns} clients for {secs} s");
+    println!(
+        "{threads} server threads on {addr} (SO_REUSEPORT), {conns} clients for {} s",
+        duration.as_secs_f64()
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut first = Some(first);
@@ -62,16 +91,8 @@ fn main() {
                         };
                     }
                 };
-                // Hubs are per thread: a watcher greenlet turns the cross-thread stop
-                // flag into a close() of this thread's listener.
-                let l2 = listener.clone();
-                green::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        green::sleep(Duration::from_millis(20));
-                    }
-                    l2.close();
-                });
-                echo::serve(&listener, None, false)
+                echo::close_when(listener.clone(), stop);
+                echo::serve(&listener, &echo::ServeConfig::default())
             })
         })
         .collect();
@@ -87,14 +108,7 @@ fn main() {
                 per
             };
             std::thread::spawn(move || {
-                echo::run_clients(
-                    addr,
-                    n,
-                    Duration::from_secs_f64(secs),
-                    None,
-                    &format!("t{i}-"),
-                    false,
-                )
+                echo::run_clients(addr, n, duration, None, &format!("t{i}-"), false)
             })
         })
         .collect();
@@ -116,12 +130,13 @@ fn main() {
     for (i, s) in servers.into_iter().enumerate() {
         match s.join() {
             Ok(s) => {
+                let e = s.errors + s.accept_errors;
                 println!(
-                    "server thread {i}: {} connections, {} messages, {} errors",
-                    s.conns, s.messages, s.errors
+                    "server thread {i}: {} connections, {} messages, {e} errors",
+                    s.conns, s.messages
                 );
                 served += s.conns;
-                errors += s.errors;
+                errors += e;
             }
             Err(_) => {
                 println!("server thread {i}: panicked");

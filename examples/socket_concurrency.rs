@@ -7,8 +7,8 @@
 //! cargo run --release --example socket_concurrency -- [--conns 400] [--duration 5]
 //! ```
 
-#[path = "shared/echo.rs"]
-mod echo;
+#[path = "shared/mod.rs"]
+mod shared;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -16,18 +16,40 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use green::net::TcpListener;
+use shared::{cli, echo, logger, sys};
+
+const USAGE: &str = "\
+usage: socket_concurrency [OPTIONS]
+
+The seeds' echo server and their 400 clients in one process and one OS thread; runs
+for a while, prints the round trips per second, and exits.
+
+Options:
+  --conns N          client connections (default 400)
+  --duration SECS    how long the clients run (default 5)
+  -h, --help         print this help
+";
 
 fn main() {
-    let conns: u64 = echo::arg("--conns", 400);
-    let secs: f64 = echo::arg("--duration", 5.0);
-    match echo::raise_fd_limit(2 * conns + 64) {
+    let mut conns = 400;
+    let mut duration = Duration::from_secs(5);
+    let mut args = cli::Args::new(USAGE);
+    while let Some(arg) = args.next() {
+        match arg {
+            cli::Long("conns") => conns = args.count(1, 1_000_000),
+            cli::Long("duration") => duration = args.secs(),
+            other => cli::reject(other),
+        }
+    }
+    logger::init();
+    match sys::raise_fd_limit(2 * conns + 64) {
         Ok(n) => println!("file descriptor limit: {n}"),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
         }
     }
-    let threads_before = echo::os_threads();
+    let threads_before = sys::os_threads();
     let seen = Rc::new(RefCell::new(HashSet::new()));
     seen.borrow_mut().insert(std::thread::current().id());
 
@@ -45,17 +67,20 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("server on {addr}; {conns} client greenlets for {secs} s, one thread");
+    println!(
+        "server on {addr}; {conns} client greenlets for {} s, one thread",
+        duration.as_secs_f64()
+    );
 
     let (l2, seen2) = (listener.clone(), seen.clone());
     let server = green::spawn(move || {
         seen2.borrow_mut().insert(std::thread::current().id());
-        echo::serve(&l2, None, false)
+        echo::serve(&l2, &echo::ServeConfig::default())
     });
     let seen3 = seen.clone();
     let load = green::spawn(move || {
         seen3.borrow_mut().insert(std::thread::current().id());
-        echo::run_clients(addr, conns, Duration::from_secs_f64(secs), None, "", false)
+        echo::run_clients(addr, conns, duration, None, "", false)
     });
     let c = match load.join() {
         Ok(c) => c,
@@ -64,7 +89,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let threads_during = echo::os_threads();
+    let threads_during = sys::os_threads();
     listener.close(); // the accept loop ends; serve() waits for the handlers
     let s = match server.join() {
         Ok(s) => s,
@@ -73,7 +98,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let errors = c.errors + s.errors;
+    let errors = c.errors + s.errors + s.accept_errors;
     println!("connections served: {}", s.conns);
     println!(
         "messages: {} in {:.2} s = {:.0} messages/s (round trips; server answered {})",

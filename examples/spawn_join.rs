@@ -3,7 +3,16 @@
 //!
 //! Run: `cargo run --example spawn_join`
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: spawn_join
+
+Spawns eat (sleeps 2 s) and play_phone (sleeps 1 s) and joins both: about 2 s, not 3 s.
+";
 
 fn eat() {
     println!("eat food 1");
@@ -18,6 +27,7 @@ fn play_phone() {
 }
 
 fn main() {
+    shared::cli::Args::none(USAGE);
     let start = Instant::now();
     let g1 = green::spawn(eat);
     let g2 = green::spawn(play_phone);

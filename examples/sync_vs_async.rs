@@ -3,7 +3,17 @@
 //!
 //! Run: `cargo run --example sync_vs_async`
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: sync_vs_async
+
+Runs the seeds' task(pid), a 0.5 s sleep, nine times in a row (4.5 s), then spawns it
+ten times and joins them all (0.5 s).
+";
 
 fn task(pid: u32) {
     // Some non-deterministic task
@@ -27,6 +37,7 @@ fn asynchronous() {
 }
 
 fn main() {
+    shared::cli::Args::none(USAGE);
     println!("Synchronous:");
     let t = Instant::now();
     synchronous();

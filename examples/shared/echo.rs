@@ -1,42 +1,40 @@
-//! The seeds' upper-casing echo server and client, shared by the socket examples (and
-//! usable by benchmarks through `#[path = "../examples/shared/echo.rs"] mod echo;`).
-#![allow(dead_code)] // each example uses part of it
+//! The seeds' upper-casing echo server and client, shared by the socket examples.
 
 use std::cell::Cell;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use green::net::{TcpListener, TcpStream};
 
-/// Serves one connection as the seeds' `talk(conn)` does: read up to 1024 bytes, send
-/// them back upper-cased, until EOF; a reset by the peer ends the connection quietly
-/// (printed when `verbose`). Returns the number of messages answered.
-pub fn handle_connection(mut conn: TcpStream, verbose: bool) -> io::Result<u64> {
-    let mut buf = [0u8; 1024];
-    let mut messages = 0;
-    loop {
-        let n = match conn.read(&mut buf) {
-            Ok(0) => break, // if len(data) == 0: break
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
-                if verbose {
-                    println!("{e}"); // except ConnectionResetError as e: print(e)
-                }
-                break;
-            }
-            Err(e) => return Err(e),
-        };
-        if verbose {
-            println!("{}", String::from_utf8_lossy(&buf[..n]));
+use super::logger::Episode;
+
+/// How long a connection may stay silent before the server closes it, unless told.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a server runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeConfig {
+    /// Stop accepting after this many connections (`None`: until the listener closes).
+    pub max_conns: Option<u64>,
+    /// Close a connection that neither sends nor takes data for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Print every message and every reset, as the seeds do.
+    pub verbose: bool,
+}
+
+impl Default for ServeConfig {
+    /// No connection limit, [`DEFAULT_IDLE_TIMEOUT`], quiet.
+    fn default() -> Self {
+        ServeConfig {
+            max_conns: None,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            verbose: false,
         }
-        buf[..n].make_ascii_uppercase();
-        conn.write_all(&buf[..n])?;
-        messages += 1;
     }
-    Ok(messages) // conn.close() is the drop
 }
 
 /// What a server saw.
@@ -44,46 +42,171 @@ pub fn handle_connection(mut conn: TcpStream, verbose: bool) -> io::Result<u64> 
 pub struct ServeStats {
     pub conns: u64,
     pub messages: u64,
+    /// Connections closed because they stayed idle past the timeout.
+    pub idle_closed: u64,
+    /// Connections the peer reset (or closed while we wrote): the peer's business.
+    pub resets: u64,
+    /// Other connection errors, and failed spawns.
     pub errors: u64,
+    /// Failed `accept`s (out of file descriptors, say).
+    pub accept_errors: u64,
+}
+
+fn update(stats: &Cell<ServeStats>, f: impl FnOnce(&mut ServeStats)) {
+    let mut s = stats.get();
+    f(&mut s);
+    stats.set(s);
+}
+
+/// Whether `e` says the peer went away: it reset or aborted the connection, or closed
+/// it while we wrote.
+pub fn peer_gone(e: &io::Error) -> bool {
+    match e.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => true,
+        ErrorKind::ConnectionAborted => !listener_closed(e),
+        _ => false,
+    }
+}
+
+/// Whether `e` is what `accept` says once the listener was closed by `close()` (a
+/// kernel `ECONNABORTED` has an OS error code; the close's error has none).
+fn listener_closed(e: &io::Error) -> bool {
+    e.kind() == ErrorKind::ConnectionAborted && e.raw_os_error().is_none()
+}
+
+/// The seeds' `talk(conn)`: read up to 1024 bytes, send them back upper-cased, until
+/// EOF. Counts the messages answered in `messages`.
+fn talk(conn: &mut TcpStream, verbose: bool, messages: &mut u64) -> io::Result<()> {
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(()); // if len(data) == 0: break
+        }
+        if verbose {
+            println!("{}", String::from_utf8_lossy(&buf[..n]));
+        }
+        buf[..n].make_ascii_uppercase();
+        conn.write_all(&buf[..n])?;
+        *messages += 1;
+    }
+}
+
+/// Serves one connection: [`talk`] with the idle timeout set for reads and writes;
+/// adds what happened to `stats`. A reset by the peer ends it quietly (printed when
+/// `verbose`, as the seeds' `except ConnectionResetError as e: print(e)`).
+pub fn handle_connection(mut conn: TcpStream, cfg: &ServeConfig, stats: &Cell<ServeStats>) {
+    let mut messages = 0;
+    let r = conn
+        .set_nodelay(true)
+        .and_then(|()| conn.set_read_timeout(cfg.idle_timeout))
+        .and_then(|()| conn.set_write_timeout(cfg.idle_timeout))
+        .and_then(|()| talk(&mut conn, cfg.verbose, &mut messages));
+    update(stats, |s| {
+        s.messages += messages;
+        match &r {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::TimedOut => s.idle_closed += 1,
+            Err(e) if peer_gone(e) => s.resets += 1,
+            Err(_) => s.errors += 1,
+        }
+    });
+    if let Err(e) = r {
+        if peer_gone(&e) {
+            if cfg.verbose {
+                println!("{e}");
+            }
+        } else if e.kind() != ErrorKind::TimedOut {
+            log::warn!("connection {:?}: {e}", conn.peer_addr().ok());
+        }
+    }
+    // conn.close() is the drop
+}
+
+/// The handlers still running, counted so that shutdown can wait for them while
+/// nothing is kept per finished connection.
+struct Live {
+    count: Cell<usize>,
+    none: green::Event,
+}
+
+/// One running handler; dropped when it ends, also when it is killed.
+struct LiveGuard(Rc<Live>);
+
+impl LiveGuard {
+    fn new(live: &Rc<Live>) -> LiveGuard {
+        live.count.set(live.count.get() + 1);
+        live.none.clear();
+        LiveGuard(live.clone())
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let n = self.0.count.get() - 1;
+        self.0.count.set(n);
+        if n == 0 {
+            self.0.none.set();
+        }
+    }
 }
 
 /// The seeds' `server1()`: accepts connections and spawns [`handle_connection`] for
-/// each, until `max_conns` connections were accepted or accepting fails (the listener
-/// was closed). Then waits for the handlers and returns the totals.
-pub fn serve(listener: &TcpListener, max_conns: Option<u64>, verbose: bool) -> ServeStats {
+/// each, detached (its `JoinHandle` is dropped: the greenlet runs on, and nothing stays
+/// behind when it ends), until `cfg.max_conns` connections were accepted or the
+/// listener was closed. Then waits for the handlers and returns the totals.
+///
+/// A failed `accept` (out of file descriptors, say) is counted, and printed once per
+/// episode of failures ([`Episode`]). `green::net`'s `accept` waits on such errors by
+/// itself, so the loop only yields once, to let the handlers free descriptors.
+pub fn serve(listener: &TcpListener, cfg: &ServeConfig) -> ServeStats {
     let stats = Rc::new(Cell::new(ServeStats::default()));
-    let mut handlers = Vec::new();
-    while max_conns.is_none_or(|m| stats.get().conns < m) {
+    let live = Rc::new(Live {
+        count: Cell::new(0),
+        none: green::Event::new(),
+    });
+    live.none.set();
+    let mut failing = Episode::default();
+    while cfg.max_conns.is_none_or(|m| stats.get().conns < m) {
         let conn = match listener.accept() {
             Ok((conn, _)) => conn,
-            Err(e) if e.kind() == ErrorKind::ConnectionAborted => break, // closed
+            Err(e) if listener_closed(&e) => break,
             Err(e) => {
-                eprintln!("accept: {e}");
-                let mut s = stats.get();
-                s.errors += 1;
-                stats.set(s);
+                failing.error("accept", &e);
+                update(&stats, |s| s.accept_errors += 1);
+                green::yield_now(); // let the handlers run: they free descriptors
                 continue;
             }
         };
-        let mut s = stats.get();
-        s.conns += 1;
-        stats.set(s);
-        let st = stats.clone();
-        handlers.push(green::spawn(move || {
-            let r = handle_connection(conn, verbose);
-            let mut s = st.get();
-            match r {
-                Ok(m) => s.messages += m,
-                Err(e) => {
-                    eprintln!("connection: {e}");
-                    s.errors += 1;
-                }
-            }
-            st.set(s);
-        }));
+        update(&stats, |s| s.conns += 1);
+        let (st, cfg, guard) = (stats.clone(), *cfg, LiveGuard::new(&live));
+        if let Err(e) = green::try_spawn(move || {
+            let _guard = guard;
+            handle_connection(conn, &cfg, &st);
+        }) {
+            // No stack for another greenlet: the connection is closed (dropped).
+            failing.error("spawn", &e);
+            update(&stats, |s| s.errors += 1);
+        }
     }
-    green::joinall(handlers);
+    while live.count.get() > 0 {
+        if let Err(e) = live.none.wait() {
+            log::error!("waiting for {} connection handlers: {e}", live.count.get());
+            break;
+        }
+    }
     stats.get()
+}
+
+/// Closes `listener` once another thread sets `stop`. Hubs are per thread, so a
+/// greenlet of this thread looks at the flag every 20 ms.
+pub fn close_when(listener: Rc<TcpListener>, stop: Arc<AtomicBool>) {
+    green::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            green::sleep(Duration::from_millis(20));
+        }
+        listener.close();
+    });
 }
 
 /// The seeds' `client()`: connects and sends "<name> <n>" for n = 0, 1, ..., reading
@@ -125,7 +248,8 @@ pub struct ClientStats {
 }
 
 /// Runs `conns` clients as greenlets of this thread (the seeds' 400 threads) for
-/// `duration` or `max_messages` each, and waits for all of them.
+/// `duration` or `max_messages` each, and waits for all of them. The first error is
+/// printed; the others are counted.
 pub fn run_clients(
     addr: SocketAddr,
     conns: u64,
@@ -136,89 +260,34 @@ pub fn run_clients(
 ) -> ClientStats {
     let start = Instant::now();
     let until = start + duration;
-    let handles: Vec<_> = (0..conns)
-        .map(|i| {
-            let name = format!("{prefix}Greenlet-{i}");
-            green::spawn(move || client(addr, &name, until, max_messages, verbose))
-        })
-        .collect();
     let mut stats = ClientStats {
         conns,
         ..ClientStats::default()
     };
-    for r in green::joinall(handles) {
-        match r {
-            Ok(Ok(n)) => stats.messages += n,
-            Ok(Err(e)) => {
-                eprintln!("client: {e}");
-                stats.errors += 1;
-            }
+    let mut handles = Vec::new();
+    let mut failing = Episode::default();
+    for i in 0..conns {
+        let name = format!("{prefix}Greenlet-{i}");
+        match green::try_spawn(move || client(addr, &name, until, max_messages, verbose)) {
+            Ok(h) => handles.push(h),
             Err(e) => {
-                eprintln!("client greenlet: {e}");
+                failing.error("spawning a client", &e);
                 stats.errors += 1;
             }
         }
+    }
+    for r in green::joinall(handles) {
+        let e = match r {
+            Ok(Ok(n)) => {
+                stats.messages += n;
+                continue;
+            }
+            Ok(Err(e)) => e,
+            Err(e) => io::Error::other(e.to_string()),
+        };
+        failing.error("client", &e);
+        stats.errors += 1;
     }
     stats.elapsed = start.elapsed();
     stats
-}
-
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit; fails with a clear message if
-/// that is still below `needed` file descriptors.
-pub fn raise_fd_limit(needed: u64) -> Result<u64, String> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the live struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(format!("getrlimit: {}", io::Error::last_os_error()));
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the live struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim = raised;
-        }
-    }
-    let have: u64 = lim.rlim_cur;
-    if have < needed {
-        return Err(format!(
-            "need about {needed} file descriptors but RLIMIT_NOFILE is {have} \
-             (hard limit {}); raise it with `ulimit -n {needed}` or use fewer connections",
-            lim.rlim_max
-        ));
-    }
-    Ok(have)
-}
-
-/// The number of OS threads in this process (entries of /proc/self/task).
-pub fn os_threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
-}
-
-/// The value after `--name` on the command line, if the option is there.
-pub fn opt_arg<T: FromStr>(name: &str) -> Option<T> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    match args.get(i + 1).map(|v| v.parse()) {
-        Some(Ok(v)) => Some(v),
-        _ => {
-            eprintln!("{name} needs a valid value");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// The value after `--name` on the command line, or `default`.
-pub fn arg<T: FromStr>(name: &str, default: T) -> T {
-    opt_arg(name).unwrap_or(default)
-}
-
-/// Whether `--name` is on the command line.
-pub fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
 }
