@@ -330,14 +330,11 @@ impl UdpSocket {
     }
 }
 
-impl_from_std! {
-    /// Wraps a std socket like [`UdpSocket::from_std`].
-    ///
-    /// # Panics
-    ///
-    /// If the socket cannot be made non-blocking or registered with the hub.
-    impl From<std::net::UdpSocket> for UdpSocket;
-}
+impl_conversions!(
+    UdpSocket(std::net::UdpSocket),
+    crate::socket::UDP,
+    "a UDP socket"
+);
 
 impl_fd!(UdpSocket(std::net::UdpSocket), "socket");
 
