@@ -3,9 +3,9 @@
 //!
 //! The types mirror `std::net` (and `std::os::unix::net`), so porting blocking std code
 //! is a change of `use` line: [`TcpListener`], [`TcpStream`], [`UdpSocket`],
-//! [`UnixListener`], [`UnixStream`]. Where std blocks the thread, these switch to other
-//! greenlets: one thread serves thousands of connections, one greenlet each, as gevent
-//! does with `monkey.patch_all()`.
+//! [`UnixListener`], [`UnixStream`], [`UnixDatagram`]. Where std blocks the thread,
+//! these switch to other greenlets: one thread serves thousands of connections, one
+//! greenlet each, as gevent does with `monkey.patch_all()`.
 //!
 //! # How it works
 //!
@@ -97,11 +97,13 @@ mod sys;
 mod tcp;
 mod udp;
 mod unix;
+mod unix_datagram;
 
 pub use resolve::{ToSocketAddrs, lookup_host};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 #[cfg(feature = "monkey")]
 pub mod monkey;

@@ -128,6 +128,11 @@ pub(crate) const UNIX_STREAM: Kind = Kind {
     ty: libc::SOCK_STREAM,
 };
 
+pub(crate) const UNIX_DGRAM: Kind = Kind {
+    families: &[libc::AF_UNIX],
+    ty: libc::SOCK_DGRAM,
+};
+
 /// Checks that `fd` is a socket of `kind` (`what` names it in the error): its family
 /// (from `getsockname`, which reports it for an unbound socket too) and its `SO_TYPE`.
 pub(crate) fn check_kind(fd: std::os::fd::RawFd, kind: &Kind, what: &str) -> std::io::Result<()> {

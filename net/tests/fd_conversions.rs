@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
-use green::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use green::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
 /// One socket of each kind, as `OwnedFd`s: (TCP listener, TCP stream, UDP, Unix
 /// listener, Unix stream, Unix datagram). The TCP stream is connected to the listener.
@@ -66,6 +66,10 @@ fn try_from_owned_fd_accepts_only_its_kind() {
         accepted("us", |fd| UnixStream::try_from(fd).map(drop)),
         0b011000
     );
+    assert_eq!(
+        accepted("ud", |fd| UnixDatagram::try_from(fd).map(drop)),
+        0b100000
+    );
 }
 
 #[test]
@@ -122,6 +126,8 @@ fn std_conversions_are_fallible_not_panicking() {
     assert!(UdpSocket::try_from(u).is_ok());
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     assert!(UnixStream::try_from(a).is_ok());
+    let d = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    assert!(UnixDatagram::try_from(d).is_ok());
 }
 
 #[test]
@@ -143,6 +149,13 @@ fn udp_and_unix_round_trip_through_fds() {
     a.write_all(b"u").unwrap();
     b.read_exact(&mut buf[..1]).unwrap();
     assert_eq!(buf[0], b'u');
+
+    let (a, b) = UnixDatagram::pair().unwrap();
+    // SAFETY: as above, an open Unix datagram socket.
+    let a = unsafe { UnixDatagram::from_raw_fd(OwnedFd::from(a).into_raw_fd()) };
+    let b = UnixDatagram::try_from(OwnedFd::from(b)).unwrap();
+    a.send(b"d").unwrap();
+    assert_eq!(b.recv(&mut buf).unwrap(), 1);
 
     let path = std::env::temp_dir().join(format!("green-fdconv-{}-rt.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
