@@ -43,33 +43,23 @@ fn accepted(name: &str, convert: impl Fn(OwnedFd) -> std::io::Result<()>) -> u32
     mask
 }
 
+/// A conversion from an `OwnedFd`, its result dropped.
+type Convert = fn(OwnedFd) -> std::io::Result<()>;
+
 #[test]
 fn try_from_owned_fd_accepts_only_its_kind() {
     // TCP listeners and streams are both TCP stream sockets; likewise for Unix.
-    assert_eq!(
-        accepted("tl", |fd| TcpListener::try_from(fd).map(drop)),
-        0b000011
-    );
-    assert_eq!(
-        accepted("ts", |fd| TcpStream::try_from(fd).map(drop)),
-        0b000011
-    );
-    assert_eq!(
-        accepted("u", |fd| UdpSocket::try_from(fd).map(drop)),
-        0b000100
-    );
-    assert_eq!(
-        accepted("ul", |fd| UnixListener::try_from(fd).map(drop)),
-        0b011000
-    );
-    assert_eq!(
-        accepted("us", |fd| UnixStream::try_from(fd).map(drop)),
-        0b011000
-    );
-    assert_eq!(
-        accepted("ud", |fd| UnixDatagram::try_from(fd).map(drop)),
-        0b100000
-    );
+    let cases: [(&str, Convert, u32); 6] = [
+        ("tl", |fd| TcpListener::try_from(fd).map(drop), 0b000011),
+        ("ts", |fd| TcpStream::try_from(fd).map(drop), 0b000011),
+        ("u", |fd| UdpSocket::try_from(fd).map(drop), 0b000100),
+        ("ul", |fd| UnixListener::try_from(fd).map(drop), 0b011000),
+        ("us", |fd| UnixStream::try_from(fd).map(drop), 0b011000),
+        ("ud", |fd| UnixDatagram::try_from(fd).map(drop), 0b100000),
+    ];
+    for (name, convert, expected) in cases {
+        assert_eq!(accepted(name, convert), expected, "{name}");
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 use std::net::Shutdown;
 use std::os::unix::net::UnixDatagram as StdUnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -128,23 +128,28 @@ fn recv_timeout_expires_with_timed_out() {
     );
 }
 
-#[test]
-fn send_to_a_full_queue_waits_until_the_receiver_drains_it() {
-    let path = sock_path("full");
-    let receiver = UnixDatagram::bind(&path).unwrap();
-    // Fill the receiver's queue from a third socket (the kernel bounds it by
-    // `net.unix.max_dgram_qlen` datagrams).
+/// Fills the queue of the socket bound to `path` with 1-byte datagrams from another
+/// socket (the kernel bounds it by `net.unix.max_dgram_qlen` datagrams); returns how
+/// many it queued.
+fn fill_queue(path: &Path) -> usize {
     let filler = StdUnixDatagram::unbound().unwrap();
     filler.set_nonblocking(true).unwrap();
     let mut queued = 0;
     loop {
-        match filler.send_to(b"f", &path) {
+        match filler.send_to(b"f", path) {
             Ok(_) => queued += 1,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return queued,
             Err(e) => panic!("filling the queue: {e}"),
         }
         assert!(queued < 1_000_000, "the queue never filled");
     }
+}
+
+#[test]
+fn send_to_a_full_queue_waits_until_the_receiver_drains_it() {
+    let path = sock_path("full");
+    let receiver = UnixDatagram::bind(&path).unwrap();
+    let queued = fill_queue(&path);
     // The sender is not the receiver's peer, so the kernel does not tell it when room
     // appears: it must still finish once the receiver drains the queue. The timeout
     // only bounds the test.
@@ -181,13 +186,11 @@ fn thread_cpu_time() -> Duration {
 fn send_to_a_full_queue_waits_without_spinning() {
     let path = sock_path("full-cpu");
     let receiver = UnixDatagram::bind(&path).unwrap();
+    let queued = fill_queue(&path);
     let sender = UnixDatagram::unbound().unwrap();
     sender.set_nonblocking(true).unwrap();
-    let mut queued = 0;
-    while sender.send_to(b"f", &path).is_ok() {
-        queued += 1;
-        assert!(queued < 1_000_000, "the queue never filled");
-    }
+    let err = sender.send_to(b"x", &path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock);
     sender.set_nonblocking(false).unwrap();
     // Each refused send raises a writable edge on the sender: a sender that waited for
     // edges would keep the thread busy for the whole wait.
@@ -211,21 +214,20 @@ fn send_to_a_full_queue_waits_without_spinning() {
 fn send_to_a_full_queue_times_out() {
     let path = sock_path("full-timeout");
     let _receiver = UnixDatagram::bind(&path).unwrap();
+    fill_queue(&path);
     let sender = UnixDatagram::unbound().unwrap();
     sender
         .set_write_timeout(Some(Duration::from_millis(60)))
         .unwrap();
     let start = Instant::now();
-    let err = loop {
-        match sender.send_to(b"x", &path) {
-            Ok(_) => assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "the queue never filled"
-            ),
-            Err(e) => break e,
-        }
-    };
+    let err = sender.send_to(b"x", &path).unwrap_err();
+    let waited = start.elapsed();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(
+        waited >= Duration::from_millis(60),
+        "returned after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "returned after {waited:?}");
     std::fs::remove_file(&path).unwrap();
 }
 
