@@ -20,6 +20,29 @@
 //!
 //! Greenlets are bound to the thread that made them: [`Greenlet`] and [`JoinHandle`] are
 //! not `Send`. For more cores, run a hub per thread (see `examples/multicore_echo.rs`).
+//!
+//! # Using green from a library
+//!
+//! The `monkey` feature, on by default, defines libc's blocking entry points (`recv`,
+//! `send`, `accept4`, `poll`, `clock_nanosleep`, ...) in every binary that links `green`
+//! with it, whether or not anything calls `monkey::patch_all()`. Until then the hooks
+//! behave exactly like libc's, at the cost of one check per call, but the choice belongs
+//! to the binary. Cargo features are additive, so one library that depends on `green`
+//! with its default features turns the hooks on for every program that uses it.
+//!
+//! A library therefore depends on `green` without default features:
+//!
+//! ```toml
+//! [dependencies]
+//! green = { version = "0.1", default-features = false }
+//! ```
+//!
+//! and a binary that wants std's blocking calls made cooperative opts in:
+//!
+//! ```toml
+//! [dependencies]
+//! green = { version = "0.1", features = ["monkey"] } # or simply green = "0.1"
+//! ```
 #![warn(missing_docs)]
 
 pub use green_runtime::*;

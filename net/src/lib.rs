@@ -3,9 +3,9 @@
 //!
 //! The types mirror `std::net` (and `std::os::unix::net`), so porting blocking std code
 //! is a change of `use` line: [`TcpListener`], [`TcpStream`], [`UdpSocket`],
-//! [`UnixListener`], [`UnixStream`]. Where std blocks the thread, these switch to other
-//! greenlets: one thread serves thousands of connections, one greenlet each, as gevent
-//! does with `monkey.patch_all()`.
+//! [`UnixListener`], [`UnixStream`], [`UnixDatagram`]. Where std blocks the thread,
+//! these switch to other greenlets: one thread serves thousands of connections, one
+//! greenlet each, as gevent does with `monkey.patch_all()`.
 //!
 //! # How it works
 //!
@@ -30,6 +30,32 @@
 //! ```compile_fail
 //! fn assert_send<T: Send>() {}
 //! assert_send::<green::net::TcpStream>(); // not Send: bound to its thread's hub
+//! ```
+//!
+//! # Conversions
+//!
+//! Wrapping a socket registers it with the hub, which can fail, so the conversions that
+//! std has as `From` are `TryFrom` here (with [`std::io::Error`]): from the std type
+//! (like `from_std`) and from an [`OwnedFd`](std::os::fd::OwnedFd), which must be a
+//! socket of the type's kind (else [`std::io::ErrorKind::InvalidInput`]). Every type
+//! also has `AsFd`, `AsRawFd`, `IntoRawFd` and `From<T> for OwnedFd` (which give up the
+//! fd, still non-blocking), and `FromRawFd`, which cannot return an error: if the
+//! registration fails it aborts the process with a message (see each type's impl).
+//!
+//! ```
+//! use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+//! use green::net::{TcpStream, UdpSocket};
+//!
+//! let std_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+//! let sock = UdpSocket::try_from(std_sock).unwrap();
+//! let fd: OwnedFd = sock.into();
+//! // The wrong kind of socket is an error, not a panic:
+//! let err = TcpStream::try_from(fd.try_clone().unwrap()).unwrap_err();
+//! assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+//! let sock = UdpSocket::try_from(fd).unwrap();
+//! // SAFETY: `into_raw_fd` hands over the sole ownership of an open UDP socket.
+//! let sock = unsafe { UdpSocket::from_raw_fd(sock.into_raw_fd()) };
+//! assert!(sock.local_addr().unwrap().ip().is_loopback());
 //! ```
 //!
 //! # Examples
@@ -71,11 +97,13 @@ mod sys;
 mod tcp;
 mod udp;
 mod unix;
+mod unix_datagram;
 
 pub use resolve::{ToSocketAddrs, lookup_host};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 #[cfg(feature = "monkey")]
 pub mod monkey;

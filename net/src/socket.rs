@@ -42,24 +42,154 @@ macro_rules! impl_fd {
     };
 }
 
-/// `From<$std>` for a socket type `$t` with a `from_std` constructor, panicking (with
-/// the type's name) where `from_std` would fail. The attributes (the impl's rustdoc)
-/// are passed through.
-macro_rules! impl_from_std {
-    ($(#[$attr:meta])* impl From<$std:ty> for $t:ident;) => {
-        $(#[$attr])*
-        impl From<$std> for $t {
-            fn from(sock: $std) -> $t {
+/// The conversions into a socket type `$t` (which has a `from_std($std)` constructor)
+/// that std has as `From` and green makes fallible, because wrapping registers the
+/// socket with the hub: `TryFrom<$std>`; `TryFrom<OwnedFd>`, which first checks that
+/// the fd is a socket of `$kind` (a [`Kind`], which `$what` names: "a TCP socket", ...);
+/// `FromRawFd`, which cannot report an error (see [`unregistrable`]); and
+/// `From<$t> for OwnedFd`.
+macro_rules! impl_conversions {
+    ($t:ident($std:ty), $kind:expr, $what:literal) => {
+        #[doc = concat!("Wraps a std socket like [`", stringify!($t), "::from_std`]: makes it")]
+        /// non-blocking and registers it with this thread's hub, which can fail.
+        impl TryFrom<$std> for $t {
+            type Error = std::io::Error;
+
+            fn try_from(sock: $std) -> std::io::Result<$t> {
+                $t::from_std(sock)
+            }
+        }
+
+        #[doc = concat!("Takes ownership of an fd that must be ", $what, ", makes it")]
+        /// non-blocking and registers it with this thread's hub. A socket of another kind
+        /// is an [`InvalidInput`](std::io::ErrorKind::InvalidInput) error, an fd that is
+        /// no socket the kernel's `ENOTSOCK`; on any error the fd is closed.
+        impl TryFrom<std::os::fd::OwnedFd> for $t {
+            type Error = std::io::Error;
+
+            fn try_from(fd: std::os::fd::OwnedFd) -> std::io::Result<$t> {
+                crate::socket::check_kind(std::os::fd::AsRawFd::as_raw_fd(&fd), &$kind, $what)?;
+                $t::from_std(<$std>::from(fd))
+            }
+        }
+
+        #[doc = concat!("Takes ownership of `fd`, which must be an open fd of ", $what, ",")]
+        #[doc = concat!("like `", stringify!($std), "::from_raw_fd`, and wraps it like")]
+        #[doc = concat!("[`", stringify!($t), "::from_std`].")]
+        ///
+        /// # Aborts
+        ///
+        /// `from_raw_fd` cannot return an error. If the socket cannot be registered with
+        /// this thread's hub (the hub's reactor could not be created, say for lack of
+        /// file descriptors, or the kernel refused the epoll registration), the process
+        /// aborts with a message on stderr. `TryFrom<OwnedFd>` is the fallible form:
+        /// `T::try_from(unsafe { OwnedFd::from_raw_fd(fd) })`.
+        impl std::os::fd::FromRawFd for $t {
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $t {
+                // SAFETY: the caller passes an open fd of the right kind that it owns
+                // (this function's contract, the same as std's).
+                let sock = unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) };
                 match $t::from_std(sock) {
                     Ok(s) => s,
-                    Err(e) => panic!(
-                        concat!("green: cannot register a ", stringify!($t), " with the hub: {}"),
-                        e
-                    ),
+                    Err(e) => crate::socket::unregistrable(stringify!($t), &e),
                 }
             }
         }
+
+        /// Deregisters the socket and gives up its fd, still in non-blocking mode.
+        impl From<$t> for std::os::fd::OwnedFd {
+            fn from(sock: $t) -> std::os::fd::OwnedFd {
+                std::os::fd::OwnedFd::from(sock.deregister())
+            }
+        }
     };
+}
+
+/// The kind of socket that a socket type wraps, as `TryFrom<OwnedFd>` checks it.
+pub(crate) struct Kind {
+    /// The address families accepted (`AF_INET`, ...).
+    pub(crate) families: &'static [libc::c_int],
+    /// The socket type (`SOCK_STREAM`, `SOCK_DGRAM`).
+    pub(crate) ty: libc::c_int,
+}
+
+pub(crate) const TCP: Kind = Kind {
+    families: &[libc::AF_INET, libc::AF_INET6],
+    ty: libc::SOCK_STREAM,
+};
+
+pub(crate) const UDP: Kind = Kind {
+    families: &[libc::AF_INET, libc::AF_INET6],
+    ty: libc::SOCK_DGRAM,
+};
+
+pub(crate) const UNIX_STREAM: Kind = Kind {
+    families: &[libc::AF_UNIX],
+    ty: libc::SOCK_STREAM,
+};
+
+pub(crate) const UNIX_DGRAM: Kind = Kind {
+    families: &[libc::AF_UNIX],
+    ty: libc::SOCK_DGRAM,
+};
+
+/// Checks that `fd` is a socket of `kind` (`what` names it in the error): its family
+/// (from `getsockname`, which reports it for an unbound socket too) and its `SO_TYPE`.
+pub(crate) fn check_kind(fd: std::os::fd::RawFd, kind: &Kind, what: &str) -> std::io::Result<()> {
+    // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` is live and `len` is its exact size; the kernel writes at most that.
+    if unsafe {
+        libc::getsockname(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    } == -1
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut ty: libc::c_int = 0;
+    let mut ty_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty` is a live c_int and `ty_len` its size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut ty_len,
+        )
+    };
+    if r == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let family = libc::c_int::from(addr.ss_family);
+    if kind.families.contains(&family) && ty == kind.ty {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("expected {what} (fd {fd} has address family {family}, socket type {ty})"),
+    ))
+}
+
+/// What `FromRawFd` does when the socket cannot be registered with the hub: it has no
+/// way to return the error and must not panic, so it writes the error to stderr and
+/// aborts, as std does when memory runs out (the failures here are of that kind: no fd
+/// left for the reactor, no kernel memory for the registration).
+#[cold]
+#[inline(never)]
+pub(crate) fn unregistrable(what: &str, e: &std::io::Error) -> ! {
+    use std::io::Write;
+    // Nothing to do if stderr is gone: the abort still tells.
+    let _ = writeln!(
+        std::io::stderr(),
+        "green: {what}::from_raw_fd cannot register the socket with this thread's hub \
+         ({e}); aborting (use TryFrom<OwnedFd> to handle this error)"
+    );
+    std::process::abort()
 }
 
 /// `Read` and `Write` for a stream type `$t`, for `&$t` (so that one greenlet can read

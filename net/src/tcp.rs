@@ -593,25 +593,17 @@ impl TcpStream {
 
 impl_stream_io!(TcpStream, true);
 
-impl_from_std! {
-    /// Wraps a std stream like [`TcpStream::from_std`].
-    ///
-    /// # Panics
-    ///
-    /// If the stream cannot be made non-blocking or registered with the hub (the reactor
-    /// could not be created); use [`TcpStream::from_std`] to handle that.
-    impl From<std::net::TcpStream> for TcpStream;
-}
+impl_conversions!(
+    TcpStream(std::net::TcpStream),
+    crate::socket::TCP,
+    "a TCP socket"
+);
 
-impl_from_std! {
-    /// Wraps a std listener like [`TcpListener::from_std`].
-    ///
-    /// # Panics
-    ///
-    /// If the listener cannot be made non-blocking or registered with the hub; use
-    /// [`TcpListener::from_std`] to handle that.
-    impl From<std::net::TcpListener> for TcpListener;
-}
+impl_conversions!(
+    TcpListener(std::net::TcpListener),
+    crate::socket::TCP,
+    "a TCP socket"
+);
 
 impl_fd!(TcpStream(std::net::TcpStream), "stream");
 

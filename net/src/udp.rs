@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -275,6 +275,135 @@ impl UdpSocket {
         self.sock.ttl()
     }
 
+    /// Joins the IPv4 multicast group `multiaddr` on the interface with the address
+    /// `interface` (`IP_ADD_MEMBERSHIP`; `0.0.0.0` lets the kernel pick one).
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let group = Ipv4Addr::new(224, 0, 0, 123);
+    /// s.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST).unwrap();
+    /// s.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST).unwrap();
+    /// ```
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leaves an IPv4 multicast group joined with
+    /// [`join_multicast_v4`](UdpSocket::join_multicast_v4) (`IP_DROP_MEMBERSHIP`).
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let group = Ipv4Addr::new(224, 0, 0, 123);
+    /// // Not a member: the kernel says so.
+    /// assert!(s.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST).is_err());
+    /// ```
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Joins the IPv6 multicast group `multiaddr` on the interface with the index
+    /// `interface` (`IPV6_ADD_MEMBERSHIP`; 0 lets the kernel pick one).
+    ///
+    /// ```
+    /// use std::net::Ipv6Addr;
+    /// // Skipped where the machine has no IPv6 loopback.
+    /// if let Ok(s) = green::net::UdpSocket::bind("[::1]:0") {
+    ///     let group: Ipv6Addr = "ff02::123".parse().unwrap();
+    ///     let lo = 1; // the loopback interface's usual index
+    ///     if s.join_multicast_v6(&group, lo).is_ok() {
+    ///         s.leave_multicast_v6(&group, lo).unwrap();
+    ///     }
+    /// }
+    /// ```
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves an IPv6 multicast group joined with
+    /// [`join_multicast_v6`](UdpSocket::join_multicast_v6) (`IPV6_DROP_MEMBERSHIP`).
+    ///
+    /// ```
+    /// use std::net::Ipv6Addr;
+    /// if let Ok(s) = green::net::UdpSocket::bind("[::1]:0") {
+    ///     let group: Ipv6Addr = "ff02::123".parse().unwrap();
+    ///     // Not a member: the kernel says so.
+    ///     assert!(s.leave_multicast_v6(&group, 1).is_err());
+    /// }
+    /// ```
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.leave_multicast_v6(multiaddr, interface)
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether this host receives the IPv4 multicast
+    /// datagrams the socket sends.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_multicast_loop_v4(false).unwrap();
+    /// assert!(!s.multicast_loop_v4().unwrap());
+    /// ```
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.sock.set_multicast_loop_v4(on)
+    }
+
+    /// The value of `IP_MULTICAST_LOOP`.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(s.multicast_loop_v4().unwrap()); // Linux's default
+    /// ```
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.sock.multicast_loop_v4()
+    }
+
+    /// Sets `IP_MULTICAST_TTL`, the time-to-live of the IPv4 multicast datagrams the
+    /// socket sends (1, the default, keeps them on the local network).
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_multicast_ttl_v4(4).unwrap();
+    /// assert_eq!(s.multicast_ttl_v4().unwrap(), 4);
+    /// ```
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.sock.set_multicast_ttl_v4(ttl)
+    }
+
+    /// The value of `IP_MULTICAST_TTL`.
+    ///
+    /// ```
+    /// let s = green::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(s.multicast_ttl_v4().unwrap(), 1);
+    /// ```
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.sock.multicast_ttl_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`: whether this host receives the IPv6 multicast
+    /// datagrams the socket sends.
+    ///
+    /// ```
+    /// if let Ok(s) = green::net::UdpSocket::bind("[::1]:0") {
+    ///     s.set_multicast_loop_v6(false).unwrap();
+    ///     assert!(!s.multicast_loop_v6().unwrap());
+    /// }
+    /// ```
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.sock.set_multicast_loop_v6(on)
+    }
+
+    /// The value of `IPV6_MULTICAST_LOOP`.
+    ///
+    /// ```
+    /// if let Ok(s) = green::net::UdpSocket::bind("[::1]:0") {
+    ///     assert!(s.multicast_loop_v6().unwrap()); // Linux's default
+    /// }
+    /// ```
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.sock.multicast_loop_v6()
+    }
+
     /// Takes the pending `SO_ERROR`, if any.
     ///
     /// ```
@@ -330,14 +459,11 @@ impl UdpSocket {
     }
 }
 
-impl_from_std! {
-    /// Wraps a std socket like [`UdpSocket::from_std`].
-    ///
-    /// # Panics
-    ///
-    /// If the socket cannot be made non-blocking or registered with the hub.
-    impl From<std::net::UdpSocket> for UdpSocket;
-}
+impl_conversions!(
+    UdpSocket(std::net::UdpSocket),
+    crate::socket::UDP,
+    "a UDP socket"
+);
 
 impl_fd!(UdpSocket(std::net::UdpSocket), "socket");
 

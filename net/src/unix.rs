@@ -409,23 +409,17 @@ impl UnixStream {
 
 impl_stream_io!(UnixStream, false);
 
-impl_from_std! {
-    /// Wraps a std stream like [`UnixStream::from_std`].
-    ///
-    /// # Panics
-    ///
-    /// If the stream cannot be made non-blocking or registered with the hub.
-    impl From<std::os::unix::net::UnixStream> for UnixStream;
-}
+impl_conversions!(
+    UnixStream(std::os::unix::net::UnixStream),
+    crate::socket::UNIX_STREAM,
+    "a Unix stream socket"
+);
 
-impl_from_std! {
-    /// Wraps a std listener like [`UnixListener::from_std`].
-    ///
-    /// # Panics
-    ///
-    /// If the listener cannot be made non-blocking or registered with the hub.
-    impl From<std::os::unix::net::UnixListener> for UnixListener;
-}
+impl_conversions!(
+    UnixListener(std::os::unix::net::UnixListener),
+    crate::socket::UNIX_STREAM,
+    "a Unix stream socket"
+);
 
 impl_fd!(UnixStream(std::os::unix::net::UnixStream), "stream");
 
