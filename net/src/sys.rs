@@ -239,6 +239,10 @@ impl Evented {
     /// direction, `f` is not tried: the wait comes first (saving a syscall that would
     /// return `WouldBlock`). In std's non-blocking mode `f` is always tried, since the
     /// caller may not have let the hub poll since the drain.
+    ///
+    /// Each operation counts against the greenlet's fairness budget first
+    /// (`green_runtime::spend_budget`): one that has made many operations without
+    /// waiting lets the other greenlets run before this one.
     #[inline]
     pub(crate) fn op<T>(
         &self,
@@ -246,6 +250,7 @@ impl Evented {
         timeout: Option<Duration>,
         mut f: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
+        green_runtime::spend_budget();
         let mut until: Option<Instant> = None;
         loop {
             if self.closed.get() {

@@ -4,7 +4,8 @@
 //! ([`super::real`]) unless the call concerns a socket the table knows and (for the
 //! patched path) runs in a greenlet. Hooks never allocate, never lock, and call glibc's
 //! originals (never themselves) for their own syscalls, so the reactor, the logger and
-//! signal handlers may go through them freely.
+//! signal handlers may go through them freely. (A greenlet that parks in a hook does
+//! allocate, in the runtime, as any park does.)
 //!
 //! A panic raised while a greenlet is parked inside a hook (a kill, a `Timeout`) must not
 //! unwind through std's frames: std calls these functions through `extern "C"`
@@ -344,6 +345,10 @@ fn io(
 /// an echo costs two syscalls per message instead of three. A call for zero bytes makes
 /// its syscall first whatever the cache says: only the kernel knows whether it would
 /// block (an empty write on a full send buffer does not).
+///
+/// In a greenlet the call also counts against its fairness budget first (as
+/// `green::net`'s operations do), which may park it to let the others run; a kill
+/// arriving meanwhile makes the call fail with `ECANCELED` before its syscall.
 #[cold]
 fn io_slow(
     fd: c_int,
@@ -353,6 +358,10 @@ fn io_slow(
     want: Ask,
     op: &mut dyn FnMut() -> ssize_t,
 ) -> ssize_t {
+    if green && guarded(rt::spend_budget).is_none() {
+        set_errno(libc::ECANCELED);
+        return -1;
+    }
     let tcp = green && slot.bits() & fdtable::TCP != 0;
     let mut deadline = None;
     // Wait before the syscall: the fd is drained (the last call said EAGAIN, or did less
