@@ -60,7 +60,8 @@ fn server1(server: TcpListener, quiet: bool, stop: Rc<Cell<bool>>, peak: Rc<Cell
                 green::spawn(move || talk(conn, quiet, live, peak));
             }
             Err(e) => {
-                // EMFILE and friends: report, and keep serving.
+                // EMFILE and friends: report, and keep serving (the patched `accept`
+                // waited before failing, so this loop does not spin).
                 eprintln!("accept: {e}");
                 if e.raw_os_error() == Some(libc::ECANCELED) {
                     break; // this greenlet was killed inside `accept`

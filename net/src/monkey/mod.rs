@@ -42,11 +42,17 @@
 //! immediately), so a loop of patched std calls that ignores their errors spins: stop
 //! on the error, or give the loop a `green` switch point.
 //!
-//! # Fairness
+//! # Fairness and running out of fds
 //!
 //! A hooked read, write, send, receive or accept of a greenlet counts against its
 //! fairness budget (see `green_runtime::spend_budget`): a greenlet whose calls keep
-//! succeeding gives the others a turn now and then, before its next call.
+//! succeeding gives the others a turn now and then, before its next call. A hooked
+//! `accept`/`accept4` that the kernel refuses for want of resources (`EMFILE`,
+//! `ENFILE`, `ENOBUFS`, `ENOMEM`) first parks the greenlet for its listener's back-off
+//! delay (10 ms, doubling up to 1 s, reset by an accepted connection), then returns the
+//! error as the real call gave it, so that a std accept loop that retries at once does
+//! not spin. One warning is logged when such an episode starts, one info line when it
+//! ends.
 //!
 //! # Not covered
 //!
