@@ -107,10 +107,9 @@ fn server1(server: TcpListener, cfg: Config, stop: Rc<Cell<bool>>, peak: Rc<Cell
                 break; // this greenlet was killed inside `accept`
             }
             Err(e) => {
-                // EMFILE and friends: the patched accept has already waited a little;
-                // report the first of a run, and keep serving.
+                // EMFILE and friends: the patched `accept` waited before failing, so this
+                // loop does not spin; report the first of a run, and keep serving.
                 failing.error("accept", &e);
-                green::yield_now(); // let the handlers run: they free descriptors
             }
         }
     }

@@ -156,9 +156,10 @@ impl Drop for LiveGuard {
 /// behind when it ends), until `cfg.max_conns` connections were accepted or the
 /// listener was closed. Then waits for the handlers and returns the totals.
 ///
-/// A failed `accept` (out of file descriptors, say) is counted, and printed once per
-/// episode of failures ([`Episode`]). `green::net`'s `accept` waits on such errors by
-/// itself, so the loop only yields once, to let the handlers free descriptors.
+/// Running out of file descriptors never reaches this loop: `green::net`'s `accept`
+/// backs off and retries by itself (and logs one line per episode). Any other failed
+/// `accept` (a connection aborted before it was accepted, say) is counted, and printed
+/// once per episode of failures ([`Episode`]).
 pub fn serve(listener: &TcpListener, cfg: &ServeConfig) -> ServeStats {
     let stats = Rc::new(Cell::new(ServeStats::default()));
     let live = Rc::new(Live {
@@ -174,7 +175,6 @@ pub fn serve(listener: &TcpListener, cfg: &ServeConfig) -> ServeStats {
             Err(e) => {
                 failing.error("accept", &e);
                 update(&stats, |s| s.accept_errors += 1);
-                green::yield_now(); // let the handlers run: they free descriptors
                 continue;
             }
         };

@@ -90,6 +90,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod backoff;
 mod resolve;
 #[macro_use]
 mod socket;

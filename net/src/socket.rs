@@ -15,7 +15,7 @@ macro_rules! impl_fd {
             /// Drops the registration with the hub (before the fd can close) and returns
             /// the socket, still non-blocking in the kernel.
             fn deregister(self) -> $sock {
-                let $t { ev, sock } = self;
+                let $t { ev, sock, .. } = self;
                 drop(ev);
                 sock
             }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use green_runtime::reactor::Registration;
 use mio::Interest;
 
+use crate::backoff::{self, Backoff};
+
 /// One read or write of a connected stream socket, as `Read::read` / `Write::write` on
 /// the std type would do it.
 pub(crate) trait StreamIo {
@@ -239,6 +241,10 @@ impl Evented {
     /// direction, `f` is not tried: the wait comes first (saving a syscall that would
     /// return `WouldBlock`). In std's non-blocking mode `f` is always tried, since the
     /// caller may not have let the hub poll since the drain.
+    ///
+    /// Each operation counts against the greenlet's fairness budget first
+    /// (`green_runtime::spend_budget`): one that has made many operations without
+    /// waiting lets the other greenlets run before this one.
     #[inline]
     pub(crate) fn op<T>(
         &self,
@@ -246,6 +252,7 @@ impl Evented {
         timeout: Option<Duration>,
         mut f: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
+        green_runtime::spend_budget();
         let mut until: Option<Instant> = None;
         loop {
             if self.closed.get() {
@@ -267,6 +274,49 @@ impl Evented {
                 until = deadline(timeout);
             }
             self.wait(interest, until)?;
+        }
+    }
+
+    /// An accept: [`read`](Evented::read) with `f`, except that when the kernel refuses
+    /// it for want of resources (see [`crate::backoff`]) the greenlet waits, as
+    /// `backoff` says, and tries again instead of returning the error. In std's
+    /// non-blocking mode the error is returned at once. A close ends the wait with the
+    /// closed error.
+    pub(crate) fn accept<T>(
+        &self,
+        backoff: &Cell<Backoff>,
+        mut f: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            match self.read(&mut f) {
+                Ok(v) => {
+                    let mut b = backoff.get();
+                    b.accepted(self.fd());
+                    backoff.set(b);
+                    return Ok(v);
+                }
+                Err(e) if backoff::is_exhaustion_error(&e) && !self.nonblocking.get() => {
+                    let mut b = backoff.get();
+                    let delay = b.refused(self.fd(), &e);
+                    backoff.set(b);
+                    self.nap(delay)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for `delay` (the listener's next readiness edges, new connections, do not
+    /// end it), or until the socket is closed (the closed error).
+    #[cold]
+    fn nap(&self, delay: Duration) -> io::Result<()> {
+        let until = deadline(Some(delay));
+        loop {
+            match self.wait(Interest::READABLE, until) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(()),
+                Err(e) => return Err(e),
+            }
         }
     }
 

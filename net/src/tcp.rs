@@ -1,5 +1,6 @@
 //! TCP: [`TcpListener`], [`TcpStream`] and [`Incoming`], mirroring `std::net`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use mio::Interest;
 
+use crate::backoff::Backoff;
 use crate::resolve::{ToSocketAddrs, each_addr};
 use crate::sys::{self, Evented};
 
@@ -50,6 +52,8 @@ pub struct TcpListener {
     // Declared first: deregisters before the fd closes.
     ev: Evented,
     sock: mio::net::TcpListener,
+    /// How long `accept` waits while the kernel refuses it for want of resources.
+    backoff: Cell<Backoff>,
 }
 
 /// A TCP connection whose reads, writes and connect switch to other greenlets instead
@@ -154,6 +158,7 @@ impl TcpListener {
         Ok(TcpListener {
             ev,
             sock: mio::net::TcpListener::from_std(listener),
+            backoff: Cell::new(Backoff::new()),
         })
     }
 
@@ -173,6 +178,24 @@ impl TcpListener {
 
     /// Accepts a connection, switching to other greenlets until one arrives.
     ///
+    /// # Running out of fds
+    ///
+    /// When the kernel refuses the connection for want of resources (`EMFILE`: the
+    /// process has no fd left; `ENFILE`, `ENOBUFS`, `ENOMEM`), `accept` does not return
+    /// the error: the calling greenlet sleeps, letting the others run, and tries again,
+    /// waiting 10 ms after the first refusal and twice as long after each further one,
+    /// up to 1 s; an accepted connection starts the next episode at 10 ms again. The
+    /// connection stays queued meanwhile. Retrying is the only useful reaction to these
+    /// errors, and a caller that got them back would most likely retry at once: the
+    /// listener stays readable, so such a loop never waits and keeps the whole thread,
+    /// including the greenlets whose work would free fds. One warning is logged when an
+    /// episode starts (with the error and the listener's fd and address) and one info
+    /// line when it ends (how many retries, how long).
+    ///
+    /// In std's non-blocking mode ([`set_nonblocking`](TcpListener::set_nonblocking))
+    /// these errors are returned at once, like any other. A listener
+    /// [`close`](TcpListener::close)d while `accept` waits ends the wait with an error.
+    ///
     /// ```
     /// use green::net::{TcpListener, TcpStream};
     /// let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -182,11 +205,12 @@ impl TcpListener {
     /// assert_eq!(s.peer_addr().unwrap(), peer);
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (s, peer) = self.ev.read(|| self.sock.accept())?;
+        let (s, peer) = self.ev.accept(&self.backoff, || self.sock.accept())?;
         Ok((TcpStream::from_connected(s.into())?, peer))
     }
 
-    /// An iterator of [`accept`](TcpListener::accept)ed connections.
+    /// An iterator of [`accept`](TcpListener::accept)ed connections (which waits, as
+    /// `accept` does, while the process is out of fds).
     ///
     /// ```
     /// use green::net::{TcpListener, TcpStream};

@@ -1,6 +1,7 @@
 //! Unix domain sockets: [`UnixListener`] and [`UnixStream`], mirroring
 //! `std::os::unix::net`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
@@ -9,6 +10,7 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::sys::Evented;
 
 /// A Unix stream server socket whose [`accept`](UnixListener::accept) switches to
@@ -39,6 +41,8 @@ pub struct UnixListener {
     // Declared first: deregisters before the fd closes.
     ev: Evented,
     sock: std::os::unix::net::UnixListener,
+    /// How long `accept` waits while the kernel refuses it for want of resources.
+    backoff: Cell<Backoff>,
 }
 
 /// A Unix stream socket whose reads and writes switch to other greenlets instead of
@@ -92,6 +96,7 @@ impl UnixListener {
         Ok(UnixListener {
             ev: Evented::new(sock.as_raw_fd())?,
             sock,
+            backoff: Cell::new(Backoff::new()),
         })
     }
 
@@ -112,6 +117,11 @@ impl UnixListener {
 
     /// Accepts a connection, switching to other greenlets until one arrives.
     ///
+    /// When the process is out of fds (or the system out of resources), the calling
+    /// greenlet waits and tries again instead of returning the error, exactly as
+    /// [`TcpListener::accept`](crate::TcpListener::accept) does (see there why); in
+    /// std's non-blocking mode the error is returned at once.
+    ///
     /// ```
     /// let p = std::env::temp_dir().join(format!("green-doc-ua-{}", std::process::id()));
     /// let _ = std::fs::remove_file(&p);
@@ -122,7 +132,7 @@ impl UnixListener {
     /// std::fs::remove_file(&p).unwrap();
     /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (s, addr) = self.ev.read(|| self.sock.accept())?;
+        let (s, addr) = self.ev.accept(&self.backoff, || self.sock.accept())?;
         Ok((UnixStream::from_std(s)?, addr))
     }
 

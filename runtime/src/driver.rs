@@ -174,6 +174,7 @@ fn hub_switch_panic() -> ! {
 fn queue_yielded(h: &Hub, g: Greenlet) {
     let i = &g.0;
     i.park_seq.set(i.park_seq.get().wrapping_add(1));
+    crate::budget::restart(i);
     if !i.has_pending() {
         i.set_pending(Input::Wake(Wake::Unparked));
         h.push_ready(g);

@@ -98,6 +98,11 @@ pub(crate) struct Inner {
     /// unwinding is in progress ([`release_held`]).
     /// (Beside the flags above, in a hole of the layout.)
     pub(crate) thrown: Cell<u8>,
+    /// How many more socket operations it makes before its fairness budget's next check
+    /// (`crate::budget`); restarted whenever its park number advances. A record reused
+    /// for a new greenlet starts with what the last one left: at worst an early turn.
+    /// (In the same hole.)
+    pub(crate) budget: Cell<u16>,
     /// What to resume it with when the hub picks it, as a word (see `set_pending` and
     /// `crate::word`); meaningful only while `queued`.
     pending: Cell<Word>,
@@ -179,6 +184,7 @@ impl Inner {
             raised_timeout: Cell::new(0),
             thrown_epoch: Cell::new(0),
             thrown: Cell::new(0),
+            budget: Cell::new(crate::budget::CHECK),
         }
     }
 

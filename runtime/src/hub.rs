@@ -247,6 +247,13 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
     f(unsafe { &*p })
 }
 
+/// The record of the running greenlet, null while no hub runs on this thread. It stays
+/// alive while its greenlet runs (see [`Hub::current`]).
+#[inline(always)]
+pub(crate) fn current_ptr() -> *const Inner {
+    CURRENT.with(|c| c.get())
+}
+
 /// The overflow record of the running greenlet, for the stack-overflow signal handler
 /// (null outside a hub). Async-signal-safe: one read of a `const` thread-local without
 /// destructor, and the record is immutable while its greenlet lives.

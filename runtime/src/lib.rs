@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 mod blocking;
+mod budget;
 mod driver;
 mod error;
 mod greenlet;
@@ -24,6 +25,8 @@ mod value;
 mod word;
 
 pub use blocking::run_blocking;
+#[doc(hidden)]
+pub use budget::spend_budget;
 pub use driver::throw_into;
 pub use error::{BlockError, GreenletExit, JoinError, ParentError};
 pub use greenlet::{Greenlet, defer_unwind, getcurrent};

@@ -221,6 +221,7 @@ pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
     hub::with_current(|g| {
         g.park_seq.set(g.park_seq.get().wrapping_add(1));
         g.park_sp.set(std::ptr::addr_of!(here) as usize);
+        crate::budget::restart(g);
     });
     match input {
         word::IN_UNPARKED => Ok(Wake::Unparked),

@@ -4,7 +4,9 @@
 //! ([`super::real`]) unless the call concerns a socket the table knows and (for the
 //! patched path) runs in a greenlet. Hooks never allocate, never lock, and call glibc's
 //! originals (never themselves) for their own syscalls, so the reactor, the logger and
-//! signal handlers may go through them freely.
+//! signal handlers may go through them freely. (A greenlet that parks in a hook does
+//! allocate, in the runtime, as any park does; so does an accept that backs off, which
+//! also logs.)
 //!
 //! A panic raised while a greenlet is parked inside a hook (a kill, a `Timeout`) must not
 //! unwind through std's frames: std calls these functions through `extern "C"`
@@ -17,8 +19,10 @@ use super::fdtable::{
     self, ADOPTED, ADOPTING, Desc, FRESH, REGISTERED, STATE_MASK, Slot, USER_NONBLOCK,
 };
 use super::{NET, SLEEP, TRACKING, real, rt, state};
+use crate::backoff::{self, Backoff};
 use crate::unix::{UNIX_CONNECT_FIRST_NAP, UNIX_CONNECT_MAX_NAP};
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -344,6 +348,10 @@ fn io(
 /// an echo costs two syscalls per message instead of three. A call for zero bytes makes
 /// its syscall first whatever the cache says: only the kernel knows whether it would
 /// block (an empty write on a full send buffer does not).
+///
+/// In a greenlet the call also counts against its fairness budget first (as
+/// `green::net`'s operations do), which may park it to let the others run; a kill
+/// arriving meanwhile makes the call fail with `ECANCELED` before its syscall.
 #[cold]
 fn io_slow(
     fd: c_int,
@@ -353,6 +361,10 @@ fn io_slow(
     want: Ask,
     op: &mut dyn FnMut() -> ssize_t,
 ) -> ssize_t {
+    if green && guarded(rt::spend_budget).is_none() {
+        set_errno(libc::ECANCELED);
+        return -1;
+    }
     let tcp = green && slot.bits() & fdtable::TCP != 0;
     let mut deadline = None;
     // Wait before the syscall: the fd is drained (the last call said EAGAIN, or did less
@@ -810,10 +822,7 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
         || Ask::Some,
         || unsafe { real::accept(fd, addr, len) } as ssize_t,
     ) as c_int;
-    if r >= 0 {
-        born(r, is_tcp(fd));
-    }
-    r
+    after_accept(fd, r)
 }
 
 /// Hook for `accept4(2)` (what `TcpListener::accept` calls).
@@ -835,10 +844,90 @@ pub unsafe extern "C" fn accept4(
         || Ask::Some,
         || unsafe { real::accept4(fd, addr, len, flags) } as ssize_t,
     ) as c_int;
+    after_accept(fd, r)
+}
+
+thread_local! {
+    /// The back-off of each listener on which this thread's greenlets had accepts
+    /// refused for want of resources, by fd and socket number (`Desc::tag`), while the
+    /// episode lasts: empty otherwise.
+    static ACCEPT_BACKOFF: RefCell<Vec<(c_int, u64, Backoff)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What a hooked accept on the listener `fd` that returned `r` returns: the new fd,
+/// which is remembered as a socket born while patched, or the error. A refusal for want
+/// of resources (`EMFILE`, ...) on a socket that blocks for the user, in a greenlet,
+/// first parks the greenlet for its listener's back-off delay (see `crate::backoff`),
+/// so that a std accept loop that retries at once lets the hub run the greenlets whose
+/// work would free fds; the error is then returned as the real call gave it
+/// (`ECANCELED` if the greenlet was killed meanwhile).
+#[inline]
+fn after_accept(fd: c_int, r: c_int) -> c_int {
+    if state() & TRACKING == 0 {
+        // Never patched: no socket is remembered, no listener backs off.
+        return r;
+    }
     if r >= 0 {
         born(r, is_tcp(fd));
+        if ACCEPT_BACKOFF.with(|l| !l.borrow().is_empty()) {
+            accepted_after_refusals(fd);
+        }
+        return r;
+    }
+    let e = errno();
+    if backoff::is_exhaustion(e) {
+        refused(fd, e);
     }
     r
+}
+
+/// An accept on `fd` succeeded while some listener of the thread is backing off: ends
+/// `fd`'s episode, if it has one.
+#[cold]
+fn accepted_after_refusals(fd: c_int) {
+    let saved = errno();
+    let done = ACCEPT_BACKOFF.with(|l| {
+        let mut l = l.borrow_mut();
+        let i = l.iter().position(|&(f, _, _)| f == fd)?;
+        Some(l.swap_remove(i).2)
+    });
+    if let Some(mut b) = done {
+        b.accepted(fd);
+    }
+    set_errno(saved);
+}
+
+/// An accept on `fd` was refused with `e`, one of the resource errors: in a greenlet,
+/// parks it for the listener's back-off delay. Leaves `errno` as the caller returns it.
+#[cold]
+fn refused(fd: c_int, e: c_int) {
+    let Mode::Green(sock) = mode(fd) else {
+        set_errno(e);
+        return;
+    };
+    let tag = sock.tag();
+    let mut b = ACCEPT_BACKOFF.with(|l| {
+        let mut l = l.borrow_mut();
+        // Entries of listeners closed during their episode name another socket now.
+        l.retain(|&(f, t, _)| f == fd || tracked(f).is_some_and(|s| s.tag() == t));
+        match l.iter().find(|&&(f, t, _)| f == fd && t == tag) {
+            Some(&(_, _, b)) => b,
+            None => Backoff::new(),
+        }
+    });
+    // (No borrow is held while logging or parking: another greenlet of the thread may
+    // accept meanwhile.)
+    let delay = b.refused(fd, &std::io::Error::from_raw_os_error(e));
+    ACCEPT_BACKOFF.with(|l| {
+        let mut l = l.borrow_mut();
+        l.retain(|&(f, _, _)| f != fd);
+        l.push((fd, tag, b));
+    });
+    set_errno(if green_sleep(delay) {
+        e
+    } else {
+        libc::ECANCELED
+    });
 }
 
 // ---------------------------------------------------------------------------------------

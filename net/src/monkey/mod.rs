@@ -42,6 +42,18 @@
 //! immediately), so a loop of patched std calls that ignores their errors spins: stop
 //! on the error, or give the loop a `green` switch point.
 //!
+//! # Fairness and running out of fds
+//!
+//! A hooked read, write, send, receive or accept of a greenlet counts against its
+//! fairness budget (see `green_runtime::spend_budget`): a greenlet whose calls keep
+//! succeeding gives the others a turn now and then, before its next call. A hooked
+//! `accept`/`accept4` that the kernel refuses for want of resources (`EMFILE`,
+//! `ENFILE`, `ENOBUFS`, `ENOMEM`) first parks the greenlet for its listener's back-off
+//! delay (10 ms, doubling up to 1 s, reset by an accepted connection), then returns the
+//! error as the real call gave it, so that a std accept loop that retries at once does
+//! not spin. One warning is logged when such an episode starts, one info line when it
+//! ends.
+//!
 //! # Not covered
 //!
 //! * Sockets that existed before [`patch_net`] (or were inherited) — call `patch_all()`
@@ -214,6 +226,12 @@ mod rt {
             green_runtime::defer_unwind(p)
         }
     }
+    /// Counts a socket operation against the greenlet's fairness budget; may park (and
+    /// so unwind) to let the other greenlets run.
+    #[inline]
+    pub(super) fn spend_budget() {
+        green_runtime::spend_budget()
+    }
 }
 
 /// Unit tests drive the hooks with a fake runtime: a thread-local "in a greenlet" flag,
@@ -307,6 +325,13 @@ mod rt {
     pub(super) static DEFERRED: AtomicUsize = AtomicUsize::new(0);
     pub(super) fn defer_unwind(_p: Box<dyn std::any::Any + Send>) {
         DEFERRED.fetch_add(1, Ordering::Relaxed);
+    }
+    thread_local! {
+        /// Operations this thread counted against the budget.
+        pub(super) static SPENT: Cell<usize> = const { Cell::new(0) };
+    }
+    pub(super) fn spend_budget() {
+        SPENT.with(|s| s.set(s.get() + 1));
     }
 }
 

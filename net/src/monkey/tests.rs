@@ -247,3 +247,25 @@ fn outside_tcp_or_greenlets_short_reads_change_nothing() {
     assert_eq!(c.read(&mut buf).unwrap(), 1);
     assert!(!drained(c.as_raw_fd()));
 }
+
+#[test]
+fn greenlet_calls_on_adopted_sockets_count_against_the_budget() {
+    let (mut c, mut s) = pair();
+    let spent = || rt::SPENT.with(|n| n.get());
+    let mut buf = [0u8; 4];
+    // In a greenlet: each call on an adopted socket counts once.
+    let before = spent();
+    as_greenlet(|| {
+        s.write_all(b"abcd").unwrap();
+        c.read_exact(&mut buf).unwrap();
+    });
+    assert_eq!(spent() - before, 2);
+    // On a plain thread (emulated blocking), or on a file: nothing counts.
+    let before = spent();
+    s.write_all(b"efgh").unwrap();
+    c.read_exact(&mut buf).unwrap();
+    let mut f = std::fs::File::open("/proc/self/stat").unwrap();
+    let mut text = String::new();
+    as_greenlet(|| f.read_to_string(&mut text)).unwrap();
+    assert_eq!(spent(), before);
+}
