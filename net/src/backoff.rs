@@ -31,29 +31,37 @@ pub(crate) fn is_exhaustion_error(e: &io::Error) -> bool {
     e.raw_os_error().is_some_and(is_exhaustion)
 }
 
+/// An episode ends at the first accept that succeeds this long after its last refusal:
+/// a server hovering at its fd limit (accepts failing and succeeding in turn as
+/// connections close) logs one episode, not one per refusal that follows a success.
+pub(crate) const QUIET: Duration = Duration::from_secs(1);
+
 /// The back-off of one listener: how many accepts in a row were refused for want of
-/// resources, and since when. Small and `Copy`, to live in a `Cell`.
+/// resources, and the episode they belong to. Small and `Copy`, to live in a `Cell`.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Backoff {
-    /// Refusals in the current episode (0: no episode).
+    /// Refusals since the last successful accept: sets the delay.
+    in_a_row: u32,
+    /// Refusals in the current episode.
     refused: u32,
-    /// When the episode started.
-    since: Option<Instant>,
+    /// When the episode started and when its last refusal was (`None`: no episode).
+    episode: Option<(Instant, Instant)>,
 }
 
 impl Backoff {
     /// No episode.
     pub(crate) const fn new() -> Backoff {
         Backoff {
+            in_a_row: 0,
             refused: 0,
-            since: None,
+            episode: None,
         }
     }
 
-    /// How long to wait before the next try: [`FIRST_DELAY`] after the first refusal,
-    /// doubling with each further one, up to [`MAX_DELAY`].
+    /// How long to wait before the next try: [`FIRST_DELAY`] after the first refusal in
+    /// a row, doubling with each further one, up to [`MAX_DELAY`].
     pub(crate) fn delay(&self) -> Duration {
-        let doublings = self.refused.saturating_sub(1).min(16);
+        let doublings = self.in_a_row.saturating_sub(1).min(16);
         FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
     }
 
@@ -61,39 +69,52 @@ impl Backoff {
     /// [`is_exhaustion`] accepts): returns how long to wait before trying again. The
     /// first refusal of an episode logs a warning.
     pub(crate) fn refused(&mut self, fd: RawFd, err: &dyn std::fmt::Display) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
         self.refused = self.refused.saturating_add(1);
-        if self.since.is_none() {
-            self.since = Some(Instant::now());
-            log::warn!(
-                "green: accept on {} failed: {err}; backing off (retrying after {:?}, \
-                 doubling up to {MAX_DELAY:?})",
-                describe(fd),
-                self.delay(),
-            );
+        let now = Instant::now();
+        match &mut self.episode {
+            Some((_, last)) => *last = now,
+            None => {
+                self.episode = Some((now, now));
+                log::warn!(
+                    "green: accept on {} failed: {err}; backing off (retrying after {:?}, \
+                     doubling up to {MAX_DELAY:?})",
+                    describe(fd),
+                    self.delay(),
+                );
+            }
         }
         self.delay()
     }
 
-    /// An accept on the listener `fd` succeeded: ends the episode, if one is running,
-    /// logging how long it lasted; the next refusal starts again at [`FIRST_DELAY`].
+    /// An accept on the listener `fd` succeeded: the next refusal waits
+    /// [`FIRST_DELAY`] again, and an episode whose last refusal is [`QUIET`] old ends,
+    /// logging how long it lasted. Returns whether no episode is running now.
     #[inline]
-    pub(crate) fn accepted(&mut self, fd: RawFd) {
-        if self.since.is_some() {
-            self.end(fd);
-        }
+    pub(crate) fn accepted(&mut self, fd: RawFd) -> bool {
+        self.in_a_row = 0;
+        self.episode.is_none() || self.maybe_end(fd, Instant::now())
     }
 
+    /// Ends the episode if its last refusal is [`QUIET`] old at `now`; returns whether
+    /// it did.
     #[cold]
-    fn end(&mut self, fd: RawFd) {
-        if let Some(since) = self.since.take() {
-            log::info!(
-                "green: accept on {} works again, after {} retries over {:?}",
-                describe(fd),
-                self.refused,
-                since.elapsed(),
-            );
+    fn maybe_end(&mut self, fd: RawFd, now: Instant) -> bool {
+        let Some((since, last)) = self.episode else {
+            return true;
+        };
+        if now.saturating_duration_since(last) < QUIET {
+            return false;
         }
+        log::info!(
+            "green: accept on {} works again, after {} refusals over {:?}",
+            describe(fd),
+            self.refused,
+            last.duration_since(since),
+        );
+        self.episode = None;
         self.refused = 0;
+        true
     }
 }
 
@@ -178,9 +199,32 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(b.refused(-1, &"EMFILE"), MAX_DELAY);
         }
-        b.accepted(-1);
-        assert_eq!(b.refused(-1, &"EMFILE"), FIRST_DELAY, "a new episode");
+        assert!(
+            !b.accepted(-1),
+            "the episode goes on until QUIET has passed"
+        );
+        assert_eq!(
+            b.refused(-1, &"EMFILE"),
+            FIRST_DELAY,
+            "the delay starts again"
+        );
         assert_eq!(b.refused(-1, &"EMFILE"), 2 * FIRST_DELAY);
+    }
+
+    #[test]
+    fn an_episode_ends_at_the_first_accept_quiet_after_its_last_refusal() {
+        let mut b = Backoff::new();
+        assert!(b.accepted(-1), "no episode");
+        b.refused(-1, &"EMFILE");
+        let (_, last) = b.episode.unwrap();
+        // Refusals and accepts in turn (a server at its fd limit): one episode.
+        assert!(!b.maybe_end(-1, last + QUIET / 2));
+        b.refused(-1, &"EMFILE");
+        assert_eq!(b.refused, 2, "counted in the same episode");
+        let (_, last) = b.episode.unwrap();
+        assert!(b.maybe_end(-1, last + QUIET), "quiet for QUIET: over");
+        assert!(b.episode.is_none() && b.refused == 0);
+        assert!(b.accepted(-1));
     }
 
     #[test]

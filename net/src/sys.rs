@@ -291,7 +291,7 @@ impl Evented {
             match self.read(&mut f) {
                 Ok(v) => {
                     let mut b = backoff.get();
-                    b.accepted(self.fd());
+                    let _ = b.accepted(self.fd());
                     backoff.set(b);
                     return Ok(v);
                 }

@@ -186,7 +186,7 @@ impl Bystanders {
 
 /// The log lines of the back-off of the listener `fd`: one warning when it starts
 /// (with the error and the listener's fd and address), then, if `ended`, one info line
-/// when it ends, whatever the number of retries.
+/// when it ends, whatever the number of retries and of accepts in between.
 fn check_logs(fd: i32, ended: bool) {
     let logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ours: Vec<_> = logged
@@ -220,6 +220,9 @@ fn in_child(name: &str, body: impl FnOnce()) {
 /// How long to wait for an acceptor to recover once fds are free: the back-off waits
 /// at most a second between tries.
 const RECOVERY: Duration = Duration::from_secs(10);
+
+/// Longer than the quiet time that ends a back-off episode (a second).
+const QUIET: Duration = Duration::from_millis(1100);
 
 #[test]
 fn accept_backs_off_while_the_process_is_out_of_fds() {
@@ -266,6 +269,12 @@ fn accept_backs_off_while_the_process_is_out_of_fds() {
         bystanders.stop();
         drop(queued);
         server.join().unwrap();
+        check_logs(std::os::fd::AsRawFd::as_raw_fd(&*listener), false);
+        // The episode ends (and says so) at the first accept a second after its last
+        // refusal.
+        green::sleep(QUIET);
+        let _late = std::net::TcpStream::connect(addr).unwrap();
+        listener.accept().unwrap();
         check_logs(std::os::fd::AsRawFd::as_raw_fd(&*listener), true);
     });
 }
@@ -300,12 +309,12 @@ fn std_accept_under_the_monkey_patch_backs_off_while_the_process_is_out_of_fds()
                     }
                 }
             }
-            refused
+            (refused, listener)
         });
         // A std sleep in a greenlet is the patched one.
         let bystanders = Bystanders::start(client, std::thread::sleep);
         bystanders.watch_while_starved(held);
-        let refused = acceptor.join_timeout(RECOVERY).unwrap();
+        let (refused, listener) = acceptor.join_timeout(RECOVERY).unwrap();
         eprintln!("the std accept loop was refused {refused} times");
         // Refusals 10, 20, 40, ... ms apart: a handful in the half second (a spinning
         // loop would have had millions).
@@ -313,6 +322,15 @@ fn std_accept_under_the_monkey_patch_backs_off_while_the_process_is_out_of_fds()
         bystanders.stop();
         drop(queued);
         server.join().unwrap();
+        check_logs(fd, false);
+        // The episode ends (and says so) at the first accept a second after its last
+        // refusal.
+        std::thread::sleep(QUIET);
+        let _late = TcpStream::connect(addr).unwrap();
+        green::spawn(move || listener.accept().map(drop))
+            .join()
+            .unwrap()
+            .unwrap();
         check_logs(fd, true);
     });
 }

@@ -881,19 +881,20 @@ fn after_accept(fd: c_int, r: c_int) -> c_int {
     r
 }
 
-/// An accept on `fd` succeeded while some listener of the thread is backing off: ends
-/// `fd`'s episode, if it has one.
+/// An accept on `fd` succeeded while some listener of the thread is backing off: the
+/// next refusal waits the shortest delay again, and `fd`'s episode ends if it has been
+/// quiet long enough (its entry is dropped then).
 #[cold]
 fn accepted_after_refusals(fd: c_int) {
     let saved = errno();
-    let done = ACCEPT_BACKOFF.with(|l| {
+    ACCEPT_BACKOFF.with(|l| {
         let mut l = l.borrow_mut();
-        let i = l.iter().position(|&(f, _, _)| f == fd)?;
-        Some(l.swap_remove(i).2)
+        if let Some(i) = l.iter().position(|&(f, _, _)| f == fd)
+            && l[i].2.accepted(fd)
+        {
+            l.swap_remove(i);
+        }
     });
-    if let Some(mut b) = done {
-        b.accepted(fd);
-    }
     set_errno(saved);
 }
 
