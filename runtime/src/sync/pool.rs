@@ -98,7 +98,8 @@ impl Group {
             Ok(h) => h,
             Err(e) => {
                 if let Some(sem) = &self.0.slots {
-                    sem.release();
+                    // (Cannot be refused: the slot was taken just above.)
+                    let _ = sem.release();
                 }
                 panic!("green: cannot spawn a greenlet: {e}");
             }
@@ -110,7 +111,8 @@ impl Group {
             let Some(inner) = weak.upgrade() else { return };
             inner.members.borrow_mut().retain(|m| !m.ptr_eq(g));
             if let Some(sem) = &inner.slots {
-                sem.release();
+                // (Cannot be refused: the greenlet took its slot when spawned.)
+                let _ = sem.release();
             }
             if inner.members.borrow().is_empty() {
                 inner.empty.set();
