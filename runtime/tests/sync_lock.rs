@@ -175,3 +175,51 @@ fn semaphore_release_past_usize_max_is_refused_not_wrapped() {
     assert_eq!(b.release(), Err(LockError::OverReleased));
     assert_eq!(b.available(), usize::MAX);
 }
+
+#[test]
+fn a_failed_try_acquire_never_makes_a_second_holder() {
+    let lock = Lock::new();
+    let held = lock.acquire().unwrap();
+    for _ in 0..3 {
+        assert!(lock.try_acquire().is_none(), "a second holder of a Lock");
+    }
+    assert!(lock.locked());
+    drop(held);
+    assert!(!lock.locked());
+    assert_eq!(lock.release(), Err(LockError::OverReleased));
+
+    let sem = Semaphore::new(1);
+    let p = sem.acquire().unwrap();
+    for _ in 0..3 {
+        assert!(sem.try_acquire().is_none());
+    }
+    assert_eq!(sem.available(), 0);
+    drop(p);
+    assert_eq!(sem.available(), 1);
+
+    let bounded = BoundedSemaphore::new(1);
+    let p = bounded.acquire().unwrap();
+    assert!(bounded.try_acquire().is_none());
+    assert!(bounded.try_acquire().is_none());
+    assert_eq!(bounded.available(), 0);
+    drop(p);
+    assert_eq!(bounded.available(), 1);
+
+    // An RLock owned by main: other greenlets' failed tries leave it main's alone.
+    let rlock = RLock::new();
+    let owned = rlock.acquire().unwrap();
+    let tries: Vec<_> = (0..3)
+        .map(|_| {
+            let l = rlock.clone();
+            spawn(move || l.try_acquire().map(|g| g.forget()).is_some())
+        })
+        .collect();
+    let got: Vec<bool> = green::joinall(tries)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, [false, false, false], "a second owner of an RLock");
+    assert!(rlock.is_owned());
+    drop(owned);
+    assert!(!rlock.locked());
+}

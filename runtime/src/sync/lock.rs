@@ -218,9 +218,11 @@ impl Semaphore {
     /// assert!(sem.try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        // The permit is made only when one was taken: built for nothing (as an eager
+        // `then_some` would), its drop would release a permit nobody holds.
         self.0
             .try_acquire()
-            .then_some(SemaphorePermit { sem: &self.0 })
+            .then(|| SemaphorePermit { sem: &self.0 })
     }
 
     /// Adds a permit (gives it to the first waiter, if any). For a permit kept with
