@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use corosensei::{Coroutine, Yielder};
 
 use crate::driver::{self, Input};
-use crate::error::{GreenletExit, ParentError};
+use crate::error::{GreenletExit, ParentError, SwitchError};
 use crate::hub::{self, with_hub};
 use crate::overflow::RunningInfo;
 use crate::stack::{GreenStack, StackError};
@@ -58,16 +58,37 @@ pub(crate) enum Kind {
     Coro,
 }
 
+// The three suspended states come first: `resumable` is then one comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
+    /// Switched away from explicitly (or by its child's death); any switch resumes it.
+    Suspended,
+    /// Parked in the hub (a wait on an `Unparker`: a sleep, IO, a lock, a join, ...):
+    /// only the hub resumes it, with the end of its park, a kill or a timeout.
+    Parked,
+    /// Yielded (`yield_now`): waits in the hub's ready queue, resumed only by the hub.
+    Yielded,
     /// Created, never switched into.
     Fresh,
-    /// Switched away from (or parked); can be resumed.
-    Suspended,
     /// Its code is running now.
     Running,
     /// Its function returned, panicked or was killed.
     Dead,
+}
+
+impl State {
+    /// Whether it is suspended mid-function (explicitly, parked or yielded).
+    #[inline(always)]
+    pub(crate) fn resumable(self) -> bool {
+        matches!(self, State::Suspended | State::Parked | State::Yielded)
+    }
+
+    /// Whether it waits in the hub (parked or yielded): an explicit switch into it is
+    /// refused (see `driver::refuse_switch`).
+    #[inline(always)]
+    pub(crate) fn in_hub(self) -> bool {
+        matches!(self, State::Parked | State::Yielded)
+    }
 }
 
 // Field order is layout (`repr(C)`): what every switch touches comes first, right after
@@ -550,12 +571,21 @@ impl Greenlet {
     /// - Switching to the current greenlet returns `arg` at once.
     /// - Switching to a dead greenlet switches to its nearest live ancestor.
     /// - If a greenlet whose parent is the caller panics, the panic resumes here.
+    /// - A greenlet **parked in the hub** (in [`sleep`](crate::sleep), IO, a wait for a
+    ///   lock, an event, a queue or a join, [`park`](crate::park::park)) or yielding
+    ///   ([`yield_now`](crate::yield_now)) cannot be switched into: only the hub resumes
+    ///   it, when its wait ends (or with a kill or a timeout). Such a switch is refused
+    ///   before anything runs, and the target's wait is left untouched (gevent raises
+    ///   "Invalid switch" there). [`try_switch`](Greenlet::try_switch) reports it as a
+    ///   [`SwitchError`]; `switch` panics with the same message. Greenlets that
+    ///   switched away explicitly (with `switch`) can always be switched into.
     ///
     /// # Panics
     ///
-    /// Re-raises a child's panic (see above). Also panics when called from the hub itself
-    /// (a timer callback or a link), and — in the main greenlet — when nothing could
-    /// ever switch back (gevent's `LoopExit`).
+    /// Re-raises a child's panic (see above). Also panics, with the message of
+    /// [`SwitchError`], when called from the hub itself (a timer callback or a link) and
+    /// when the target is parked in the hub or yielding; and — in the main greenlet —
+    /// when nothing could ever switch back (gevent's `LoopExit`).
     ///
     /// ```
     /// use green::{getcurrent, Greenlet, Value};
@@ -570,6 +600,28 @@ impl Greenlet {
     #[inline(always)]
     pub fn switch<A: Any>(&self, arg: A) -> Value {
         driver::switch_value(self, Value::new(arg))
+    }
+
+    /// Like [`switch`](Greenlet::switch), but a switch that cannot happen is reported
+    /// instead of panicking: [`SwitchError::InHub`] when called from the hub (a timer
+    /// callback or a link), [`SwitchError::Parked`] or [`SwitchError::Yielded`] when this
+    /// greenlet waits in the hub (its wait is left untouched; `arg` is dropped). A
+    /// child's panic is still re-raised, and `LoopExit` still panics in the main
+    /// greenlet, as with `switch`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sleeper = green::spawn(|| green::sleep(Duration::from_millis(5)));
+    /// green::yield_now(); // it parks in its sleep
+    /// let err = sleeper.greenlet().try_switch(()).unwrap_err();
+    /// assert!(matches!(err, green::SwitchError::Parked { .. }));
+    /// sleeper.join().unwrap(); // it slept its whole 5 ms
+    ///
+    /// let g = green::Greenlet::new(|x: green::Value| x.get::<i32>().unwrap() + 1);
+    /// assert_eq!(g.try_switch(1).unwrap().get::<i32>(), Ok(2));
+    /// ```
+    pub fn try_switch<A: Any>(&self, arg: A) -> Result<Value, SwitchError> {
+        driver::try_switch_value(self, Value::new(arg))
     }
 
     /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);
@@ -613,8 +665,12 @@ impl Greenlet {
         if unwinding_from_throw(&self.0) {
             // Its destructor switched while an earlier throw unwinds it: raised there,
             // this one would abort the process. Held (dropped if it dies, raised if it
-            // goes on), and the switch is a plain one.
+            // goes on), and the switch is a plain one, unless its destructor waits in
+            // the hub (a plain switch would be refused): it is left to the hub then.
             hold_for(self, payload);
+            if self.0.state.get().in_hub() {
+                return Value::none();
+            }
             return driver::into_value(driver::switch_to(self, Input::Value(Value::none())));
         }
         driver::into_value(driver::switch_to(self, Input::Throw(payload)))

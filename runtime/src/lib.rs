@@ -25,7 +25,7 @@ mod word;
 
 pub use blocking::run_blocking;
 pub use driver::throw_into;
-pub use error::{BlockError, GreenletExit, JoinError, ParentError};
+pub use error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
 pub use greenlet::{Greenlet, defer_unwind, getcurrent};
 pub use hub::{default_stack_size, is_greenlet_context, set_default_stack_size};
 pub use spawn::{

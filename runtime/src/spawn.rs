@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::{self, Input};
 use crate::error::{BlockError, GreenletExit, JoinError, payload_str};
-use crate::greenlet::{Greenlet, State};
+use crate::greenlet::Greenlet;
 use crate::hub::{self, CTX_HUB, with_hub};
 use crate::park::{Wake, park, unparker};
 use crate::timer::{self, deadline_after};
@@ -715,7 +715,7 @@ pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, Jo
 /// Whether the greenlet is parked or switched away, i.e. can be resumed.
 #[allow(dead_code)]
 pub(crate) fn is_suspended(g: &Greenlet) -> bool {
-    g.0.state.get() == State::Suspended
+    g.0.state.get().resumable()
 }
 
 #[cfg(test)]

@@ -226,16 +226,17 @@ fn a_spawn_later_greenlet_killed_in_the_batch_of_its_start_never_runs() {
 #[test]
 fn main_timeout_wins_over_an_explicit_switch_to_main() {
     let main = green::getcurrent();
-    // After 20 ms a greenlet switches to main explicitly; a busy greenlet makes that
-    // wake and main's 50 ms timeout fire in one batch, the timeout queued for main.
-    let _switcher = spawn(move || {
+    // Main switches to a child that sleeps 20 ms and then switches back to main; a busy
+    // greenlet makes that wake and main's 50 ms timeout fire in one batch, the timeout
+    // queued for main (switched away explicitly, not parked) before the child's switch.
+    let child = green::Greenlet::new(move |_: green::Value| {
         sleep(20 * MS);
-        main.switch(());
+        main.switch("the child's value");
     });
     let _busy = spawn(|| busy(100 * MS));
     let t = Instant::now();
-    let r = with_timeout(50 * MS, || sleep(Duration::from_secs(2)));
-    assert!(r.is_err());
+    let r = with_timeout(50 * MS, || child.switch(()));
+    assert!(r.is_err(), "main got {:?}", r.map(|v| v.to_string()));
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
 
