@@ -12,6 +12,7 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
+use std::rc::Rc;
 use std::time::Instant;
 
 use corosensei::{CoroutineResult, Yielder};
@@ -997,6 +998,91 @@ fn orphan_input(g: &Greenlet) -> Input {
     } else {
         Input::Throw(Box::new(GreenletExit))
     }
+}
+
+/// How many times the greenlets still alive when their thread ends are killed (see
+/// [`unwind_at_exit`]) before those left are given up.
+const EXIT_ROUNDS: u32 = 16;
+
+/// Unwinds the greenlets of this thread still alive when its hub is dropped, at thread
+/// exit, so that their destructors run: each is killed at its switch point (a greenlet
+/// not started dies without running), from the main greenlet, its death coming back
+/// there. This runs while the thread's thread-locals are destroyed (the hub is one):
+/// the destructors it runs cannot use those already gone.
+///
+/// Meanwhile the hub never waits for timers or IO: a timer due at once, armed again each
+/// time it fires, gives main its turn back whenever the hub fires timers, which it does
+/// when nothing is ready and at every maintenance tick (so a greenlet yielding in a loop
+/// cannot keep it either). The hub's hot paths are not touched.
+/// A greenlet that parks again while it unwinds (its destructor waits) is resumed in
+/// the next round with the end of its park as `BlockError::WouldBlockForever` (nothing
+/// could ever wake it); one that caught its kill and went on is killed again. After
+/// [`EXIT_ROUNDS`] rounds, the greenlets still alive are left as they are (their stacks
+/// are not unwound) and a line is logged.
+pub(crate) fn unwind_at_exit(h: &Hub) {
+    if hub::context() != CTX_MAIN || h.main.0.state.get() != State::Running {
+        return;
+    }
+    let tick = Rc::new(Cell::new(None));
+    for round in 0..EXIT_ROUNDS {
+        let live = crate::greenlet::live_greenlets();
+        if live.is_empty() {
+            break;
+        }
+        if round == 0 {
+            arm_exit_tick(tick.clone());
+        }
+        for g in live {
+            if g.dead() {
+                continue;
+            }
+            let input = if round > 0
+                && g.0.state.get() == State::Parked
+                && crate::greenlet::unwinding_from_throw(&g.0)
+            {
+                Input::LoopExit
+            } else {
+                orphan_input(&g)
+            };
+            *g.0.parent.borrow_mut() = Some(h.main.clone());
+            if let Input::Throw(p) = drive(h, g.clone(), input) {
+                // Its panic, or that of a greenlet whose parent is main.
+                log_panic(g.dead().then_some(&g), p.as_ref());
+            }
+        }
+    }
+    if let Some(key) = tick.take() {
+        crate::timer::cancel(key);
+    }
+    let left = crate::greenlet::live_greenlets().len();
+    if left > 0 {
+        log::error!(
+            "green: the thread ends with {left} greenlets that would not unwind in \
+             {EXIT_ROUNDS} rounds of kills (they caught them, or their destructors kept \
+             waiting); they are leaked"
+        );
+    }
+}
+
+/// Arms the timer of [`unwind_at_exit`]: due at once, it queues main (if it is in the
+/// driver and not queued yet), to end the current step of the unwinding after the
+/// greenlets ready before it, and arms itself again. `key` holds the armed one's key.
+fn arm_exit_tick(key: Rc<Cell<Option<crate::timer::Key>>>) {
+    let again = key.clone();
+    let tick = crate::timer::add(
+        Instant::now(),
+        crate::timer::Action::Call(Box::new(move || {
+            with_hub(|h| {
+                let main = &h.main;
+                if main.0.state.get() != State::Running && !main.0.has_pending() {
+                    main.0.set_pending(Input::LoopExit);
+                    h.push_ready(main.clone());
+                }
+            });
+            arm_exit_tick(again);
+        })),
+    );
+    key.set(Some(tick));
 }
 
 /// Unwinds a suspended greenlet whose last handle was dropped.

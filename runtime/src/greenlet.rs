@@ -31,6 +31,76 @@ const ID_BLOCK: u64 = 1 << 16;
 thread_local! {
     /// The rest of this thread's block of ids: (next, end).
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// The newest of this thread's greenlet records (null: none), each linked to the
+    /// next older one: every record a greenlet with a stack can live in, the hub's
+    /// kept ones included. A record is listed when it is allocated and unlisted when it
+    /// is freed (`Inner::drop`), so a spawn that reuses a kept record costs nothing
+    /// here. The hub walks the list when its thread ends, to unwind the greenlets still
+    /// alive ([`live_greenlets`]), even those only their own stack keeps alive (a wait
+    /// on an event that only the waiter holds). A `const` thread-local without
+    /// destructor: usable while the thread's thread-locals are destroyed.
+    static RECORDS: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+}
+
+/// A new record for a greenlet, listed in [`RECORDS`].
+fn new_record(inner: Inner) -> Rc<Inner> {
+    let rc = Rc::new(inner);
+    let me = Rc::as_ptr(&rc);
+    RECORDS.with(|head| {
+        let next = head.get();
+        rc.records_next.set(next);
+        if !next.is_null() {
+            // SAFETY: a listed record is alive: it is unlisted first thing when freed.
+            unsafe { (*next).records_prev.set(me) };
+        }
+        head.set(me);
+    });
+    rc
+}
+
+/// Takes `g` off [`RECORDS`] (nothing if it is not listed).
+fn unlist_record(g: &Inner) {
+    let (prev, next) = (g.records_prev.get(), g.records_next.get());
+    RECORDS.with(|head| {
+        if prev.is_null() {
+            if !ptr::eq(head.get(), g) {
+                // Not listed (the main greenlet, the hub).
+                return;
+            }
+            head.set(next);
+        } else {
+            // SAFETY: listed records are alive (see `new_record`).
+            unsafe { (*prev).records_next.set(next) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).records_prev.set(prev) };
+        }
+    });
+    g.records_prev.set(ptr::null());
+    g.records_next.set(ptr::null());
+}
+
+/// Handles to every greenlet of this thread that is alive and not running: started and
+/// suspended (explicitly, parked or yielded), or not started yet. For the hub to unwind
+/// them when the thread ends.
+pub(crate) fn live_greenlets() -> Vec<Greenlet> {
+    let mut live = Vec::new();
+    let mut p = RECORDS.with(|head| head.get());
+    while !p.is_null() {
+        // SAFETY: listed records are alive (see `new_record`), and nothing runs
+        // meanwhile that could free one.
+        let g = unsafe { &*p };
+        if g.state.get().resumable() || g.state.get() == State::Fresh {
+            // SAFETY: `p` points into a live `Rc` (above): one more strong handle.
+            live.push(unsafe {
+                Rc::increment_strong_count(p);
+                Greenlet::from_rc(Rc::from_raw(p))
+            });
+        }
+        p = g.records_next.get();
+    }
+    live
 }
 
 /// A new greenlet id, unique in the process.
@@ -167,6 +237,10 @@ pub(crate) struct Inner {
     /// Bumped each time `thrown` is cleared: a timeout armed inside a destructor records
     /// it, and is taken as armed in ordinary code once it changed (`sync::timeout`).
     pub(crate) thrown_epoch: Cell<u32>,
+    /// The neighbours of this record in the thread's list of greenlet records
+    /// ([`RECORDS`]), null at the ends (and in a record that is not listed).
+    records_prev: Cell<*const Inner>,
+    records_next: Cell<*const Inner>,
 }
 
 /// A callback run in the hub when a greenlet dies, given the dead greenlet.
@@ -200,6 +274,8 @@ impl Inner {
             raised_timeout: Cell::new(0),
             thrown_epoch: Cell::new(0),
             thrown: Cell::new(0),
+            records_prev: Cell::new(ptr::null()),
+            records_next: Cell::new(ptr::null()),
         }
     }
 
@@ -353,7 +429,8 @@ impl Inner {
 /// - switching into a dead greenlet goes to its nearest live ancestor;
 /// - [`throw`](Greenlet::throw) raises [`GreenletExit`] at the greenlet's switch point,
 ///   unwinding it (destructors run); dropping the last handle to a suspended greenlet
-///   unwinds it the same way.
+///   unwinds it the same way, and so does the end of its thread (when the thread's hub
+///   is dropped, among its thread-locals: see the guide, "When a thread ends").
 ///
 /// # Examples
 ///
@@ -548,7 +625,7 @@ impl Greenlet {
         let mut rc = h
             .records
             .take()
-            .unwrap_or_else(|| Rc::new(Inner::blank(Kind::Coro)));
+            .unwrap_or_else(|| new_record(Inner::blank(Kind::Coro)));
         let Some(inner) = Rc::get_mut(&mut rc) else {
             unreachable!("green: a kept greenlet record has other handles");
         };
@@ -1153,6 +1230,7 @@ pub(crate) fn unwinding_from_throw(g: &Inner) -> bool {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        unlist_record(self);
         let Some(mut co) = self.co.get_mut().take() else {
             forget_marks(self);
             return;
@@ -1183,7 +1261,7 @@ impl Drop for Inner {
             inner.thrown_epoch.set(self.thrown_epoch.get());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
             inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());
-            let g = Greenlet::from_rc(Rc::new(inner));
+            let g = Greenlet::from_rc(new_record(inner));
             driver::kill_orphan(g);
             return;
         }
