@@ -295,6 +295,16 @@ pub(crate) fn set_context(ctx: u8) {
     CONTEXT.with(|c| c.set(ctx))
 }
 
+/// The panic of `what` (a wait with no error to return: `sleep`, `yield_now`, `wait`,
+/// ...) called from the hub, a timer callback or a link, which must not wait or switch.
+/// The hub catches it and logs it with the callback's other panics
+/// (`driver::run_hub_callback`).
+#[cold]
+#[inline(never)]
+pub(crate) fn in_hub_panic(what: &str) -> ! {
+    panic!("green: {what}: {}", crate::error::BlockError::InHub)
+}
+
 /// Whether the calling code may park (block cooperatively): it runs in a spawned or
 /// explicitly created greenlet, or it is the thread's own code (the main greenlet) on a
 /// thread whose hub exists. `false` on a plain thread that never used `green`, and in

@@ -565,7 +565,11 @@ impl<T: 'static> JoinHandle<T> {
 
     /// Registers `f` to run in the hub when the greenlet finishes, with its outcome
     /// (`Ok(&value)`, or the error). Called at once if it has finished. Callbacks run
-    /// in registration order and must not block (they run in the hub). The result is
+    /// in registration order and must not block (they run in the hub): there,
+    /// [`sleep`](crate::sleep), [`yield_now`](crate::yield_now), [`wait`](crate::wait)
+    /// and [`Greenlet::switch`] panic (the hub logs the panic; the rest of the callback
+    /// does not run) and waits that return a `Result` return
+    /// [`BlockError::InHub`]. The result is
     /// lent to the callbacks: inside one, taking it with `join` (or `try_take`) on a
     /// handle of the same greenlet gives `Err(JoinError::Blocked(BlockError::InHub))`
     /// (use the callback's argument; after the callbacks, `join` works).
@@ -653,6 +657,11 @@ pub fn joinall<T: 'static>(
 /// Waits up to `timeout` for every greenlet to finish; returns whether all did. The
 /// handles stay usable (read values with [`JoinHandle::value`] or join them again).
 ///
+/// # Panics
+///
+/// When it has to wait in the hub (a timer callback or a link), which must not wait or
+/// switch (as [`sleep`](crate::sleep) does).
+///
 /// ```
 /// use std::time::Duration;
 /// let quick = green::spawn(|| green::sleep(Duration::from_millis(1)));
@@ -666,7 +675,10 @@ pub fn joinall_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration)
     let deadline = deadline_after(timeout);
     handles
         .iter()
-        .all(|h| matches!(wait_dead(&h.g, Some(deadline)), Ok(true)))
+        .all(|h| match wait_dead(&h.g, Some(deadline)) {
+            Err(JoinError::Blocked(BlockError::InHub)) => hub::in_hub_panic("joinall_timeout"),
+            r => matches!(r, Ok(true)),
+        })
 }
 
 /// Waits for every greenlet, but returns the first failure as soon as it happens

@@ -171,6 +171,11 @@ impl Group {
     /// Like [`join`](Group::join) but gives up after `timeout`; returns whether the
     /// group is empty.
     ///
+    /// # Panics
+    ///
+    /// When it has to wait in the hub (a timer callback or a link), which must not wait
+    /// or switch (as [`sleep`](crate::sleep) does).
+    ///
     /// ```
     /// use std::time::Duration;
     /// let group = green::Group::new();
@@ -182,8 +187,13 @@ impl Group {
         let deadline = deadline_after(timeout);
         while !self.is_empty() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() || !matches!(self.0.empty.wait_timeout(left), Ok(true)) {
+            if left.is_zero() {
                 return self.is_empty();
+            }
+            match self.0.empty.wait_timeout(left) {
+                Ok(true) => {}
+                Err(BlockError::InHub) => crate::hub::in_hub_panic("Group::join_timeout"),
+                Ok(false) | Err(BlockError::WouldBlockForever) => return self.is_empty(),
             }
         }
         true
