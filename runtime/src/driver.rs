@@ -12,11 +12,12 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
+use std::rc::Rc;
 use std::time::Instant;
 
 use corosensei::{CoroutineResult, Yielder};
 
-use crate::error::{BlockError, GreenletExit, payload_str};
+use crate::error::{BlockError, GreenletExit, SwitchError, payload_str};
 use crate::greenlet::{Greenlet, Kind, Payload, State};
 use crate::hub::{self, CTX_GREENLET, CTX_HUB, CTX_MAIN, Hub, with_hub};
 use crate::park::Wake;
@@ -33,6 +34,15 @@ pub(crate) enum Input {
     Throw(Payload),
     /// Only for the main greenlet: nothing will ever be ready again (gevent's LoopExit).
     LoopExit,
+    /// Only for a greenlet whose explicit switch was refused (see [`refuse_switch`]):
+    /// why, and the value it tried to pass, given back to be dropped in its own context.
+    Refused(Box<Refused>),
+}
+
+/// A refused switch, on its way back to the greenlet that asked for it.
+pub(crate) struct Refused {
+    pub(crate) error: SwitchError,
+    pub(crate) value: Value,
 }
 
 /// What a greenlet that waits asks the driver to do. (An explicit switch sends its
@@ -99,7 +109,10 @@ fn suspend_main(req: Request) -> Word {
         // A park or yield of main leads to the hub (the driver handles a greenlet's in
         // `after_resume`): the driver starts with the hub's step, picking what runs next.
         debug_assert!(h.main.0.state.get() == State::Running, "nested driver");
-        h.main.0.state.set(State::Suspended);
+        h.main.0.state.set(match req {
+            Request::Park => State::Parked,
+            Request::Yield => State::Yielded,
+        });
         let _guard = DriverGuard(h);
         if h.monitoring.get() {
             h.monitor.record_hub();
@@ -127,6 +140,26 @@ pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
 pub(crate) fn switch_value(target: &Greenlet, v: Value) -> Value {
     check_can_switch();
     word::value_of(switch_word(target, word::pack_value(v)))
+}
+
+/// [`switch_value`] reporting a refusal instead of panicking (`Greenlet::try_switch`).
+#[inline]
+pub(crate) fn try_switch_value(target: &Greenlet, v: Value) -> Result<Value, SwitchError> {
+    if hub::context() == CTX_HUB {
+        return Err(SwitchError::InHub);
+    }
+    let w = switch_word(target, word::pack_value(v));
+    if !word::is_rich(w) {
+        return Ok(word::value_of(w));
+    }
+    match word::unpack_input(w) {
+        Input::Refused(r) => {
+            let Refused { error, value } = *r;
+            drop(value);
+            Err(error)
+        }
+        input => Ok(into_value(input)),
+    }
 }
 
 /// Panics in the hub, where switching is not allowed.
@@ -164,7 +197,47 @@ fn switch_word(target: &Greenlet, input: Word) -> Word {
 #[cold]
 #[inline(never)]
 fn hub_switch_panic() -> ! {
-    panic!("green: cannot switch greenlets from the hub (a timer callback or a link)");
+    panic!("green: {}", SwitchError::InHub);
+}
+
+/// Refuses an explicit switch into `target` if it waits in the hub (parked or yielded)
+/// and the switch passes a value (a throw still goes in: it unwinds the target at its
+/// park): `Ok` with the refusal as the switcher's input word, the value it passed inside
+/// to be dropped there. `Err` with the input word, unchanged, otherwise.
+///
+/// Resuming the target would only end its wait early for nothing (the wait goes on at
+/// once) and leave the switcher suspended with nobody to switch back to it.
+#[cold]
+#[inline(never)]
+fn refuse_switch(target: &Greenlet, input: Word) -> Result<Word, Word> {
+    let state = target.0.state.get();
+    if !state.in_hub() {
+        return Err(input);
+    }
+    let value = match word::unpack_input(input) {
+        Input::Value(v) => v,
+        other => return Err(word::pack_input(other)),
+    };
+    let (id, name) = (target.id(), target.name().map(String::from));
+    let error = match state {
+        State::Yielded => SwitchError::Yielded { id, name },
+        _ => SwitchError::Parked { id, name },
+    };
+    Ok(word::pack_input(Input::Refused(Box::new(Refused {
+        error,
+        value,
+    }))))
+}
+
+/// The driver's step after `g` asked to switch to `target` (which waits in the hub):
+/// back to `g` with the refusal, or on to `target` if it is not refused.
+#[cold]
+#[inline(never)]
+fn refuse_or_switch(g: Greenlet, target: Greenlet, input: Word) -> (Greenlet, Word) {
+    match refuse_switch(&target, input) {
+        Ok(refused) => (g, refused),
+        Err(input) => (target, input),
+    }
 }
 
 /// Queues a greenlet that yielded, ending its park (see [`crate::park::end_park`]):
@@ -192,7 +265,7 @@ fn queue_yielded(h: &Hub, g: Greenlet) {
 fn switch_from_main(h: &Hub, target: &Greenlet, input: Word) -> Word {
     let t = &target.0;
     if t.kind != Kind::Coro || t.state.get() != State::Suspended || t.has_pending() {
-        return drive_from_main(h, target.clone(), input);
+        return switch_from_main_slow(h, target, input);
     }
     debug_assert!(
         h.main.0.state.get() == State::Running,
@@ -216,6 +289,17 @@ fn switch_from_main(h: &Hub, target: &Greenlet, input: Word) -> Word {
     drive_loop(h, next, i)
 }
 
+/// [`switch_from_main`] for a target that is not simply suspended: refused if it waits
+/// in the hub, else run by the driver loop.
+#[cold]
+#[inline(never)]
+fn switch_from_main_slow(h: &Hub, target: &Greenlet, input: Word) -> Word {
+    match refuse_switch(target, input) {
+        Ok(refused) => refused,
+        Err(input) => drive_from_main(h, target.clone(), input),
+    }
+}
+
 /// The request word of a coroutine that suspended to switch to main, if it did.
 #[inline(always)]
 fn back_to_main(r: &CoroutineResult<Word, Word>) -> Option<Word> {
@@ -233,7 +317,17 @@ pub(crate) fn into_value(input: Input) -> Value {
         Input::Wake(_) => Value::none(),
         Input::Throw(p) => crate::greenlet::raise(p),
         Input::LoopExit => panic!("green: LoopExit: {}", BlockError::WouldBlockForever),
+        Input::Refused(r) => refused_panic(*r),
     }
+}
+
+/// `Greenlet::switch`'s panic for a refused switch.
+#[cold]
+#[inline(never)]
+fn refused_panic(r: Refused) -> ! {
+    let Refused { error, value } = r;
+    drop(value);
+    panic!("green: {error}");
 }
 
 /// What `yield_now` does with the input it is resumed with: a kill unwinds; anything
@@ -251,8 +345,8 @@ fn after_yield_rich(input: Input) {
     match input {
         Input::Throw(p) => crate::greenlet::raise(p),
         // Main is queued when it yields, so the hub always has something to run: no
-        // `LoopExit`. A value switched in explicitly ends the yield.
-        Input::Value(_) | Input::Wake(_) | Input::LoopExit => {}
+        // `LoopExit`. (Explicit switches into a yielding greenlet are refused.)
+        Input::Value(_) | Input::Wake(_) | Input::LoopExit | Input::Refused(_) => {}
     }
 }
 
@@ -386,7 +480,7 @@ fn pick_next(h: &Hub) -> (Greenlet, Word) {
 /// Resumes one greenlet; returns where to go next and with what.
 #[inline(always)]
 fn resume(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
-    if g.0.state.get() != State::Suspended || g.0.has_pending() {
+    if !g.0.state.get().resumable() || g.0.has_pending() {
         if !plain_start(&g, input) {
             return resume_unusual(h, g, input);
         }
@@ -429,20 +523,38 @@ fn run(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
 #[inline(always)]
 fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Word, Word>) -> (Greenlet, Word) {
     match r {
-        CoroutineResult::Yield(req) => {
-            g.0.state.set(State::Suspended);
-            match word::request_kind(req) {
-                // Straight to the next ready greenlet, without a trip through the loop.
-                // (`leave` has marked the hub as running.)
-                word::REQ_PARK => pick_next(h),
-                word::REQ_YIELD => {
-                    queue_yielded(h, g);
-                    pick_next(h)
-                }
-                word::REQ_MAIN => (h.main.clone(), word::request_input(req)),
-                _ => (word::take_target(), word::request_input(req)),
+        CoroutineResult::Yield(req) => match word::request_kind(req) {
+            // Straight to the next ready greenlet, without a trip through the loop.
+            // (`leave` has marked the hub as running.)
+            word::REQ_PARK => {
+                g.0.state.set(State::Parked);
+                pick_next(h)
             }
-        }
+            word::REQ_YIELD => {
+                g.0.state.set(State::Yielded);
+                queue_yielded(h, g);
+                pick_next(h)
+            }
+            // An explicit switch: refused if the target waits in the hub. (Main is
+            // `Suspended` here unless it parked or yielded.)
+            word::REQ_MAIN => {
+                g.0.state.set(State::Suspended);
+                let input = word::request_input(req);
+                if h.main.0.state.get() != State::Suspended {
+                    return refuse_or_switch(g, h.main.clone(), input);
+                }
+                (h.main.clone(), input)
+            }
+            _ => {
+                g.0.state.set(State::Suspended);
+                let target = word::take_target();
+                let input = word::request_input(req);
+                if target.0.state.get().in_hub() {
+                    return refuse_or_switch(g, target, input);
+                }
+                (target, input)
+            }
+        },
         CoroutineResult::Return(_) => finish(h, g),
     }
 }
@@ -887,6 +999,91 @@ fn orphan_input(g: &Greenlet) -> Input {
     } else {
         Input::Throw(Box::new(GreenletExit))
     }
+}
+
+/// How many times the greenlets still alive when their thread ends are killed (see
+/// [`unwind_at_exit`]) before those left are given up.
+const EXIT_ROUNDS: u32 = 16;
+
+/// Unwinds the greenlets of this thread still alive when its hub is dropped, at thread
+/// exit, so that their destructors run: each is killed at its switch point (a greenlet
+/// not started dies without running), from the main greenlet, its death coming back
+/// there. This runs while the thread's thread-locals are destroyed (the hub is one):
+/// the destructors it runs cannot use those already gone.
+///
+/// Meanwhile the hub never waits for timers or IO: a timer due at once, armed again each
+/// time it fires, gives main its turn back whenever the hub fires timers, which it does
+/// when nothing is ready and at every maintenance tick (so a greenlet yielding in a loop
+/// cannot keep it either). The hub's hot paths are not touched.
+/// A greenlet that parks again while it unwinds (its destructor waits) is resumed in
+/// the next round with the end of its park as `BlockError::WouldBlockForever` (nothing
+/// could ever wake it); one that caught its kill and went on is killed again. After
+/// [`EXIT_ROUNDS`] rounds, the greenlets still alive are left as they are (their stacks
+/// are not unwound) and a line is logged.
+pub(crate) fn unwind_at_exit(h: &Hub) {
+    if hub::context() != CTX_MAIN || h.main.0.state.get() != State::Running {
+        return;
+    }
+    let tick = Rc::new(Cell::new(None));
+    for round in 0..EXIT_ROUNDS {
+        let live = crate::greenlet::live_greenlets();
+        if live.is_empty() {
+            break;
+        }
+        if round == 0 {
+            arm_exit_tick(tick.clone());
+        }
+        for g in live {
+            if g.dead() {
+                continue;
+            }
+            let input = if round > 0
+                && g.0.state.get() == State::Parked
+                && crate::greenlet::unwinding_from_throw(&g.0)
+            {
+                Input::LoopExit
+            } else {
+                orphan_input(&g)
+            };
+            *g.0.parent.borrow_mut() = Some(h.main.clone());
+            if let Input::Throw(p) = drive(h, g.clone(), input) {
+                // Its panic, or that of a greenlet whose parent is main.
+                log_panic(g.dead().then_some(&g), p.as_ref());
+            }
+        }
+    }
+    if let Some(key) = tick.take() {
+        crate::timer::cancel(key);
+    }
+    let left = crate::greenlet::live_greenlets().len();
+    if left > 0 {
+        log::error!(
+            "green: the thread ends with {left} greenlets that would not unwind in \
+             {EXIT_ROUNDS} rounds of kills (they caught them, or their destructors kept \
+             waiting); they are leaked"
+        );
+    }
+}
+
+/// Arms the timer of [`unwind_at_exit`]: due at once, it queues main (if it is in the
+/// driver and not queued yet), to end the current step of the unwinding after the
+/// greenlets ready before it, and arms itself again. `key` holds the armed one's key.
+fn arm_exit_tick(key: Rc<Cell<Option<crate::timer::Key>>>) {
+    let again = key.clone();
+    let tick = crate::timer::add(
+        Instant::now(),
+        crate::timer::Action::Call(Box::new(move || {
+            with_hub(|h| {
+                let main = &h.main;
+                if main.0.state.get() != State::Running && !main.0.has_pending() {
+                    main.0.set_pending(Input::LoopExit);
+                    h.push_ready(main.clone());
+                }
+            });
+            arm_exit_tick(again);
+        })),
+    );
+    key.set(Some(tick));
 }
 
 /// Unwinds a suspended greenlet whose last handle was dropped.

@@ -1,5 +1,6 @@
 //! Errors of the runtime: [`BlockError`] (gevent's `LoopExit`), [`JoinError`],
-//! [`ParentError`], and the [`GreenletExit`] payload that kills a greenlet.
+//! [`ParentError`], [`SwitchError`], and the [`GreenletExit`] payload that kills a
+//! greenlet.
 
 use std::any::Any;
 use std::fmt;
@@ -259,3 +260,82 @@ impl fmt::Display for ParentError {
 }
 
 impl std::error::Error for ParentError {}
+
+/// Why [`Greenlet::try_switch`](crate::Greenlet::try_switch) refused to switch (what
+/// [`Greenlet::switch`](crate::Greenlet::switch) panics with).
+///
+/// A greenlet parked in the hub (sleeping, waiting for IO, a lock, an event, a queue or
+/// a join) or yielding belongs to the hub until its wait ends. A switch into it would
+/// only wake its wait for nothing (the wait goes on at once) and leave the caller
+/// suspended with nobody to switch back to it (gevent raises "Invalid switch" there):
+/// it is refused, and the target's wait is left untouched.
+///
+/// # Examples
+///
+/// ```
+/// let sleeper = green::Builder::new()
+///     .name("sleeper")
+///     .spawn(|| green::sleep(std::time::Duration::from_millis(5)))
+///     .unwrap();
+/// green::yield_now(); // it starts and parks in its sleep
+/// let err = sleeper.greenlet().try_switch(()).unwrap_err();
+/// assert!(matches!(err, green::SwitchError::Parked { .. }));
+/// // cannot switch into greenlet #.. "sleeper": it is parked in the hub (...)
+/// println!("{err}");
+/// sleeper.join().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchError {
+    /// The caller is the hub itself (a timer callback or a link), which must not switch.
+    InHub,
+    /// The target is parked in the hub: it waits on an
+    /// [`Unparker`](crate::park::Unparker) (a sleep, IO, a lock, an event, a queue, a
+    /// join, [`park`](crate::park::park)); only the end of that wait, a kill or a
+    /// timeout resumes it.
+    Parked {
+        /// The target's [`id`](crate::Greenlet::id).
+        id: u64,
+        /// The target's [`name`](crate::Greenlet::name), if it has one.
+        name: Option<String>,
+    },
+    /// The target yielded ([`yield_now`](crate::yield_now)) and waits for its turn in the
+    /// hub's ready queue.
+    Yielded {
+        /// The target's [`id`](crate::Greenlet::id).
+        id: u64,
+        /// The target's [`name`](crate::Greenlet::name), if it has one.
+        name: Option<String>,
+    },
+}
+
+impl fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (id, name, why) = match self {
+            SwitchError::InHub => {
+                return f.write_str(
+                    "cannot switch greenlets from the hub: timer callbacks and links \
+                     must not wait or switch",
+                );
+            }
+            SwitchError::Parked { id, name } => (
+                id,
+                name,
+                "it is parked in the hub (a sleep, IO, or a wait for a lock, an event, a \
+                 queue or a join); only the end of its wait, a kill or a timeout resumes it",
+            ),
+            SwitchError::Yielded { id, name } => (
+                id,
+                name,
+                "it yielded (yield_now) and waits in the hub's ready queue; only the hub \
+                 resumes it",
+            ),
+        };
+        write!(f, "cannot switch into greenlet #{id}")?;
+        if let Some(n) = name {
+            write!(f, " {n:?}")?;
+        }
+        write!(f, ": {why}")
+    }
+}
+
+impl std::error::Error for SwitchError {}

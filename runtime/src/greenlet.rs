@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use corosensei::{Coroutine, Yielder};
 
 use crate::driver::{self, Input};
-use crate::error::{GreenletExit, ParentError};
+use crate::error::{GreenletExit, ParentError, SwitchError};
 use crate::hub::{self, with_hub};
 use crate::overflow::RunningInfo;
 use crate::stack::{GreenStack, StackError};
@@ -31,6 +31,76 @@ const ID_BLOCK: u64 = 1 << 16;
 thread_local! {
     /// The rest of this thread's block of ids: (next, end).
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// The newest of this thread's greenlet records (null: none), each linked to the
+    /// next older one: every record a greenlet with a stack can live in, the hub's
+    /// kept ones included. A record is listed when it is allocated and unlisted when it
+    /// is freed (`Inner::drop`), so a spawn that reuses a kept record costs nothing
+    /// here. The hub walks the list when its thread ends, to unwind the greenlets still
+    /// alive ([`live_greenlets`]), even those only their own stack keeps alive (a wait
+    /// on an event that only the waiter holds). A `const` thread-local without
+    /// destructor: usable while the thread's thread-locals are destroyed.
+    static RECORDS: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+}
+
+/// A new record for a greenlet, listed in [`RECORDS`].
+fn new_record(inner: Inner) -> Rc<Inner> {
+    let rc = Rc::new(inner);
+    let me = Rc::as_ptr(&rc);
+    RECORDS.with(|head| {
+        let next = head.get();
+        rc.records_next.set(next);
+        if !next.is_null() {
+            // SAFETY: a listed record is alive: it is unlisted first thing when freed.
+            unsafe { (*next).records_prev.set(me) };
+        }
+        head.set(me);
+    });
+    rc
+}
+
+/// Takes `g` off [`RECORDS`] (nothing if it is not listed).
+fn unlist_record(g: &Inner) {
+    let (prev, next) = (g.records_prev.get(), g.records_next.get());
+    RECORDS.with(|head| {
+        if prev.is_null() {
+            if !ptr::eq(head.get(), g) {
+                // Not listed (the main greenlet, the hub).
+                return;
+            }
+            head.set(next);
+        } else {
+            // SAFETY: listed records are alive (see `new_record`).
+            unsafe { (*prev).records_next.set(next) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).records_prev.set(prev) };
+        }
+    });
+    g.records_prev.set(ptr::null());
+    g.records_next.set(ptr::null());
+}
+
+/// Handles to every greenlet of this thread that is alive and not running: started and
+/// suspended (explicitly, parked or yielded), or not started yet. For the hub to unwind
+/// them when the thread ends.
+pub(crate) fn live_greenlets() -> Vec<Greenlet> {
+    let mut live = Vec::new();
+    let mut p = RECORDS.with(|head| head.get());
+    while !p.is_null() {
+        // SAFETY: listed records are alive (see `new_record`), and nothing runs
+        // meanwhile that could free one.
+        let g = unsafe { &*p };
+        if g.state.get().resumable() || g.state.get() == State::Fresh {
+            // SAFETY: `p` points into a live `Rc` (above): one more strong handle.
+            live.push(unsafe {
+                Rc::increment_strong_count(p);
+                Greenlet::from_rc(Rc::from_raw(p))
+            });
+        }
+        p = g.records_next.get();
+    }
+    live
 }
 
 /// A new greenlet id, unique in the process.
@@ -58,16 +128,37 @@ pub(crate) enum Kind {
     Coro,
 }
 
+// The three suspended states come first: `resumable` is then one comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
+    /// Switched away from explicitly (or by its child's death); any switch resumes it.
+    Suspended,
+    /// Parked in the hub (a wait on an `Unparker`: a sleep, IO, a lock, a join, ...):
+    /// only the hub resumes it, with the end of its park, a kill or a timeout.
+    Parked,
+    /// Yielded (`yield_now`): waits in the hub's ready queue, resumed only by the hub.
+    Yielded,
     /// Created, never switched into.
     Fresh,
-    /// Switched away from (or parked); can be resumed.
-    Suspended,
     /// Its code is running now.
     Running,
     /// Its function returned, panicked or was killed.
     Dead,
+}
+
+impl State {
+    /// Whether it is suspended mid-function (explicitly, parked or yielded).
+    #[inline(always)]
+    pub(crate) fn resumable(self) -> bool {
+        matches!(self, State::Suspended | State::Parked | State::Yielded)
+    }
+
+    /// Whether it waits in the hub (parked or yielded): an explicit switch into it is
+    /// refused (see `driver::refuse_switch`).
+    #[inline(always)]
+    pub(crate) fn in_hub(self) -> bool {
+        matches!(self, State::Parked | State::Yielded)
+    }
 }
 
 // Field order is layout (`repr(C)`): what every switch touches comes first, right after
@@ -151,6 +242,10 @@ pub(crate) struct Inner {
     /// Bumped each time `thrown` is cleared: a timeout armed inside a destructor records
     /// it, and is taken as armed in ordinary code once it changed (`sync::timeout`).
     pub(crate) thrown_epoch: Cell<u32>,
+    /// The neighbours of this record in the thread's list of greenlet records
+    /// ([`RECORDS`]), null at the ends (and in a record that is not listed).
+    records_prev: Cell<*const Inner>,
+    records_next: Cell<*const Inner>,
 }
 
 /// A callback run in the hub when a greenlet dies, given the dead greenlet.
@@ -185,6 +280,8 @@ impl Inner {
             thrown_epoch: Cell::new(0),
             thrown: Cell::new(0),
             budget: Cell::new(crate::budget::CHECK),
+            records_prev: Cell::new(ptr::null()),
+            records_next: Cell::new(ptr::null()),
         }
     }
 
@@ -338,7 +435,8 @@ impl Inner {
 /// - switching into a dead greenlet goes to its nearest live ancestor;
 /// - [`throw`](Greenlet::throw) raises [`GreenletExit`] at the greenlet's switch point,
 ///   unwinding it (destructors run); dropping the last handle to a suspended greenlet
-///   unwinds it the same way.
+///   unwinds it the same way, and so does the end of its thread (when the thread's hub
+///   is dropped, among its thread-locals: see the guide, "When a thread ends").
 ///
 /// # Examples
 ///
@@ -533,7 +631,7 @@ impl Greenlet {
         let mut rc = h
             .records
             .take()
-            .unwrap_or_else(|| Rc::new(Inner::blank(Kind::Coro)));
+            .unwrap_or_else(|| new_record(Inner::blank(Kind::Coro)));
         let Some(inner) = Rc::get_mut(&mut rc) else {
             unreachable!("green: a kept greenlet record has other handles");
         };
@@ -556,12 +654,21 @@ impl Greenlet {
     /// - Switching to the current greenlet returns `arg` at once.
     /// - Switching to a dead greenlet switches to its nearest live ancestor.
     /// - If a greenlet whose parent is the caller panics, the panic resumes here.
+    /// - A greenlet **parked in the hub** (in [`sleep`](crate::sleep), IO, a wait for a
+    ///   lock, an event, a queue or a join, [`park`](crate::park::park)) or yielding
+    ///   ([`yield_now`](crate::yield_now)) cannot be switched into: only the hub resumes
+    ///   it, when its wait ends (or with a kill or a timeout). Such a switch is refused
+    ///   before anything runs, and the target's wait is left untouched (gevent raises
+    ///   "Invalid switch" there). [`try_switch`](Greenlet::try_switch) reports it as a
+    ///   [`SwitchError`]; `switch` panics with the same message. Greenlets that
+    ///   switched away explicitly (with `switch`) can always be switched into.
     ///
     /// # Panics
     ///
-    /// Re-raises a child's panic (see above). Also panics when called from the hub itself
-    /// (a timer callback or a link), and — in the main greenlet — when nothing could
-    /// ever switch back (gevent's `LoopExit`).
+    /// Re-raises a child's panic (see above). Also panics, with the message of
+    /// [`SwitchError`], when called from the hub itself (a timer callback or a link) and
+    /// when the target is parked in the hub or yielding; and — in the main greenlet —
+    /// when nothing could ever switch back (gevent's `LoopExit`).
     ///
     /// ```
     /// use green::{getcurrent, Greenlet, Value};
@@ -576,6 +683,28 @@ impl Greenlet {
     #[inline(always)]
     pub fn switch<A: Any>(&self, arg: A) -> Value {
         driver::switch_value(self, Value::new(arg))
+    }
+
+    /// Like [`switch`](Greenlet::switch), but a switch that cannot happen is reported
+    /// instead of panicking: [`SwitchError::InHub`] when called from the hub (a timer
+    /// callback or a link), [`SwitchError::Parked`] or [`SwitchError::Yielded`] when this
+    /// greenlet waits in the hub (its wait is left untouched; `arg` is dropped). A
+    /// child's panic is still re-raised, and `LoopExit` still panics in the main
+    /// greenlet, as with `switch`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sleeper = green::spawn(|| green::sleep(Duration::from_millis(5)));
+    /// green::yield_now(); // it parks in its sleep
+    /// let err = sleeper.greenlet().try_switch(()).unwrap_err();
+    /// assert!(matches!(err, green::SwitchError::Parked { .. }));
+    /// sleeper.join().unwrap(); // it slept its whole 5 ms
+    ///
+    /// let g = green::Greenlet::new(|x: green::Value| x.get::<i32>().unwrap() + 1);
+    /// assert_eq!(g.try_switch(1).unwrap().get::<i32>(), Ok(2));
+    /// ```
+    pub fn try_switch<A: Any>(&self, arg: A) -> Result<Value, SwitchError> {
+        driver::try_switch_value(self, Value::new(arg))
     }
 
     /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);
@@ -619,8 +748,12 @@ impl Greenlet {
         if unwinding_from_throw(&self.0) {
             // Its destructor switched while an earlier throw unwinds it: raised there,
             // this one would abort the process. Held (dropped if it dies, raised if it
-            // goes on), and the switch is a plain one.
+            // goes on), and the switch is a plain one, unless its destructor waits in
+            // the hub (a plain switch would be refused): it is left to the hub then.
             hold_for(self, payload);
+            if self.0.state.get().in_hub() {
+                return Value::none();
+            }
             return driver::into_value(driver::switch_to(self, Input::Value(Value::none())));
         }
         driver::into_value(driver::switch_to(self, Input::Throw(payload)))
@@ -1103,6 +1236,7 @@ pub(crate) fn unwinding_from_throw(g: &Inner) -> bool {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        unlist_record(self);
         let Some(mut co) = self.co.get_mut().take() else {
             forget_marks(self);
             return;
@@ -1133,7 +1267,7 @@ impl Drop for Inner {
             inner.thrown_epoch.set(self.thrown_epoch.get());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
             inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());
-            let g = Greenlet::from_rc(Rc::new(inner));
+            let g = Greenlet::from_rc(new_record(inner));
             driver::kill_orphan(g);
             return;
         }

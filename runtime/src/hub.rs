@@ -2,8 +2,9 @@
 //! the timers, the reactor and the stack pool.
 //!
 //! A hub is created lazily, the first time a thread uses `green`. It lives in a
-//! thread-local and is dropped when the thread ends. Greenlets, the hub and everything
-//! they hold are bound to their thread: [`Greenlet`] is `!Send`.
+//! thread-local and is dropped when the thread ends, after unwinding the greenlets still
+//! alive then (see `driver::unwind_at_exit`). Greenlets, the hub and everything they
+//! hold are bound to their thread: [`Greenlet`] is `!Send`.
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
@@ -178,13 +179,15 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
+        // The greenlets still alive are unwound while the hub still works, reached
+        // through HUB_PTR, which is set from this drop's own reference. (`HUB` itself
+        // cannot be accessed any more: its destructor is running.)
+        let h: &Hub = self;
+        HUB_PTR.with(|p| p.set(h));
+        crate::driver::unwind_at_exit(h);
         HUB_PTR.with(|p| p.set(ptr::null()));
         CONTEXT.with(|c| c.set(CTX_NONE));
         CURRENT.with(|c| c.set(ptr::null()));
-        let n = self.ready.len();
-        if n > 0 {
-            log::debug!("green: thread ends with {n} greenlets still scheduled; they are leaked");
-        }
     }
 }
 
@@ -297,6 +300,16 @@ pub(crate) fn context() -> u8 {
 #[inline]
 pub(crate) fn set_context(ctx: u8) {
     CONTEXT.with(|c| c.set(ctx))
+}
+
+/// The panic of `what` (a wait with no error to return: `sleep`, `yield_now`, `wait`,
+/// ...) called from the hub, a timer callback or a link, which must not wait or switch.
+/// The hub catches it and logs it with the callback's other panics
+/// (`driver::run_hub_callback`).
+#[cold]
+#[inline(never)]
+pub(crate) fn in_hub_panic(what: &str) -> ! {
+    panic!("green: {what}: {}", crate::error::BlockError::InHub)
 }
 
 /// Whether the calling code may park (block cooperatively): it runs in a spawned or

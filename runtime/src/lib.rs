@@ -28,7 +28,7 @@ pub use blocking::run_blocking;
 #[doc(hidden)]
 pub use budget::spend_budget;
 pub use driver::throw_into;
-pub use error::{BlockError, GreenletExit, JoinError, ParentError};
+pub use error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
 pub use greenlet::{Greenlet, defer_unwind, getcurrent};
 pub use hub::{default_stack_size, is_greenlet_context, set_default_stack_size};
 pub use spawn::{

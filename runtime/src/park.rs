@@ -48,7 +48,8 @@ use crate::word::{self, Word};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
-    /// An [`Unparker`] woke it (or a greenlet switched into it explicitly).
+    /// An [`Unparker`] woke it (or, spuriously, a child of the parked greenlet returned
+    /// into it; explicit switches into a parked greenlet are refused).
     Unparked,
     /// The deadline passed.
     TimedOut,
@@ -227,8 +228,8 @@ pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
         word::IN_UNPARKED => Ok(Wake::Unparked),
         word::IN_TIMED_OUT => Ok(Wake::TimedOut),
         w if word::is_rich(w) => end_park_rich(word::unpack_input(w)),
-        // An explicit switch into a parked greenlet ends the park early (a small value
-        // owns nothing to drop).
+        // A value: a child of the parked greenlet returned into it (explicit switches
+        // into a parked greenlet are refused). A spurious wake: callers check again.
         _ => Ok(Wake::Unparked),
     }
 }
@@ -237,7 +238,7 @@ pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
 fn end_park_rich(input: Input) -> Result<Wake, BlockError> {
     match input {
         Input::Wake(w) => Ok(w),
-        Input::Value(_) => Ok(Wake::Unparked),
+        Input::Value(_) | Input::Refused(_) => Ok(Wake::Unparked),
         Input::Throw(p) => crate::greenlet::raise(p),
         Input::LoopExit => Err(BlockError::WouldBlockForever),
     }

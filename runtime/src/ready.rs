@@ -67,7 +67,8 @@ impl ReadyQueue {
         unsafe { (*self.q.get()).is_empty() }
     }
 
-    /// How many entries are queued (stale ones included).
+    /// How many entries are queued (stale ones included; tests).
+    #[cfg(test)]
     pub(crate) fn len(&mut self) -> usize {
         self.q.get_mut().len()
     }

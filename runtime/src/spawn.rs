@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::{self, Input};
 use crate::error::{BlockError, GreenletExit, JoinError, payload_str};
-use crate::greenlet::{Greenlet, State};
+use crate::greenlet::Greenlet;
 use crate::hub::{self, CTX_HUB, with_hub};
 use crate::park::{Wake, park, unparker};
 use crate::timer::{self, deadline_after};
@@ -565,7 +565,11 @@ impl<T: 'static> JoinHandle<T> {
 
     /// Registers `f` to run in the hub when the greenlet finishes, with its outcome
     /// (`Ok(&value)`, or the error). Called at once if it has finished. Callbacks run
-    /// in registration order and must not block (they run in the hub). The result is
+    /// in registration order and must not block (they run in the hub): there,
+    /// [`sleep`](crate::sleep), [`yield_now`](crate::yield_now), [`wait`](crate::wait)
+    /// and [`Greenlet::switch`] panic (the hub logs the panic; the rest of the callback
+    /// does not run) and waits that return a `Result` return
+    /// [`BlockError::InHub`]. The result is
     /// lent to the callbacks: inside one, taking it with `join` (or `try_take`) on a
     /// handle of the same greenlet gives `Err(JoinError::Blocked(BlockError::InHub))`
     /// (use the callback's argument; after the callbacks, `join` works).
@@ -653,6 +657,11 @@ pub fn joinall<T: 'static>(
 /// Waits up to `timeout` for every greenlet to finish; returns whether all did. The
 /// handles stay usable (read values with [`JoinHandle::value`] or join them again).
 ///
+/// # Panics
+///
+/// When it has to wait in the hub (a timer callback or a link), which must not wait or
+/// switch (as [`sleep`](crate::sleep) does).
+///
 /// ```
 /// use std::time::Duration;
 /// let quick = green::spawn(|| green::sleep(Duration::from_millis(1)));
@@ -666,7 +675,10 @@ pub fn joinall_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration)
     let deadline = deadline_after(timeout);
     handles
         .iter()
-        .all(|h| matches!(wait_dead(&h.g, Some(deadline)), Ok(true)))
+        .all(|h| match wait_dead(&h.g, Some(deadline)) {
+            Err(JoinError::Blocked(BlockError::InHub)) => hub::in_hub_panic("joinall_timeout"),
+            r => matches!(r, Ok(true)),
+        })
 }
 
 /// Waits for every greenlet, but returns the first failure as soon as it happens
@@ -715,7 +727,7 @@ pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, Jo
 /// Whether the greenlet is parked or switched away, i.e. can be resumed.
 #[allow(dead_code)]
 pub(crate) fn is_suspended(g: &Greenlet) -> bool {
-    g.0.state.get() == State::Suspended
+    g.0.state.get().resumable()
 }
 
 #[cfg(test)]

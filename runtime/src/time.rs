@@ -8,8 +8,11 @@ use crate::park::{Wake, park};
 /// Suspends the current greenlet for `dur`, running other greenlets meanwhile
 /// (gevent's `gevent.sleep`). `sleep(Duration::ZERO)` is [`yield_now`].
 ///
-/// Called from the hub itself (a timer callback), where nothing may switch, it falls
-/// back to blocking the thread.
+/// # Panics
+///
+/// When called from the hub itself (a timer callback or a link), which must not wait
+/// or switch: the hub catches the panic and logs it ("green: sleep: cannot block in the
+/// hub: ..."), and the rest of the callback does not run. Spawn a greenlet to sleep.
 ///
 /// # Examples
 ///
@@ -25,12 +28,19 @@ use crate::park::{Wake, park};
 /// ```
 pub fn sleep(dur: Duration) {
     if dur.is_zero() {
+        if hub::context() == CTX_HUB {
+            hub::in_hub_panic("sleep");
+        }
         return yield_now();
     }
     sleep_until(crate::timer::deadline_after(dur));
 }
 
 /// Suspends the current greenlet until `deadline` (see [`sleep`]).
+///
+/// # Panics
+///
+/// When called from the hub (see [`sleep`]).
 ///
 /// ```
 /// let until = std::time::Instant::now() + std::time::Duration::from_millis(5);
@@ -39,8 +49,7 @@ pub fn sleep(dur: Duration) {
 /// ```
 pub fn sleep_until(deadline: Instant) {
     if hub::context() == CTX_HUB {
-        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-        return;
+        hub::in_hub_panic("sleep");
     }
     // A spurious wake (an explicit switch into a sleeping greenlet) sleeps again.
     while Instant::now() < deadline {
@@ -51,6 +60,10 @@ pub fn sleep_until(deadline: Instant) {
 }
 
 /// Lets every other ready greenlet run once, then continues (gevent's `sleep(0)`).
+///
+/// # Panics
+///
+/// When called from the hub (a timer callback or a link), as [`sleep`] does.
 ///
 /// # Examples
 ///
@@ -73,7 +86,7 @@ pub fn sleep_until(deadline: Instant) {
 #[inline(always)]
 pub fn yield_now() {
     if hub::context() == CTX_HUB {
-        return;
+        hub::in_hub_panic("yield_now");
     }
     crate::greenlet::raise_deferred_here();
     // The driver queues us behind every ready greenlet, then runs them.

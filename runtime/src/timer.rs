@@ -240,7 +240,10 @@ impl TimerHandle {
 
 /// Runs `f` in the hub at `deadline`. `f` must not block or switch (it runs in the
 /// hub, as gevent's timer callbacks do); it may spawn, unpark, or raise in a greenlet
-/// with [`throw_into`](crate::throw_into).
+/// with [`throw_into`](crate::throw_into). A [`sleep`](crate::sleep),
+/// [`yield_now`](crate::yield_now) or switch in `f` panics, and the hub logs the panic
+/// (the rest of `f` does not run); waits that return a `Result` return
+/// [`BlockError::InHub`](crate::BlockError::InHub).
 ///
 /// ```
 /// use std::{cell::Cell, rc::Rc, time::{Duration, Instant}};

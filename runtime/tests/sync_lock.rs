@@ -47,7 +47,7 @@ fn timed_out_waiter_leaves_the_line() {
     let s = sem.clone();
     let patient = spawn(move || s.acquire().map(|p| p.forget()));
     assert_eq!(quitter.join().unwrap().unwrap_err(), LockError::TimedOut);
-    sem.release();
+    sem.release().unwrap();
     patient.join().unwrap().unwrap();
     assert_eq!(sem.available(), 0);
 }
@@ -78,7 +78,7 @@ fn waiter_killed_after_handoff_passes_permit_on() {
     let s = sem.clone();
     let other = spawn(move || s.acquire().map(|p| p.forget()));
     yield_now();
-    sem.release(); // handed to `victim`, which has not run yet
+    sem.release().unwrap(); // handed to `victim`, which has not run yet
     victim.kill_nowait();
     assert!(victim.join().unwrap_err().is_killed());
     other.join().unwrap().unwrap();
@@ -110,7 +110,7 @@ fn bounded_semaphore_over_release() {
     assert_eq!(s.release(), Err(LockError::OverReleased));
     assert_eq!(s.available(), 2);
     let plain = Semaphore::new(1);
-    plain.release();
+    plain.release().unwrap();
     assert_eq!(plain.available(), 2);
 }
 
@@ -158,4 +158,68 @@ fn async_result_get_and_errors() {
     e.set_error("bad".into());
     assert_eq!(e.get(), Err(AsyncError::Failed("bad".into())));
     assert!(e.ready() && !e.successful());
+}
+
+#[test]
+fn semaphore_release_past_usize_max_is_refused_not_wrapped() {
+    let sem = Semaphore::new(usize::MAX);
+    assert_eq!(sem.release(), Err(LockError::OverReleased));
+    assert_eq!(sem.available(), usize::MAX);
+    // A permit dropped while the count is full again is not counted back either.
+    let p = sem.acquire().unwrap();
+    assert_eq!(sem.release(), Ok(()));
+    drop(p);
+    assert_eq!(sem.available(), usize::MAX);
+    // Bounded at `usize::MAX`: refused by the bound, not wrapped.
+    let b = BoundedSemaphore::new(usize::MAX);
+    assert_eq!(b.release(), Err(LockError::OverReleased));
+    assert_eq!(b.available(), usize::MAX);
+}
+
+#[test]
+fn a_failed_try_acquire_never_makes_a_second_holder() {
+    let lock = Lock::new();
+    let held = lock.acquire().unwrap();
+    for _ in 0..3 {
+        assert!(lock.try_acquire().is_none(), "a second holder of a Lock");
+    }
+    assert!(lock.locked());
+    drop(held);
+    assert!(!lock.locked());
+    assert_eq!(lock.release(), Err(LockError::OverReleased));
+
+    let sem = Semaphore::new(1);
+    let p = sem.acquire().unwrap();
+    for _ in 0..3 {
+        assert!(sem.try_acquire().is_none());
+    }
+    assert_eq!(sem.available(), 0);
+    drop(p);
+    assert_eq!(sem.available(), 1);
+
+    let bounded = BoundedSemaphore::new(1);
+    let p = bounded.acquire().unwrap();
+    assert!(bounded.try_acquire().is_none());
+    assert!(bounded.try_acquire().is_none());
+    assert_eq!(bounded.available(), 0);
+    drop(p);
+    assert_eq!(bounded.available(), 1);
+
+    // An RLock owned by main: other greenlets' failed tries leave it main's alone.
+    let rlock = RLock::new();
+    let owned = rlock.acquire().unwrap();
+    let tries: Vec<_> = (0..3)
+        .map(|_| {
+            let l = rlock.clone();
+            spawn(move || l.try_acquire().map(|g| g.forget()).is_some())
+        })
+        .collect();
+    let got: Vec<bool> = green::joinall(tries)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, [false, false, false], "a second owner of an RLock");
+    assert!(rlock.is_owned());
+    drop(owned);
+    assert!(!rlock.locked());
 }

@@ -226,16 +226,17 @@ fn a_spawn_later_greenlet_killed_in_the_batch_of_its_start_never_runs() {
 #[test]
 fn main_timeout_wins_over_an_explicit_switch_to_main() {
     let main = green::getcurrent();
-    // After 20 ms a greenlet switches to main explicitly; a busy greenlet makes that
-    // wake and main's 50 ms timeout fire in one batch, the timeout queued for main.
-    let _switcher = spawn(move || {
+    // Main switches to a child that sleeps 20 ms and then switches back to main; a busy
+    // greenlet makes that wake and main's 50 ms timeout fire in one batch, the timeout
+    // queued for main (switched away explicitly, not parked) before the child's switch.
+    let child = green::Greenlet::new(move |_: green::Value| {
         sleep(20 * MS);
-        main.switch(());
+        main.switch("the child's value");
     });
     let _busy = spawn(|| busy(100 * MS));
     let t = Instant::now();
-    let r = with_timeout(50 * MS, || sleep(Duration::from_secs(2)));
-    assert!(r.is_err());
+    let r = with_timeout(50 * MS, || child.switch(()));
+    assert!(r.is_err(), "main got {:?}", r.map(|v| v.to_string()));
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
 
@@ -276,4 +277,35 @@ fn a_childs_panic_reaching_a_parent_greenlet_is_not_replaced_by_its_timeout() {
     // As above, with a spawned greenlet as the child's parent.
     let parent = spawn(child_panic_against_own_timeout);
     assert_eq!(parent.join().unwrap(), Ok("child bug"));
+}
+
+#[test]
+fn a_queued_timeout_wins_over_another_greenlets_switch_into_its_target() {
+    // `target` switched away explicitly under a timeout due at `d` + 1 ms; `switcher`
+    // wakes at `d` and switches into it. A busy main makes both timers fire in one
+    // batch, the switcher's first: the timeout is queued for `target` when the
+    // switcher's switch comes, and must be raised at the switch point it resumes at.
+    let d = Instant::now() + 20 * MS;
+    let main = green::getcurrent();
+    let target = green::Greenlet::new(move |_: green::Value| {
+        let r = green::with_deadline(d + MS, || {
+            main.switch(());
+            "resumed as if no timeout happened"
+        });
+        r.map_err(|t| t.to_string())
+    });
+    target.switch(());
+    let t2 = target.clone();
+    let switcher = spawn(move || {
+        green::sleep_until(d);
+        // Its outcome comes back here rather than to main.
+        t2.set_parent(&green::getcurrent()).unwrap();
+        t2.switch("the switcher's value")
+            .get::<Result<&str, String>>()
+    });
+    green::yield_now(); // the switcher sleeps
+    busy(40 * MS);
+    let got = switcher.join().unwrap().unwrap();
+    assert!(got.is_err(), "{got:?}");
+    assert!(target.dead());
 }

@@ -216,6 +216,25 @@ mod tests {
     }
 
     #[test]
+    fn ten_thousand_timed_out_waits_leave_nothing_registered() {
+        let ev = Event::new();
+        let objs = [&ev];
+        for _ in 0..10_000 {
+            assert_eq!(ev.wait_timeout(Duration::ZERO), Ok(false));
+            assert!(crate::sync::wait(&objs, None, Some(Duration::ZERO)).is_empty());
+        }
+        // A few that really park until their timer fires, one forgotten mid-way.
+        for _ in 0..10 {
+            assert_eq!(ev.wait_timeout(Duration::from_micros(50)), Ok(false));
+            let mut it = crate::sync::iwait(&objs, Some(Duration::from_micros(50)));
+            assert!(it.next().is_none());
+            std::mem::forget(it);
+        }
+        assert_eq!(ev.callback_count(), 0);
+        assert_eq!(ev.0.waiters.len(), 0);
+    }
+
+    #[test]
     fn a_set_event_runs_the_callback_at_once() {
         let ev = Event::new();
         ev.set();

@@ -29,7 +29,8 @@ pub enum LockError {
     TimedOut,
     /// The wait could not happen (see [`BlockError`]).
     Blocked(BlockError),
-    /// A [`BoundedSemaphore`] (or a [`Lock`]) was released more times than acquired.
+    /// A [`BoundedSemaphore`] (or a [`Lock`]) was released more times than acquired,
+    /// or a [`Semaphore`] was released while it already had `usize::MAX` permits.
     OverReleased,
     /// An [`RLock`] was released by a greenlet that does not own it.
     NotOwner,
@@ -82,16 +83,19 @@ impl SemInner {
         }
     }
 
+    /// Gives a permit to the first waiter, or adds it to the count: refused past the
+    /// bound of a bounded semaphore, and past `usize::MAX` for any (never wrapped).
     fn release(&self) -> Result<(), LockError> {
         if self.waiters.hand(()).is_ok() {
             return Ok(());
         }
-        let n = self.count.get() + 1;
-        if self.bound.is_some_and(|b| n > b) {
-            return Err(LockError::OverReleased);
+        match self.count.get().checked_add(1) {
+            Some(n) if self.bound.is_none_or(|b| n <= b) => {
+                self.count.set(n);
+                Ok(())
+            }
+            _ => Err(LockError::OverReleased),
         }
-        self.count.set(n);
-        Ok(())
     }
 }
 
@@ -144,7 +148,7 @@ impl SemaphorePermit<'_> {
     /// let sem = green::Semaphore::new(1);
     /// sem.acquire().unwrap().forget();
     /// assert_eq!(sem.available(), 0);
-    /// sem.release();
+    /// sem.release().unwrap();
     /// assert_eq!(sem.available(), 1);
     /// ```
     pub fn forget(self) {
@@ -154,6 +158,7 @@ impl SemaphorePermit<'_> {
 
 impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
+        // Refused only when the count is full already (released by hand meanwhile).
         let _ = self.sem.release();
     }
 }
@@ -213,21 +218,30 @@ impl Semaphore {
     /// assert!(sem.try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        // The permit is made only when one was taken: built for nothing (as an eager
+        // `then_some` would), its drop would release a permit nobody holds.
         self.0
             .try_acquire()
-            .then_some(SemaphorePermit { sem: &self.0 })
+            .then(|| SemaphorePermit { sem: &self.0 })
     }
 
     /// Adds a permit (gives it to the first waiter, if any). For a permit kept with
     /// [`SemaphorePermit::forget`], or to raise the count.
     ///
+    /// Errors: [`LockError::OverReleased`] if the semaphore already has `usize::MAX`
+    /// free permits (gevent's "Semaphore released too many times"); the count is left
+    /// as it was. A [`SemaphorePermit`] dropped then is not counted back.
+    ///
     /// ```
     /// let sem = green::Semaphore::new(0);
-    /// sem.release();
+    /// sem.release().unwrap();
     /// assert_eq!(sem.available(), 1);
+    /// let full = green::Semaphore::new(usize::MAX);
+    /// assert_eq!(full.release(), Err(green::LockError::OverReleased));
+    /// assert_eq!(full.available(), usize::MAX);
     /// ```
-    pub fn release(&self) {
-        let _ = self.0.release();
+    pub fn release(&self) -> Result<(), LockError> {
+        self.0.release()
     }
 
     /// How many permits are free (gevent's `counter`).

@@ -98,7 +98,8 @@ impl Group {
             Ok(h) => h,
             Err(e) => {
                 if let Some(sem) = &self.0.slots {
-                    sem.release();
+                    // (Cannot be refused: the slot was taken just above.)
+                    let _ = sem.release();
                 }
                 panic!("green: cannot spawn a greenlet: {e}");
             }
@@ -110,7 +111,8 @@ impl Group {
             let Some(inner) = weak.upgrade() else { return };
             inner.members.borrow_mut().retain(|m| !m.ptr_eq(g));
             if let Some(sem) = &inner.slots {
-                sem.release();
+                // (Cannot be refused: the greenlet took its slot when spawned.)
+                let _ = sem.release();
             }
             if inner.members.borrow().is_empty() {
                 inner.empty.set();
@@ -169,6 +171,11 @@ impl Group {
     /// Like [`join`](Group::join) but gives up after `timeout`; returns whether the
     /// group is empty.
     ///
+    /// # Panics
+    ///
+    /// When it has to wait in the hub (a timer callback or a link), which must not wait
+    /// or switch (as [`sleep`](crate::sleep) does).
+    ///
     /// ```
     /// use std::time::Duration;
     /// let group = green::Group::new();
@@ -180,8 +187,13 @@ impl Group {
         let deadline = deadline_after(timeout);
         while !self.is_empty() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() || !matches!(self.0.empty.wait_timeout(left), Ok(true)) {
+            if left.is_zero() {
                 return self.is_empty();
+            }
+            match self.0.empty.wait_timeout(left) {
+                Ok(true) => {}
+                Err(BlockError::InHub) => crate::hub::in_hub_panic("Group::join_timeout"),
+                Ok(false) | Err(BlockError::WouldBlockForever) => return self.is_empty(),
             }
         }
         true

@@ -255,8 +255,11 @@ impl<T, S: Store<T>> Core<T, S> {
             Err(e) if e.kind == QueueError::Full => e.item,
             Ok(()) if handed => {
                 // A channel's put returns after the getter has its item: let the
-                // getter run first, as gevent's `Channel` does.
-                crate::time::yield_now();
+                // getter run first, as gevent's `Channel` does (not from the hub, which
+                // cannot yield: the getter runs after the callback).
+                if crate::hub::context() != crate::hub::CTX_HUB {
+                    crate::time::yield_now();
+                }
                 return Ok(());
             }
             r => return r,

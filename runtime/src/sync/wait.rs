@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{AsyncResult, Event, Registration};
-use crate::error::JoinError;
+use crate::error::{BlockError, JoinError};
 use crate::park::{Unparker, Wake, park, unparker};
 use crate::spawn::JoinHandle;
 use crate::timer::deadline_after;
@@ -159,6 +159,11 @@ pub struct IWait<'a, W> {
 /// Mix types with `&dyn Waitable`. The callbacks registered on the objects are
 /// withdrawn when the iterator ends or is dropped (see [`Waitable`]).
 ///
+/// # Panics
+///
+/// When the iterator has to wait in the hub (a timer callback or a link), which must
+/// not wait or switch (as [`sleep`](crate::sleep) does). [`wait`] too.
+///
 /// # Examples
 ///
 /// ```
@@ -218,7 +223,8 @@ impl<'a, W> Iterator for IWait<'a, W> {
             self.shared.borrow_mut().waiter = Some(unparker());
             match park(self.deadline) {
                 Ok(Wake::Unparked) => continue,
-                Ok(Wake::TimedOut) | Err(_) => {
+                Err(BlockError::InHub) => crate::hub::in_hub_panic("wait/iwait"),
+                Ok(Wake::TimedOut) | Err(BlockError::WouldBlockForever) => {
                     // A last look: something may have become ready meanwhile.
                     let next = self.shared.borrow_mut().ready.pop_front();
                     match next {

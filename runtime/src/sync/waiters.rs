@@ -183,6 +183,12 @@ impl WakeAll {
         self.generation.get()
     }
 
+    /// How many waiters are listed (tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
     pub(crate) fn wake_all(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
         let all: Vec<Unparker> = self.waiters.borrow_mut().drain().collect();
