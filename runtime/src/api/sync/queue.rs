@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use super::Event;
 use super::waiters::{HandoffList, WaitFail, serve};
-use crate::error::BlockError;
-use crate::timer::deadline_after;
+use crate::greenlet::error::BlockError;
+use crate::hub::timer::deadline_after;
 
 /// Why a queue operation failed.
 ///
@@ -258,7 +258,7 @@ impl<T, S: Store<T>> Core<T, S> {
                 // getter run first, as gevent's `Channel` does (not from the hub, which
                 // cannot yield: the getter runs after the callback).
                 if crate::hub::context() != crate::hub::CTX_HUB {
-                    crate::time::yield_now();
+                    crate::api::time::yield_now();
                 }
                 return Ok(());
             }

@@ -74,7 +74,7 @@ pub(crate) fn recycle(mut rc: Rc<Inner>) {
     // through the driver: it is logged, as a panic in any hub callback is, and the record
     // is freed rather than kept.
     let emptied = if hub::context() == hub::CTX_HUB {
-        crate::driver::run_hub_callback(|| inner.empty()).unwrap_or(false)
+        crate::greenlet::switch::run_hub_callback(|| inner.empty()).unwrap_or(false)
     } else {
         inner.empty()
     };
@@ -90,8 +90,8 @@ mod tests {
     use std::cell::Cell;
     use std::rc::Rc;
 
+    use crate::api::spawn::{Builder, spawn};
     use crate::hub::with_hub;
-    use crate::spawn::{Builder, spawn};
 
     fn kept() -> usize {
         with_hub(|h| h.records.len())
@@ -128,7 +128,7 @@ mod tests {
         let hs: Vec<_> = (0..super::MAX_KEPT + 50)
             .map(|i| spawn(move || i))
             .collect();
-        let total: usize = crate::spawn::joinall(hs)
+        let total: usize = crate::api::spawn::joinall(hs)
             .into_iter()
             .map(Result::unwrap)
             .sum();

@@ -17,12 +17,12 @@ use std::time::Instant;
 
 use corosensei::{CoroutineResult, Yielder};
 
-use crate::error::{BlockError, GreenletExit, SwitchError, payload_str};
+use crate::greenlet::error::{BlockError, GreenletExit, SwitchError, payload_str};
+use crate::greenlet::value::Value;
+use crate::greenlet::word::{self, Word};
 use crate::greenlet::{Greenlet, Kind, Payload, State};
+use crate::hub::park::Wake;
 use crate::hub::{self, CTX_GREENLET, CTX_HUB, CTX_MAIN, Hub, with_hub};
-use crate::park::Wake;
-use crate::value::Value;
-use crate::word::{self, Word};
 
 /// What a greenlet is resumed with.
 pub(crate) enum Input {
@@ -86,7 +86,7 @@ fn suspend_word(req: Word) -> Word {
 }
 
 /// Leaves the current greenlet with `req`; returns the input it is resumed with, as a
-/// word (see [`crate::word`]): parks and yields look at the word and decode only a
+/// word (see [`crate::greenlet::word`]): parks and yields look at the word and decode only a
 /// rich input.
 ///
 /// Callers make sure the current context is not the hub.
@@ -240,14 +240,14 @@ fn refuse_or_switch(g: Greenlet, target: Greenlet, input: Word) -> (Greenlet, Wo
     }
 }
 
-/// Queues a greenlet that yielded, ending its park (see [`crate::park::end_park`]):
+/// Queues a greenlet that yielded, ending its park (see [`crate::hub::park::end_park`]):
 /// unparkers made before the yield are stale. One already queued (it unparked itself
 /// before yielding) keeps its place and its input.
 #[inline(always)]
 fn queue_yielded(h: &Hub, g: Greenlet) {
     let i = &g.0;
     i.park_seq.set(i.park_seq.get().wrapping_add(1));
-    crate::budget::restart(i);
+    crate::hub::budget::restart(i);
     if !i.has_pending() {
         i.set_pending(Input::Wake(Wake::Unparked));
         h.push_ready(g);
@@ -423,7 +423,7 @@ fn drive_from_main(h: &Hub, target: Greenlet, input: Word) -> Word {
 }
 
 /// The loop of [`drive`], once the driver is marked as running. Inputs travel through
-/// it as words (see [`crate::word`]): the one in flight keeps anything rich in the hub's
+/// it as words (see [`crate::greenlet::word`]): the one in flight keeps anything rich in the hub's
 /// side slot.
 fn drive_loop(h: &Hub, target: Greenlet, input: Word) -> Word {
     let _guard = DriverGuard(h);
@@ -496,7 +496,7 @@ fn resume(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
 #[cold]
 #[inline(never)]
 fn disarm_early_start(g: &Greenlet) {
-    crate::timer::cancel_start(g);
+    crate::hub::timer::cancel_start(g);
 }
 
 /// Whether resuming `g` with `input` starts it as a suspended greenlet is resumed: it has
@@ -640,7 +640,7 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
     }
     g.0.state.set(State::Dead);
     drop_stale_pending(&g);
-    crate::timer::cancel_start(&g);
+    crate::hub::timer::cancel_start(&g);
     // A spawned greenlet's outcome is its handle's, as if it had started and been
     // unwound: killed for a `GreenletExit`, panicked with the payload otherwise.
     let out = if g.0.outcome.is_kept() {
@@ -856,7 +856,7 @@ fn poll_events(h: &Hub, block: bool) -> bool {
             None
         } else {
             let now = Instant::now();
-            crate::timer::fire_due(h, now);
+            crate::hub::timer::fire_due(h, now);
             Some(now)
         };
         let has_io = h.io_waiters.get() > 0;
@@ -864,7 +864,7 @@ fn poll_events(h: &Hub, block: bool) -> bool {
         let ready = !h.ready.is_empty();
         if !block || ready {
             if has_io || has_remote {
-                crate::reactor::poll(h, Some(std::time::Duration::ZERO));
+                crate::hub::reactor::poll(h, Some(std::time::Duration::ZERO));
             }
             return true;
         }
@@ -878,11 +878,11 @@ fn poll_events(h: &Hub, block: bool) -> bool {
         let timeout = next
             .zip(now)
             .map(|(d, now)| d.saturating_duration_since(now));
-        crate::reactor::poll(h, timeout);
+        crate::hub::reactor::poll(h, timeout);
         if !h.ready.is_empty() {
             // Fire timers that came due while polling before running anything.
             if !h.timers.borrow().is_empty() {
-                crate::timer::fire_due(h, Instant::now());
+                crate::hub::timer::fire_due(h, Instant::now());
             }
             return true;
         }
@@ -934,7 +934,7 @@ pub(crate) fn schedule_now(h: &Hub, g: &Greenlet, input: Input) {
 pub(crate) fn throw_rank(p: &Payload) -> (u8, u64) {
     if p.is::<GreenletExit>() {
         (2, 0)
-    } else if let Some(t) = p.downcast_ref::<crate::sync::Timeout>() {
+    } else if let Some(t) = p.downcast_ref::<crate::api::sync::Timeout>() {
         (0, u64::MAX - t.id())
     } else {
         (1, 0)
@@ -1053,7 +1053,7 @@ pub(crate) fn unwind_at_exit(h: &Hub) {
         }
     }
     if let Some(key) = tick.take() {
-        crate::timer::cancel(key);
+        crate::hub::timer::cancel(key);
     }
     let left = crate::greenlet::live_greenlets().len();
     if left > 0 {
@@ -1068,11 +1068,11 @@ pub(crate) fn unwind_at_exit(h: &Hub) {
 /// Arms the timer of [`unwind_at_exit`]: due at once, it queues main (if it is in the
 /// driver and not queued yet), to end the current step of the unwinding after the
 /// greenlets ready before it, and arms itself again. `key` holds the armed one's key.
-fn arm_exit_tick(key: Rc<Cell<Option<crate::timer::Key>>>) {
+fn arm_exit_tick(key: Rc<Cell<Option<crate::hub::timer::Key>>>) {
     let again = key.clone();
-    let tick = crate::timer::add(
+    let tick = crate::hub::timer::add(
         Instant::now(),
-        crate::timer::Action::Call(Box::new(move || {
+        crate::hub::timer::Action::Call(Box::new(move || {
             with_hub(|h| {
                 let main = &h.main;
                 if main.0.state.get() != State::Running && !main.0.has_pending() {

@@ -3,17 +3,25 @@
 //!
 //! A hub is created lazily, the first time a thread uses `green`. It lives in a
 //! thread-local and is dropped when the thread ends, after unwinding the greenlets still
-//! alive then (see `driver::unwind_at_exit`). Greenlets, the hub and everything they
+//! alive then (see `switch::unwind_at_exit`). Greenlets, the hub and everything they
 //! hold are bound to their thread: [`Greenlet`] is `!Send`.
+
+pub(crate) mod blocking;
+pub(crate) mod budget;
+pub mod park;
+pub(crate) mod prefetch;
+pub mod reactor;
+pub(crate) mod ready;
+pub mod timer;
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
 use std::rc::Rc;
 
+use crate::greenlet::stack::{DEFAULT_STACK_SIZE, StackPool};
 use crate::greenlet::{Greenlet, Inner, Kind};
-use crate::reactor::Reactor;
-use crate::stack::{DEFAULT_STACK_SIZE, StackPool};
-use crate::timer::Timers;
+use crate::hub::reactor::Reactor;
+use crate::hub::timer::Timers;
 
 /// What the code running on this thread is, as far as the runtime is concerned.
 /// Kept in a `const`-initialised thread-local so that the monkey patch's hooks and the
@@ -69,13 +77,13 @@ pub(crate) struct Hub {
     /// The pseudo-greenlet standing for the hub (the parent of spawned greenlets).
     pub(crate) hub: Greenlet,
     /// Greenlets with something to resume them with (their `pending` input).
-    pub(crate) ready: crate::ready::ReadyQueue,
+    pub(crate) ready: crate::hub::ready::ReadyQueue,
     pub(crate) timers: RefCell<Timers>,
     /// Created on first use: a thread that only switches never makes an epoll fd.
     pub(crate) reactor: RefCell<Option<Reactor>>,
     pub(crate) stacks: RefCell<StackPool>,
     /// Records of dead greenlets kept for reuse.
-    pub(crate) records: crate::records::Records,
+    pub(crate) records: crate::greenlet::records::Records,
     /// Default stack size for new greenlets.
     pub(crate) stack_size: Cell<usize>,
     /// Scheduling ticks left before the next poll of timers and IO while greenlets are
@@ -88,7 +96,7 @@ pub(crate) struct Hub {
     pub(crate) io_waiters: Cell<usize>,
     /// What `sync::monitor` reads from its own thread: the switch counter (one relaxed
     /// add per resume) and, while monitoring, which greenlet runs.
-    pub(crate) monitor: std::sync::Arc<crate::sync::monitor::Shared>,
+    pub(crate) monitor: std::sync::Arc<crate::api::monitor::Shared>,
     /// Greenlets that had throws held while they seemed to be unwinding
     /// (`greenlet::hold_for`), to deliver them once no unwinding is in progress
     /// (`greenlet::release_held`); `has_held` says whether the list may be non-empty.
@@ -98,9 +106,9 @@ pub(crate) struct Hub {
     /// greenlet for it).
     pub(crate) monitoring: Cell<bool>,
     /// The side slot of an input crossing a switch that does not fit a word (`word`).
-    pub(crate) xfer_input: Cell<Option<crate::driver::Input>>,
+    pub(crate) xfer_input: Cell<Option<crate::greenlet::switch::Input>>,
     /// The outcome of a greenlet's function, on its way to the driver (`word`).
-    pub(crate) xfer_output: Cell<Option<crate::driver::Output>>,
+    pub(crate) xfer_output: Cell<Option<crate::greenlet::switch::Output>>,
 }
 
 impl Hub {
@@ -109,18 +117,18 @@ impl Hub {
         let hub = Greenlet::root(Kind::Hub, Some(main.clone()));
         CONTEXT.with(|c| c.set(CTX_MAIN));
         CURRENT.with(|c| c.set(Rc::as_ptr(&*main.0)));
-        crate::overflow::install();
-        crate::overflow::ensure_altstack();
+        crate::greenlet::stack::overflow::install();
+        crate::greenlet::stack::overflow::ensure_altstack();
         Hub {
             main,
             hub,
-            ready: crate::ready::ReadyQueue::new(),
+            ready: crate::hub::ready::ReadyQueue::new(),
             timers: RefCell::new(Timers::new()),
             reactor: RefCell::new(None),
             stacks: RefCell::new(StackPool::new()),
             records: Default::default(),
             stack_size: Cell::new(DEFAULT_STACK_SIZE),
-            ticks: Cell::new(crate::driver::MAINTENANCE_INTERVAL - 1),
+            ticks: Cell::new(crate::greenlet::switch::MAINTENANCE_INTERVAL - 1),
             blocking_pending: Cell::new(0),
             io_waiters: Cell::new(0),
             monitor: Default::default(),
@@ -184,7 +192,7 @@ impl Drop for Hub {
         // cannot be accessed any more: its destructor is running.)
         let h: &Hub = self;
         HUB_PTR.with(|p| p.set(h));
-        crate::driver::unwind_at_exit(h);
+        crate::greenlet::switch::unwind_at_exit(h);
         HUB_PTR.with(|p| p.set(ptr::null()));
         CONTEXT.with(|c| c.set(CTX_NONE));
         CURRENT.with(|c| c.set(ptr::null()));
@@ -212,7 +220,7 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
 
 /// The address of this thread's hub, created on first use: [`with_hub`] without a
 /// closure, for the switch path, where a closure that is not inlined would be a call
-/// frame spanning the coroutine switch (see `driver::switch_to`).
+/// frame spanning the coroutine switch (see `switch::switch_to`).
 ///
 /// The hub lives until the thread's thread-locals are destroyed: callers dereference
 /// the pointer only for the duration of their own call, as `with_hub` would.
@@ -260,7 +268,7 @@ pub(crate) fn current_ptr() -> *const Inner {
 /// The overflow record of the running greenlet, for the stack-overflow signal handler
 /// (null outside a hub). Async-signal-safe: one read of a `const` thread-local without
 /// destructor, and the record is immutable while its greenlet lives.
-pub(crate) fn running_info() -> *const crate::overflow::RunningInfo {
+pub(crate) fn running_info() -> *const crate::greenlet::stack::overflow::RunningInfo {
     let p = CURRENT.with(|c| c.get());
     if p.is_null() {
         return ptr::null();
@@ -305,11 +313,14 @@ pub(crate) fn set_context(ctx: u8) {
 /// The panic of `what` (a wait with no error to return: `sleep`, `yield_now`, `wait`,
 /// ...) called from the hub, a timer callback or a link, which must not wait or switch.
 /// The hub catches it and logs it with the callback's other panics
-/// (`driver::run_hub_callback`).
+/// (`switch::run_hub_callback`).
 #[cold]
 #[inline(never)]
 pub(crate) fn in_hub_panic(what: &str) -> ! {
-    panic!("green: {what}: {}", crate::error::BlockError::InHub)
+    panic!(
+        "green: {what}: {}",
+        crate::greenlet::error::BlockError::InHub
+    )
 }
 
 /// Whether the calling code may park (block cooperatively): it runs in a spawned or

@@ -33,11 +33,11 @@
 
 use std::time::Instant;
 
-use crate::driver::{self, Input, Request};
-use crate::error::BlockError;
+use crate::greenlet::error::BlockError;
+use crate::greenlet::switch::{self, Input, Request};
+use crate::greenlet::word::{self, Word};
 use crate::greenlet::{Greenlet, State};
 use crate::hub::{self, CTX_HUB, with_hub};
-use crate::word::{self, Word};
 
 /// How a [`park`] ended.
 ///
@@ -204,10 +204,11 @@ pub(crate) fn park_inline(deadline: Option<Instant>) -> Result<Wake, BlockError>
         return Err(BlockError::InHub);
     }
     crate::greenlet::raise_deferred_here();
-    let timer = deadline.map(|d| crate::timer::add(d, crate::timer::Action::Timeout(unparker())));
-    let input = driver::suspend(Request::Park);
+    let timer =
+        deadline.map(|d| crate::hub::timer::add(d, crate::hub::timer::Action::Timeout(unparker())));
+    let input = switch::suspend(Request::Park);
     if let Some(t) = timer {
-        crate::timer::cancel(t);
+        crate::hub::timer::cancel(t);
     }
     end_park(input)
 }
@@ -217,12 +218,12 @@ pub(crate) fn park_inline(deadline: Option<Instant>) -> Result<Wake, BlockError>
 pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
     // Also notes about where the stack pointer is, for the hub to prefetch the frames
     // here before the next resume (the next park is most often from the same place:
-    // see `crate::prefetch`).
+    // see `crate::hub::prefetch`).
     let here = 0u8;
     hub::with_current(|g| {
         g.park_seq.set(g.park_seq.get().wrapping_add(1));
         g.park_sp.set(std::ptr::addr_of!(here) as usize);
-        crate::budget::restart(g);
+        crate::hub::budget::restart(g);
     });
     match input {
         word::IN_UNPARKED => Ok(Wake::Unparked),

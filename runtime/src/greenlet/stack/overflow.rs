@@ -1,7 +1,7 @@
 //! Naming the greenlet whose stack overflowed.
 //!
 //! A greenlet that overflows its stack runs into the guard page below it
-//! ([`stack`](crate::stack)) and the kernel raises `SIGSEGV` (or `SIGBUS`). Rust's own
+//! ([`stack`](crate::greenlet::stack)) and the kernel raises `SIGSEGV` (or `SIGBUS`). Rust's own
 //! handler only knows the thread's stack, so it would report a plain segmentation fault.
 //! [`install`] puts a process-wide handler in front of it:
 //!
@@ -153,7 +153,7 @@ impl Drop for OwnAltStack {
         unsafe {
             let mut current: libc::stack_t = std::mem::zeroed();
             if libc::sigaltstack(ptr::null(), &mut current) == 0
-                && current.ss_sp as usize == addr + crate::stack::page_size()
+                && current.ss_sp as usize == addr + crate::greenlet::stack::page_size()
             {
                 if current.ss_flags & libc::SS_ONSTACK != 0 {
                     return; // Running on it (cannot happen in a TLS destructor); leak it.
@@ -192,7 +192,7 @@ pub(crate) fn ensure_altstack() {
     if rc == 0 && old.ss_flags & libc::SS_DISABLE == 0 {
         return;
     }
-    let page = crate::stack::page_size();
+    let page = crate::greenlet::stack::page_size();
     let len = ALTSTACK_SIZE.max(libc::SIGSTKSZ) + page;
     // SAFETY: a fresh anonymous mapping; aliases nothing.
     let addr = unsafe {

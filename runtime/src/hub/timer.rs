@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::greenlet::Greenlet;
+use crate::hub::park::{Unparker, Wake};
 use crate::hub::{Hub, try_with_hub, with_hub};
-use crate::park::{Unparker, Wake};
 
 /// What happens when a timer fires.
 pub(crate) enum Action {
@@ -184,16 +184,16 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
             }
             Action::Start(g) => {
                 // (A greenlet started early, by a switch, has disarmed this timer: see
-                // `driver::resume`.)
+                // `switch::resume`.)
                 g.0.start_timer.set(None);
-                crate::driver::schedule(
+                crate::greenlet::switch::schedule(
                     h,
                     &g,
-                    crate::driver::Input::Value(crate::value::Value::none()),
+                    crate::greenlet::switch::Input::Value(crate::greenlet::value::Value::none()),
                 );
             }
             Action::Call(f) => {
-                crate::driver::run_hub_callback(f);
+                crate::greenlet::switch::run_hub_callback(f);
             }
         }
     }

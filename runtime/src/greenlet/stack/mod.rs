@@ -881,6 +881,7 @@ fn map_anonymous(len: usize) -> io::Result<usize> {
     Ok(addr as usize)
 }
 
+pub(crate) mod overflow;
 #[cfg(test)]
 mod tests;
 

@@ -25,7 +25,6 @@ mod async_result;
 mod event;
 pub(crate) mod local;
 mod lock;
-pub mod monitor;
 mod pool;
 mod queue;
 pub(crate) mod registration;

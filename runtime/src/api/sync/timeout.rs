@@ -27,9 +27,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::driver;
+use crate::greenlet::switch;
 use crate::greenlet::{Greenlet, getcurrent};
-use crate::timer::{self, TimerHandle, deadline_after};
+use crate::hub::timer::{self, TimerHandle, deadline_after};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -106,7 +106,7 @@ impl Timeout {
         // throw (raised inside that destructor) unwinds it then. One armed before is
         // held while the unwinding goes on (raised in a switching destructor, it would
         // abort the process): dropped if the greenlet dies, raised if it goes on
-        // (`driver::schedule`).
+        // (`switch::schedule`).
         let depth = if crate::greenlet::unwinding_from_throw(&g.0) {
             g.0.thrown.get()
         } else {
@@ -237,7 +237,7 @@ impl TimeoutGuard {
         // run since (only possible if it is not the caller); withdraw it.
         let ours =
             |p: &Box<dyn Any + Send>| p.downcast_ref::<Timeout>().is_some_and(|t| t.id == id);
-        driver::clear_pending_throw(&self.greenlet, ours);
+        switch::clear_pending_throw(&self.greenlet, ours);
         // It may also have fired inside a monkey-patched call, which defers it to the
         // next switch point: past this scope it must not fire.
         drop(crate::greenlet::take_deferred_if(&self.greenlet, ours));
@@ -361,8 +361,8 @@ fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) 
     let in_cleanup = at.depth > 0 && target.0.thrown_epoch.get() == at.epoch;
     if !in_cleanup {
         // Armed in ordinary code (or the unwinding it was armed in is over): held while
-        // its greenlet unwinds (`driver::schedule`).
-        driver::throw_into(&target, p);
+        // its greenlet unwinds (`switch::schedule`).
+        switch::throw_into(&target, p);
     } else if target.0.thrown.get() > at.depth && std::thread::panicking() {
         // A throw raised inside the destructor this scope lives in seems to unwind it
         // now (its own destructors switched): raised there, this one would abort the
@@ -381,7 +381,7 @@ fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) 
     } else {
         // Its scope is inside the destructor now running: raised there, as its owner
         // expects.
-        crate::hub::with_hub(|h| driver::schedule_now(h, &target, driver::Input::Throw(p)));
+        crate::hub::with_hub(|h| switch::schedule_now(h, &target, switch::Input::Throw(p)));
     }
 }
 

@@ -22,11 +22,11 @@ use std::cell::Cell;
 use std::ptr;
 use std::rc::Rc;
 
-use crate::driver::{Input, Output, Request};
+use crate::greenlet::switch::{Input, Output, Request};
+use crate::greenlet::value::{InlineParts, Value};
 use crate::greenlet::{Greenlet, Inner};
+use crate::hub::park::Wake;
 use crate::hub::{Hub, with_hub};
-use crate::park::Wake;
-use crate::value::{InlineParts, Value};
 
 /// An input or a request encoded in a machine word.
 pub(crate) type Word = usize;
@@ -84,12 +84,12 @@ pub(crate) fn pack_value(v: Value) -> Word {
 }
 
 /// What an explicit switch returns for the input word it was resumed with (see
-/// `driver::into_value`): a value, or a kill raised here.
+/// `switch::into_value`): a value, or a kill raised here.
 #[inline(always)]
 pub(crate) fn value_of(w: Word) -> Value {
     match w & IN_MASK {
         IN_INLINE => Value::from_inline(INLINE.with(|c| c.get())),
-        IN_SLOT => crate::driver::into_value(from_slot()),
+        IN_SLOT => crate::greenlet::switch::into_value(from_slot()),
         // The empty value, or the end of a park (a wake of a greenlet that had switched
         // away explicitly): nothing.
         _ => Value::none(),

@@ -11,13 +11,13 @@ use std::io;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use crate::driver::{self, Input};
-use crate::error::{BlockError, GreenletExit, JoinError, payload_str};
 use crate::greenlet::Greenlet;
+use crate::greenlet::error::{BlockError, GreenletExit, JoinError, payload_str};
+use crate::greenlet::switch::{self, Input};
+use crate::greenlet::value::Value;
+use crate::hub::park::{Wake, park, unparker};
+use crate::hub::timer::{self, deadline_after};
 use crate::hub::{self, CTX_HUB, with_hub};
-use crate::park::{Wake, park, unparker};
-use crate::timer::{self, deadline_after};
-use crate::value::Value;
 
 /// A spawned greenlet's outcome, kept in its record (so a spawn allocates no result
 /// slot of its own): what the function returned, or why it did not, and what its
@@ -104,7 +104,7 @@ impl Outcome {
     /// nobody can ever join is marked to be logged by the driver (see
     /// [`log_unjoinable_panic`](Self::log_unjoinable_panic)).
     #[inline(always)]
-    pub(crate) fn store(&self, out: crate::driver::Output) {
+    pub(crate) fn store(&self, out: crate::greenlet::switch::Output) {
         match out {
             Ok(v) => self.put(Ok(v)),
             Err(p) => self.store_err(p),
@@ -242,7 +242,7 @@ impl Builder {
     {
         with_hub(|hub| {
             let h = self.build(hub, f)?;
-            driver::schedule_new(hub, &h.g);
+            switch::schedule_new(hub, &h.g);
             Ok(h)
         })
     }
@@ -374,7 +374,7 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
     let _withdraw = Withdraw(g);
     while !g.dead() {
         g.set_joiner(unparker());
-        match crate::park::park_inline(deadline)? {
+        match crate::hub::park::park_inline(deadline)? {
             Wake::TimedOut if !g.dead() => return Ok(false),
             _ => {}
         }
@@ -550,7 +550,7 @@ impl<T: 'static> JoinHandle<T> {
     /// assert!(h.join().unwrap_err().is_killed());
     /// ```
     pub fn kill_nowait(&self) {
-        with_hub(|h| driver::schedule(h, &self.g, Input::Throw(Box::new(GreenletExit))));
+        with_hub(|h| switch::schedule(h, &self.g, Input::Throw(Box::new(GreenletExit))));
     }
 
     /// The greenlet running the function.
@@ -708,11 +708,11 @@ pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, Jo
         let u = unparker();
         // Withdrawn when this round ends (one finished, or a kill unwinds us): the
         // greenlets still running do not collect a callback per round.
-        let _registrations: Vec<crate::sync::Registration> = pending
+        let _registrations: Vec<crate::api::sync::Registration> = pending
             .iter()
             .map(|h| {
                 let u = u.clone();
-                crate::sync::registration::on_exit(
+                crate::api::sync::registration::on_exit(
                     &h.g,
                     Box::new(move || {
                         u.unpark();
@@ -740,18 +740,18 @@ mod tests {
         struct Sleepy;
         impl Drop for Sleepy {
             fn drop(&mut self) {
-                crate::time::sleep(Duration::from_millis(30));
+                crate::api::time::sleep(Duration::from_millis(30));
             }
         }
         let a = spawn(|| {
             let _s = Sleepy;
-            crate::time::sleep(Duration::from_secs(10));
+            crate::api::time::sleep(Duration::from_secs(10));
         });
         // B catches a kill while A unwinds, then parks for good.
-        let ev = crate::sync::Event::new();
+        let ev = crate::api::sync::Event::new();
         let e = ev.clone();
         let b = spawn(move || {
-            let r = std::panic::catch_unwind(|| crate::time::sleep(Duration::from_secs(10)));
+            let r = std::panic::catch_unwind(|| crate::api::time::sleep(Duration::from_secs(10)));
             assert!(r.is_err());
             let _ = e.wait();
         });
@@ -763,7 +763,7 @@ mod tests {
         assert!(hub::any_deferred(), "B's count is stale while A unwinds");
         assert!(a.join().unwrap_err().is_killed());
         // The hub polls (a sleep) after A's unwinding ended: B's count goes.
-        crate::time::sleep(Duration::from_millis(1));
+        crate::api::time::sleep(Duration::from_millis(1));
         assert!(!hub::any_deferred(), "switches back on their fast path");
         ev.set();
         b.join().unwrap();
@@ -771,7 +771,7 @@ mod tests {
 
     #[test]
     fn timed_out_joins_leave_no_callbacks_behind() {
-        let sleeper = spawn(|| crate::time::sleep(Duration::from_secs(60)));
+        let sleeper = spawn(|| crate::api::time::sleep(Duration::from_secs(60)));
         for _ in 0..1000 {
             assert!(matches!(
                 sleeper.join_timeout(Duration::ZERO),
@@ -786,7 +786,7 @@ mod tests {
 
     #[test]
     fn a_join_that_ends_early_leaves_no_handle_to_the_joiner_behind() {
-        let sleeper = spawn(|| crate::time::sleep(Duration::from_secs(60)));
+        let sleeper = spawn(|| crate::api::time::sleep(Duration::from_secs(60)));
         let g = sleeper.greenlet().clone();
         // Timed out.
         let g1 = g.clone();
@@ -798,7 +798,7 @@ mod tests {
         // Unwound by a kill while joining.
         let g2 = g.clone();
         let b = spawn(move || wait_dead(&g2, None).unwrap());
-        crate::time::yield_now(); // b parks in the join
+        crate::api::time::yield_now(); // b parks in the join
         assert!(sleeper.g.0.joiner.borrow().is_some());
         b.kill();
         assert!(sleeper.g.0.joiner.borrow().is_none());
@@ -807,8 +807,8 @@ mod tests {
 
     #[test]
     fn try_joinall_leaves_no_callbacks_on_greenlets_still_running() {
-        use crate::sync::registration::exit_callback_count;
-        let nap = |ms: u64| crate::time::sleep(Duration::from_millis(ms));
+        use crate::api::sync::registration::exit_callback_count;
+        let nap = |ms: u64| crate::api::time::sleep(Duration::from_millis(ms));
         let slow = spawn(move || {
             nap(60_000);
             0
@@ -830,17 +830,17 @@ mod tests {
         assert!(try_joinall(all).unwrap_err().is_panic());
         assert_eq!(exit_callback_count(&g), 0);
         assert_eq!(g.0.on_exit.borrow().len(), 1); // the one dispatcher
-        crate::driver::throw_into(&g, Box::new(crate::error::GreenletExit));
+        crate::greenlet::switch::throw_into(&g, Box::new(crate::greenlet::error::GreenletExit));
         assert!(wait_dead(&g, None).unwrap());
     }
 
     #[test]
     fn timed_out_joins_behind_a_joiner_leave_no_callbacks_behind() {
-        use crate::sync::registration::exit_callback_count;
-        let sleeper = spawn(|| crate::time::sleep(Duration::from_secs(60)));
+        use crate::api::sync::registration::exit_callback_count;
+        let sleeper = spawn(|| crate::api::time::sleep(Duration::from_secs(60)));
         let g = sleeper.greenlet().clone();
         let first = spawn(move || wait_dead(&g, None).unwrap());
-        crate::time::yield_now(); // `first` holds the joiner slot
+        crate::api::time::yield_now(); // `first` holds the joiner slot
         for _ in 0..1000 {
             assert!(matches!(
                 sleeper.join_timeout(Duration::ZERO),
@@ -856,14 +856,14 @@ mod tests {
 
     #[test]
     fn two_joiners_are_both_woken() {
-        let target = spawn(|| crate::time::sleep(Duration::from_millis(20)));
+        let target = spawn(|| crate::api::time::sleep(Duration::from_millis(20)));
         let g = target.greenlet().clone();
         let a = spawn({
             let g = g.clone();
             move || wait_dead(&g, None).unwrap()
         });
         let b = spawn(move || wait_dead(&g, None).unwrap());
-        crate::time::yield_now(); // both register: one in the slot, one as a callback
+        crate::api::time::yield_now(); // both register: one in the slot, one as a callback
         assert_eq!(target.g.0.on_exit.borrow().len(), 1);
         assert!(a.join().unwrap());
         assert!(b.join().unwrap());

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::registration::{CallbackHost, CallbackList, Registration};
 use super::waiters::WakeAll;
-use crate::error::BlockError;
-use crate::timer::deadline_after;
+use crate::greenlet::error::BlockError;
+use crate::hub::timer::deadline_after;
 
 struct Inner {
     flag: Cell<bool>,
@@ -81,7 +81,7 @@ impl Event {
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(cb)) {
                 match first {
                     None => first = Some(p),
-                    Some(_) => crate::driver::log_panic(None, p.as_ref()),
+                    Some(_) => crate::greenlet::switch::log_panic(None, p.as_ref()),
                 }
             }
         }
@@ -221,12 +221,12 @@ mod tests {
         let objs = [&ev];
         for _ in 0..10_000 {
             assert_eq!(ev.wait_timeout(Duration::ZERO), Ok(false));
-            assert!(crate::sync::wait(&objs, None, Some(Duration::ZERO)).is_empty());
+            assert!(crate::api::sync::wait(&objs, None, Some(Duration::ZERO)).is_empty());
         }
         // A few that really park until their timer fires, one forgotten mid-way.
         for _ in 0..10 {
             assert_eq!(ev.wait_timeout(Duration::from_micros(50)), Ok(false));
-            let mut it = crate::sync::iwait(&objs, Some(Duration::from_micros(50)));
+            let mut it = crate::api::sync::iwait(&objs, Some(Duration::from_micros(50)));
             assert!(it.next().is_none());
             std::mem::forget(it);
         }

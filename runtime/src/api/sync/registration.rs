@@ -13,7 +13,7 @@ use std::rc::{Rc, Weak};
 use slab::Slab;
 
 use crate::greenlet::Greenlet;
-use crate::park::Unparker;
+use crate::hub::park::Unparker;
 
 /// A callback registered with [`Waitable::on_ready`](super::Waitable::on_ready).
 /// Dropping it withdraws the callback if it has not run yet, so a wait that ends
@@ -297,7 +297,7 @@ impl ExitDispatch {
     fn fire(&self) {
         if let Some(list) = take_exit_list(self.gid) {
             for cb in list.take_all() {
-                crate::driver::run_hub_callback(cb);
+                crate::greenlet::switch::run_hub_callback(cb);
             }
         }
     }
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn exit_callbacks_are_withdrawn_and_the_list_goes_with_the_greenlet() {
-        let h = crate::spawn::spawn(|| crate::time::sleep(Duration::from_secs(60)));
+        let h = crate::api::spawn::spawn(|| crate::api::time::sleep(Duration::from_secs(60)));
         let g = h.greenlet().clone();
         for _ in 0..100 {
             drop(on_exit(&g, Box::new(|| ())));
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn a_greenlet_dropped_unstarted_takes_its_list_along() {
-        let g = Greenlet::new(|_: crate::value::Value| ());
+        let g = Greenlet::new(|_: crate::greenlet::value::Value| ());
         let reg = on_exit(&g, Box::new(|| ()));
         assert!(has_exit_list(&g));
         let id = g.id();

@@ -10,10 +10,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{AsyncResult, Event, Registration};
-use crate::error::{BlockError, JoinError};
-use crate::park::{Unparker, Wake, park, unparker};
-use crate::spawn::JoinHandle;
-use crate::timer::deadline_after;
+use crate::api::spawn::JoinHandle;
+use crate::greenlet::error::{BlockError, JoinError};
+use crate::hub::park::{Unparker, Wake, park, unparker};
+use crate::hub::timer::deadline_after;
 
 /// Something a greenlet can wait for with [`wait`] and [`iwait`]: a finished greenlet
 /// ([`JoinHandle`]), a set [`Event`], a ready [`AsyncResult`].

@@ -13,9 +13,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::waiters::{HandoffList, WaitFail};
-use crate::error::BlockError;
+use crate::greenlet::error::BlockError;
 use crate::greenlet::{Greenlet, getcurrent};
-use crate::timer::deadline_after;
+use crate::hub::timer::deadline_after;
 
 /// Why a lock operation failed.
 ///

@@ -43,20 +43,20 @@ impl ReadyQueue {
     }
 
     /// Prefetches for the greenlets about to run: the stack of the one at the front,
-    /// which runs next, and the record of the one after it (see [`crate::prefetch`]).
+    /// which runs next, and the record of the one after it (see [`crate::hub::prefetch`]).
     #[inline]
     pub(crate) fn warm_next(&self) {
         // SAFETY: as in `push`; shared reads of the deque that end before returning (the
         // prefetches read a record's `park_sp` and `stack_base` and run no other code).
         let q = unsafe { &*self.q.get() };
-        if q.len() < crate::prefetch::MIN_QUEUE {
+        if q.len() < crate::hub::prefetch::MIN_QUEUE {
             return;
         }
         if let Some(g) = q.get(1) {
-            crate::prefetch::record(&g.0);
+            crate::hub::prefetch::record(&g.0);
         }
         if let Some(g) = q.front() {
-            crate::prefetch::stack(&g.0);
+            crate::hub::prefetch::stack(&g.0);
         }
     }
 

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::hub::park::{Wake, park};
 use crate::hub::{self, CTX_HUB};
-use crate::park::{Wake, park};
 
 /// Suspends the current greenlet for `dur`, running other greenlets meanwhile
 /// (gevent's `gevent.sleep`). `sleep(Duration::ZERO)` is [`yield_now`].
@@ -33,7 +33,7 @@ pub fn sleep(dur: Duration) {
         }
         return yield_now();
     }
-    sleep_until(crate::timer::deadline_after(dur));
+    sleep_until(crate::hub::timer::deadline_after(dur));
 }
 
 /// Suspends the current greenlet until `deadline` (see [`sleep`]).
@@ -90,7 +90,7 @@ pub fn yield_now() {
     }
     crate::greenlet::raise_deferred_here();
     // The driver queues us behind every ready greenlet, then runs them.
-    let input = crate::driver::suspend(crate::driver::Request::Yield);
+    let input = crate::greenlet::switch::suspend(crate::greenlet::switch::Request::Yield);
     // Cannot block forever (we were queued); a kill unwinds from here.
-    crate::driver::after_yield(input);
+    crate::greenlet::switch::after_yield(input);
 }

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::error::BlockError;
-use crate::park::{Unparker, Wake, park, unparker};
+use crate::greenlet::error::BlockError;
+use crate::hub::park::{Unparker, Wake, park, unparker};
 
 /// One parked waiter of a [`HandoffList`].
 pub(crate) struct Node<V, D = ()> {

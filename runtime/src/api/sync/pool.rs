@@ -11,11 +11,11 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use super::{Event, Queue, Semaphore};
-use crate::driver::throw_into;
-use crate::error::{BlockError, GreenletExit, JoinError};
+use crate::api::spawn::{JoinHandle, wait_dead};
+use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
+use crate::greenlet::switch::throw_into;
 use crate::greenlet::{Greenlet, getcurrent};
-use crate::spawn::{JoinHandle, wait_dead};
-use crate::timer::deadline_after;
+use crate::hub::timer::deadline_after;
 
 struct Inner {
     members: RefCell<Vec<Greenlet>>,
@@ -94,7 +94,7 @@ impl Group {
                 Err(e) => panic!("green: cannot wait for a free slot in the pool: {e}"),
             }
         }
-        let h = match crate::spawn::try_spawn(f) {
+        let h = match crate::api::spawn::try_spawn(f) {
             Ok(h) => h,
             Err(e) => {
                 if let Some(sem) = &self.0.slots {

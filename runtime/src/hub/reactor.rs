@@ -30,8 +30,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::hub::park::{Unparker, Wake, park_inline, unparker};
 use crate::hub::{Hub, with_hub};
-use crate::park::{Unparker, Wake, park_inline, unparker};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::Event;
-use crate::error::BlockError;
+use crate::greenlet::error::BlockError;
 
 struct Inner<T, E> {
     value: RefCell<Option<Result<T, E>>>,

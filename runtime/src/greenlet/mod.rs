@@ -1,5 +1,12 @@
 //! [`Greenlet`]: explicit switching, parents, throw and kill — Python's `greenlet`.
 
+pub(crate) mod error;
+pub(crate) mod records;
+pub mod stack;
+pub(crate) mod switch;
+pub(crate) mod value;
+pub(crate) mod word;
+
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
@@ -11,13 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
-use crate::driver::{self, Input};
-use crate::error::{GreenletExit, ParentError, SwitchError};
+use crate::greenlet::error::{GreenletExit, ParentError, SwitchError};
+use crate::greenlet::stack::overflow::RunningInfo;
+use crate::greenlet::stack::{GreenStack, StackError};
+use crate::greenlet::value::Value;
 use crate::hub::{self, with_hub};
-use crate::overflow::RunningInfo;
-use crate::stack::{GreenStack, StackError};
-use crate::value::Value;
-use crate::word::{self, Word};
+use switch::Input;
+use word::Word;
 
 /// A greenlet's coroutine: only a word crosses each switch (see `word`).
 pub(crate) type Coro = Coroutine<usize, usize, usize, GreenStack>;
@@ -154,7 +161,7 @@ impl State {
     }
 
     /// Whether it waits in the hub (parked or yielded): an explicit switch into it is
-    /// refused (see `driver::refuse_switch`).
+    /// refused (see `switch::refuse_switch`).
     #[inline(always)]
     pub(crate) fn in_hub(self) -> bool {
         matches!(self, State::Parked | State::Yielded)
@@ -164,7 +171,7 @@ impl State {
 // Field order is layout (`repr(C)`): what every switch touches comes first, right after
 // the `Rc`'s counts — the coroutine (its saved stack pointer and stack base), the state
 // and queue flags, the pending input, the yielder, the park number and where the last
-// park's frames are (which the hub prefetches, see `crate::prefetch`), about two cache
+// park's frames are (which the hub prefetches, see `crate::hub::prefetch`), about two cache
 // lines. With a thousand greenlets taking turns the records are cold and each line is a
 // cache miss. Cachegrind's cache simulation (D1 read misses): a 1000-greenlet
 // `yield_now` ring went from 4.9 to 3.2 per yield with this order (compiler's order
@@ -190,12 +197,12 @@ pub(crate) struct Inner {
     /// (Beside the flags above, in a hole of the layout.)
     pub(crate) thrown: Cell<u8>,
     /// How many more socket operations it makes before its fairness budget's next check
-    /// (`crate::budget`); restarted whenever its park number advances. A record reused
+    /// (`crate::hub::budget`); restarted whenever its park number advances. A record reused
     /// for a new greenlet starts with what the last one left: at worst an early turn.
     /// (In the same hole.)
     pub(crate) budget: Cell<u16>,
     /// What to resume it with when the hub picks it, as a word (see `set_pending` and
-    /// `crate::word`); meaningful only while `queued`.
+    /// `crate::greenlet::word`); meaningful only while `queued`.
     pending: Cell<Word>,
     /// The coroutine's yielder, known once it has started.
     pub(crate) yielder: Cell<*const Yielder<usize, usize>>,
@@ -203,7 +210,7 @@ pub(crate) struct Inner {
     pub(crate) park_seq: Cell<u64>,
     /// About where the stack pointer was when the greenlet's last park ended (0: it
     /// never parked), for the hub to prefetch the frames its next resume from a park
-    /// returns through ([`crate::prefetch`]).
+    /// returns through ([`crate::hub::prefetch`]).
     pub(crate) park_sp: Cell<usize>,
     /// The base of its stack (corosensei's, the highest address it uses; 0 for the main
     /// greenlet), for the same.
@@ -213,7 +220,7 @@ pub(crate) struct Inner {
     pub(crate) parent: RefCell<Option<Greenlet>>,
     /// The greenlet joining this one, woken when it dies: the common single join needs
     /// no boxed callback (see [`Greenlet::set_joiner`]).
-    pub(crate) joiner: RefCell<Option<crate::park::Unparker>>,
+    pub(crate) joiner: RefCell<Option<crate::hub::park::Unparker>>,
     /// The pending input when it does not fit a word (`pending` is `IN_SLOT`).
     pending_rich: Cell<Option<Input>>,
     pub(crate) name: Option<Box<str>>,
@@ -229,12 +236,12 @@ pub(crate) struct Inner {
     pub(crate) deferred: RefCell<Vec<(Payload, bool)>>,
     /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
     /// dropped by the driver when the greenlet dies. Untouched by switching.
-    pub(crate) locals: RefCell<crate::sync::local::Locals>,
+    pub(crate) locals: RefCell<crate::api::sync::local::Locals>,
     /// A spawned greenlet's result, read through its `JoinHandle`.
-    pub(crate) outcome: crate::spawn::Outcome,
+    pub(crate) outcome: crate::api::spawn::Outcome,
     /// The timer that starts a `spawn_later` greenlet, while armed: disarmed if the
     /// greenlet dies before it fires (see `timer::cancel_start`).
-    pub(crate) start_timer: Cell<Option<crate::timer::Key>>,
+    pub(crate) start_timer: Cell<Option<crate::hub::timer::Key>>,
     /// The id of the last timeout the runtime raised in it that no timeout scope has
     /// caught yet (0: none), so that catching it takes one off `thrown` exactly once
     /// ([`timeout_caught`]): a timeout payload the user caught and raised again does not.
@@ -279,7 +286,7 @@ impl Inner {
             raised_timeout: Cell::new(0),
             thrown_epoch: Cell::new(0),
             thrown: Cell::new(0),
-            budget: Cell::new(crate::budget::CHECK),
+            budget: Cell::new(crate::hub::budget::CHECK),
             records_prev: Cell::new(ptr::null()),
             records_next: Cell::new(ptr::null()),
         }
@@ -348,14 +355,14 @@ impl Inner {
         was
     }
 
-    /// The rank of the pending input if it is a throw (see `driver::throw_rank`).
+    /// The rank of the pending input if it is a throw (see `switch::throw_rank`).
     pub(crate) fn pending_throw_rank(&self) -> Option<(u8, u64)> {
         if !self.queued.get() || self.pending.get() != word::IN_SLOT {
             return None;
         }
         let rich = self.pending_rich.take();
         let rank = match &rich {
-            Some(Input::Throw(p)) => Some(driver::throw_rank(p)),
+            Some(Input::Throw(p)) => Some(switch::throw_rank(p)),
             _ => None,
         };
         self.pending_rich.set(rich);
@@ -498,7 +505,7 @@ impl Drop for Greenlet {
 #[inline(never)]
 fn last_handle(rc: Rc<Inner>) {
     if rc.state.get() == State::Dead {
-        crate::records::recycle(rc);
+        crate::greenlet::records::recycle(rc);
     }
 }
 
@@ -589,8 +596,8 @@ impl Greenlet {
         let size = stack.size();
         let stack_base = corosensei::stack::Stack::base(&stack).get();
         let co: Coro = Coroutine::with_stack(stack, move |y: &Yielder<usize, usize>, w| {
-            driver::set_yielder(y);
-            let arg = match crate::word::unpack_input(w) {
+            switch::set_yielder(y);
+            let arg = match crate::greenlet::word::unpack_input(w) {
                 Input::Value(v) => v,
                 // The driver never starts a greenlet with a throw (it kills it unstarted).
                 _ => Value::none(),
@@ -616,7 +623,7 @@ impl Greenlet {
                 }
             });
             if let Some(r) = for_parent {
-                with_hub(|h| crate::word::put_output(h, r));
+                with_hub(|h| crate::greenlet::word::put_output(h, r));
             }
             0
         });
@@ -655,7 +662,7 @@ impl Greenlet {
     /// - Switching to a dead greenlet switches to its nearest live ancestor.
     /// - If a greenlet whose parent is the caller panics, the panic resumes here.
     /// - A greenlet **parked in the hub** (in [`sleep`](crate::sleep), IO, a wait for a
-    ///   lock, an event, a queue or a join, [`park`](crate::park::park)) or yielding
+    ///   lock, an event, a queue or a join, [`park`](crate::hub::park::park)) or yielding
     ///   ([`yield_now`](crate::yield_now)) cannot be switched into: only the hub resumes
     ///   it, when its wait ends (or with a kill or a timeout). Such a switch is refused
     ///   before anything runs, and the target's wait is left untouched (gevent raises
@@ -682,7 +689,7 @@ impl Greenlet {
     /// ```
     #[inline(always)]
     pub fn switch<A: Any>(&self, arg: A) -> Value {
-        driver::switch_value(self, Value::new(arg))
+        switch::switch_value(self, Value::new(arg))
     }
 
     /// Like [`switch`](Greenlet::switch), but a switch that cannot happen is reported
@@ -704,7 +711,7 @@ impl Greenlet {
     /// assert_eq!(g.try_switch(1).unwrap().get::<i32>(), Ok(2));
     /// ```
     pub fn try_switch<A: Any>(&self, arg: A) -> Result<Value, SwitchError> {
-        driver::try_switch_value(self, Value::new(arg))
+        switch::try_switch_value(self, Value::new(arg))
     }
 
     /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);
@@ -754,9 +761,9 @@ impl Greenlet {
             if self.0.state.get().in_hub() {
                 return Value::none();
             }
-            return driver::into_value(driver::switch_to(self, Input::Value(Value::none())));
+            return switch::into_value(switch::switch_to(self, Input::Value(Value::none())));
         }
-        driver::into_value(driver::switch_to(self, Input::Throw(payload)))
+        switch::into_value(switch::switch_to(self, Input::Throw(payload)))
     }
 
     /// The same as [`throw`](Greenlet::throw): kill this greenlet now.
@@ -903,7 +910,7 @@ impl Greenlet {
     /// stale unparker (a join that timed out); otherwise a withdrawable exit callback
     /// is added, withdrawn once `u`'s park is over (see `add_extra_joiner`).
     #[inline]
-    pub(crate) fn set_joiner(&self, u: crate::park::Unparker) {
+    pub(crate) fn set_joiner(&self, u: crate::hub::park::Unparker) {
         let mut slot = self.0.joiner.borrow_mut();
         if slot.is_none() {
             *slot = Some(u);
@@ -916,13 +923,13 @@ impl Greenlet {
     /// [`set_joiner`](Self::set_joiner) when the slot is taken.
     #[cold]
     #[inline(never)]
-    fn set_joiner_slow(&self, u: crate::park::Unparker) {
+    fn set_joiner_slow(&self, u: crate::hub::park::Unparker) {
         let mut slot = self.0.joiner.borrow_mut();
         if slot.as_ref().is_none_or(|old| !old.is_current_park()) {
             *slot = Some(u);
         } else {
             drop(slot);
-            crate::sync::registration::add_extra_joiner(self, u);
+            crate::api::sync::registration::add_extra_joiner(self, u);
         }
     }
 
@@ -1019,7 +1026,7 @@ pub(crate) fn hold_for(g: &Greenlet, payload: Payload) {
 }
 
 /// Lists `g` for [`release_held`] (once), without keeping it alive: dropping its last
-/// handle must still unwind an orphan (`driver::kill_orphan`).
+/// handle must still unwind an orphan (`switch::kill_orphan`).
 fn list_held(h: &crate::hub::Hub, g: &Greenlet) {
     let mut list = h.held.borrow_mut();
     let me = Rc::as_ptr(&g.0);
@@ -1032,7 +1039,7 @@ fn list_held(h: &crate::hub::Hub, g: &Greenlet) {
 /// Delivers the throws held for greenlets while they seemed to be unwinding
 /// ([`hold_for`]), once no panic is in progress on the thread: none of them can be
 /// unwinding then, and a greenlet that caught its earlier throw and parked is woken
-/// with them (by `driver::schedule`, which picks the one that unwinds more). Called by
+/// with them (by `switch::schedule`, which picks the one that unwinds more). Called by
 /// the hub when it polls for timers and IO; does nothing while a panic is in progress.
 #[cold]
 pub(crate) fn release_held(h: &crate::hub::Hub) {
@@ -1050,7 +1057,7 @@ pub(crate) fn release_held(h: &crate::hub::Hub) {
         }
         unmark_thrown(&g.0);
         while let Some(p) = take_deferred_where(&g.0, |_, interrupted| !interrupted) {
-            driver::schedule(h, &g, Input::Throw(p));
+            switch::schedule(h, &g, Input::Throw(p));
         }
     }
 }
@@ -1150,8 +1157,10 @@ fn raise_deferred_slow() {
 /// would hold the greenlet's later throws while another greenlet unwinds.
 #[cold]
 pub(crate) fn raise(p: Payload) -> ! {
-    let timeout = p.downcast_ref::<crate::sync::Timeout>().map(|t| t.id());
-    if timeout.is_some() || p.is::<crate::error::GreenletExit>() {
+    let timeout = p
+        .downcast_ref::<crate::api::sync::Timeout>()
+        .map(|t| t.id());
+    if timeout.is_some() || p.is::<crate::greenlet::error::GreenletExit>() {
         let _ = hub::try_with_hub(|h| {
             let g = h.current();
             let n = g.thrown.get();
@@ -1266,9 +1275,9 @@ impl Drop for Inner {
             inner.raised_timeout.set(self.raised_timeout.get());
             inner.thrown_epoch.set(self.thrown_epoch.get());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
-            inner.outcome = crate::spawn::Outcome::with_flags(self.outcome.flags());
+            inner.outcome = crate::api::spawn::Outcome::with_flags(self.outcome.flags());
             let g = Greenlet::from_rc(new_record(inner));
-            driver::kill_orphan(g);
+            switch::kill_orphan(g);
             return;
         }
         forget_marks(self);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::overflow::{self, RunningInfo};
+use crate::greenlet::stack::overflow::{self, RunningInfo};
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
@@ -11,13 +11,16 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 /// Env var that tells an `#[ignore]`d child test what to do.
 const CHILD_ENV: &str = "GREEN_STACK_TEST_CHILD";
 
-/// Re-runs this test binary with only the ignored test `name`, with `CHILD_ENV=mode`.
+/// Re-runs this test binary with only the ignored test `name` (of this module), with
+/// `CHILD_ENV=mode`.
 fn run_child(name: &str, mode: &str) -> Output {
     let exe = std::env::current_exe().expect("current_exe");
+    // The test's path inside the crate: this module's path without the crate's name.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
     Command::new(exe)
         .args([
             "--exact",
-            name,
+            &format!("{module}::{name}"),
             "--ignored",
             "--nocapture",
             "--test-threads=1",
@@ -372,7 +375,7 @@ fn madvise_guard_keeps_mappings_few() {
 
 #[test]
 fn mprotect_guard_exhausts_map_count_cleanly() {
-    let out = run_child("stack::tests::mprotect_exhaustion_child", "run");
+    let out = run_child("mprotect_exhaustion_child", "run");
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("CHILD-OK"), "{}", describe(&out));
@@ -430,7 +433,7 @@ fn recurse(depth: u64) -> u64 {
 }
 
 fn assert_overflow_reported(mode: &str) {
-    let out = run_child("stack::tests::overflow_child", mode);
+    let out = run_child("overflow_child", mode);
     assert_eq!(
         out.status.signal(),
         Some(libc::SIGABRT),
@@ -489,7 +492,7 @@ fn overflow_is_reported_for_small_stacks() {
 
 #[test]
 fn other_faults_chain_to_the_previous_handler() {
-    let out = run_child("stack::tests::overflow_child", "other-fault");
+    let out = run_child("overflow_child", "other-fault");
     assert_eq!(
         out.status.signal(),
         Some(libc::SIGSEGV),
@@ -507,7 +510,7 @@ fn other_faults_chain_to_the_previous_handler() {
 
 #[test]
 fn overflow_of_the_thread_stack_is_still_reported_by_std() {
-    let out = run_child("stack::tests::overflow_child", "thread-overflow");
+    let out = run_child("overflow_child", "thread-overflow");
     assert_eq!(
         out.status.signal(),
         Some(libc::SIGABRT),

@@ -138,7 +138,7 @@ fn check(g: &Inner) {
     if hub::context() != CTX_HUB && turn_is_due(g) {
         // Park until the hub's next poll of timers and IO (a timer due at once). The
         // park advances the greenlet's park number: a new count starts.
-        let _ = crate::park::park(Some(Instant::now()));
+        let _ = crate::hub::park::park(Some(Instant::now()));
     }
     g.budget.set(CHECK - 1);
 }
@@ -168,7 +168,7 @@ fn turn_is_due(g: &Inner) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{BUDGET, SLICE};
-    use crate::spawn::spawn;
+    use crate::api::spawn::spawn;
     use std::cell::Cell;
     use std::rc::Rc;
     use std::time::Duration;
@@ -224,12 +224,12 @@ mod tests {
                 super::spend_budget();
             }
             // A yield ends the count: another whole one follows.
-            crate::time::yield_now();
+            crate::api::time::yield_now();
             spend_until(ran, Duration::ZERO)
         });
         let other = spawn(move || {
             // Runs at the busy greenlet's yield; sets the flag on its next turn.
-            crate::time::yield_now();
+            crate::api::time::yield_now();
             r.set(true);
         });
         let n = busy.join().unwrap();
