@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError, payload_str};
-use crate::greenlet::switch::{self, Input};
+use crate::greenlet::switch;
 use crate::greenlet::value::Value;
 use crate::hub::park::{Wake, park, unparker};
 use crate::hub::timer::{self, deadline_after};
@@ -532,7 +532,7 @@ impl<T: 'static> JoinHandle<T> {
         }
         if self.g.is_current() {
             // (Held instead, and this returns, in a destructor run by its unwinding.)
-            crate::greenlet::raise_here(Box::new(GreenletExit));
+            crate::hub::throw::raise_here(Box::new(GreenletExit));
             return;
         }
         self.kill_nowait();
@@ -550,7 +550,7 @@ impl<T: 'static> JoinHandle<T> {
     /// assert!(h.join().unwrap_err().is_killed());
     /// ```
     pub fn kill_nowait(&self) {
-        with_hub(|h| switch::schedule(h, &self.g, Input::Throw(Box::new(GreenletExit))));
+        with_hub(|h| crate::hub::throw::deliver(h, &self.g, Box::new(GreenletExit)));
     }
 
     /// The greenlet running the function.
@@ -830,7 +830,7 @@ mod tests {
         assert!(try_joinall(all).unwrap_err().is_panic());
         assert_eq!(exit_callback_count(&g), 0);
         assert_eq!(g.0.on_exit.borrow().len(), 1); // the one dispatcher
-        crate::greenlet::switch::throw_into(&g, Box::new(crate::greenlet::error::GreenletExit));
+        crate::hub::throw::throw_into(&g, Box::new(crate::greenlet::error::GreenletExit));
         assert!(wait_dead(&g, None).unwrap());
     }
 

@@ -88,7 +88,7 @@ pub fn yield_now() {
     if hub::context() == CTX_HUB {
         hub::in_hub_panic("yield_now");
     }
-    crate::greenlet::raise_deferred_here();
+    crate::hub::throw::at_switch_point();
     // The driver queues us behind every ready greenlet, then runs them.
     let input = crate::greenlet::switch::suspend(crate::greenlet::switch::Request::Yield);
     // Cannot block forever (we were queued); a kill unwinds from here.

@@ -11,14 +11,14 @@ use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
-use crate::greenlet::error::{GreenletExit, ParentError, SwitchError};
+use crate::greenlet::error::{ParentError, SwitchError};
 use crate::greenlet::stack::overflow::RunningInfo;
 use crate::greenlet::stack::{GreenStack, StackError};
 use crate::greenlet::value::Value;
@@ -187,15 +187,6 @@ pub(crate) struct Inner {
     pub(crate) kind: Kind,
     /// Whether `pending` is set, i.e. the greenlet is in the ready queue.
     queued: Cell<bool>,
-    pub(crate) has_deferred: Cell<bool>,
-    /// How many kills and timeouts the runtime raised in it may still be unwinding it:
-    /// while a panic is in progress on the thread and this is not zero, it is taken to
-    /// be unwinding from one of them, and no further throw is raised in it (see
-    /// [`unwinding_from_throw`]). A timeout scope catching its own timeout takes one
-    /// off; a switch point outside any unwinding clears it, and so does the hub once no
-    /// unwinding is in progress ([`release_held`]).
-    /// (Beside the flags above, in a hole of the layout.)
-    pub(crate) thrown: Cell<u8>,
     /// How many more socket operations it makes before its fairness budget's next check
     /// (`crate::hub::budget`); restarted whenever its park number advances. A record reused
     /// for a new greenlet starts with what the last one left: at worst an early turn.
@@ -228,12 +219,6 @@ pub(crate) struct Inner {
     pub(crate) on_exit: RefCell<Vec<ExitCallback>>,
     /// What the stack-overflow handler reports; written to its thread-local on each resume.
     pub(crate) info: RunningInfo,
-    /// Kills and timeouts to raise at the greenlet's next switch points, oldest first:
-    /// ones that arrived where they could not unwind (inside a monkey-patched `extern
-    /// "C"` call, see [`defer_unwind`]; `true`: the call failed because of it), and
-    /// ones held while the greenlet seemed to be unwinding from a throw (see
-    /// [`hold_for`]). None is raised while it is unwinding; all go with it when it dies.
-    pub(crate) deferred: RefCell<Vec<(Payload, bool)>>,
     /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`),
     /// dropped by the driver when the greenlet dies. Untouched by switching.
     pub(crate) locals: RefCell<crate::api::sync::local::Locals>,
@@ -242,13 +227,6 @@ pub(crate) struct Inner {
     /// The timer that starts a `spawn_later` greenlet, while armed: disarmed if the
     /// greenlet dies before it fires (see `timer::cancel_start`).
     pub(crate) start_timer: Cell<Option<crate::hub::timer::Key>>,
-    /// The id of the last timeout the runtime raised in it that no timeout scope has
-    /// caught yet (0: none), so that catching it takes one off `thrown` exactly once
-    /// ([`timeout_caught`]): a timeout payload the user caught and raised again does not.
-    pub(crate) raised_timeout: Cell<u64>,
-    /// Bumped each time `thrown` is cleared: a timeout armed inside a destructor records
-    /// it, and is taken as armed in ordinary code once it changed (`sync::timeout`).
-    pub(crate) thrown_epoch: Cell<u32>,
     /// The neighbours of this record in the thread's list of greenlet records
     /// ([`RECORDS`]), null at the ends (and in a record that is not listed).
     records_prev: Cell<*const Inner>,
@@ -278,14 +256,9 @@ impl Inner {
             info: RunningInfo::new(0, 0, 0, 0),
             park_sp: Cell::new(0),
             stack_base: 0,
-            deferred: RefCell::new(Vec::new()),
-            has_deferred: Cell::new(false),
             locals: RefCell::default(),
             outcome: Default::default(),
             start_timer: Cell::new(None),
-            raised_timeout: Cell::new(0),
-            thrown_epoch: Cell::new(0),
-            thrown: Cell::new(0),
             budget: Cell::new(crate::hub::budget::CHECK),
             records_prev: Cell::new(ptr::null()),
             records_next: Cell::new(ptr::null()),
@@ -303,8 +276,6 @@ impl Inner {
         // (`create` sets the id, state, parent, name and overflow record anew.)
         self.queued.set(false);
         self.start_timer.set(None);
-        // (Also forgets `raised_timeout`, which is 0 whenever `thrown` is.)
-        forget_marks(self);
         // Each of these may run user code (the destructor of a result or a local). Most
         // are empty by now (a spawned greenlet that was joined holds only its parent):
         // each is checked in place before it is moved out to be dropped.
@@ -355,18 +326,17 @@ impl Inner {
         was
     }
 
-    /// The rank of the pending input if it is a throw (see `switch::throw_rank`).
-    pub(crate) fn pending_throw_rank(&self) -> Option<(u8, u64)> {
+    /// `f` of the pending input if it is a rich one (a throw, `LoopExit`, a value that
+    /// does not fit a word); `None` if there is none or it is a common one (a wake, the
+    /// empty value).
+    pub(crate) fn peek_rich_pending<R>(&self, f: impl FnOnce(&Input) -> R) -> Option<R> {
         if !self.queued.get() || self.pending.get() != word::IN_SLOT {
             return None;
         }
         let rich = self.pending_rich.take();
-        let rank = match &rich {
-            Some(Input::Throw(p)) => Some(switch::throw_rank(p)),
-            _ => None,
-        };
+        let r = rich.as_ref().map(f);
         self.pending_rich.set(rich);
-        rank
+        r
     }
 
     /// Takes the pending input (`None` if there is none: a stale queue entry).
@@ -440,7 +410,7 @@ impl Inner {
 /// - when the function returns, its value is switched into the greenlet's **parent**
 ///   (by default its creator); when it panics, the panic resumes in the parent;
 /// - switching into a dead greenlet goes to its nearest live ancestor;
-/// - [`throw`](Greenlet::throw) raises [`GreenletExit`] at the greenlet's switch point,
+/// - [`throw`](Greenlet::throw) raises [`GreenletExit`](crate::GreenletExit) at the greenlet's switch point,
 ///   unwinding it (destructors run); dropping the last handle to a suspended greenlet
 ///   unwinds it the same way, and so does the end of its thread (when the thread's hub
 ///   is dropped, among its thread-locals: see the guide, "When a thread ends").
@@ -607,7 +577,7 @@ impl Greenlet {
             // decides the outcome, even over a panic that followed it (such as an
             // `unwrap()` of the failed call's error). (Held throws do not: they go
             // with the greenlet.)
-            let r = match take_deferred() {
+            let r = match crate::hub::throw::take_interrupting() {
                 Some(p) => Err(p),
                 None => r,
             };
@@ -712,69 +682,6 @@ impl Greenlet {
     /// ```
     pub fn try_switch<A: Any>(&self, arg: A) -> Result<Value, SwitchError> {
         switch::try_switch_value(self, Value::new(arg))
-    }
-
-    /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);
-    /// returns what is switched back, normally the `GreenletExit` value its death passes
-    /// to its parent. A greenlet not yet started dies without running. On a dead
-    /// greenlet it does nothing and returns the empty value.
-    ///
-    /// ```
-    /// use green::{getcurrent, Greenlet, GreenletExit, Value};
-    /// let main = getcurrent();
-    /// let g = Greenlet::new(move |_: Value| { main.switch(()); unreachable!() });
-    /// g.switch(());
-    /// assert!(g.throw().is::<GreenletExit>());
-    /// assert!(g.dead());
-    /// ```
-    pub fn throw(&self) -> Value {
-        self.throw_with(Box::new(GreenletExit))
-    }
-
-    /// Raises `payload` (a panic payload) in this greenlet at its switch point. Anything
-    /// but [`GreenletExit`] that the greenlet does not catch propagates to its parent.
-    ///
-    /// ```
-    /// use green::{getcurrent, Greenlet, Value};
-    /// let main = getcurrent();
-    /// let g = Greenlet::new(move |_: Value| {
-    ///     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| { main.switch(()); }));
-    ///     *r.unwrap_err().downcast::<&str>().unwrap()
-    /// });
-    /// g.switch(());
-    /// assert_eq!(g.throw_with(Box::new("oops")).get::<&str>(), Ok("oops"));
-    /// ```
-    pub fn throw_with(&self, payload: Box<dyn Any + Send + 'static>) -> Value {
-        if self.dead() {
-            return Value::none();
-        }
-        if self.is_current() {
-            raise_here(payload);
-            return Value::none();
-        }
-        if unwinding_from_throw(&self.0) {
-            // Its destructor switched while an earlier throw unwinds it: raised there,
-            // this one would abort the process. Held (dropped if it dies, raised if it
-            // goes on), and the switch is a plain one, unless its destructor waits in
-            // the hub (a plain switch would be refused): it is left to the hub then.
-            hold_for(self, payload);
-            if self.0.state.get().in_hub() {
-                return Value::none();
-            }
-            return switch::into_value(switch::switch_to(self, Input::Value(Value::none())));
-        }
-        switch::into_value(switch::switch_to(self, Input::Throw(payload)))
-    }
-
-    /// The same as [`throw`](Greenlet::throw): kill this greenlet now.
-    ///
-    /// ```
-    /// let g = green::Greenlet::new(|_: green::Value| unreachable!());
-    /// g.kill(); // never started: it dies without running
-    /// assert!(g.dead());
-    /// ```
-    pub fn kill(&self) -> Value {
-        self.throw()
     }
 
     /// Whether the greenlet has finished (returned, panicked or was killed).
@@ -989,265 +896,11 @@ pub fn getcurrent() -> Greenlet {
     with_hub(|h| h.current_greenlet())
 }
 
-/// Stores `payload` (a kill or timeout caught where unwinding is impossible, such as
-/// inside an `extern "C"` function) to be raised again at the current greenlet's next
-/// switch point (`park`, `switch`, `sleep`, ...). Several deferred payloads are raised
-/// one per switch point, oldest first. If the greenlet's function returns first, the
-/// oldest decides its outcome (a deferred [`GreenletExit`] makes it count as killed).
-///
-/// The monkey patch uses this: a kill that reaches a greenlet parked in a hooked std
-/// call makes the call fail (`ECANCELED`) and is raised again on the next switch.
-///
-/// # Examples
-///
-/// ```
-/// let h = green::spawn(|| {
-///     green::defer_unwind(Box::new(green::GreenletExit));
-///     // ... code that cannot unwind here runs on ...
-///     green::yield_now(); // the deferred kill unwinds here
-///     unreachable!()
-/// });
-/// assert!(h.join().unwrap_err().is_killed());
-/// ```
-pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
-    with_hub(|h| push_deferred(h.current(), payload, true))
-}
-
-/// Holds `payload`, a throw for `g` while it seems to be unwinding from an earlier one
-/// (see [`unwinding_from_throw`]), until a switch point where it is not: if it dies, it
-/// is dropped; if it caught the earlier throw and went on, it is raised then.
-///
-/// The hub also delivers it as soon as no unwinding is in progress on the thread
-/// ([`release_held`]), for a greenlet that went on and parked before its next switch
-/// point could raise it.
-pub(crate) fn hold_for(g: &Greenlet, payload: Payload) {
-    push_deferred(&g.0, payload, false);
-    let _ = hub::try_with_hub(|h| list_held(h, g));
-}
-
-/// Lists `g` for [`release_held`] (once), without keeping it alive: dropping its last
-/// handle must still unwind an orphan (`switch::kill_orphan`).
-fn list_held(h: &crate::hub::Hub, g: &Greenlet) {
-    let mut list = h.held.borrow_mut();
-    let me = Rc::as_ptr(&g.0);
-    if !list.iter().any(|x| std::ptr::eq(x.as_ptr(), me)) {
-        list.push(Rc::downgrade(&g.0));
-    }
-    h.has_held.set(true);
-}
-
-/// Delivers the throws held for greenlets while they seemed to be unwinding
-/// ([`hold_for`]), once no panic is in progress on the thread: none of them can be
-/// unwinding then, and a greenlet that caught its earlier throw and parked is woken
-/// with them (by `switch::schedule`, which picks the one that unwinds more). Called by
-/// the hub when it polls for timers and IO; does nothing while a panic is in progress.
-#[cold]
-pub(crate) fn release_held(h: &crate::hub::Hub) {
-    if std::thread::panicking() {
-        return;
-    }
-    h.has_held.set(false);
-    let list = std::mem::take(&mut *h.held.borrow_mut());
-    for g in list {
-        let Some(g) = g.upgrade().map(Greenlet::from_rc) else {
-            continue;
-        };
-        if g.dead() {
-            continue;
-        }
-        unmark_thrown(&g.0);
-        while let Some(p) = take_deferred_where(&g.0, |_, interrupted| !interrupted) {
-            switch::schedule(h, &g, Input::Throw(p));
-        }
-    }
-}
-
-fn push_deferred(g: &Inner, payload: Payload, interrupted: bool) {
-    let mut list = g.deferred.borrow_mut();
-    if list.is_empty() {
-        hub::slow_switch_added();
-    }
-    list.push((payload, interrupted));
-    g.has_deferred.set(true);
-}
-
-/// Takes the current greenlet's oldest payload deferred by [`defer_unwind`] (one that
-/// made a call fail), if any, for its outcome when its function returns. Throws held
-/// while it seemed to be unwinding ([`hold_for`]) are not taken: they are dropped with
-/// it.
-#[inline(always)]
-pub(crate) fn take_deferred() -> Option<Payload> {
-    if !hub::any_deferred() {
-        return None;
-    }
-    take_deferred_slow()
-}
-
-#[cold]
-fn take_deferred_slow() -> Option<Payload> {
-    hub::try_with_hub(|h| take_deferred_where(h.current(), |_, interrupted| interrupted)).flatten()
-}
-
-/// Takes `g`'s oldest deferred payload that `is_ours` matches (a `Timeout` whose scope
-/// ended).
-pub(crate) fn take_deferred_if(
-    g: &Greenlet,
-    is_ours: impl Fn(&Payload) -> bool,
-) -> Option<Payload> {
-    take_deferred_where(&g.0, |p, _| is_ours(p))
-}
-
-/// [`take_deferred_if`] for a payload that interrupted a call ([`defer_unwind`]).
-pub(crate) fn take_interrupting_if(
-    g: &Greenlet,
-    is_ours: impl Fn(&Payload) -> bool,
-) -> Option<Payload> {
-    take_deferred_where(&g.0, |p, interrupted| interrupted && is_ours(p))
-}
-
-fn take_deferred_where(g: &Inner, matches: impl Fn(&Payload, bool) -> bool) -> Option<Payload> {
-    let mut list = g.deferred.borrow_mut();
-    let i = list.iter().position(|(p, i)| matches(p, *i))?;
-    let (p, _) = list.remove(i);
-    if list.is_empty() {
-        hub::slow_switch_removed();
-    }
-    g.has_deferred.set(!list.is_empty());
-    Some(p)
-}
-
-/// Raises the current greenlet's oldest deferred payload, if any (called at switch
-/// points): one thread-local load when no greenlet of the thread holds one.
-#[inline(always)]
-pub(crate) fn raise_deferred_here() {
-    if hub::any_deferred() {
-        raise_deferred_slow();
-    }
-}
-
-/// Deferred throws wait while the greenlet is unwinding from a throw (a destructor that
-/// switches): raised there, one would unwind out of the destructor and abort the
-/// process ("panic in a destructor during cleanup"). A switch point outside an
-/// unwinding also clears a stale count (see [`unwinding_from_throw`]).
-#[cold]
-fn raise_deferred_slow() {
-    let p = with_hub(|h| {
-        let g = h.current();
-        if unwinding_from_throw(g) {
-            // Unwinding, or it caught its throws while another greenlet unwinds: the
-            // hub clears its count once no unwinding is in progress, in case it parks
-            // here for good (every switch of the thread takes this slow path meanwhile).
-            list_held(h, &h.current_greenlet());
-            return None;
-        }
-        if !g.has_deferred.get() {
-            return None;
-        }
-        take_deferred_where(g, |_, _| true)
-    });
-    if let Some(p) = p {
-        raise(p);
-    }
-}
-
-/// Unwinds the current greenlet with `p`, a throw the runtime delivers at a switch
-/// point, counting a kill or a timeout (see `Inner::thrown`). Other payloads (a raw
-/// `throw` of the user's, a child's panic) are left uncounted: code commonly catches
-/// them with `catch_unwind`, which the runtime cannot see, and a count left standing
-/// would hold the greenlet's later throws while another greenlet unwinds.
-#[cold]
-pub(crate) fn raise(p: Payload) -> ! {
-    let timeout = p
-        .downcast_ref::<crate::api::sync::Timeout>()
-        .map(|t| t.id());
-    if timeout.is_some() || p.is::<crate::greenlet::error::GreenletExit>() {
-        let _ = hub::try_with_hub(|h| {
-            let g = h.current();
-            let n = g.thrown.get();
-            if n == 0 {
-                hub::slow_switch_added();
-            }
-            g.thrown.set(n.saturating_add(1));
-            // A kill means no timeout raised earlier is still unwinding it (it would
-            // have been held): catching such a timeout again must not count.
-            g.raised_timeout.set(timeout.unwrap_or(0));
-        });
-    }
-    resume_unwind(p)
-}
-
-/// Raises `p` in the current greenlet (a kill or `throw` of its own), unless it is
-/// unwinding from a kill or timeout (a destructor calling it): then `p` is held like a
-/// throw from elsewhere (raised there, it would abort the process), and this returns.
-pub(crate) fn raise_here(p: Payload) {
-    let unwinding = hub::try_with_hub(|h| unwinding_from_throw(h.current())).unwrap_or(false);
-    if !unwinding {
-        raise(p);
-    }
-    let _ = hub::try_with_hub(|h| hold_for(&h.current_greenlet(), p));
-}
-
-/// A timeout scope of the current greenlet caught the timeout `id`: if it is the one the
-/// runtime last raised in it, one fewer may be unwinding it.
-pub(crate) fn timeout_caught(id: u64) {
-    let _ = hub::try_with_hub(|h| {
-        let g = h.current();
-        if g.raised_timeout.get() != id {
-            return;
-        }
-        g.raised_timeout.set(0);
-        match g.thrown.get() {
-            0 => {}
-            1 => unmark_thrown(g),
-            n => g.thrown.set(n - 1),
-        }
-    });
-}
-
-/// Drops `g`'s count of throws and its deferred throws, for a greenlet that died (both
-/// would keep every switch point of the thread on its slow path while the record lives
-/// on, a `JoinHandle` kept after the kill) or a record being emptied or freed.
-#[inline]
-pub(crate) fn forget_marks(g: &Inner) {
-    unmark_thrown(g);
-    // `has_deferred` is set exactly while the list is non-empty.
-    if g.has_deferred.replace(false) {
-        let moot = std::mem::take(&mut *g.deferred.borrow_mut());
-        hub::slow_switch_removed();
-        drop(moot);
-    }
-}
-
-#[inline]
-fn unmark_thrown(g: &Inner) {
-    if g.thrown.replace(0) != 0 {
-        hub::slow_switch_removed();
-        g.raised_timeout.set(0);
-        g.thrown_epoch.set(g.thrown_epoch.get().wrapping_add(1));
-    }
-}
-
-/// Whether another throw raised in `g` could hit it while it unwinds from an earlier
-/// one (in a destructor that switched), which would abort the process: the runtime
-/// raised a throw in it, and a panic is in progress on the thread. (A greenlet that
-/// caught its throws and went on has the count cleared here when no panic is in
-/// progress.)
-pub(crate) fn unwinding_from_throw(g: &Inner) -> bool {
-    if g.thrown.get() == 0 {
-        return false;
-    }
-    if std::thread::panicking() {
-        return true;
-    }
-    unmark_thrown(g);
-    false
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         unlist_record(self);
         let Some(mut co) = self.co.get_mut().take() else {
-            forget_marks(self);
+            crate::hub::throw::forget(self);
             return;
         };
         if co.started() && !co.done() {
@@ -1268,19 +921,14 @@ impl Drop for Inner {
             *inner.joiner.get_mut() = self.joiner.get_mut().take();
             // The name moved with its heap buffer: the overflow record stays right.
             inner.info = std::mem::replace(&mut self.info, RunningInfo::new(0, 0, 0, 0));
-            *inner.deferred.get_mut() = std::mem::take(self.deferred.get_mut());
-            inner.has_deferred.set(self.has_deferred.get());
-            inner.thrown.set(self.thrown.replace(0));
             inner.start_timer.set(self.start_timer.take());
-            inner.raised_timeout.set(self.raised_timeout.get());
-            inner.thrown_epoch.set(self.thrown_epoch.get());
             *inner.locals.get_mut() = std::mem::take(self.locals.get_mut());
             inner.outcome = crate::api::spawn::Outcome::with_flags(self.outcome.flags());
             let g = Greenlet::from_rc(new_record(inner));
             switch::kill_orphan(g);
             return;
         }
-        forget_marks(self);
+        crate::hub::throw::forget(self);
         // Not started (drop the closure) or finished: give the stack back.
         co.force_unwind();
         let stack = co.into_stack();

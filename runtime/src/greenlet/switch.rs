@@ -176,7 +176,7 @@ fn switch_word(target: &Greenlet, input: Word) -> Word {
     if hub::is_current(target) {
         return input;
     }
-    crate::greenlet::raise_deferred_here();
+    crate::hub::throw::at_switch_point();
     if hub::context() == CTX_GREENLET {
         let req = if target.0.kind == Kind::Main {
             word::REQ_MAIN | input
@@ -315,7 +315,7 @@ pub(crate) fn into_value(input: Input) -> Value {
     match input {
         Input::Value(v) => v,
         Input::Wake(_) => Value::none(),
-        Input::Throw(p) => crate::greenlet::raise(p),
+        Input::Throw(p) => crate::hub::throw::raise(p),
         Input::LoopExit => panic!("green: LoopExit: {}", BlockError::WouldBlockForever),
         Input::Refused(r) => refused_panic(*r),
     }
@@ -343,7 +343,7 @@ pub(crate) fn after_yield(input: Word) {
 #[cold]
 fn after_yield_rich(input: Input) {
     match input {
-        Input::Throw(p) => crate::greenlet::raise(p),
+        Input::Throw(p) => crate::hub::throw::raise(p),
         // Main is queued when it yields, so the hub always has something to run: no
         // `LoopExit`. (Explicit switches into a yielding greenlet are refused.)
         Input::Value(_) | Input::Wake(_) | Input::LoopExit | Input::Refused(_) => {}
@@ -390,22 +390,11 @@ fn main_resumes(h: &Hub, input: Word) -> Word {
 #[cold]
 fn main_pending(h: &Hub, input: Word) -> Word {
     match h.main.0.take_pending() {
-        Some(Input::Throw(p)) => {
-            word::pack_input(pending_throw_or_input(p, word::unpack_input(input)))
-        }
+        Some(Input::Throw(p)) => word::pack_input(crate::hub::throw::pending_or_input(
+            p,
+            word::unpack_input(input),
+        )),
         _ => input,
-    }
-}
-
-/// What a greenlet switched to with `input` resumes with when the throw `pending` was
-/// queued for it: the pending throw, unless `input` is a throw too (a child's panic
-/// reaching its parent) that unwinds at least as far (see [`throw_rank`]): a timeout
-/// whose scope the child's panic unwinds anyway loses to it, a kill does not. The
-/// loser (a plain value, or the other throw) is dropped here, in the driver.
-fn pending_throw_or_input(pending: Payload, input: Input) -> Input {
-    match input {
-        Input::Throw(q) if throw_rank(&q) >= throw_rank(&pending) => Input::Throw(q),
-        _ => Input::Throw(pending),
     }
 }
 
@@ -616,7 +605,7 @@ fn resume_unusual(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
         // timeout waiting there wins over the value of an explicit switch (not over a
         // child's panic that unwinds as far).
         if let Some(Input::Throw(p)) = g.0.take_pending() {
-            input = pending_throw_or_input(p, input);
+            input = crate::hub::throw::pending_or_input(p, input);
         }
     }
     if g.0.state.get() == State::Fresh
@@ -660,19 +649,19 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
 /// ready-queue entry becomes stale, instead of handing the input to `g`'s parent.
 #[inline]
 fn drop_stale_pending(g: &Greenlet) {
-    if g.0.has_pending() || g.0.has_deferred.get() || g.0.thrown.get() != 0 {
+    if g.0.has_pending() || crate::hub::any_deferred() {
         drop_stale_pending_slow(g);
     }
 }
 
-/// [`drop_stale_pending`], and the dead greenlet's count of throws and deferred throws go too
-/// (`greenlet::forget_marks`).
+/// [`drop_stale_pending`], and the dead greenlet's throw state goes too
+/// (`hub::throw::forget`).
 #[cold]
 fn drop_stale_pending_slow(g: &Greenlet) {
     if g.0.has_pending() {
         drop(g.0.take_pending());
     }
-    crate::greenlet::forget_marks(&g.0);
+    crate::hub::throw::forget(&g.0);
 }
 
 /// A greenlet's function returned (or panicked): free its stack, run its exit callbacks,
@@ -846,8 +835,8 @@ fn next_ready(h: &Hub) -> Option<(Greenlet, Word)> {
 /// The clock is read only while timers are armed: a hub serving only IO (the echo
 /// server) polls without it.
 fn poll_events(h: &Hub, block: bool) -> bool {
-    if h.has_held.get() {
-        crate::greenlet::release_held(h);
+    if h.throws.listed.get() {
+        crate::hub::throw::release(h);
     }
     loop {
         // Nothing else runs between here and the deadline below but the due timers'
@@ -889,115 +878,11 @@ fn poll_events(h: &Hub, block: bool) -> bool {
     }
 }
 
-/// Makes `g` runnable with `input` (replacing any pending wake); used by kill, timeouts
-/// and `spawn_later`'s start. Does nothing for a dead greenlet.
-///
-/// When a throw (kill or timeout) is pending already, only one of the two is delivered,
-/// the one that unwinds more: a kill over anything, any other throw over a timeout, and
-/// of two timeouts the outer one (armed first: its scope holds the other's). A plain
-/// value (a start) is dropped, since the greenlet is about to unwind.
-pub(crate) fn schedule(h: &Hub, g: &Greenlet, input: Input) {
-    match input {
-        // (Never for a dead greenlet or the hub: neither has a count of raised throws.)
-        Input::Throw(p) if crate::greenlet::unwinding_from_throw(&g.0) => {
-            // Already unwinding from a throw, in a destructor that switched: another
-            // would unwind out of the destructor and abort the process. It is held, in
-            // case the greenlet caught the first and goes on.
-            crate::greenlet::hold_for(g, p);
-        }
-        input => schedule_now(h, g, input),
-    }
-}
-
-/// [`schedule`] without holding a throw for a greenlet that is unwinding: for a timeout
-/// armed inside the destructor that unwinding runs (its scope is there, so raising it
-/// there is what its owner expects).
-pub(crate) fn schedule_now(h: &Hub, g: &Greenlet, input: Input) {
-    if g.dead() || g.0.kind == Kind::Hub {
-        return;
-    }
-    if let Some(pending) = g.0.pending_throw_rank() {
-        // Only a throw that unwinds more replaces it (still queued: only the input
-        // changes); a value never does.
-        if matches!(&input, Input::Throw(p) if throw_rank(p) > pending) {
-            g.0.set_pending(input);
-        }
-        return;
-    }
-    if !g.0.set_pending(input) {
-        h.push_ready(g.clone());
-    }
-}
-
-/// How far a throw unwinds, to choose between two due at once (see [`schedule`]): a
-/// kill above any other throw above a timeout; timeouts by age, the oldest highest.
-pub(crate) fn throw_rank(p: &Payload) -> (u8, u64) {
-    if p.is::<GreenletExit>() {
-        (2, 0)
-    } else if let Some(t) = p.downcast_ref::<crate::api::sync::Timeout>() {
-        (0, u64::MAX - t.id())
-    } else {
-        (1, 0)
-    }
-}
-
 /// Queues `g`, just created by `spawn`, to start with the empty value.
 #[inline(always)]
 pub(crate) fn schedule_new(h: &Hub, g: &Greenlet) {
     if !g.0.set_pending_word(word::IN_NONE) {
         h.push_ready(g.clone());
-    }
-}
-
-/// Raises `payload` in `g` at its switch point, the next time the hub runs it.
-///
-/// This is how kills and timeouts reach a greenlet that is parked or switched away.
-/// A greenlet not yet started dies without running. Does nothing on a dead greenlet.
-/// To raise in the calling greenlet itself, use [`std::panic::resume_unwind`].
-///
-/// # Examples
-///
-/// ```
-/// let h = green::spawn(|| green::sleep(std::time::Duration::from_secs(60)));
-/// green::yield_now(); // let it start sleeping
-/// green::throw_into(h.greenlet(), Box::new(green::GreenletExit));
-/// assert!(h.join().unwrap_err().is_killed());
-/// ```
-pub fn throw_into(g: &Greenlet, payload: Box<dyn std::any::Any + Send + 'static>) {
-    with_hub(|h| schedule(h, g, Input::Throw(payload)));
-}
-
-/// Withdraws `g`'s pending input if it is a throw whose payload `is_ours` matches;
-/// returns whether it did. Used by `sync::timeout` after cancelling: a timeout whose
-/// timer had already queued its throw (the guard was dropped by another greenlet before
-/// `g` ran) must not hit `g`. The throw is replaced by a spurious wake, not removed:
-/// a wake that lost the race against the throw (same timer batch) would otherwise be
-/// lost, and every park caller re-checks its condition after a spurious wake.
-pub(crate) fn clear_pending_throw(g: &Greenlet, is_ours: impl Fn(&Payload) -> bool) -> bool {
-    // The greenlet stays in the ready queue either way: only its input changes.
-    match g.0.take_pending() {
-        Some(Input::Throw(p)) if is_ours(&p) => {
-            g.0.set_pending(Input::Wake(Wake::Unparked));
-            true
-        }
-        Some(other) => {
-            g.0.set_pending(other);
-            false
-        }
-        None => false,
-    }
-}
-
-/// What an orphan is resumed with: a kill, or, if it is already unwinding from a throw (its
-/// destructor switched), a plain wake that lets that destructor and the unwinding go on.
-fn orphan_input(g: &Greenlet) -> Input {
-    if crate::greenlet::unwinding_from_throw(&g.0) {
-        // Held too: if it only seemed to be unwinding (it caught its throw while
-        // another greenlet unwinds), the kill still comes, once that unwinding ends.
-        crate::greenlet::hold_for(g, Box::new(GreenletExit));
-        Input::Wake(Wake::Unparked)
-    } else {
-        Input::Throw(Box::new(GreenletExit))
     }
 }
 
@@ -1039,11 +924,11 @@ pub(crate) fn unwind_at_exit(h: &Hub) {
             }
             let input = if round > 0
                 && g.0.state.get() == State::Parked
-                && crate::greenlet::unwinding_from_throw(&g.0)
+                && crate::hub::throw::unwinding_from_throw(&g)
             {
                 Input::LoopExit
             } else {
-                orphan_input(&g)
+                crate::hub::throw::kill_input(&g)
             };
             *g.0.parent.borrow_mut() = Some(h.main.clone());
             if let Input::Throw(p) = drive(h, g.clone(), input) {
@@ -1093,7 +978,7 @@ pub(crate) fn kill_orphan(g: Greenlet) {
         if hub::context() == CTX_MAIN && h.main.0.state.get() == State::Running {
             // The main greenlet dropped it: unwind it now and come back here.
             *g.0.parent.borrow_mut() = Some(h.main.clone());
-            let out = drive(h, g.clone(), orphan_input(&g));
+            let out = drive(h, g.clone(), crate::hub::throw::kill_input(&g));
             if g.dead() {
                 if let Input::Throw(p) = out {
                     log_panic(Some(&g), p.as_ref());
@@ -1105,13 +990,13 @@ pub(crate) fn kill_orphan(g: Greenlet) {
                 // raised when main next switches away and is resumed.
                 *g.0.parent.borrow_mut() = Some(h.hub.clone());
                 if let Input::Throw(p) = out {
-                    schedule(h, &h.main, Input::Throw(p));
+                    crate::hub::throw::deliver(h, &h.main, p);
                 }
             }
         } else {
             // Dropped inside a greenlet or the hub: the hub unwinds it next.
             *g.0.parent.borrow_mut() = Some(h.hub.clone());
-            let input = orphan_input(&g);
+            let input = crate::hub::throw::kill_input(&g);
             if !g.0.set_pending(input) {
                 h.push_ready(g.clone());
             }

@@ -12,6 +12,7 @@ pub mod park;
 pub(crate) mod prefetch;
 pub mod reactor;
 pub(crate) mod ready;
+pub(crate) mod throw;
 pub mod timer;
 
 use std::cell::{Cell, RefCell};
@@ -19,6 +20,8 @@ use std::ptr;
 use std::rc::Rc;
 
 use crate::greenlet::stack::{DEFAULT_STACK_SIZE, StackPool};
+use crate::greenlet::switch::Input;
+use crate::greenlet::value::Value;
 use crate::greenlet::{Greenlet, Inner, Kind};
 use crate::hub::reactor::Reactor;
 use crate::hub::timer::Timers;
@@ -45,27 +48,25 @@ thread_local! {
     /// it runs, and the hub owns `main` and `hub`. A thread-local rather than a hub
     /// field: read right after every switch, it costs one load instead of a chain.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
-    /// How many greenlets of this thread need the slow path at their switch points:
-    /// each holds deferred throws (`defer_unwind`, `greenlet::hold_for`) or a count of
-    /// raised throws (`Inner::thrown`), and counts once per cause. Lets every switch skip those
-    /// checks with one thread-local load.
+    /// How many greenlets of this thread need the slow path at their switch points: the
+    /// entries of `throw::Throws`. Lets every switch skip those checks with one
+    /// thread-local load.
     static SLOW_SWITCHES: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Whether any greenlet of this thread holds a deferred throw or a count of raised throws: the
-/// switch points then take their slow path.
+/// Whether any greenlet of this thread has throw state (see `throw`): the switch points
+/// then take their slow path.
 #[inline(always)]
 pub(crate) fn any_deferred() -> bool {
     SLOW_SWITCHES.with(|c| c.get()) != 0
 }
 
-/// A greenlet's deferred list became non-empty, or it got a count of raised throws.
+/// A greenlet got throw state.
 pub(crate) fn slow_switch_added() {
     SLOW_SWITCHES.with(|c| c.set(c.get() + 1));
 }
 
-/// A greenlet's deferred list became empty, or its count went (also when its
-/// record is freed with them).
+/// A greenlet's throw state went.
 pub(crate) fn slow_switch_removed() {
     let _ = SLOW_SWITCHES.try_with(|c| c.set(c.get().saturating_sub(1)));
 }
@@ -97,11 +98,8 @@ pub(crate) struct Hub {
     /// What `sync::monitor` reads from its own thread: the switch counter (one relaxed
     /// add per resume) and, while monitoring, which greenlet runs.
     pub(crate) monitor: std::sync::Arc<crate::api::monitor::Shared>,
-    /// Greenlets that had throws held while they seemed to be unwinding
-    /// (`greenlet::hold_for`), to deliver them once no unwinding is in progress
-    /// (`greenlet::release_held`); `has_held` says whether the list may be non-empty.
-    pub(crate) held: RefCell<Vec<std::rc::Weak<Inner>>>,
-    pub(crate) has_held: Cell<bool>,
+    /// The throw state of the greenlets that have one (see `throw`).
+    pub(crate) throws: throw::Throws,
     /// Whether a monitor is attached (only then does the driver record the current
     /// greenlet for it).
     pub(crate) monitoring: Cell<bool>,
@@ -132,8 +130,7 @@ impl Hub {
             blocking_pending: Cell::new(0),
             io_waiters: Cell::new(0),
             monitor: Default::default(),
-            held: RefCell::new(Vec::new()),
-            has_held: Cell::new(false),
+            throws: Default::default(),
             monitoring: Cell::new(false),
             xfer_input: Cell::new(None),
             xfer_output: Cell::new(None),
@@ -169,6 +166,17 @@ impl Hub {
     #[inline]
     pub(crate) fn push_ready(&self, g: Greenlet) {
         self.ready.push(g);
+    }
+
+    /// Starts `g`, a `spawn_later` greenlet whose start timer fired: queued with the
+    /// empty value, unless it died or something is pending for it already (a kill).
+    pub(crate) fn start_due(&self, g: &Greenlet) {
+        if g.dead() || g.0.peek_rich_pending(|i| matches!(i, Input::Throw(_))) == Some(true) {
+            return;
+        }
+        if !g.0.set_pending(Input::Value(Value::none())) {
+            self.push_ready(g.clone());
+        }
     }
 
     /// The reactor, created on first use.

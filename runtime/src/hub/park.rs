@@ -203,7 +203,7 @@ pub(crate) fn park_inline(deadline: Option<Instant>) -> Result<Wake, BlockError>
     if hub::context() == CTX_HUB {
         return Err(BlockError::InHub);
     }
-    crate::greenlet::raise_deferred_here();
+    crate::hub::throw::at_switch_point();
     let timer =
         deadline.map(|d| crate::hub::timer::add(d, crate::hub::timer::Action::Timeout(unparker())));
     let input = switch::suspend(Request::Park);
@@ -240,7 +240,7 @@ fn end_park_rich(input: Input) -> Result<Wake, BlockError> {
     match input {
         Input::Wake(w) => Ok(w),
         Input::Value(_) | Input::Refused(_) => Ok(Wake::Unparked),
-        Input::Throw(p) => crate::greenlet::raise(p),
+        Input::Throw(p) => crate::hub::throw::raise(p),
         Input::LoopExit => Err(BlockError::WouldBlockForever),
     }
 }

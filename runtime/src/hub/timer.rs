@@ -186,11 +186,7 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
                 // (A greenlet started early, by a switch, has disarmed this timer: see
                 // `switch::resume`.)
                 g.0.start_timer.set(None);
-                crate::greenlet::switch::schedule(
-                    h,
-                    &g,
-                    crate::greenlet::switch::Input::Value(crate::greenlet::value::Value::none()),
-                );
+                h.start_due(&g);
             }
             Action::Call(f) => {
                 crate::greenlet::switch::run_hub_callback(f);

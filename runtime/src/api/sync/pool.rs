@@ -13,8 +13,8 @@ use std::time::Duration;
 use super::{Event, Queue, Semaphore};
 use crate::api::spawn::{JoinHandle, wait_dead};
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
-use crate::greenlet::switch::throw_into;
 use crate::greenlet::{Greenlet, getcurrent};
+use crate::hub::throw::throw_into;
 use crate::hub::timer::deadline_after;
 
 struct Inner {

@@ -24,59 +24,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::switch;
 use crate::greenlet::{Greenlet, getcurrent};
-use crate::hub::timer::{self, TimerHandle, deadline_after};
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A timeout that fired: the error of [`with_timeout`] and [`Timeout::catch`], and the
-/// panic payload that unwinds the interrupted greenlet.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let r = green::with_timeout(Duration::from_millis(10), || {
-///     green::sleep(Duration::from_secs(10));
-/// });
-/// let t = r.unwrap_err();
-/// assert_eq!(t.duration(), Duration::from_millis(10));
-/// println!("{t}"); // timed out after 10ms
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeout {
-    id: u64,
-    duration: Duration,
-}
+pub use crate::hub::throw::Timeout;
+use crate::hub::throw::{self, is_kill_or_timeout};
+use crate::hub::timer::{TimerHandle, deadline_after};
 
 impl Timeout {
-    /// The id of the timeout that fired (compare with [`TimeoutGuard::id`]).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let guard = green::Timeout::start(Duration::from_millis(5));
-    /// let t = green::Timeout::catch(|| green::sleep(Duration::from_secs(5))).unwrap_err();
-    /// assert_eq!(t.id(), guard.id());
-    /// ```
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The duration it was armed with.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let t = green::with_timeout(Duration::from_millis(1), || green::sleep(Duration::from_secs(1)));
-    /// assert_eq!(t.unwrap_err().duration(), Duration::from_millis(1));
-    /// ```
-    pub fn duration(&self) -> Duration {
-        self.duration
-    }
-
     /// Arms a timeout for the current greenlet; when it fires, the greenlet's next
     /// switch point unwinds with a [`Timeout`] payload (catch it with
     /// [`Timeout::catch`]). Dropping (or [`cancel`](TimeoutGuard::cancel)ling) the
@@ -96,30 +51,10 @@ impl Timeout {
     /// assert!(guard.is(&r.unwrap_err()));
     /// ```
     pub fn start(duration: Duration) -> TimeoutGuard {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let g = getcurrent();
         let armed = Rc::new(Cell::new(true));
-        let payload = Timeout { id, duration };
-        let (target, a) = (g.clone(), armed.clone());
-        // Armed by a destructor that runs while a kill or timeout unwinds the greenlet:
-        // its scope is inside that destructor, so it may fire there, unless a deeper
-        // throw (raised inside that destructor) unwinds it then. One armed before is
-        // held while the unwinding goes on (raised in a switching destructor, it would
-        // abort the process): dropped if the greenlet dies, raised if it goes on
-        // (`switch::schedule`).
-        let depth = if crate::greenlet::unwinding_from_throw(&g.0) {
-            g.0.thrown.get()
-        } else {
-            0
-        };
-        let cleanup = Cleanup {
-            depth,
-            epoch: g.0.thrown_epoch.get(),
-            retries: 0,
-        };
-        let timer = timer::call_at(deadline_after(duration), move || {
-            fire(target, a, payload, cleanup)
-        });
+        let payload = Timeout::new(duration);
+        let timer = throw::arm_timeout(g.clone(), payload, armed.clone(), deadline_after(duration));
         TimeoutGuard {
             payload,
             greenlet: g,
@@ -143,7 +78,7 @@ impl Timeout {
             Ok(v) => Ok(v),
             Err(p) => match p.downcast::<Timeout>() {
                 Ok(t) => {
-                    crate::greenlet::timeout_caught(t.id);
+                    throw::timeout_caught(t.id());
                     Err(*t)
                 }
                 Err(p) => resume_unwind(p),
@@ -151,14 +86,6 @@ impl Timeout {
         }
     }
 }
-
-impl fmt::Display for Timeout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timed out after {:?}", self.duration)
-    }
-}
-
-impl std::error::Error for Timeout {}
 
 /// An armed timeout of the current greenlet (see [`Timeout::start`]); dropping it
 /// disarms the timeout. Bound to its thread (`!Send`).
@@ -187,7 +114,7 @@ impl TimeoutGuard {
     /// assert_ne!(a.id(), b.id());
     /// ```
     pub fn id(&self) -> u64 {
-        self.payload.id
+        self.payload.id()
     }
 
     /// Whether `t` is this timeout firing.
@@ -200,7 +127,7 @@ impl TimeoutGuard {
     /// assert!(outer.is(&t) && !inner.is(&t));
     /// ```
     pub fn is(&self, t: &Timeout) -> bool {
-        t.id == self.payload.id
+        t.id() == self.payload.id()
     }
 
     /// Whether it is still armed (has neither fired nor been cancelled).
@@ -232,24 +159,16 @@ impl TimeoutGuard {
         if let Some(t) = self.timer.take() {
             t.cancel();
         }
-        let id = self.payload.id;
         // The timer may have fired and queued the throw without the greenlet having
-        // run since (only possible if it is not the caller); withdraw it.
-        let ours =
-            |p: &Box<dyn Any + Send>| p.downcast_ref::<Timeout>().is_some_and(|t| t.id == id);
-        switch::clear_pending_throw(&self.greenlet, ours);
-        // It may also have fired inside a monkey-patched call, which defers it to the
-        // next switch point: past this scope it must not fire.
-        drop(crate::greenlet::take_deferred_if(&self.greenlet, ours));
+        // run since (only possible if it is not the caller), or it may have fired inside
+        // a monkey-patched call, which defers it to the next switch point: past this
+        // scope it must not fire.
+        throw::withdraw_timeout(&self.greenlet, self.payload.id());
     }
 
     /// Takes this timeout if it fired inside a monkey-patched call and was deferred.
     fn take_deferred(&self) -> Option<Timeout> {
-        let id = self.payload.id;
-        crate::greenlet::take_interrupting_if(&self.greenlet, |p| {
-            p.downcast_ref::<Timeout>().is_some_and(|t| t.id == id)
-        })
-        .and_then(|p| p.downcast::<Timeout>().ok().map(|t| *t))
+        throw::take_deferred_timeout(&self.greenlet, self.payload.id())
     }
 }
 
@@ -262,8 +181,8 @@ impl Drop for TimeoutGuard {
 impl fmt::Debug for TimeoutGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimeoutGuard")
-            .field("id", &self.payload.id)
-            .field("duration", &self.payload.duration)
+            .field("id", &self.payload.id())
+            .field("duration", &self.payload.duration())
             .field("pending", &self.armed.get())
             .finish()
     }
@@ -319,13 +238,13 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
             Some(t) => Err(t),
             None => Ok(v),
         },
-        Err(p) => match own_timeout(p, guard.payload.id) {
+        Err(p) => match own_timeout(p, guard.payload.id()) {
             Ok(t) => {
-                crate::greenlet::timeout_caught(t.id);
+                throw::timeout_caught(t.id());
                 Err(t)
             }
             // Another timeout or a kill unwinding through us goes on to its owner.
-            Err(p) if is_throw(&p) => resume_unwind(p),
+            Err(p) if is_kill_or_timeout(&p) => resume_unwind(p),
             // A plain panic after our deferred timeout (such as an `unwrap()` of the
             // monkey-patched call's `ECANCELED`) is its consequence: `f` timed out.
             Err(p) => match deferred {
@@ -336,63 +255,9 @@ fn with_deadline_inner<T>(guard: TimeoutGuard, f: impl FnOnce() -> T) -> Result<
     }
 }
 
-/// Where a timeout was armed: inside a destructor run while its greenlet unwound from
-/// `depth` kills and timeouts (0: in ordinary code), while its count of them had been
-/// cleared `epoch` times.
-#[derive(Clone, Copy)]
-struct Cleanup {
-    depth: u8,
-    epoch: u32,
-    /// Tries put off so far (see [`fire`]), for the wait before the next.
-    retries: u32,
-}
-
-/// The wait between two tries of a timeout armed inside a destructor, put off while a
-/// deeper throw seems to unwind its greenlet, doubles from 1 ms up to 2^this ms (1, 2,
-/// 4, 8, 16, 16, ... ms).
-const MAX_RETRY_SHIFT: u32 = 4;
-
-/// The timer of a timeout armed by [`Timeout::start`].
-fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) {
-    if !armed.replace(false) {
-        return;
-    }
-    let p = Box::new(payload);
-    let in_cleanup = at.depth > 0 && target.0.thrown_epoch.get() == at.epoch;
-    if !in_cleanup {
-        // Armed in ordinary code (or the unwinding it was armed in is over): held while
-        // its greenlet unwinds (`switch::schedule`).
-        switch::throw_into(&target, p);
-    } else if target.0.thrown.get() > at.depth && std::thread::panicking() {
-        // A throw raised inside the destructor this scope lives in seems to unwind it
-        // now (its own destructors switched): raised there, this one would abort the
-        // process. Tried again a little later, until that unwinding is over or the scope
-        // ends. (A timeout caught there with a plain `catch_unwind` leaves a count that
-        // looks the same: it puts this one off until the outer unwinding ends, a
-        // documented limit.)
-        armed.set(true);
-        let wait = 1u64 << at.retries.min(MAX_RETRY_SHIFT);
-        let retry = Instant::now() + Duration::from_millis(wait);
-        let next = Cleanup {
-            retries: at.retries.saturating_add(1),
-            ..at
-        };
-        let _ = timer::call_at(retry, move || fire(target, armed, payload, next));
-    } else {
-        // Its scope is inside the destructor now running: raised there, as its owner
-        // expects.
-        crate::hub::with_hub(|h| switch::schedule_now(h, &target, switch::Input::Throw(p)));
-    }
-}
-
-/// Whether `p` is a timeout's or a kill's payload (rather than a plain panic).
-fn is_throw(p: &Box<dyn Any + Send>) -> bool {
-    p.is::<Timeout>() || p.is::<crate::GreenletExit>()
-}
-
 fn own_timeout(p: Box<dyn Any + Send>, id: u64) -> Result<Timeout, Box<dyn Any + Send>> {
     match p.downcast_ref::<Timeout>() {
-        Some(t) if t.id == id => Ok(*t),
+        Some(t) if t.id() == id => Ok(*t),
         _ => Err(p),
     }
 }
