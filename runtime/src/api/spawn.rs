@@ -76,21 +76,8 @@ impl Outcome {
         }
     }
 
-    /// The flags to carry over when the record is moved (see `greenlet::Inner::drop`).
-    pub(crate) fn flags(&self) -> u8 {
-        self.flags.get()
-    }
-
-    /// An empty outcome with the given flags.
-    pub(crate) fn with_flags(flags: u8) -> Outcome {
-        Outcome {
-            result: RefCell::new(None),
-            flags: Cell::new(flags),
-        }
-    }
-
     /// Empties it for a reused record; returns the result it held, to be dropped.
-    pub(crate) fn take(&mut self) -> Option<Result<Value, JoinError>> {
+    pub(crate) fn reset(&mut self) -> Option<Result<Value, JoinError>> {
         self.flags.set(0);
         let r = self.result.get_mut();
         if r.is_none() {
@@ -263,7 +250,7 @@ impl Builder {
     {
         let h = with_hub(|hub| self.build(hub, f))?;
         let key = timer::add(deadline_after(delay), timer::Action::Start(h.g.clone()));
-        h.g.0.start_timer.set(Some(key));
+        h.g.0.cold.start_timer.set(Some(key));
         Ok(h)
     }
 
@@ -283,7 +270,7 @@ impl Builder {
             self.stack_size,
             Some(hub_g),
         )?;
-        g.0.outcome.set(KEPT);
+        g.0.cold.outcome.set(KEPT);
         Ok(JoinHandle {
             g,
             _value: PhantomData,
@@ -429,7 +416,7 @@ impl<T: 'static> JoinHandle<T> {
     }
 
     fn take_result(&self) -> Result<T, JoinError> {
-        let o = &self.g.0.outcome;
+        let o = &self.g.0.cold.outcome;
         o.set(OBSERVED);
         if o.has(TAKEN) {
             return Err(JoinError::Taken);
@@ -477,7 +464,7 @@ impl<T: 'static> JoinHandle<T> {
     /// assert!(!h.is_successful());
     /// ```
     pub fn is_successful(&self) -> bool {
-        matches!(&*self.g.0.outcome.result.borrow(), Some(Ok(_)))
+        matches!(&*self.g.0.cold.outcome.result.borrow(), Some(Ok(_)))
     }
 
     /// A copy of the value once the greenlet has returned, `None` before or when it
@@ -493,7 +480,7 @@ impl<T: 'static> JoinHandle<T> {
     where
         T: Clone,
     {
-        match &*self.g.0.outcome.result.borrow() {
+        match &*self.g.0.cold.outcome.result.borrow() {
             Some(Ok(v)) => value_as::<T>(v).cloned(),
             _ => None,
         }
@@ -588,7 +575,7 @@ impl<T: 'static> JoinHandle<T> {
         T: 'static,
     {
         self.g.on_exit(Box::new(move |g: &Greenlet| {
-            let r = g.0.outcome.result.borrow();
+            let r = g.0.cold.outcome.result.borrow();
             match &*r {
                 Some(Ok(v)) => match value_as::<T>(v) {
                     Some(v) => f(Ok(v)),
@@ -604,7 +591,7 @@ impl<T: 'static> JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     #[inline]
     fn drop(&mut self) {
-        let o = &self.g.0.outcome;
+        let o = &self.g.0.cold.outcome;
         o.set(DETACHED);
         if !o.has(OBSERVED) {
             report_if_panicked(&self.g);
@@ -617,7 +604,7 @@ impl<T> Drop for JoinHandle<T> {
 #[cold]
 #[inline(never)]
 fn report_if_panicked(g: &Greenlet) {
-    if let Some(Err(JoinError::Panicked(p))) = &*g.0.outcome.result.borrow() {
+    if let Some(Err(JoinError::Panicked(p))) = &*g.0.cold.outcome.result.borrow() {
         let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
         log::error!("green: greenlet {g:?} panicked and was never joined: {msg}");
     }
@@ -727,7 +714,7 @@ pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, Jo
 /// Whether the greenlet is parked or switched away, i.e. can be resumed.
 #[allow(dead_code)]
 pub(crate) fn is_suspended(g: &Greenlet) -> bool {
-    g.0.state.get().resumable()
+    g.0.core.state.get().resumable()
 }
 
 #[cfg(test)]
@@ -779,8 +766,8 @@ mod tests {
             ));
         }
         // No stale joiner, no boxed exit callbacks.
-        assert!(sleeper.g.0.on_exit.borrow().is_empty());
-        assert!(sleeper.g.0.joiner.borrow().is_none());
+        assert!(sleeper.g.0.cold.on_exit.borrow().is_empty());
+        assert!(sleeper.g.0.cold.joiner.borrow().is_none());
         sleeper.kill();
     }
 
@@ -793,15 +780,15 @@ mod tests {
         let a = spawn(move || wait_dead(&g1, Some(deadline_after(Duration::ZERO))).unwrap());
         let a_g = a.greenlet().clone();
         assert!(!a.join().unwrap());
-        assert!(sleeper.g.0.joiner.borrow().is_none());
+        assert!(sleeper.g.0.cold.joiner.borrow().is_none());
         assert_eq!(std::rc::Rc::strong_count(&a_g.0), 1, "only our handle");
         // Unwound by a kill while joining.
         let g2 = g.clone();
         let b = spawn(move || wait_dead(&g2, None).unwrap());
         crate::api::time::yield_now(); // b parks in the join
-        assert!(sleeper.g.0.joiner.borrow().is_some());
+        assert!(sleeper.g.0.cold.joiner.borrow().is_some());
         b.kill();
-        assert!(sleeper.g.0.joiner.borrow().is_none());
+        assert!(sleeper.g.0.cold.joiner.borrow().is_none());
         sleeper.kill();
     }
 
@@ -829,7 +816,7 @@ mod tests {
         // `slow`, each withdrawn when its round ends.
         assert!(try_joinall(all).unwrap_err().is_panic());
         assert_eq!(exit_callback_count(&g), 0);
-        assert_eq!(g.0.on_exit.borrow().len(), 1); // the one dispatcher
+        assert_eq!(g.0.cold.on_exit.borrow().len(), 1); // the one dispatcher
         crate::hub::throw::throw_into(&g, Box::new(crate::greenlet::error::GreenletExit));
         assert!(wait_dead(&g, None).unwrap());
     }
@@ -849,7 +836,7 @@ mod tests {
         }
         // Withdrawn lazily: at most the last timed-out join's, behind one dispatcher.
         assert!(exit_callback_count(&sleeper.g) <= 1);
-        assert_eq!(sleeper.g.0.on_exit.borrow().len(), 1);
+        assert_eq!(sleeper.g.0.cold.on_exit.borrow().len(), 1);
         sleeper.kill();
         assert!(first.join().unwrap());
     }
@@ -864,7 +851,7 @@ mod tests {
         });
         let b = spawn(move || wait_dead(&g, None).unwrap());
         crate::api::time::yield_now(); // both register: one in the slot, one as a callback
-        assert_eq!(target.g.0.on_exit.borrow().len(), 1);
+        assert_eq!(target.g.0.cold.on_exit.borrow().len(), 1);
         assert!(a.join().unwrap());
         assert!(b.join().unwrap());
         target.join().unwrap();

@@ -18,9 +18,10 @@ use std::time::Instant;
 use corosensei::{CoroutineResult, Yielder};
 
 use crate::greenlet::error::{BlockError, GreenletExit, SwitchError, payload_str};
+use crate::greenlet::record::{Kind, State};
 use crate::greenlet::value::Value;
 use crate::greenlet::word::{self, Word};
-use crate::greenlet::{Greenlet, Kind, Payload, State};
+use crate::greenlet::{Greenlet, Payload};
 use crate::hub::park::Wake;
 use crate::hub::{self, CTX_GREENLET, CTX_HUB, CTX_MAIN, Hub, with_hub};
 
@@ -69,7 +70,7 @@ thread_local! {
 #[inline]
 pub(crate) fn set_yielder(y: &Yielder<usize, usize>) {
     YIELDER.with(|c| c.set(y));
-    hub::with_current(|g| g.yielder.set(y));
+    hub::with_current(|g| g.core.yielder.set(y));
 }
 
 /// Suspends the running greenlet's coroutine with the request word `req`.
@@ -108,8 +109,8 @@ fn suspend_main(req: Request) -> Word {
         }
         // A park or yield of main leads to the hub (the driver handles a greenlet's in
         // `after_resume`): the driver starts with the hub's step, picking what runs next.
-        debug_assert!(h.main.0.state.get() == State::Running, "nested driver");
-        h.main.0.state.set(match req {
+        debug_assert!(h.main.0.core.state.get() == State::Running, "nested driver");
+        h.main.0.core.state.set(match req {
             Request::Park => State::Parked,
             Request::Yield => State::Yielded,
         });
@@ -178,7 +179,7 @@ fn switch_word(target: &Greenlet, input: Word) -> Word {
     }
     crate::hub::throw::at_switch_point();
     if hub::context() == CTX_GREENLET {
-        let req = if target.0.kind == Kind::Main {
+        let req = if target.0.core.kind == Kind::Main {
             word::REQ_MAIN | input
         } else {
             word::set_target(target.clone());
@@ -210,7 +211,7 @@ fn hub_switch_panic() -> ! {
 #[cold]
 #[inline(never)]
 fn refuse_switch(target: &Greenlet, input: Word) -> Result<Word, Word> {
-    let state = target.0.state.get();
+    let state = target.0.core.state.get();
     if !state.in_hub() {
         return Err(input);
     }
@@ -246,7 +247,7 @@ fn refuse_or_switch(g: Greenlet, target: Greenlet, input: Word) -> (Greenlet, Wo
 #[inline(always)]
 fn queue_yielded(h: &Hub, g: Greenlet) {
     let i = &g.0;
-    i.park_seq.set(i.park_seq.get().wrapping_add(1));
+    i.core.park_seq.set(i.core.park_seq.get().wrapping_add(1));
     crate::hub::budget::restart(i);
     if !i.has_pending() {
         i.set_pending(Input::Wake(Wake::Unparked));
@@ -264,21 +265,21 @@ fn queue_yielded(h: &Hub, g: Greenlet) {
 #[inline(always)]
 fn switch_from_main(h: &Hub, target: &Greenlet, input: Word) -> Word {
     let t = &target.0;
-    if t.kind != Kind::Coro || t.state.get() != State::Suspended || t.has_pending() {
+    if t.core.kind != Kind::Coro || t.core.state.get() != State::Suspended || t.has_pending() {
         return switch_from_main_slow(h, target, input);
     }
     debug_assert!(
-        h.main.0.state.get() == State::Running,
+        h.main.0.core.state.get() == State::Running,
         "main switches while the driver runs"
     );
-    h.main.0.state.set(State::Suspended);
+    h.main.0.core.state.set(State::Suspended);
     enter(h, target);
     // SAFETY: as in `run`: only the driver (here: main outside the driver loop, which is
     // where the driver would run) resumes coroutines; `target` is suspended, so it is not
     // running and has its coroutine; the caller's `&Greenlet` keeps it alive meanwhile.
     let r = unsafe { resume_coroutine(target, input) };
     if let Some(w) = back_to_main(&r) {
-        t.state.set(State::Suspended);
+        t.core.state.set(State::Suspended);
         let input = main_resumes(h, word::request_input(w));
         main_runs(h);
         return input;
@@ -363,7 +364,7 @@ impl Drop for DriverGuard<'_> {
 /// Marks the main greenlet as the running one (leaving the driver).
 #[inline(always)]
 fn main_runs(h: &Hub) {
-    h.main.0.state.set(State::Running);
+    h.main.0.core.state.set(State::Running);
     h.set_current(&h.main);
     hub::set_context(CTX_MAIN);
 }
@@ -406,8 +407,8 @@ pub(crate) fn drive(h: &Hub, target: Greenlet, input: Input) -> Input {
 
 /// [`drive`] with words in and out.
 fn drive_from_main(h: &Hub, target: Greenlet, input: Word) -> Word {
-    debug_assert!(h.main.0.state.get() == State::Running, "nested driver");
-    h.main.0.state.set(State::Suspended);
+    debug_assert!(h.main.0.core.state.get() == State::Running, "nested driver");
+    h.main.0.core.state.set(State::Suspended);
     drive_loop(h, target, input)
 }
 
@@ -426,7 +427,7 @@ fn drive_loop(h: &Hub, target: Greenlet, input: Word) -> Word {
 #[inline(always)]
 fn run_loop(h: &Hub, mut target: Greenlet, mut input: Word) -> Word {
     loop {
-        match target.0.kind {
+        match target.0.core.kind {
             Kind::Coro => (target, input) = resume(h, target, input),
             Kind::Main => return main_resumes(h, input),
             Kind::Hub => {
@@ -469,11 +470,11 @@ fn pick_next(h: &Hub) -> (Greenlet, Word) {
 /// Resumes one greenlet; returns where to go next and with what.
 #[inline(always)]
 fn resume(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
-    if !g.0.state.get().resumable() || g.0.has_pending() {
+    if !g.0.core.state.get().resumable() || g.0.has_pending() {
         if !plain_start(&g, input) {
             return resume_unusual(h, g, input);
         }
-        if g.0.start_timer.get().is_some() {
+        if g.0.cold.start_timer.get().is_some() {
             disarm_early_start(&g);
         }
     }
@@ -492,7 +493,7 @@ fn disarm_early_start(g: &Greenlet) {
 /// not started, is not queued, and is not started with a throw (that kills it unstarted).
 #[inline(always)]
 fn plain_start(g: &Greenlet, input: Word) -> bool {
-    g.0.state.get() == State::Fresh && !g.0.has_pending() && !word::is_rich(input)
+    g.0.core.state.get() == State::Fresh && !g.0.has_pending() && !word::is_rich(input)
 }
 
 /// Runs `g`, a started greenlet that is not running, until it suspends or returns.
@@ -516,29 +517,29 @@ fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Word, Word>) -> (Greenl
             // Straight to the next ready greenlet, without a trip through the loop.
             // (`leave` has marked the hub as running.)
             word::REQ_PARK => {
-                g.0.state.set(State::Parked);
+                g.0.core.state.set(State::Parked);
                 pick_next(h)
             }
             word::REQ_YIELD => {
-                g.0.state.set(State::Yielded);
+                g.0.core.state.set(State::Yielded);
                 queue_yielded(h, g);
                 pick_next(h)
             }
             // An explicit switch: refused if the target waits in the hub. (Main is
             // `Suspended` here unless it parked or yielded.)
             word::REQ_MAIN => {
-                g.0.state.set(State::Suspended);
+                g.0.core.state.set(State::Suspended);
                 let input = word::request_input(req);
-                if h.main.0.state.get() != State::Suspended {
+                if h.main.0.core.state.get() != State::Suspended {
                     return refuse_or_switch(g, h.main.clone(), input);
                 }
                 (h.main.clone(), input)
             }
             _ => {
-                g.0.state.set(State::Suspended);
+                g.0.core.state.set(State::Suspended);
                 let target = word::take_target();
                 let input = word::request_input(req);
-                if target.0.state.get().in_hub() {
+                if target.0.core.state.get().in_hub() {
                     return refuse_or_switch(g, target, input);
                 }
                 (target, input)
@@ -553,7 +554,7 @@ fn after_resume(h: &Hub, g: Greenlet, r: CoroutineResult<Word, Word>) -> (Greenl
 /// # Safety
 ///
 /// `g` is not running and has a coroutine (it is not dead), and no other reference to
-/// the coroutine exists (see [`crate::greenlet::Inner::coroutine`]).
+/// the coroutine exists (see [`crate::greenlet::record::Record::coroutine`]).
 #[inline(always)]
 unsafe fn resume_coroutine(g: &Greenlet, input: Word) -> CoroutineResult<Word, Word> {
     // SAFETY: guaranteed by the caller.
@@ -568,10 +569,10 @@ unsafe fn resume_coroutine(g: &Greenlet, input: Word) -> CoroutineResult<Word, W
 /// current one).
 #[inline(always)]
 fn enter(h: &Hub, g: &Greenlet) {
-    g.0.state.set(State::Running);
+    g.0.core.state.set(State::Running);
     h.set_current(g);
     hub::set_context(CTX_GREENLET);
-    YIELDER.with(|c| c.set(g.0.yielder.get()));
+    YIELDER.with(|c| c.set(g.0.core.yielder.get()));
     // For `sync::monitor` (blocking detection): the switch count and the running
     // greenlet's id and name, only while a monitor is attached.
     if h.monitoring.get() {
@@ -596,7 +597,7 @@ fn leave(h: &Hub) {
 #[cold]
 #[inline(never)]
 fn resume_unusual(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
-    if g.0.state.get() == State::Dead {
+    if g.0.core.state.get() == State::Dead {
         return (g.live_parent(), input);
     }
     let mut input = word::unpack_input(input);
@@ -608,7 +609,7 @@ fn resume_unusual(h: &Hub, g: Greenlet, input: Word) -> (Greenlet, Word) {
             input = crate::hub::throw::pending_or_input(p, input);
         }
     }
-    if g.0.state.get() == State::Fresh
+    if g.0.core.state.get() == State::Fresh
         && let Input::Throw(p) = input
     {
         return kill_unstarted(h, g, p);
@@ -627,14 +628,14 @@ fn kill_unstarted(h: &Hub, g: Greenlet, p: Payload) -> (Greenlet, Word) {
         co.force_unwind();
         h.stacks.borrow_mut().put(co.into_stack());
     }
-    g.0.state.set(State::Dead);
+    g.0.core.state.set(State::Dead);
     drop_stale_pending(&g);
     crate::hub::timer::cancel_start(&g);
     // A spawned greenlet's outcome is its handle's, as if it had started and been
     // unwound: killed for a `GreenletExit`, panicked with the payload otherwise.
-    let out = if g.0.outcome.is_kept() {
-        g.0.outcome.store(Err(p));
-        g.0.outcome.log_unjoinable_panic(&g);
+    let out = if g.0.cold.outcome.is_kept() {
+        g.0.cold.outcome.store(Err(p));
+        g.0.cold.outcome.log_unjoinable_panic(&g);
         Input::Value(Value::none())
     } else if p.is::<GreenletExit>() {
         Input::Value(Value::new(GreenletExit))
@@ -669,7 +670,7 @@ fn drop_stale_pending_slow(g: &Greenlet) {
 #[cold]
 #[inline(never)]
 fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
-    g.0.state.set(State::Dead);
+    g.0.core.state.set(State::Dead);
     // A kill or wake queued for it while it ran (say, by itself) is moot now.
     drop_stale_pending(&g);
     // SAFETY: as in `resume`; the coroutine has returned and is no longer running.
@@ -679,13 +680,19 @@ fn finish(h: &Hub, g: Greenlet) -> (Greenlet, Word) {
     // A spawned greenlet has stored its outcome for its `JoinHandle` (and its links,
     // which run next); its parent, the hub, gets nothing. A panic nobody can join is
     // logged here, where a logger cannot switch.
-    let out = if g.0.outcome.is_kept() {
-        g.0.outcome.log_unjoinable_panic(&g);
+    let out = if g.0.cold.outcome.is_kept() {
+        g.0.cold.outcome.log_unjoinable_panic(&g);
         None
     } else {
         Some(word::take_output())
     };
-    let to_hub = out.is_none() && g.0.parent.borrow().as_ref().is_some_and(|p| p.is_hub());
+    let to_hub = out.is_none()
+        && g.0
+            .cold
+            .parent
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| p.is_hub());
     if to_hub && let Some(next) = hand_off_to_joiner(h, &g) {
         drop(g);
         return next;
@@ -726,7 +733,7 @@ fn hand_off_to_joiner(h: &Hub, g: &Greenlet) -> Option<(Greenlet, Word)> {
     if ticks == 0 || !h.ready.is_empty() || has_other_exit_callbacks(g) {
         return None;
     }
-    let joiner = g.0.joiner.borrow_mut().take()?;
+    let joiner = g.0.cold.joiner.borrow_mut().take()?;
     match joiner.wake_directly() {
         Ok(j) => {
             // The scheduling tick the ready queue's pick would have counted.
@@ -750,7 +757,7 @@ pub(crate) fn log_panic(g: Option<&Greenlet>, p: &(dyn std::any::Any + Send)) {
 /// then drops its greenlet-local values (`sync::local`).
 #[inline(always)]
 fn run_exit_callbacks(h: &Hub, g: &Greenlet) {
-    let joiner = g.0.joiner.borrow_mut().take();
+    let joiner = g.0.cold.joiner.borrow_mut().take();
     if let Some(u) = joiner {
         u.unpark_into(h);
     }
@@ -763,21 +770,21 @@ fn run_exit_callbacks(h: &Hub, g: &Greenlet) {
 /// greenlet-local values to drop.
 #[inline(always)]
 fn has_other_exit_callbacks(g: &Greenlet) -> bool {
-    !g.0.on_exit.borrow().is_empty() || !g.0.locals.borrow().is_empty()
+    !g.0.cold.on_exit.borrow().is_empty() || !g.0.cold.locals.borrow().is_empty()
 }
 
 /// [`run_exit_callbacks`] for links, extra joiners and greenlet-local values.
 #[cold]
 #[inline(never)]
 fn run_exit_callbacks_slow(g: &Greenlet) {
-    if !g.0.on_exit.borrow().is_empty() {
-        let cbs = std::mem::take(&mut *g.0.on_exit.borrow_mut());
+    if !g.0.cold.on_exit.borrow().is_empty() {
+        let cbs = std::mem::take(&mut *g.0.cold.on_exit.borrow_mut());
         for cb in cbs {
             run_hub_callback(|| cb(g));
         }
     }
-    if !g.0.locals.borrow().is_empty() {
-        let locals = std::mem::take(&mut *g.0.locals.borrow_mut());
+    if !g.0.cold.locals.borrow().is_empty() {
+        let locals = std::mem::take(&mut *g.0.cold.locals.borrow_mut());
         run_hub_callback(move || drop(locals));
     }
 }
@@ -906,12 +913,12 @@ const EXIT_ROUNDS: u32 = 16;
 /// [`EXIT_ROUNDS`] rounds, the greenlets still alive are left as they are (their stacks
 /// are not unwound) and a line is logged.
 pub(crate) fn unwind_at_exit(h: &Hub) {
-    if hub::context() != CTX_MAIN || h.main.0.state.get() != State::Running {
+    if hub::context() != CTX_MAIN || h.main.0.core.state.get() != State::Running {
         return;
     }
     let tick = Rc::new(Cell::new(None));
     for round in 0..EXIT_ROUNDS {
-        let live = crate::greenlet::live_greenlets();
+        let live = crate::greenlet::record::live_greenlets();
         if live.is_empty() {
             break;
         }
@@ -923,14 +930,14 @@ pub(crate) fn unwind_at_exit(h: &Hub) {
                 continue;
             }
             let input = if round > 0
-                && g.0.state.get() == State::Parked
+                && g.0.core.state.get() == State::Parked
                 && crate::hub::throw::unwinding_from_throw(&g)
             {
                 Input::LoopExit
             } else {
                 crate::hub::throw::kill_input(&g)
             };
-            *g.0.parent.borrow_mut() = Some(h.main.clone());
+            *g.0.cold.parent.borrow_mut() = Some(h.main.clone());
             if let Input::Throw(p) = drive(h, g.clone(), input) {
                 // Its panic, or that of a greenlet whose parent is main.
                 log_panic(g.dead().then_some(&g), p.as_ref());
@@ -940,7 +947,7 @@ pub(crate) fn unwind_at_exit(h: &Hub) {
     if let Some(key) = tick.take() {
         crate::hub::timer::cancel(key);
     }
-    let left = crate::greenlet::live_greenlets().len();
+    let left = crate::greenlet::record::live_greenlets().len();
     if left > 0 {
         log::error!(
             "green: the thread ends with {left} greenlets that would not unwind in \
@@ -960,7 +967,7 @@ fn arm_exit_tick(key: Rc<Cell<Option<crate::hub::timer::Key>>>) {
         crate::hub::timer::Action::Call(Box::new(move || {
             with_hub(|h| {
                 let main = &h.main;
-                if main.0.state.get() != State::Running && !main.0.has_pending() {
+                if main.0.core.state.get() != State::Running && !main.0.has_pending() {
                     main.0.set_pending(Input::LoopExit);
                     h.push_ready(main.clone());
                 }
@@ -975,9 +982,9 @@ fn arm_exit_tick(key: Rc<Cell<Option<crate::hub::timer::Key>>>) {
 pub(crate) fn kill_orphan(g: Greenlet) {
     let done = hub::try_with_hub(|h| {
         // (Main's state is `Suspended` exactly while the driver runs.)
-        if hub::context() == CTX_MAIN && h.main.0.state.get() == State::Running {
+        if hub::context() == CTX_MAIN && h.main.0.core.state.get() == State::Running {
             // The main greenlet dropped it: unwind it now and come back here.
-            *g.0.parent.borrow_mut() = Some(h.main.clone());
+            *g.0.cold.parent.borrow_mut() = Some(h.main.clone());
             let out = drive(h, g.clone(), crate::hub::throw::kill_input(&g));
             if g.dead() {
                 if let Input::Throw(p) = out {
@@ -988,14 +995,14 @@ pub(crate) fn kill_orphan(g: Greenlet) {
                 // waits (its destructors switch): the orphan finishes under the hub, and
                 // a kill or timeout meant for main waits for main in the ready queue,
                 // raised when main next switches away and is resumed.
-                *g.0.parent.borrow_mut() = Some(h.hub.clone());
+                *g.0.cold.parent.borrow_mut() = Some(h.hub.clone());
                 if let Input::Throw(p) = out {
                     crate::hub::throw::deliver(h, &h.main, p);
                 }
             }
         } else {
             // Dropped inside a greenlet or the hub: the hub unwinds it next.
-            *g.0.parent.borrow_mut() = Some(h.hub.clone());
+            *g.0.cold.parent.borrow_mut() = Some(h.hub.clone());
             let input = crate::hub::throw::kill_input(&g);
             if !g.0.set_pending(input) {
                 h.push_ready(g.clone());

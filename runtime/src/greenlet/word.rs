@@ -15,16 +15,17 @@
 //! a strong `Rc` pointer in a thread-local cell.
 //!
 //! The driver loop carries inputs as words too, and so does a queued greenlet's pending
-//! input (`greenlet::Inner::set_pending`, with its own rich slot): at most one word in
+//! input (`greenlet::Record::set_pending`, with its own rich slot): at most one word in
 //! flight has its payload in a thread-local or the hub's side slot at any time.
 
 use std::cell::Cell;
 use std::ptr;
 use std::rc::Rc;
 
+use crate::greenlet::Greenlet;
+use crate::greenlet::record::Record;
 use crate::greenlet::switch::{Input, Output, Request};
 use crate::greenlet::value::{InlineParts, Value};
-use crate::greenlet::{Greenlet, Inner};
 use crate::hub::park::Wake;
 use crate::hub::{Hub, with_hub};
 
@@ -52,7 +53,7 @@ pub(crate) const REQ_YIELD: Word = 3 << 3;
 thread_local! {
     /// The target of a `REQ_SWITCH` request word in flight: a strong handle turned into
     /// a raw pointer by [`set_target`] and taken back by [`take_target`].
-    static TARGET: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+    static TARGET: Cell<*const Record> = const { Cell::new(ptr::null()) };
     /// The inline value of an `IN_INLINE` word in flight.
     static INLINE: Cell<InlineParts> = const { Cell::new(InlineParts::EMPTY) };
 }

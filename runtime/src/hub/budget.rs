@@ -16,7 +16,7 @@
 //! operation that already succeeded.
 //!
 //! Counting costs one store per park (or yield): each greenlet's record holds the
-//! operations left before its next check (`Inner::budget`), which restarts wherever its
+//! operations left before its next check (`Record::budget`), which restarts wherever its
 //! park number advances ([`restart`]); an operation only decrements it. The checks, one
 //! every [`CHECK`] operations of a greenlet that does not wait, keep their state in a
 //! thread-local, tied to the greenlet and its park number, and read the clock; a
@@ -26,7 +26,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::Inner;
+use crate::greenlet::record::Record;
 use crate::hub::{self, CTX_HUB};
 
 /// The most socket operations a greenlet makes in a row without waiting before it
@@ -58,7 +58,7 @@ pub(crate) const CHECK: u16 = 8;
 /// operations are counted and its park number, the checks made and when the first was.
 struct Checks {
     /// A dangling, never-current address until the first check.
-    g: Cell<*const Inner>,
+    g: Cell<*const Record>,
     seq: Cell<u64>,
     made: Cell<u32>,
     since: Cell<Option<Instant>>,
@@ -78,8 +78,8 @@ thread_local! {
 /// Starts a new count for `g`, whose park number just advanced (a park ended, or it
 /// yielded).
 #[inline(always)]
-pub(crate) fn restart(g: &Inner) {
-    g.budget.set(CHECK);
+pub(crate) fn restart(g: &Record) {
+    g.core.budget.set(CHECK);
 }
 
 /// Counts a socket operation of the calling greenlet, giving the other greenlets of its
@@ -122,9 +122,9 @@ pub fn spend_budget() {
     }
     // SAFETY: a non-null current greenlet is alive while it runs (`hub::current_ptr`).
     let g = unsafe { &*g };
-    let left = g.budget.get();
+    let left = g.core.budget.get();
     if left != 0 {
-        g.budget.set(left - 1);
+        g.core.budget.set(left - 1);
     } else {
         check(g);
     }
@@ -134,19 +134,19 @@ pub fn spend_budget() {
 /// and starts the next [`CHECK`] operations, of which this one is the first.
 #[cold]
 #[inline(never)]
-fn check(g: &Inner) {
+fn check(g: &Record) {
     if hub::context() != CTX_HUB && turn_is_due(g) {
         // Park until the hub's next poll of timers and IO (a timer due at once). The
         // park advances the greenlet's park number: a new count starts.
         let _ = crate::hub::park::park(Some(Instant::now()));
     }
-    g.budget.set(CHECK - 1);
+    g.core.budget.set(CHECK - 1);
 }
 
 /// Whether `g`'s count has reached [`BUDGET`] operations or [`SLICE`]. The first check
 /// of a count only notes the time.
-fn turn_is_due(g: &Inner) -> bool {
-    let seq = g.park_seq.get();
+fn turn_is_due(g: &Record) -> bool {
+    let seq = g.core.park_seq.get();
     let now = Instant::now();
     CHECKS.with(|c| {
         if !std::ptr::eq(c.g.get(), g) || c.seq.get() != seq {

@@ -19,10 +19,11 @@ use std::cell::{Cell, RefCell};
 use std::ptr;
 use std::rc::Rc;
 
+use crate::greenlet::Greenlet;
+use crate::greenlet::record::{Kind, Record};
 use crate::greenlet::stack::{DEFAULT_STACK_SIZE, StackPool};
 use crate::greenlet::switch::Input;
 use crate::greenlet::value::Value;
-use crate::greenlet::{Greenlet, Inner, Kind};
 use crate::hub::reactor::Reactor;
 use crate::hub::timer::Timers;
 
@@ -47,7 +48,7 @@ thread_local! {
     /// owning: the driver holds a strong handle to the greenlet it resumed for as long as
     /// it runs, and the hub owns `main` and `hub`. A thread-local rather than a hub
     /// field: read right after every switch, it costs one load instead of a chain.
-    static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+    static CURRENT: Cell<*const Record> = const { Cell::new(ptr::null()) };
     /// How many greenlets of this thread need the slow path at their switch points: the
     /// entries of `throw::Throws`. Lets every switch skip those checks with one
     /// thread-local load.
@@ -84,7 +85,7 @@ pub(crate) struct Hub {
     pub(crate) reactor: RefCell<Option<Reactor>>,
     pub(crate) stacks: RefCell<StackPool>,
     /// Records of dead greenlets kept for reuse.
-    pub(crate) records: crate::greenlet::records::Records,
+    pub(crate) records: crate::greenlet::record::Records,
     /// Default stack size for new greenlets.
     pub(crate) stack_size: Cell<usize>,
     /// Scheduling ticks left before the next poll of timers and IO while greenlets are
@@ -139,7 +140,7 @@ impl Hub {
 
     /// The running greenlet.
     #[inline]
-    pub(crate) fn current(&self) -> &Inner {
+    pub(crate) fn current(&self) -> &Record {
         // SAFETY: `current` always points at a live greenlet: `main` or `hub` (owned by
         // this hub) or the greenlet the driver is running, which the driver keeps alive
         // with a strong handle until it is switched away from.
@@ -149,7 +150,7 @@ impl Hub {
     /// A new handle to the running greenlet.
     pub(crate) fn current_greenlet(&self) -> Greenlet {
         let p = CURRENT.with(|c| c.get());
-        // SAFETY: `p` points at a live `Inner` owned by an `Rc` (see `current`), so
+        // SAFETY: `p` points at a live `Record` owned by an `Rc` (see `current`), so
         // adding a strong count and making a second `Rc` from it is sound.
         unsafe {
             Rc::increment_strong_count(p);
@@ -257,7 +258,7 @@ fn init_hub_ptr() -> *const Hub {
 /// Runs `f` with the running greenlet's record: [`Hub::current`] without going through
 /// the hub. Only while a hub runs on this thread (something is current).
 #[inline(always)]
-pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
+pub(crate) fn with_current<R>(f: impl FnOnce(&Record) -> R) -> R {
     let p = CURRENT.with(|c| c.get());
     debug_assert!(!p.is_null());
     // SAFETY: as in `Hub::current`: a non-null CURRENT points at a live greenlet, kept
@@ -269,7 +270,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
 /// The record of the running greenlet, null while no hub runs on this thread. It stays
 /// alive while its greenlet runs (see [`Hub::current`]).
 #[inline(always)]
-pub(crate) fn current_ptr() -> *const Inner {
+pub(crate) fn current_ptr() -> *const Record {
     CURRENT.with(|c| c.get())
 }
 
@@ -283,7 +284,7 @@ pub(crate) fn running_info() -> *const crate::greenlet::stack::overflow::Running
     }
     // SAFETY: a non-null CURRENT points at a live greenlet (see `Hub::current`); only
     // the field's address is taken.
-    unsafe { ptr::addr_of!((*p).info) }
+    unsafe { ptr::addr_of!((*p).cold.info) }
 }
 
 /// Whether `g` is the running greenlet.

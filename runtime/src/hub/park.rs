@@ -33,10 +33,11 @@
 
 use std::time::Instant;
 
+use crate::greenlet::Greenlet;
 use crate::greenlet::error::BlockError;
+use crate::greenlet::record::State;
 use crate::greenlet::switch::{self, Input, Request};
 use crate::greenlet::word::{self, Word};
-use crate::greenlet::{Greenlet, State};
 use crate::hub::{self, CTX_HUB, with_hub};
 
 /// How a [`park`] ended.
@@ -84,7 +85,7 @@ impl std::fmt::Debug for Unparker {
 /// ```
 pub fn unparker() -> Unparker {
     let g = crate::greenlet::getcurrent();
-    let seq = g.0.park_seq.get();
+    let seq = g.0.core.park_seq.get();
     Unparker { g, seq }
 }
 
@@ -139,7 +140,9 @@ impl Unparker {
     #[inline]
     fn can_wake(&self) -> bool {
         let inner = &self.g.0;
-        inner.park_seq.get() == self.seq && inner.state.get() != State::Dead && !inner.has_pending()
+        inner.core.park_seq.get() == self.seq
+            && inner.core.state.get() != State::Dead
+            && !inner.has_pending()
     }
 
     /// Whether `self` was made for the park that `key` (from [`key`](Unparker::key))
@@ -174,7 +177,7 @@ impl Unparker {
     /// assert!(!u.is_current_park());
     /// ```
     pub fn is_current_park(&self) -> bool {
-        self.g.0.park_seq.get() == self.seq
+        self.g.0.core.park_seq.get() == self.seq
     }
 }
 
@@ -221,8 +224,8 @@ pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
     // see `crate::hub::prefetch`).
     let here = 0u8;
     hub::with_current(|g| {
-        g.park_seq.set(g.park_seq.get().wrapping_add(1));
-        g.park_sp.set(std::ptr::addr_of!(here) as usize);
+        g.core.park_seq.set(g.core.park_seq.get().wrapping_add(1));
+        g.core.park_sp.set(std::ptr::addr_of!(here) as usize);
         crate::hub::budget::restart(g);
     });
     match input {

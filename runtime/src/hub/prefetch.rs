@@ -20,7 +20,7 @@
 //! and only while at least [`MIN_QUEUE`] greenlets are queued: when two greenlets take
 //! turns, everything is in the caches anyway.
 
-use crate::greenlet::Inner;
+use crate::greenlet::record::Record;
 
 /// The shortest ready queue (after taking the greenlet to run) for which the hub
 /// prefetches.
@@ -56,20 +56,20 @@ fn line(addr: usize) {
 /// in front of it (an unparker clones the handle), the pending input and state, and
 /// the saved stack pointer that [`stack`] reads.
 #[inline(always)]
-pub(crate) fn record(g: &Inner) {
-    // `Inner` is `repr(C)` with these fields first: the counts, then up to
+pub(crate) fn record(g: &Record) {
+    // `Record` is `repr(C)` with these fields first: the counts, then up to
     // `stack_base`, about 130 bytes.
-    line((g as *const Inner as usize).wrapping_sub(16));
-    line(&g.state as *const _ as usize);
-    line(&g.stack_base as *const _ as usize);
+    line((g as *const Record as usize).wrapping_sub(16));
+    line(&g.core.state as *const _ as usize);
+    line(&g.core.stack_base as *const _ as usize);
 }
 
 /// Prefetches the stack lines that resuming `g` touches first (nothing if it never
 /// suspended, or has no stack of its own: the main greenlet).
 #[inline(always)]
-pub(crate) fn stack(g: &Inner) {
-    let sp = g.park_sp.get();
-    let base = g.stack_base;
+pub(crate) fn stack(g: &Record) {
+    let sp = g.core.park_sp.get();
+    let base = g.core.stack_base;
     if sp == 0 || base == 0 {
         return;
     }
@@ -97,9 +97,9 @@ mod tests {
         let h = crate::spawn(|| {
             let local = 0u8;
             let here = std::ptr::addr_of!(local) as usize;
-            let (before, base) = hub::with_current(|g| (g.park_sp.get(), g.stack_base));
+            let (before, base) = hub::with_current(|g| (g.core.park_sp.get(), g.core.stack_base));
             crate::sleep(Duration::from_millis(1));
-            let after = hub::with_current(|g| g.park_sp.get());
+            let after = hub::with_current(|g| g.core.park_sp.get());
             (here, before, base, after)
         });
         let (here, before, base, after) = h.join().unwrap();
@@ -115,6 +115,6 @@ mod tests {
             here - after
         );
         crate::sleep(Duration::from_millis(1));
-        assert_eq!(hub::with_current(|g| g.stack_base), 0);
+        assert_eq!(hub::with_current(|g| g.core.stack_base), 0);
     }
 }

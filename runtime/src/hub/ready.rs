@@ -1,6 +1,6 @@
 //! The ready queue: greenlets with something to resume them with, in FIFO order.
 //!
-//! A queued greenlet's input waits in the greenlet itself (`Inner::set_pending`); an
+//! A queued greenlet's input waits in the greenlet itself (`Record::set_pending`); an
 //! entry whose input was taken meanwhile (the greenlet was switched to directly) is
 //! stale and skipped by the driver.
 

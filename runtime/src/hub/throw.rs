@@ -51,9 +51,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::greenlet::error::GreenletExit;
+use crate::greenlet::record::{Kind, Record};
 use crate::greenlet::switch::{self, Input};
 use crate::greenlet::value::Value;
-use crate::greenlet::{Greenlet, Inner, Kind, Payload};
+use crate::greenlet::{Greenlet, Payload};
 use crate::hub::park::Wake;
 use crate::hub::timer::{self, TimerHandle};
 use crate::hub::{self, Hub, try_with_hub, with_hub};
@@ -61,7 +62,7 @@ use crate::hub::{self, Hub, try_with_hub, with_hub};
 /// The throw state of one greenlet that is not `CLEAR` (see the module docs).
 struct Marks {
     /// A handle that does not keep it alive, to deliver its held throws (see [`list`]).
-    g: Weak<Inner>,
+    g: Weak<Record>,
     /// `n`: kills and timeouts raised in it that may still be unwinding it.
     raised: u8,
     /// Names the episode `raised` counts: new each time `raised` goes from 0 to 1.
@@ -212,7 +213,7 @@ pub(crate) fn release(h: &Hub) {
         return;
     }
     h.throws.listed.set(false);
-    let listed: Vec<(u64, Weak<Inner>)> = h
+    let listed: Vec<(u64, Weak<Record>)> = h
         .throws
         .marks
         .borrow_mut()
@@ -275,7 +276,7 @@ pub(crate) fn take_interrupting() -> Option<Payload> {
 #[cold]
 fn take_interrupting_slow() -> Option<Payload> {
     try_with_hub(|h| {
-        let id = h.current().id;
+        let id = h.current().core.id;
         h.throws.take_where(id, |_, interrupted| interrupted)
     })
     .flatten()
@@ -357,9 +358,9 @@ pub(crate) fn raise_here(p: Payload) {
 /// Drops `g`'s entry, for a greenlet that died (its held throws go with it; it would
 /// keep every switch point of the thread on its slow path while its record lives on).
 #[inline]
-pub(crate) fn forget(g: &Inner) {
+pub(crate) fn forget(g: &Record) {
     if any_marks() {
-        forget_slow(g.id);
+        forget_slow(g.core.id);
     }
 }
 
@@ -419,7 +420,7 @@ pub(crate) fn deliver(h: &Hub, g: &Greenlet, p: Payload) {
 /// there is what its owner expects). Of two throws pending, the one that unwinds more
 /// stays (see [`rank`]).
 pub(crate) fn deliver_now(h: &Hub, g: &Greenlet, p: Payload) {
-    if g.dead() || g.0.kind == Kind::Hub {
+    if g.dead() || g.0.core.kind == Kind::Hub {
         return;
     }
     let pending = g.0.peek_rich_pending(|i| match i {
@@ -517,7 +518,7 @@ impl Greenlet {
             // goes on), and the switch is a plain one, unless its destructor waits in
             // the hub (a plain switch would be refused): it is left to the hub then.
             hold(self, payload);
-            if self.0.state.get().in_hub() {
+            if self.0.core.state.get().in_hub() {
                 return Value::none();
             }
             return switch::into_value(switch::switch_to(self, Input::Value(Value::none())));
@@ -729,7 +730,7 @@ pub(crate) fn timeout_caught(id: u64) {
         return;
     }
     let _ = try_with_hub(|h| {
-        let me = h.current().id;
+        let me = h.current().core.id;
         let t = &h.throws;
         let last = t
             .with_existing(me, |m| {

@@ -168,7 +168,7 @@ pub(crate) fn cancel(key: Key) -> bool {
 /// died before it fired, and an armed timer keeps the hub from reporting that nothing
 /// can ever wake (and keeps `g`'s record alive).
 pub(crate) fn cancel_start(g: &Greenlet) {
-    if let Some(key) = g.0.start_timer.take() {
+    if let Some(key) = g.0.cold.start_timer.take() {
         cancel(key);
     }
 }
@@ -185,7 +185,7 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
             Action::Start(g) => {
                 // (A greenlet started early, by a switch, has disarmed this timer: see
                 // `switch::resume`.)
-                g.0.start_timer.set(None);
+                g.0.cold.start_timer.set(None);
                 h.start_due(&g);
             }
             Action::Call(f) => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::Event;
 use crate::greenlet::error::BlockError;
 
-struct Inner<T, E> {
+struct Record<T, E> {
     value: RefCell<Option<Result<T, E>>>,
     ready: Event,
 }
@@ -30,7 +30,7 @@ struct Inner<T, E> {
 /// green::spawn(move || r2.set(42));
 /// assert_eq!(r.get(), Ok(42));
 /// ```
-pub struct AsyncResult<T, E = String>(Rc<Inner<T, E>>);
+pub struct AsyncResult<T, E = String>(Rc<Record<T, E>>);
 
 impl<T, E> Clone for AsyncResult<T, E> {
     fn clone(&self) -> Self {
@@ -84,7 +84,7 @@ impl<T, E> AsyncResult<T, E> {
     /// assert!(!r.ready());
     /// ```
     pub fn new() -> Self {
-        AsyncResult(Rc::new(Inner {
+        AsyncResult(Rc::new(Record {
             value: RefCell::new(None),
             ready: Event::new(),
         }))

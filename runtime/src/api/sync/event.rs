@@ -10,7 +10,7 @@ use super::waiters::WakeAll;
 use crate::greenlet::error::BlockError;
 use crate::hub::timer::deadline_after;
 
-struct Inner {
+struct Record {
     flag: Cell<bool>,
     waiters: WakeAll,
     /// One-shot callbacks of [`Waitable`](super::Waitable) registrations, each
@@ -18,7 +18,7 @@ struct Inner {
     callbacks: CallbackList,
 }
 
-impl CallbackHost for Inner {
+impl CallbackHost for Record {
     fn callbacks(&self) -> &CallbackList {
         &self.callbacks
     }
@@ -42,7 +42,7 @@ impl CallbackHost for Inner {
 /// assert!(waiter.join().unwrap());
 /// ```
 #[derive(Clone)]
-pub struct Event(Rc<Inner>);
+pub struct Event(Rc<Record>);
 
 impl Default for Event {
     fn default() -> Self {
@@ -57,7 +57,7 @@ impl Event {
     /// assert!(!green::Event::new().is_set());
     /// ```
     pub fn new() -> Event {
-        Event(Rc::new(Inner {
+        Event(Rc::new(Record {
             flag: Cell::new(false),
             waiters: WakeAll::default(),
             callbacks: CallbackList::default(),
@@ -153,7 +153,7 @@ impl Event {
             f();
             return Registration::empty();
         }
-        let host: Weak<Inner> = Rc::downgrade(&self.0);
+        let host: Weak<Record> = Rc::downgrade(&self.0);
         self.0.callbacks.add(host, f)
     }
 

@@ -84,7 +84,8 @@ impl<T: 'static> LocalKey<T> {
         let key = self.key();
         let g = getcurrent();
         let found =
-            g.0.locals
+            g.0.cold
+                .locals
                 .borrow()
                 .iter()
                 .find(|(k, _)| *k == key)
@@ -94,7 +95,7 @@ impl<T: 'static> LocalKey<T> {
             None => {
                 // The initializer runs without a borrow: it may use other locals.
                 let v: Rc<dyn Any> = Rc::new((self.init)());
-                g.0.locals.borrow_mut().push((key, v.clone()));
+                g.0.cold.locals.borrow_mut().push((key, v.clone()));
                 v
             }
         };

@@ -17,7 +17,7 @@ use crate::greenlet::{Greenlet, getcurrent};
 use crate::hub::throw::throw_into;
 use crate::hub::timer::deadline_after;
 
-struct Inner {
+struct Record {
     members: RefCell<Vec<Greenlet>>,
     /// A pool's free slots.
     slots: Option<Semaphore>,
@@ -41,7 +41,7 @@ struct Inner {
 /// assert!(group.is_empty());
 /// ```
 #[derive(Clone)]
-pub struct Group(Rc<Inner>);
+pub struct Group(Rc<Record>);
 
 impl Default for Group {
     fn default() -> Self {
@@ -62,7 +62,7 @@ impl Group {
     fn with_slots(size: Option<usize>) -> Group {
         let empty = Event::new();
         empty.set();
-        Group(Rc::new(Inner {
+        Group(Rc::new(Record {
             members: RefCell::new(Vec::new()),
             slots: size.map(Semaphore::new),
             size,
@@ -106,7 +106,7 @@ impl Group {
         };
         self.0.members.borrow_mut().push(h.greenlet().clone());
         self.0.empty.clear();
-        let weak: Weak<Inner> = Rc::downgrade(&self.0);
+        let weak: Weak<Record> = Rc::downgrade(&self.0);
         h.greenlet().on_exit(Box::new(move |g: &Greenlet| {
             let Some(inner) = weak.upgrade() else { return };
             inner.members.borrow_mut().retain(|m| !m.ptr_eq(g));

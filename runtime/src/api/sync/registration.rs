@@ -382,7 +382,7 @@ mod tests {
         }
         assert_eq!(exit_callback_count(&g), 0);
         // One dispatcher, whatever the number of registrations.
-        assert_eq!(g.0.on_exit.borrow().len(), 1);
+        assert_eq!(g.0.cold.on_exit.borrow().len(), 1);
         let ran = Rc::new(Cell::new(false));
         let r = ran.clone();
         let reg = on_exit(&g, Box::new(move || r.set(true)));

@@ -77,6 +77,14 @@ impl RunningInfo {
     }
 }
 
+impl Default for RunningInfo {
+    /// The record of a greenlet without a stack of its own (the main greenlet, the hub):
+    /// an empty guard range.
+    fn default() -> Self {
+        RunningInfo::new(0, 0, 0, 0)
+    }
+}
+
 /// Publishes the running greenlet for the overflow handler; null means the thread is on
 /// its own stack. `info` must stay valid until it is replaced (by another call).
 #[inline]
