@@ -18,16 +18,15 @@ pub use api::sync::{
     Pool, PriorityQueue, PutError, Queue, QueueError, RLock, Semaphore, TimeoutGuard, Waitable,
     iwait, wait, with_deadline, with_timeout,
 };
-pub use api::time::{sleep, sleep_until, yield_now};
 pub use greenlet::error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
 pub use greenlet::stack;
 pub use greenlet::stack::{DEFAULT_STACK_SIZE, StackError};
+pub use greenlet::thread::{default_stack_size, is_greenlet_context, set_default_stack_size};
 pub use greenlet::value::{TypeMismatch, Value};
 pub use greenlet::{Greenlet, getcurrent};
 pub use hub::blocking::run_blocking;
 #[doc(hidden)]
 pub use hub::budget::spend_budget;
 pub use hub::throw::{Timeout, defer_unwind, throw_into};
-pub use hub::{
-    default_stack_size, is_greenlet_context, park, reactor, set_default_stack_size, timer,
-};
+pub use hub::time::{sleep, sleep_until, yield_now};
+pub use hub::{park, reactor, timer};

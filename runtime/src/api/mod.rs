@@ -1,7 +1,6 @@
-//! Layer 3, the gevent API: spawning and joining, sleeping, the synchronisation
-//! primitives and the blocking monitor.
+//! Layer 3, the gevent API: spawning and joining, the synchronisation primitives and
+//! the blocking monitor, built on the hub.
 
 pub mod monitor;
 pub(crate) mod spawn;
 pub mod sync;
-pub(crate) mod time;

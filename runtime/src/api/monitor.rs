@@ -3,62 +3,20 @@
 //! longer than a threshold — typically a CPU-bound loop or a blocking call that was not
 //! made cooperative.
 //!
-//! The hub counts resumes in an atomic counter (one relaxed add per switch, always);
-//! while a monitor is attached the driver also records which greenlet runs. The
+//! While a monitor is attached, the greenlet layer's trampoline counts resumes in an
+//! atomic counter (one relaxed store per switch) and records which greenlet runs
+//! (`thread::SwitchLog`). The
 //! monitor thread samples the counter: if it has not moved for longer than the
 //! threshold while a greenlet (not the idle hub) is running, it logs one warning for
 //! that stall, naming the greenlet by id and name.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::Greenlet;
-use crate::hub::with_hub;
-
-/// Which greenlet runs; id 0 is the hub (idle or scheduling).
-#[derive(Default)]
-struct Record {
-    id: u64,
-    name: String,
-}
-
-/// The part of a hub that a monitor thread reads.
-#[derive(Default)]
-pub(crate) struct Shared {
-    switches: AtomicU64,
-    current: Mutex<Record>,
-}
-
-impl Shared {
-    /// Counts one resume (called by the driver on every switch).
-    #[inline]
-    pub(crate) fn count_switch(&self) {
-        // Only the hub's thread writes: a load and a store, not a (locked) read-modify-write.
-        let n = self.switches.load(Ordering::Relaxed);
-        self.switches.store(n.wrapping_add(1), Ordering::Relaxed);
-    }
-
-    /// Records that `g` runs (only while a monitor is attached).
-    pub(crate) fn record(&self, g: &Greenlet) {
-        if let Ok(mut r) = self.current.lock()
-            && r.id != g.id()
-        {
-            r.id = g.id();
-            r.name.clear();
-            r.name.push_str(g.name().unwrap_or(""));
-        }
-    }
-
-    /// Records that the hub runs (only while a monitor is attached).
-    pub(crate) fn record_hub(&self) {
-        if let Ok(mut r) = self.current.lock() {
-            r.id = 0;
-        }
-    }
-}
+use crate::greenlet::thread::{self, SwitchLog};
+use std::thread as os_thread;
 
 /// A running monitor; dropping it stops the monitor thread. Bound to the thread whose
 /// hub it watches (`!Send`).
@@ -71,7 +29,7 @@ impl Shared {
 #[must_use = "dropping the monitor stops it"]
 pub struct Monitor {
     stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
+    thread: Option<os_thread::JoinHandle<()>>,
     threshold: Duration,
     _not_send: PhantomData<*const ()>,
 }
@@ -103,7 +61,7 @@ impl Drop for Monitor {
             t.thread().unpark();
             let _ = t.join();
         }
-        let _ = crate::hub::try_with_hub(|h| h.monitoring.set(false));
+        let _ = thread::try_with(|t| t.watched.set(false));
     }
 }
 
@@ -124,15 +82,15 @@ impl Drop for Monitor {
 /// h.join().unwrap(); // logs: green: greenlet 7 ("busy") has blocked the hub for ...
 /// ```
 pub fn start(threshold: Duration) -> Monitor {
-    let shared = with_hub(|h| {
-        h.monitoring.set(true);
-        h.monitor.clone()
+    let shared = thread::with(|t| {
+        t.watched.set(true);
+        t.switch_log.clone()
     });
     // The caller runs now (the main greenlet or a greenlet), until it switches.
-    with_hub(|h| shared.record(&h.current_greenlet()));
+    shared.record(&thread::current_greenlet());
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    let thread = thread::Builder::new()
+    let thread = os_thread::Builder::new()
         .name("green-monitor".into())
         .spawn(move || watch(&shared, &s, threshold))
         .expect("green: cannot start the monitor thread");
@@ -144,13 +102,13 @@ pub fn start(threshold: Duration) -> Monitor {
     }
 }
 
-fn watch(shared: &Shared, stop: &AtomicBool, threshold: Duration) {
+fn watch(shared: &SwitchLog, stop: &AtomicBool, threshold: Duration) {
     let period = (threshold / 4).max(Duration::from_millis(1));
     let mut last = shared.switches.load(Ordering::Relaxed);
     let mut since = Instant::now();
     let mut reported = false;
     while !stop.load(Ordering::Relaxed) {
-        thread::park_timeout(period);
+        os_thread::park_timeout(period);
         let now = shared.switches.load(Ordering::Relaxed);
         if now != last {
             last = now;
@@ -162,7 +120,7 @@ fn watch(shared: &Shared, stop: &AtomicBool, threshold: Duration) {
         if reported || stalled < threshold {
             continue;
         }
-        let Ok(r) = shared.current.lock() else { return };
+        let Ok(r) = shared.running.lock() else { return };
         if r.id == 0 {
             // The hub is idle (waiting for timers or IO), not blocked.
             since = Instant::now();

@@ -5,7 +5,6 @@
 //! the caller blocks or yields (gevent's semantics).
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -13,115 +12,13 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError, payload_str};
-use crate::greenlet::switch;
+use crate::greenlet::outcome::{DETACHED, KEPT, OBSERVED, TAKEN};
+use crate::greenlet::record::Waiter;
+use crate::greenlet::thread::{self, Thread};
 use crate::greenlet::value::Value;
-use crate::hub::park::{Wake, park, unparker};
-use crate::hub::timer::{self, deadline_after};
-use crate::hub::{self, CTX_HUB, with_hub};
-
-/// A spawned greenlet's outcome, kept in its record (so a spawn allocates no result
-/// slot of its own): what the function returned, or why it did not, and what its
-/// [`JoinHandle`] did with it.
-#[derive(Default)]
-pub(crate) struct Outcome {
-    result: RefCell<Option<Result<Value, JoinError>>>,
-    flags: Cell<u8>,
-}
-
-/// The greenlet was spawned: its death keeps the outcome here (its parent, the hub,
-/// gets nothing).
-const KEPT: u8 = 1;
-/// Its `JoinHandle` was dropped: nobody can join it any more.
-const DETACHED: u8 = 2;
-/// A join saw the outcome, so a panic is not logged.
-const OBSERVED: u8 = 4;
-/// The outcome was moved out.
-const TAKEN: u8 = 8;
-/// It panicked with nobody able to join it: its death logs the panic (in the hub).
-const LOG_PANIC: u8 = 16;
-
-impl Outcome {
-    fn has(&self, flag: u8) -> bool {
-        self.flags.get() & flag != 0
-    }
-
-    fn set(&self, flag: u8) {
-        self.flags.set(self.flags.get() | flag);
-    }
-
-    /// Whether the greenlet's death keeps its outcome here (it was spawned).
-    #[inline]
-    pub(crate) fn is_kept(&self) -> bool {
-        self.has(KEPT)
-    }
-
-    /// Logs the panic of a greenlet nobody can join, if [`store`](Self::store) found
-    /// one: called by the driver when the greenlet dies, in the hub, where the logger
-    /// cannot switch greenlets (the greenlet's own frame could, and a kill arriving
-    /// there would escape it).
-    #[inline]
-    pub(crate) fn log_unjoinable_panic(&self, g: &Greenlet) {
-        if self.has(LOG_PANIC) {
-            self.log_panic_cold(g);
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn log_panic_cold(&self, g: &Greenlet) {
-        self.flags.set(self.flags.get() & !LOG_PANIC);
-        if let Some(Err(JoinError::Panicked(p))) = &*self.result.borrow() {
-            let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
-            log::error!("green: detached greenlet {g:?} panicked: {msg}");
-        }
-    }
-
-    /// Empties it for a reused record; returns the result it held, to be dropped.
-    pub(crate) fn reset(&mut self) -> Option<Result<Value, JoinError>> {
-        self.flags.set(0);
-        let r = self.result.get_mut();
-        if r.is_none() {
-            return None;
-        }
-        r.take()
-    }
-
-    /// Keeps what the function of a spawned greenlet came to (called by its own frame
-    /// when the function returns or panics, before its exit callbacks run). A panic
-    /// nobody can ever join is marked to be logged by the driver (see
-    /// [`log_unjoinable_panic`](Self::log_unjoinable_panic)).
-    #[inline(always)]
-    pub(crate) fn store(&self, out: crate::greenlet::switch::Output) {
-        match out {
-            Ok(v) => self.put(Ok(v)),
-            Err(p) => self.store_err(p),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn store_err(&self, p: crate::greenlet::Payload) {
-        let r = if p.is::<GreenletExit>() {
-            Err(JoinError::Killed)
-        } else {
-            if self.has(DETACHED) {
-                self.set(OBSERVED | LOG_PANIC);
-            }
-            Err(JoinError::Panicked(p))
-        };
-        self.put(r);
-    }
-
-    #[inline(always)]
-    fn put(&self, r: Result<Value, JoinError>) {
-        // Empty until now (a record's outcome is emptied before reuse): nothing to drop
-        // in the common case, so no call to the drop glue.
-        let old = self.result.borrow_mut().replace(r);
-        if let Some(old) = old {
-            drop(old);
-        }
-    }
-}
+use crate::hub::park::{Unparker, Wake, park, park_inline, unparker};
+use crate::hub::timer::deadline_after;
+use crate::hub::{in_hub_panic, throw, with_hub};
 
 /// `v`, the value a spawned function returned, as its type `T`. `Value::new` does not
 /// wrap a `Value` in another, so for `T = Value` the value is the `T` itself.
@@ -227,11 +124,9 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        with_hub(|hub| {
-            let h = self.build(hub, f)?;
-            switch::schedule_new(hub, &h.g);
-            Ok(h)
-        })
+        let h = thread::with(|t| self.build(t, f))?;
+        with_hub(|hub| hub.start_new(&h.g));
+        Ok(h)
     }
 
     /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
@@ -248,23 +143,22 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = with_hub(|hub| self.build(hub, f))?;
-        let key = timer::add(deadline_after(delay), timer::Action::Start(h.g.clone()));
-        h.g.0.cold.start_timer.set(Some(key));
+        let h = thread::with(|t| self.build(t, f))?;
+        with_hub(|hub| hub.start_at(&h.g, deadline_after(delay)));
         Ok(h)
     }
 
     #[inline]
-    fn build<F, T>(self, hub: &hub::Hub, f: F) -> io::Result<JoinHandle<T>>
+    fn build<F, T>(self, t: &Thread, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let hub_g = hub.hub.clone();
+        let hub_g = t.hub.clone();
         // The greenlet's death keeps the outcome in its record (`Outcome`); panics and
         // kills are caught by the greenlet's own frame (see `Greenlet::create`).
         let g = Greenlet::create(
-            hub,
+            t,
             move |_: Value| f(),
             self.name,
             self.stack_size,
@@ -354,19 +248,63 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
     impl Drop for Withdraw<'_> {
         fn drop(&mut self) {
             if !self.0.dead() {
-                self.0.withdraw_joiner();
+                withdraw_joiner(self.0);
             }
         }
     }
     let _withdraw = Withdraw(g);
     while !g.dead() {
-        g.set_joiner(unparker());
-        match crate::hub::park::park_inline(deadline)? {
+        set_joiner(g, unparker());
+        match park_inline(deadline)? {
             Wake::TimedOut if !g.dead() => return Ok(false),
             _ => {}
         }
     }
     Ok(true)
+}
+
+/// Arranges for the calling greenlet (whose park `u` belongs to) to be woken when `g`
+/// dies. `g`'s single joiner slot is used when it is free or holds a stale unparker (a
+/// join that timed out); otherwise a withdrawable exit callback is added, withdrawn once
+/// `u`'s park is over (see `add_extra_joiner`).
+#[inline]
+fn set_joiner(g: &Greenlet, u: Unparker) {
+    let mut slot = g.0.cold.joiner.borrow_mut();
+    if slot.is_none() {
+        *slot = Some(Waiter::from(u));
+    } else {
+        drop(slot);
+        set_joiner_slow(g, u);
+    }
+}
+
+/// [`set_joiner`] when the slot is taken.
+#[cold]
+#[inline(never)]
+fn set_joiner_slow(g: &Greenlet, u: Unparker) {
+    let mut slot = g.0.cold.joiner.borrow_mut();
+    if slot
+        .as_ref()
+        .is_none_or(|old| old.g.0.core.park_seq.get() != old.seq)
+    {
+        let stale = slot.replace(Waiter::from(u));
+        drop(slot);
+        drop(stale);
+    } else {
+        drop(slot);
+        crate::api::sync::registration::add_extra_joiner(g, u);
+    }
+}
+
+/// Empties `g`'s joiner slot if it holds the calling greenlet's unparker (its join
+/// ended without `g`'s death).
+fn withdraw_joiner(g: &Greenlet) {
+    let mut slot = g.0.cold.joiner.borrow_mut();
+    if slot.as_ref().is_some_and(|w| w.g.is_current()) {
+        let stale = slot.take();
+        drop(slot);
+        drop(stale);
+    }
 }
 
 impl<T: 'static> JoinHandle<T> {
@@ -519,11 +457,11 @@ impl<T: 'static> JoinHandle<T> {
         }
         if self.g.is_current() {
             // (Held instead, and this returns, in a destructor run by its unwinding.)
-            crate::hub::throw::raise_here(Box::new(GreenletExit));
+            throw::raise_here(Box::new(GreenletExit));
             return;
         }
         self.kill_nowait();
-        if hub::context() != CTX_HUB {
+        if !thread::in_scheduler() {
             let _ = wait_dead(&self.g, None);
         }
     }
@@ -537,7 +475,7 @@ impl<T: 'static> JoinHandle<T> {
     /// assert!(h.join().unwrap_err().is_killed());
     /// ```
     pub fn kill_nowait(&self) {
-        with_hub(|h| crate::hub::throw::deliver(h, &self.g, Box::new(GreenletExit)));
+        with_hub(|h| throw::deliver(h, &self.g, Box::new(GreenletExit)));
     }
 
     /// The greenlet running the function.
@@ -663,7 +601,7 @@ pub fn joinall_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration)
     handles
         .iter()
         .all(|h| match wait_dead(&h.g, Some(deadline)) {
-            Err(JoinError::Blocked(BlockError::InHub)) => hub::in_hub_panic("joinall_timeout"),
+            Err(JoinError::Blocked(BlockError::InHub)) => in_hub_panic("joinall_timeout"),
             r => matches!(r, Ok(true)),
         })
 }
@@ -727,18 +665,18 @@ mod tests {
         struct Sleepy;
         impl Drop for Sleepy {
             fn drop(&mut self) {
-                crate::api::time::sleep(Duration::from_millis(30));
+                crate::hub::time::sleep(Duration::from_millis(30));
             }
         }
         let a = spawn(|| {
             let _s = Sleepy;
-            crate::api::time::sleep(Duration::from_secs(10));
+            crate::hub::time::sleep(Duration::from_secs(10));
         });
         // B catches a kill while A unwinds, then parks for good.
         let ev = crate::api::sync::Event::new();
         let e = ev.clone();
         let b = spawn(move || {
-            let r = std::panic::catch_unwind(|| crate::api::time::sleep(Duration::from_secs(10)));
+            let r = std::panic::catch_unwind(|| crate::hub::time::sleep(Duration::from_secs(10)));
             assert!(r.is_err());
             let _ = e.wait();
         });
@@ -747,18 +685,18 @@ mod tests {
         crate::yield_now();
         b.kill_nowait();
         crate::yield_now();
-        assert!(hub::any_deferred(), "B's count is stale while A unwinds");
+        assert!(thread::unusual(), "B's count is stale while A unwinds");
         assert!(a.join().unwrap_err().is_killed());
         // The hub polls (a sleep) after A's unwinding ended: B's count goes.
-        crate::api::time::sleep(Duration::from_millis(1));
-        assert!(!hub::any_deferred(), "switches back on their fast path");
+        crate::hub::time::sleep(Duration::from_millis(1));
+        assert!(!thread::unusual(), "switches back on their fast path");
         ev.set();
         b.join().unwrap();
     }
 
     #[test]
     fn timed_out_joins_leave_no_callbacks_behind() {
-        let sleeper = spawn(|| crate::api::time::sleep(Duration::from_secs(60)));
+        let sleeper = spawn(|| crate::hub::time::sleep(Duration::from_secs(60)));
         for _ in 0..1000 {
             assert!(matches!(
                 sleeper.join_timeout(Duration::ZERO),
@@ -773,7 +711,7 @@ mod tests {
 
     #[test]
     fn a_join_that_ends_early_leaves_no_handle_to_the_joiner_behind() {
-        let sleeper = spawn(|| crate::api::time::sleep(Duration::from_secs(60)));
+        let sleeper = spawn(|| crate::hub::time::sleep(Duration::from_secs(60)));
         let g = sleeper.greenlet().clone();
         // Timed out.
         let g1 = g.clone();
@@ -785,7 +723,7 @@ mod tests {
         // Unwound by a kill while joining.
         let g2 = g.clone();
         let b = spawn(move || wait_dead(&g2, None).unwrap());
-        crate::api::time::yield_now(); // b parks in the join
+        crate::hub::time::yield_now(); // b parks in the join
         assert!(sleeper.g.0.cold.joiner.borrow().is_some());
         b.kill();
         assert!(sleeper.g.0.cold.joiner.borrow().is_none());
@@ -795,7 +733,7 @@ mod tests {
     #[test]
     fn try_joinall_leaves_no_callbacks_on_greenlets_still_running() {
         use crate::api::sync::registration::exit_callback_count;
-        let nap = |ms: u64| crate::api::time::sleep(Duration::from_millis(ms));
+        let nap = |ms: u64| crate::hub::time::sleep(Duration::from_millis(ms));
         let slow = spawn(move || {
             nap(60_000);
             0
@@ -824,10 +762,10 @@ mod tests {
     #[test]
     fn timed_out_joins_behind_a_joiner_leave_no_callbacks_behind() {
         use crate::api::sync::registration::exit_callback_count;
-        let sleeper = spawn(|| crate::api::time::sleep(Duration::from_secs(60)));
+        let sleeper = spawn(|| crate::hub::time::sleep(Duration::from_secs(60)));
         let g = sleeper.greenlet().clone();
         let first = spawn(move || wait_dead(&g, None).unwrap());
-        crate::api::time::yield_now(); // `first` holds the joiner slot
+        crate::hub::time::yield_now(); // `first` holds the joiner slot
         for _ in 0..1000 {
             assert!(matches!(
                 sleeper.join_timeout(Duration::ZERO),
@@ -843,14 +781,14 @@ mod tests {
 
     #[test]
     fn two_joiners_are_both_woken() {
-        let target = spawn(|| crate::api::time::sleep(Duration::from_millis(20)));
+        let target = spawn(|| crate::hub::time::sleep(Duration::from_millis(20)));
         let g = target.greenlet().clone();
         let a = spawn({
             let g = g.clone();
             move || wait_dead(&g, None).unwrap()
         });
         let b = spawn(move || wait_dead(&g, None).unwrap());
-        crate::api::time::yield_now(); // both register: one in the slot, one as a callback
+        crate::hub::time::yield_now(); // both register: one in the slot, one as a callback
         assert_eq!(target.g.0.cold.on_exit.borrow().len(), 1);
         assert!(a.join().unwrap());
         assert!(b.join().unwrap());

@@ -289,8 +289,8 @@ pub enum SwitchError {
     /// The caller is the hub itself (a timer callback or a link), which must not switch.
     InHub,
     /// The target is parked in the hub: it waits on an
-    /// [`Unparker`](crate::hub::park::Unparker) (a sleep, IO, a lock, an event, a queue, a
-    /// join, [`park`](crate::hub::park::park)); only the end of that wait, a kill or a
+    /// [`Unparker`](crate::park::Unparker) (a sleep, IO, a lock, an event, a queue, a
+    /// join, [`park`](crate::park::park)); only the end of that wait, a kill or a
     /// timeout resumes it.
     Parked {
         /// The target's [`id`](crate::Greenlet::id).

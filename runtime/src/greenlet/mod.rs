@@ -1,9 +1,18 @@
-//! [`Greenlet`]: explicit switching, parents, throw and kill — Python's `greenlet`.
+//! Layer 1, greenlets: [`Greenlet`], explicit switching and parents — Python's
+//! `greenlet` — with the stacks they run on, the values they pass and their records.
+//!
+//! This layer never names the hub, spawning or the synchronisation primitives: what it
+//! needs of a scheduler it asks through [`sched::Scheduler`]. `throw` and `kill` are
+//! methods of [`Greenlet`] defined by the hub's kill delivery (`hub/throw.rs`).
 
 pub(crate) mod error;
+pub(crate) mod outcome;
 pub(crate) mod record;
+pub(crate) mod sched;
 pub mod stack;
 pub(crate) mod switch;
+pub(crate) mod thread;
+pub(crate) mod trampoline;
 pub(crate) mod value;
 pub(crate) mod word;
 
@@ -20,9 +29,9 @@ use crate::greenlet::error::{ParentError, SwitchError};
 use crate::greenlet::stack::StackError;
 use crate::greenlet::stack::overflow::RunningInfo;
 use crate::greenlet::value::Value;
-use crate::hub::{self, with_hub};
 use record::{ExitCallback, Kind, Record, State};
 use switch::Input;
+use thread::Thread;
 
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
@@ -123,10 +132,6 @@ impl Greenlet {
         unsafe { ManuallyDrop::take(&mut me.0) }
     }
 
-    pub(crate) fn root(kind: Kind, parent: Option<Greenlet>) -> Greenlet {
-        Greenlet::from_rc(Record::root(kind, parent))
-    }
-
     /// Creates a greenlet that will run `f` when first switched into; `f` receives the
     /// value passed by that first switch. Its parent is the current greenlet.
     ///
@@ -162,14 +167,14 @@ impl Greenlet {
         F: FnOnce(Value) -> R + 'static,
         R: Any,
     {
-        with_hub(|h| Greenlet::create(h, f, None, None, None))
+        thread::with(|t| Greenlet::create(t, f, None, None, None))
     }
 
-    /// Creates a greenlet on the hub `h` with an optional name, stack size and parent
-    /// (`None`: the current greenlet). (`spawn` passes the hub it already reached.)
+    /// Creates a greenlet of the thread `t` with an optional name, stack size and parent
+    /// (`None`: the current greenlet).
     #[inline]
     pub(crate) fn create<F, R>(
-        h: &hub::Hub,
+        t: &Thread,
         f: F,
         name: Option<String>,
         stack_size: Option<usize>,
@@ -179,10 +184,10 @@ impl Greenlet {
         F: FnOnce(Value) -> R + 'static,
         R: Any,
     {
-        let size = stack_size.unwrap_or_else(|| h.stack_size.get());
-        let stack = h.stacks.borrow_mut().get(size)?;
-        let parent = parent.unwrap_or_else(|| h.current_greenlet());
-        let id = record::next_id();
+        let size = stack_size.unwrap_or_else(|| t.stack_size.get());
+        let stack = t.stacks.borrow_mut().get(size)?;
+        let parent = parent.unwrap_or_else(thread::current_greenlet);
+        let id = thread::next_id();
         let (guard_lo, guard_hi) = stack.guard_range();
         let size = stack.size();
         let stack_base = corosensei::stack::Stack::base(&stack).get();
@@ -190,7 +195,8 @@ impl Greenlet {
             switch::set_yielder(y);
             let arg = match crate::greenlet::word::unpack_input(w) {
                 Input::Value(v) => v,
-                // The driver never starts a greenlet with a throw (it kills it unstarted).
+                // The trampoline never starts a greenlet with a throw (it kills it
+                // unstarted).
                 _ => Value::none(),
             };
             let r = catch_unwind(AssertUnwindSafe(move || Value::new(f(arg))));
@@ -198,14 +204,14 @@ impl Greenlet {
             // decides the outcome, even over a panic that followed it (such as an
             // `unwrap()` of the failed call's error). (Held throws do not: they go
             // with the greenlet.)
-            let r = match crate::hub::throw::take_interrupting() {
+            let r = match take_interrupting() {
                 Some(p) => Err(p),
                 None => r,
             };
             // A spawned greenlet keeps its outcome in its record, for its `JoinHandle`;
-            // any other goes to the driver, for the parent. (A kill, `GreenletExit`,
+            // any other goes to the trampoline, for the parent. (A kill, `GreenletExit`,
             // becomes a value for the parent there.)
-            let for_parent = hub::with_current(move |me| {
+            let for_parent = thread::with_current(move |me| {
                 if me.cold.outcome.is_kept() {
                     me.cold.outcome.store(r);
                     None
@@ -214,7 +220,7 @@ impl Greenlet {
                 }
             });
             if let Some(r) = for_parent {
-                with_hub(|h| crate::greenlet::word::put_output(h, r));
+                word::put_output(r);
             }
             0
         });
@@ -226,7 +232,7 @@ impl Greenlet {
         info.name_ptr = name_ptr;
         info.name_len = name_len;
         // A dead greenlet's record if one is kept, else a new one.
-        let mut rc = Record::for_greenlet(&h.records);
+        let mut rc = Record::for_greenlet(&t.records);
         let Some(rec) = Rc::get_mut(&mut rc) else {
             unreachable!("green: a kept greenlet record has other handles");
         };
@@ -246,7 +252,7 @@ impl Greenlet {
     /// - Switching to a dead greenlet switches to its nearest live ancestor.
     /// - If a greenlet whose parent is the caller panics, the panic resumes here.
     /// - A greenlet **parked in the hub** (in [`sleep`](crate::sleep), IO, a wait for a
-    ///   lock, an event, a queue or a join, [`park`](crate::hub::park::park)) or yielding
+    ///   lock, an event, a queue or a join, [`park`](crate::park::park)) or yielding
     ///   ([`yield_now`](crate::yield_now)) cannot be switched into: only the hub resumes
     ///   it, when its wait ends (or with a kill or a timeout). Such a switch is refused
     ///   before anything runs, and the target's wait is left untouched (gevent raises
@@ -347,7 +353,7 @@ impl Greenlet {
     /// assert!(green::getcurrent().is_current());
     /// ```
     pub fn is_current(&self) -> bool {
-        hub::is_current(self)
+        thread::is_current(self)
     }
 
     /// The parent: where the greenlet's return value (or panic) goes. `None` only for
@@ -426,45 +432,6 @@ impl Greenlet {
         }
     }
 
-    /// Arranges for the calling greenlet (whose park `u` belongs to) to be woken when
-    /// this greenlet dies. The single joiner slot is used when it is free or holds a
-    /// stale unparker (a join that timed out); otherwise a withdrawable exit callback
-    /// is added, withdrawn once `u`'s park is over (see `add_extra_joiner`).
-    #[inline]
-    pub(crate) fn set_joiner(&self, u: crate::hub::park::Unparker) {
-        let mut slot = self.0.cold.joiner.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(u);
-        } else {
-            drop(slot);
-            self.set_joiner_slow(u);
-        }
-    }
-
-    /// [`set_joiner`](Self::set_joiner) when the slot is taken.
-    #[cold]
-    #[inline(never)]
-    fn set_joiner_slow(&self, u: crate::hub::park::Unparker) {
-        let mut slot = self.0.cold.joiner.borrow_mut();
-        if slot.as_ref().is_none_or(|old| !old.is_current_park()) {
-            *slot = Some(u);
-        } else {
-            drop(slot);
-            crate::api::sync::registration::add_extra_joiner(self, u);
-        }
-    }
-
-    /// Empties the joiner slot if it holds the calling greenlet's unparker (its join
-    /// ended without this greenlet's death).
-    pub(crate) fn withdraw_joiner(&self) {
-        let mut slot = self.0.cold.joiner.borrow_mut();
-        if slot.as_ref().is_some_and(|u| u.greenlet().is_current()) {
-            let stale = slot.take();
-            drop(slot);
-            drop(stale);
-        }
-    }
-
     /// The nearest live ancestor (the hub or main at worst).
     pub(crate) fn live_parent(&self) -> Greenlet {
         let mut p = self.parent();
@@ -472,7 +439,7 @@ impl Greenlet {
             match p {
                 Some(g) if g.dead() => p = g.parent(),
                 Some(g) => return g,
-                None => return with_hub(|h| h.main.clone()),
+                None => return thread::with(|t| t.main.clone()),
             }
         }
     }
@@ -506,6 +473,17 @@ impl fmt::Debug for Greenlet {
 /// let h = green::spawn(|| green::getcurrent().is_main());
 /// assert!(!h.join().unwrap());
 /// ```
+#[inline]
 pub fn getcurrent() -> Greenlet {
-    with_hub(|h| h.current_greenlet())
+    thread::with(|_| thread::current_greenlet())
+}
+
+/// A throw deferred for the current greenlet (by a hooked call it made fail) that decides
+/// its outcome when its function returns; one load when no greenlet needs that.
+#[inline(always)]
+fn take_interrupting() -> Option<Payload> {
+    if !thread::unusual() {
+        return None;
+    }
+    thread::with(|t| t.scheduler().take_interrupting())
 }

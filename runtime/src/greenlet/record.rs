@@ -23,57 +23,38 @@
 //! ([`Records`]); the next greenlet created on the thread takes it, with its `Cold` box
 //! and its memory still in the cache.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::mem;
 use std::ptr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
 use crate::greenlet::Greenlet;
+use crate::greenlet::outcome::Outcome;
 use crate::greenlet::stack::GreenStack;
 use crate::greenlet::stack::overflow::RunningInfo;
-use crate::greenlet::switch::{self, Input};
+use crate::greenlet::switch::Input;
+use crate::greenlet::thread::{self, Context, HOT};
+use crate::greenlet::trampoline;
 use crate::greenlet::value::Value;
 use crate::greenlet::word::{self, Word};
-use crate::hub;
 
 /// A greenlet's coroutine: only a word crosses each switch (see `word`).
 pub(crate) type Coro = Coroutine<usize, usize, usize, GreenStack>;
 
-/// A callback run in the hub when a greenlet dies, given the dead greenlet.
+/// A callback run in the scheduler when a greenlet dies, given the dead greenlet.
 pub(crate) type ExitCallback = Box<dyn FnOnce(&Greenlet)>;
 
-/// Greenlet ids are handed to threads in blocks of `ID_BLOCK`, so that creating a
-/// greenlet costs no atomic read-modify-write (tens of cycles).
-static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
-const ID_BLOCK: u64 = 1 << 16;
+/// A greenlet's local values (`green_local!`), keyed by their key's number.
+pub(crate) type Locals = Vec<(usize, Rc<dyn Any>)>;
 
-thread_local! {
-    /// The rest of this thread's block of ids: (next, end).
-    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    /// The newest of this thread's greenlet records (null: none), each linked to the
-    /// next older one: every record a greenlet with a stack can live in, the kept ones
-    /// included. A record is listed when it is allocated and unlisted when it is freed,
-    /// so a spawn that reuses a kept record costs nothing here. A `const` thread-local
-    /// without destructor: usable while the thread's thread-locals are destroyed.
-    static RECORDS: Cell<*const Record> = const { Cell::new(ptr::null()) };
-}
-
-/// A new greenlet id, unique in the process.
-#[inline]
-pub(crate) fn next_id() -> u64 {
-    IDS.with(|c| {
-        let (next, end) = c.get();
-        if next < end {
-            c.set((next + 1, end));
-            return next;
-        }
-        let start = NEXT_ID_BLOCK.fetch_add(ID_BLOCK, Ordering::Relaxed);
-        c.set((start + 1, start + ID_BLOCK));
-        start
-    })
+/// One wait of one greenlet: the greenlet and its wait epoch then (`Core::park_seq`).
+/// The hub's `Unparker` wraps it; the record's joiner slot holds one.
+pub(crate) struct Waiter {
+    pub(crate) g: Greenlet,
+    pub(crate) seq: u64,
 }
 
 /// What a greenlet is.
@@ -125,7 +106,7 @@ impl State {
 pub(crate) struct Record {
     pub(crate) core: Core,
     pub(crate) cold: Box<Cold>,
-    /// This record's place in the thread's list of records ([`RECORDS`]).
+    /// This record's place in the thread's list of records (`Hot::records`).
     links: Links,
 }
 
@@ -138,7 +119,7 @@ pub(crate) struct Record {
 /// The fields a switch, a park or a wake touches.
 #[repr(C)]
 pub(crate) struct Core {
-    /// The coroutine; `None` once dead. Only the driver touches it while the greenlet
+    /// The coroutine; `None` once dead. Only the trampoline touches it while the greenlet
     /// lives (it resumes it in place), and `Drop` after.
     pub(crate) co: UnsafeCell<Option<Coro>>,
     pub(crate) state: Cell<State>,
@@ -146,8 +127,12 @@ pub(crate) struct Core {
     /// Whether `pending` is set: the scheduler holds the greenlet (in its ready queue),
     /// to resume it with that input.
     queued: Cell<bool>,
+    /// Whether the scheduler arranged to start it later (`spawn_later`): a start by other
+    /// means (a switch into it) or its death tells the scheduler, which then disarms it.
+    pub(crate) start_armed: Cell<bool>,
     /// How many more socket operations it makes before its fairness budget's next check
-    /// (`crate::hub::budget`); restarted whenever its park number advances.
+    /// (the hub's `budget`; 0: at its next one). The hub restarts it when it starts a
+    /// greenlet and whenever its wait epoch advances.
     pub(crate) budget: Cell<u16>,
     /// The input to resume it with at its next resume by the scheduler, as a word (see
     /// `set_pending` and `crate::greenlet::word`); meaningful only while `queued`.
@@ -159,7 +144,7 @@ pub(crate) struct Core {
     pub(crate) park_seq: Cell<u64>,
     /// About where the stack pointer was when the greenlet's last park ended (0: it
     /// never parked), for the hub to prefetch the frames its next resume from a park
-    /// returns through ([`crate::hub::prefetch`]).
+    /// returns through (the hub's `prefetch`).
     pub(crate) park_sp: Cell<usize>,
     /// The base of its stack (corosensei's, the highest address it uses; 0 for the main
     /// greenlet), for the same.
@@ -182,7 +167,8 @@ impl Core {
             state: Cell::new(state),
             kind,
             queued: Cell::new(false),
-            budget: Cell::new(crate::hub::budget::CHECK),
+            start_armed: Cell::new(false),
+            budget: Cell::new(0),
             pending: Cell::new(word::IN_NONE),
             yielder: Cell::new(ptr::null()),
             park_seq: Cell::new(0),
@@ -211,9 +197,9 @@ impl Core {
 pub(crate) struct Cold {
     /// `None` only for the main greenlet.
     pub(crate) parent: RefCell<Option<Greenlet>>,
-    /// One waiter to wake when this greenlet dies (a join): the common single join needs
-    /// no boxed callback (see `api::spawn::set_joiner`).
-    pub(crate) joiner: RefCell<Option<crate::hub::park::Unparker>>,
+    /// One waiter to resume when this greenlet dies (a join): the common single join
+    /// needs no boxed callback. The scheduler wakes it (`Scheduler::died`).
+    pub(crate) joiner: RefCell<Option<Waiter>>,
     /// The pending input when it does not fit a word (`pending` is `IN_SLOT`).
     pending_rich: Cell<Option<Input>>,
     pub(crate) name: Option<Box<str>>,
@@ -221,15 +207,12 @@ pub(crate) struct Cold {
     pub(crate) on_exit: RefCell<Vec<ExitCallback>>,
     /// What the stack-overflow handler reports, found through the current greenlet.
     pub(crate) info: RunningInfo,
-    /// Greenlet-local values (`sync::local`, keyed by their `LocalKey`), dropped in the
-    /// hub when the greenlet dies. Untouched by switching.
-    pub(crate) locals: RefCell<crate::api::sync::local::Locals>,
+    /// Greenlet-local values, dropped in the scheduler when the greenlet dies.
+    /// Untouched by switching.
+    pub(crate) locals: RefCell<Locals>,
     /// A spawned greenlet's result, read through its `JoinHandle`: kept here instead of
-    /// being passed to its parent, the hub.
-    pub(crate) outcome: crate::api::spawn::Outcome,
-    /// The timer that starts a `spawn_later` greenlet, while armed: disarmed if the
-    /// greenlet dies before it fires (see `timer::cancel_start`).
-    pub(crate) start_timer: Cell<Option<crate::hub::timer::Key>>,
+    /// being passed to its parent, the scheduler's greenlet.
+    pub(crate) outcome: Outcome,
 }
 
 impl Cold {
@@ -249,7 +232,6 @@ impl Cold {
             info,
             locals,
             outcome,
-            start_timer,
         } = self;
         drop(parent.get_mut().take());
         if joiner.get_mut().is_some() {
@@ -273,11 +255,10 @@ impl Cold {
         if let Some(r) = outcome.reset() {
             drop(r);
         }
-        start_timer.set(None);
     }
 }
 
-/// A record's neighbours in the thread's list of records ([`RECORDS`]), null at the
+/// A record's neighbours in the thread's list of records (`Hot::records`), null at the
 /// ends and in a record that is not listed.
 struct Links {
     prev: Cell<*const Record>,
@@ -297,16 +278,20 @@ impl Record {
     /// Sets what the hub resumes the greenlet with; returns whether it was queued already.
     #[inline]
     pub(crate) fn set_pending(&self, input: Input) -> bool {
-        let mut rich = None;
-        let w = word::pack_with(input, |r| {
-            rich = Some(r);
-            word::IN_SLOT
-        });
-        // The input it replaces is dropped first, then a rich one takes the slot.
-        let was = self.set_pending_word(w);
-        if rich.is_some() {
-            self.cold.pending_rich.set(rich);
-        }
+        word::pack_with(
+            input,
+            |w| self.set_pending_word(w),
+            |rich| self.set_pending_rich(rich),
+        )
+    }
+
+    /// [`set_pending`](Self::set_pending) of an input that does not fit a word.
+    #[cold]
+    #[inline(never)]
+    fn set_pending_rich(&self, input: Input) -> bool {
+        // The input it replaces is dropped first, then the new one takes the slot.
+        let was = self.set_pending_word(word::IN_SLOT);
+        self.cold.pending_rich.set(Some(input));
         was
     }
 
@@ -328,11 +313,11 @@ impl Record {
         self.core.queued.get()
     }
 
-    /// The coroutine, for the driver to resume in place.
+    /// The coroutine, for the trampoline to resume in place.
     ///
     /// # Safety
     ///
-    /// No other reference to the coroutine may exist: only the driver calls this, on a
+    /// No other reference to the coroutine may exist: only the trampoline calls this, on a
     /// greenlet that is not running, and keeps the result only while resuming it.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn coroutine(&self) -> &mut Option<Coro> {
@@ -354,7 +339,7 @@ impl Record {
             ..Cold::default()
         };
         Rc::new(Record {
-            core: Core::new(kind, next_id(), state, None, 0),
+            core: Core::new(kind, thread::next_id(), state, None, 0),
             cold: Box::new(cold),
             links: Links::default(),
         })
@@ -403,7 +388,7 @@ impl Record {
         })
     }
 
-    /// [`take_pending`](Self::take_pending) for the driver: the input as the word it
+    /// [`take_pending`](Self::take_pending) for the trampoline: the input as the word it
     /// resumes the greenlet with (a rich one goes in flight, into the hub's side slot).
     #[inline(always)]
     pub(crate) fn take_pending_word(&self) -> Option<Word> {
@@ -461,29 +446,32 @@ impl Drop for Record {
                 cold: mem::take(&mut self.cold),
                 links: Links::default(),
             };
-            switch::kill_orphan(Greenlet::from_rc(listed(rec)));
+            trampoline::kill_orphan(Greenlet::from_rc(listed(rec)));
             return;
         }
-        crate::hub::throw::forget(self);
         // Not started (drop the closure) or finished: give the stack back.
         let Some(mut co) = self.core.co.get_mut().take() else {
             return;
         };
         co.force_unwind();
         let stack = co.into_stack();
-        let _ = hub::try_with_hub(|h| {
-            if let Ok(mut pool) = h.stacks.try_borrow_mut() {
+        let _ = thread::try_with(|t| {
+            if let Ok(mut pool) = t.stacks.try_borrow_mut() {
                 pool.put(stack);
             }
         });
     }
 }
 
-/// `rec` in an `Rc`, listed in [`RECORDS`].
+/// `rec` in an `Rc`, listed in the thread's list of records (`Hot::records`): every record
+/// a greenlet with a stack can live in, the kept ones included. A record is listed when
+/// it is allocated and unlisted when it is freed, so a spawn that reuses a kept record
+/// costs nothing here.
 fn listed(rec: Record) -> Rc<Record> {
     let rc = Rc::new(rec);
     let me = Rc::as_ptr(&rc);
-    RECORDS.with(|head| {
+    HOT.with(|h| {
+        let head = &h.records;
         let next = head.get();
         rc.links.next.set(next);
         if !next.is_null() {
@@ -495,10 +483,11 @@ fn listed(rec: Record) -> Rc<Record> {
     rc
 }
 
-/// Takes `rec` off [`RECORDS`] (nothing if it is not listed).
+/// Takes `rec` off the thread's list (nothing if it is not listed).
 fn unlist(rec: &Record) {
     let (prev, next) = (rec.links.prev.get(), rec.links.next.get());
-    RECORDS.with(|head| {
+    HOT.with(|h| {
+        let head = &h.records;
         if prev.is_null() {
             if !ptr::eq(head.get(), rec) {
                 // Not listed (the main greenlet, the hub).
@@ -523,7 +512,7 @@ fn unlist(rec: &Record) {
 /// the greenlets still alive when the thread ends.
 pub(crate) fn live_greenlets() -> Vec<Greenlet> {
     let mut live = Vec::new();
-    let mut p = RECORDS.with(|head| head.get());
+    let mut p = HOT.with(|h| h.records.get());
     while !p.is_null() {
         // SAFETY: listed records are alive (see `listed`), and nothing runs meanwhile
         // that could free one.
@@ -589,27 +578,27 @@ impl Records {
 
 /// Called by `Greenlet::drop` with the last handle to a dead greenlet: empties the record
 /// and keeps it for reuse (or frees it, when it cannot be reused or the list is full or
-/// the thread's hub is gone).
+/// the thread's state is gone).
 #[inline]
 pub(crate) fn recycle(mut rc: Rc<Record>) {
     let Some(rec) = Rc::get_mut(&mut rc) else {
         return;
     };
     // Dropping what it owns may run user code, which may spawn (and take records): no
-    // borrow of the list is held meanwhile. In the hub (the driver dropped the last
-    // handle, right after the greenlet died) a panicking destructor must not unwind
-    // through the driver: it is logged, as a panic in any hub callback is, and the record
-    // is freed rather than kept.
-    let emptied = if hub::context() == hub::CTX_HUB {
-        switch::run_hub_callback(|| rec.empty()).unwrap_or(false)
+    // borrow of the list is held meanwhile. In the scheduler (the trampoline dropped the
+    // last handle, right after the greenlet died) a panicking destructor must not unwind
+    // through the trampoline: it is logged, as a panic in any hub callback is, and the
+    // record is freed rather than kept.
+    let emptied = if thread::context() == Context::Scheduler {
+        trampoline::run_callback(|| rec.empty()).unwrap_or(false)
     } else {
         rec.empty()
     };
     if !emptied {
         return;
     }
-    // (If the hub is gone, the closure and `rc` with it are dropped unused.)
-    let _ = hub::try_with_hub(move |h| h.records.keep(rc));
+    // (If the thread's state is gone, the closure and `rc` with it are dropped unused.)
+    let _ = thread::try_with(move |t| t.records.keep(rc));
 }
 #[cfg(test)]
 mod tests {
@@ -617,10 +606,10 @@ mod tests {
     use std::rc::Rc;
 
     use crate::api::spawn::{Builder, spawn};
-    use crate::hub::with_hub;
+    use crate::greenlet::thread;
 
     fn kept() -> usize {
-        with_hub(|h| h.records.len())
+        thread::with(|t| t.records.len())
     }
 
     /// Sets its flag when dropped.

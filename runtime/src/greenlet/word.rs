@@ -1,33 +1,30 @@
 //! What crosses a coroutine switch: one machine word.
 //!
-//! The driver and a greenlet talk through corosensei's `resume(input)` and
+//! The trampoline and a greenlet talk through corosensei's `resume(input)` and
 //! `suspend(request)`. Passing rich enums there (an `Input` of 24 bytes with boxed
 //! payloads, a request holding a greenlet handle) cost about 10 ns per round trip on top
 //! of a 2 ns raw switch: corosensei moves them through several layers in memory on both
 //! sides of the stack switch. So only a word crosses. The common inputs (`()`, the end of
 //! a park) and requests (park, yield, back to main, switch to a greenlet) are encoded in
 //! it; a small value (one word, no drop glue: see `Value`) travels as its two words in
-//! the thread-local `INLINE`; anything richer (a boxed value, a panic payload,
-//! `LoopExit`) waits in the hub's side slot. Either is filled right before the switch and
+//! a thread-local (`thread::Hot::inline`); anything richer (a boxed value, a panic
+//! payload, `LoopExit`) waits in a side slot (`Thread::xfer_input`). Either is filled right before the switch and
 //! emptied right after it, with no other code running between.
 //!
 //! Layout of a request word: `kind << 3 | input word`; the target of a switch travels as
-//! a strong `Rc` pointer in a thread-local cell.
+//! a strong `Rc` pointer in a thread-local cell (`thread::Hot::target`).
 //!
-//! The driver loop carries inputs as words too, and so does a queued greenlet's pending
-//! input (`greenlet::Record::set_pending`, with its own rich slot): at most one word in
-//! flight has its payload in a thread-local or the hub's side slot at any time.
+//! The trampoline's loop carries inputs as words too, and so does a queued greenlet's
+//! pending input (`Record::set_pending`, with its own rich slot): at most one word in
+//! flight has its payload in a thread-local or the side slot at any time.
 
-use std::cell::Cell;
 use std::ptr;
 use std::rc::Rc;
 
 use crate::greenlet::Greenlet;
-use crate::greenlet::record::Record;
-use crate::greenlet::switch::{Input, Output, Request};
-use crate::greenlet::value::{InlineParts, Value};
-use crate::hub::park::Wake;
-use crate::hub::{Hub, with_hub};
+use crate::greenlet::switch::{Input, Output, Wake};
+use crate::greenlet::thread::{self, HOT};
+use crate::greenlet::value::Value;
 
 /// An input or a request encoded in a machine word.
 pub(crate) type Word = usize;
@@ -41,7 +38,7 @@ pub(crate) const IN_TIMED_OUT: Word = 2;
 /// Any other input: it waits in a side slot.
 pub(crate) const IN_SLOT: Word = 3;
 /// `Input::Value` of a value stored inline (a small `Copy`-like payload): its two words
-/// wait in the thread-local `INLINE` (cheaper than the slot's whole `Input`).
+/// wait in the thread-local `Hot::inline` (cheaper than the slot's whole `Input`).
 const IN_INLINE: Word = 4;
 const IN_MASK: Word = 7;
 
@@ -50,21 +47,17 @@ pub(crate) const REQ_MAIN: Word = 1 << 3;
 pub(crate) const REQ_SWITCH: Word = 2 << 3;
 pub(crate) const REQ_YIELD: Word = 3 << 3;
 
-thread_local! {
-    /// The target of a `REQ_SWITCH` request word in flight: a strong handle turned into
-    /// a raw pointer by [`set_target`] and taken back by [`take_target`].
-    static TARGET: Cell<*const Record> = const { Cell::new(ptr::null()) };
-    /// The inline value of an `IN_INLINE` word in flight.
-    static INLINE: Cell<InlineParts> = const { Cell::new(InlineParts::EMPTY) };
-}
-
 /// Encodes `input` for a switch (storing it in the side slot if it is not common).
 #[inline(always)]
 pub(crate) fn pack_input(input: Input) -> Word {
-    pack_with(input, |input| match input {
-        Input::Value(v) => pack_value(v),
-        other => to_slot(other),
-    })
+    pack_with(
+        input,
+        |w| w,
+        |input| match input {
+            Input::Value(v) => pack_value(v),
+            other => to_slot(other),
+        },
+    )
 }
 
 /// Encodes `Input::Value(v)` for a switch.
@@ -77,7 +70,7 @@ pub(crate) fn pack_value(v: Value) -> Word {
     }
     match v.into_inline() {
         Ok(parts) => {
-            INLINE.with(|c| c.set(parts));
+            HOT.with(|h| h.inline.set(parts));
             IN_INLINE
         }
         Err(v) => to_slot(Input::Value(v)),
@@ -89,7 +82,7 @@ pub(crate) fn pack_value(v: Value) -> Word {
 #[inline(always)]
 pub(crate) fn value_of(w: Word) -> Value {
     match w & IN_MASK {
-        IN_INLINE => Value::from_inline(INLINE.with(|c| c.get())),
+        IN_INLINE => Value::from_inline(HOT.with(|h| h.inline.get())),
         IN_SLOT => crate::greenlet::switch::into_value(from_slot()),
         // The empty value, or the end of a park (a wake of a greenlet that had switched
         // away explicitly): nothing.
@@ -97,11 +90,14 @@ pub(crate) fn value_of(w: Word) -> Value {
     }
 }
 
-/// Encodes `input`, handing it to `rich` (which stores it and returns [`IN_SLOT`]) if it
-/// is not common. (A match here rather than a `Result`: the common cases stay in
-/// registers.)
+/// Hands `input` to `common` as its word if it is a common one, else to `rich` as it is.
+/// (A match here rather than a `Result`: the common cases stay in registers.)
 #[inline(always)]
-pub(crate) fn pack_with(input: Input, rich: impl FnOnce(Input) -> Word) -> Word {
+pub(crate) fn pack_with<R>(
+    input: Input,
+    common: impl FnOnce(Word) -> R,
+    rich: impl FnOnce(Input) -> R,
+) -> R {
     // The common inputs own nothing: forgetting them skips the (out-of-line) drop glue
     // that the compiler would otherwise call on them.
     let w = match &input {
@@ -111,7 +107,7 @@ pub(crate) fn pack_with(input: Input, rich: impl FnOnce(Input) -> Word) -> Word 
         _ => return rich(input),
     };
     std::mem::forget(input);
-    w
+    common(w)
 }
 
 /// The input of a common word (not [`IN_SLOT`]).
@@ -120,7 +116,7 @@ pub(crate) fn decode(w: Word) -> Input {
     match w & IN_MASK {
         IN_UNPARKED => Input::Wake(Wake::Unparked),
         IN_TIMED_OUT => Input::Wake(Wake::TimedOut),
-        IN_INLINE => Input::Value(Value::from_inline(INLINE.with(|c| c.get()))),
+        IN_INLINE => Input::Value(Value::from_inline(HOT.with(|h| h.inline.get()))),
         _ => Input::Value(Value::none()),
     }
 }
@@ -131,12 +127,12 @@ pub(crate) fn is_rich(w: Word) -> bool {
     w & IN_MASK == IN_SLOT
 }
 
-/// Puts a rich input in flight: into the hub's side slot.
+/// Puts a rich input in flight: into the side slot.
 #[cold]
 #[inline(never)]
 pub(crate) fn to_slot(input: Input) -> Word {
-    // The slot is empty unless a driver unwound with a word in flight: drop that one.
-    with_hub(|h| drop(h.xfer_input.replace(Some(input))));
+    // The slot is empty unless a trampoline unwound with a word in flight: drop that one.
+    thread::with(|t| drop(t.xfer_input.replace(Some(input))));
     IN_SLOT
 }
 
@@ -150,19 +146,9 @@ pub(crate) fn unpack_input(w: Word) -> Input {
 #[inline(never)]
 fn from_slot() -> Input {
     // The slot was filled right before the switch that brought this word.
-    match with_hub(|h| h.xfer_input.take()) {
+    match thread::with(|t| t.xfer_input.take()) {
         Some(input) => input,
         None => Input::Value(Value::none()),
-    }
-}
-
-/// Encodes a park or a yield for `suspend` (an explicit switch builds its request
-/// word itself: `REQ_MAIN | input` or `REQ_SWITCH | input` after [`set_target`]).
-#[inline(always)]
-pub(crate) fn pack_request(req: Request) -> Word {
-    match req {
-        Request::Park => REQ_PARK,
-        Request::Yield => REQ_YIELD,
     }
 }
 
@@ -181,30 +167,30 @@ pub(crate) fn request_input(w: Word) -> Word {
 /// Stores the target of a `REQ_SWITCH` request word about to be sent.
 #[inline(always)]
 pub(crate) fn set_target(t: Greenlet) {
-    TARGET.with(|c| c.set(Rc::into_raw(t.into_rc())));
+    HOT.with(|h| h.target.set(Rc::into_raw(t.into_rc())));
 }
 
 /// The target of the `REQ_SWITCH` request word just received.
 #[inline(always)]
 pub(crate) fn take_target() -> Greenlet {
-    let p = TARGET.with(|c| c.replace(ptr::null()));
+    let p = HOT.with(|h| h.target.replace(ptr::null()));
     debug_assert!(!p.is_null());
     // SAFETY: `set_target` stored `Rc::into_raw` of a live handle right before the
-    // switch that brought the request word, and only the driver, once per such word,
+    // switch that brought the request word, and only the trampoline, once per such word,
     // takes it: this turns that strong count back into the handle.
     Greenlet::from_rc(unsafe { Rc::from_raw(p) })
 }
 
-/// Stores the output of a returning greenlet that was not spawned, for the driver (the
-/// coroutine returns a word; a spawned greenlet stores its outcome in its record).
+/// Stores the output of a returning greenlet that was not spawned, for the trampoline
+/// (the coroutine returns a word; a spawned greenlet keeps its outcome in its record).
 #[inline]
-pub(crate) fn put_output(h: &Hub, out: Output) {
-    h.xfer_output.set(Some(out));
+pub(crate) fn put_output(out: Output) {
+    thread::with(|t| t.xfer_output.set(Some(out)));
 }
 
 /// Takes the output stored by [`put_output`].
 pub(crate) fn take_output() -> Output {
-    match with_hub(|h| h.xfer_output.take()) {
+    match thread::with(|t| t.xfer_output.take()) {
         Some(out) => out,
         None => Ok(Value::none()),
     }

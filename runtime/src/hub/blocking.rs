@@ -10,8 +10,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::greenlet::thread::is_greenlet_context;
 use crate::hub::park::{park, unparker};
-use crate::hub::{is_greenlet_context, with_hub};
+use crate::hub::with_hub;
 
 /// Most helper threads the pool starts; further jobs queue.
 const MAX_THREADS: usize = 64;

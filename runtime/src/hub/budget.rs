@@ -27,7 +27,8 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::record::Record;
-use crate::hub::{self, CTX_HUB};
+use crate::greenlet::thread;
+use crate::hub::{park, try_with_hub};
 
 /// The most socket operations a greenlet makes in a row without waiting before it
 /// gives the others a turn.
@@ -54,9 +55,10 @@ pub(crate) const SLICE: Duration = Duration::from_millis(1);
 /// How many operations pass between two checks (of the count and the clock).
 pub(crate) const CHECK: u16 = 8;
 
-/// The state of the checks of the current thread's count: the greenlet whose
-/// operations are counted and its park number, the checks made and when the first was.
-struct Checks {
+/// The state of the checks of the hub's current count (a field of the hub): the
+/// greenlet whose operations are counted and its park number, the checks made and when
+/// the first was.
+pub(crate) struct Checks {
     /// A dangling, never-current address until the first check.
     g: Cell<*const Record>,
     seq: Cell<u64>,
@@ -64,15 +66,15 @@ struct Checks {
     since: Cell<Option<Instant>>,
 }
 
-thread_local! {
-    static CHECKS: Checks = const {
+impl Default for Checks {
+    fn default() -> Checks {
         Checks {
             g: Cell::new(std::ptr::dangling()),
             seq: Cell::new(0),
             made: Cell::new(0),
             since: Cell::new(None),
         }
-    };
+    }
 }
 
 /// Starts a new count for `g`, whose park number just advanced (a park ended, or it
@@ -115,12 +117,12 @@ pub(crate) fn restart(g: &Record) {
 #[doc(hidden)]
 #[inline]
 pub fn spend_budget() {
-    let g = hub::current_ptr();
+    let g = thread::current_ptr();
     if g.is_null() {
-        // No hub on this thread: nothing else to let run.
+        // `green` is not used on this thread: nothing else to let run.
         return;
     }
-    // SAFETY: a non-null current greenlet is alive while it runs (`hub::current_ptr`).
+    // SAFETY: a non-null current greenlet is alive while it runs (`thread::Hot`).
     let g = unsafe { &*g };
     let left = g.core.budget.get();
     if left != 0 {
@@ -135,10 +137,10 @@ pub fn spend_budget() {
 #[cold]
 #[inline(never)]
 fn check(g: &Record) {
-    if hub::context() != CTX_HUB && turn_is_due(g) {
+    if !thread::in_scheduler() && turn_is_due(g) {
         // Park until the hub's next poll of timers and IO (a timer due at once). The
         // park advances the greenlet's park number: a new count starts.
-        let _ = crate::hub::park::park(Some(Instant::now()));
+        let _ = park::park(Some(Instant::now()));
     }
     g.core.budget.set(CHECK - 1);
 }
@@ -148,7 +150,8 @@ fn check(g: &Record) {
 fn turn_is_due(g: &Record) -> bool {
     let seq = g.core.park_seq.get();
     let now = Instant::now();
-    CHECKS.with(|c| {
+    try_with_hub(|h| {
+        let c = &h.budget;
         if !std::ptr::eq(c.g.get(), g) || c.seq.get() != seq {
             c.g.set(g);
             c.seq.set(seq);
@@ -163,6 +166,7 @@ fn turn_is_due(g: &Record) -> bool {
                 .get()
                 .is_none_or(|since| now.duration_since(since) >= SLICE)
     })
+    .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -224,12 +228,12 @@ mod tests {
                 super::spend_budget();
             }
             // A yield ends the count: another whole one follows.
-            crate::api::time::yield_now();
+            crate::hub::time::yield_now();
             spend_until(ran, Duration::ZERO)
         });
         let other = spawn(move || {
             // Runs at the busy greenlet's yield; sets the flag on its next turn.
-            crate::api::time::yield_now();
+            crate::hub::time::yield_now();
             r.set(true);
         });
         let n = busy.join().unwrap();

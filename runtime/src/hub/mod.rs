@@ -1,166 +1,90 @@
-//! The per-thread hub: the ready queue, the current greenlet, and the entry points to
-//! the timers, the reactor and the stack pool.
+//! Layer 2, the hub: one scheduler per thread. It runs the ready greenlets, fires timers,
+//! polls the reactor, runs blocking calls on helper threads, and delivers kills, throws
+//! and timeouts.
 //!
-//! A hub is created lazily, the first time a thread uses `green`. It lives in a
-//! thread-local and is dropped when the thread ends, after unwinding the greenlets still
-//! alive then (see `switch::unwind_at_exit`). Greenlets, the hub and everything they
-//! hold are bound to their thread: [`Greenlet`] is `!Send`.
+//! A hub is created on a thread's first use of anything that waits (a spawn, a sleep, a
+//! park, a timer, a socket), and installed into the thread's greenlet state as its
+//! `Scheduler`; it is dropped when the thread ends, after the greenlets still alive
+//! were unwound. Everything it holds is bound to its thread.
+//!
+//! - `run.rs`: the `Scheduler` the greenlet layer calls: what runs next (the ready
+//!   queue, then timers and IO), yields, deaths.
+//! - `ready.rs`, `park.rs`, `timer.rs`: the ready queue, parking, timers.
+//! - `reactor.rs` (registrations and waits) over `poller.rs` (the `mio::Poll`).
+//! - `blocking.rs`: the helper-thread pool.
+//! - `throw.rs`: kill, throw and timeout delivery.
+//! - `budget.rs`: the fairness budget of socket operations.
 
 pub(crate) mod blocking;
 pub(crate) mod budget;
 pub mod park;
+pub(crate) mod poller;
 pub(crate) mod prefetch;
 pub mod reactor;
 pub(crate) mod ready;
+pub(crate) mod run;
 pub(crate) mod throw;
+pub(crate) mod time;
 pub mod timer;
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ptr;
-use std::rc::Rc;
 
 use crate::greenlet::Greenlet;
-use crate::greenlet::record::{Kind, Record};
-use crate::greenlet::stack::{DEFAULT_STACK_SIZE, StackPool};
-use crate::greenlet::switch::Input;
-use crate::greenlet::value::Value;
-use crate::hub::reactor::Reactor;
+use crate::greenlet::error::BlockError;
+use crate::greenlet::thread;
+use crate::hub::poller::Reactor;
+use crate::hub::ready::ReadyQueue;
 use crate::hub::timer::Timers;
 
-/// What the code running on this thread is, as far as the runtime is concerned.
-/// Kept in a `const`-initialised thread-local so that the monkey patch's hooks and the
-/// overflow handler can read it without touching (or lazily creating) the hub.
-pub(crate) const CTX_NONE: u8 = 0;
-/// The thread's own code (the main greenlet), with a hub on the thread.
-pub(crate) const CTX_MAIN: u8 = 1;
-/// The hub's scheduling loop, timer callbacks and links.
-pub(crate) const CTX_HUB: u8 = 2;
-/// A greenlet running on its own stack.
-pub(crate) const CTX_GREENLET: u8 = 3;
-
 thread_local! {
-    static HUB: Hub = Hub::new();
-    /// The address of `HUB` once created (null before and after): a `const` thread-local
-    /// is a single load, where the lazily initialised `HUB` checks its state each time.
-    static HUB_PTR: Cell<*const Hub> = const { Cell::new(ptr::null()) };
-    pub(crate) static CONTEXT: Cell<u8> = const { Cell::new(CTX_NONE) };
-    /// The greenlet whose code is running (the hub while the driver schedules). Not
-    /// owning: the driver holds a strong handle to the greenlet it resumed for as long as
-    /// it runs, and the hub owns `main` and `hub`. A thread-local rather than a hub
-    /// field: read right after every switch, it costs one load instead of a chain.
-    static CURRENT: Cell<*const Record> = const { Cell::new(ptr::null()) };
-    /// How many greenlets of this thread need the slow path at their switch points: the
-    /// entries of `throw::Throws`. Lets every switch skip those checks with one
-    /// thread-local load.
-    static SLOW_SWITCHES: Cell<usize> = const { Cell::new(0) };
+    /// This thread's hub, once installed (null before and after): a `const` thread-local,
+    /// one load on the paths that reach the hub (a wake, a park, a wait for IO).
+    static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
 }
 
-/// Whether any greenlet of this thread has throw state (see `throw`): the switch points
-/// then take their slow path.
-#[inline(always)]
-pub(crate) fn any_deferred() -> bool {
-    SLOW_SWITCHES.with(|c| c.get()) != 0
-}
-
-/// A greenlet got throw state.
-pub(crate) fn slow_switch_added() {
-    SLOW_SWITCHES.with(|c| c.set(c.get() + 1));
-}
-
-/// A greenlet's throw state went.
-pub(crate) fn slow_switch_removed() {
-    let _ = SLOW_SWITCHES.try_with(|c| c.set(c.get().saturating_sub(1)));
-}
-
-/// The scheduler state of one thread.
+/// The hub of one thread: all of its state.
 pub(crate) struct Hub {
-    /// The thread's own code.
-    pub(crate) main: Greenlet,
-    /// The pseudo-greenlet standing for the hub (the parent of spawned greenlets).
-    pub(crate) hub: Greenlet,
-    /// Greenlets with something to resume them with (their `pending` input).
-    pub(crate) ready: crate::hub::ready::ReadyQueue,
-    pub(crate) timers: RefCell<Timers>,
-    /// Created on first use: a thread that only switches never makes an epoll fd.
-    pub(crate) reactor: RefCell<Option<Reactor>>,
-    pub(crate) stacks: RefCell<StackPool>,
-    /// Records of dead greenlets kept for reuse.
-    pub(crate) records: crate::greenlet::record::Records,
-    /// Default stack size for new greenlets.
-    pub(crate) stack_size: Cell<usize>,
+    /// Greenlets with something to resume them with (their pending input).
+    pub(crate) ready: ReadyQueue,
     /// Scheduling ticks left before the next poll of timers and IO while greenlets are
-    /// ready (a countdown).
+    /// ready (a countdown, see `run::MAINTENANCE_INTERVAL`).
     pub(crate) ticks: Cell<u32>,
-    /// Jobs running on helper threads that will wake a greenlet of this hub.
-    pub(crate) blocking_pending: Cell<usize>,
+    pub(crate) timers: RefCell<Timers>,
+    /// The timers that start `spawn_later` greenlets, by greenlet id, while armed (see
+    /// `Core::start_armed`).
+    pub(crate) starts: RefCell<HashMap<u64, timer::Key>>,
+    /// Created on first use: a thread that never waits for IO makes no epoll fd.
+    pub(crate) reactor: RefCell<Option<Reactor>>,
     /// Waits listed on IO registrations (`reactor`), counted here so that a wait and
     /// its end need not borrow the reactor.
     pub(crate) io_waiters: Cell<usize>,
-    /// What `sync::monitor` reads from its own thread: the switch counter (one relaxed
-    /// add per resume) and, while monitoring, which greenlet runs.
-    pub(crate) monitor: std::sync::Arc<crate::api::monitor::Shared>,
+    /// Jobs running on helper threads that will wake a greenlet of this hub.
+    pub(crate) blocking_pending: Cell<usize>,
     /// The throw state of the greenlets that have one (see `throw`).
     pub(crate) throws: throw::Throws,
-    /// Whether a monitor is attached (only then does the driver record the current
-    /// greenlet for it).
-    pub(crate) monitoring: Cell<bool>,
-    /// The side slot of an input crossing a switch that does not fit a word (`word`).
-    pub(crate) xfer_input: Cell<Option<crate::greenlet::switch::Input>>,
-    /// The outcome of a greenlet's function, on its way to the driver (`word`).
-    pub(crate) xfer_output: Cell<Option<crate::greenlet::switch::Output>>,
+    /// The fairness budget's checks (see `budget`).
+    pub(crate) budget: budget::Checks,
+    /// The timer that gives main its turn back while the greenlets still alive when the
+    /// thread ends unwind (see `run`'s `exit_tick`), while armed.
+    pub(crate) exit_tick: Cell<Option<timer::Key>>,
 }
 
 impl Hub {
     fn new() -> Hub {
-        let main = Greenlet::root(Kind::Main, None);
-        let hub = Greenlet::root(Kind::Hub, Some(main.clone()));
-        CONTEXT.with(|c| c.set(CTX_MAIN));
-        CURRENT.with(|c| c.set(Rc::as_ptr(&*main.0)));
-        crate::greenlet::stack::overflow::install();
-        crate::greenlet::stack::overflow::ensure_altstack();
         Hub {
-            main,
-            hub,
-            ready: crate::hub::ready::ReadyQueue::new(),
+            ready: ReadyQueue::new(),
+            ticks: Cell::new(run::MAINTENANCE_INTERVAL - 1),
             timers: RefCell::new(Timers::new()),
+            starts: RefCell::new(HashMap::new()),
             reactor: RefCell::new(None),
-            stacks: RefCell::new(StackPool::new()),
-            records: Default::default(),
-            stack_size: Cell::new(DEFAULT_STACK_SIZE),
-            ticks: Cell::new(crate::greenlet::switch::MAINTENANCE_INTERVAL - 1),
-            blocking_pending: Cell::new(0),
             io_waiters: Cell::new(0),
-            monitor: Default::default(),
+            blocking_pending: Cell::new(0),
             throws: Default::default(),
-            monitoring: Cell::new(false),
-            xfer_input: Cell::new(None),
-            xfer_output: Cell::new(None),
+            budget: Default::default(),
+            exit_tick: Cell::new(None),
         }
-    }
-
-    /// The running greenlet.
-    #[inline]
-    pub(crate) fn current(&self) -> &Record {
-        // SAFETY: `current` always points at a live greenlet: `main` or `hub` (owned by
-        // this hub) or the greenlet the driver is running, which the driver keeps alive
-        // with a strong handle until it is switched away from.
-        unsafe { &*CURRENT.with(|c| c.get()) }
-    }
-
-    /// A new handle to the running greenlet.
-    pub(crate) fn current_greenlet(&self) -> Greenlet {
-        let p = CURRENT.with(|c| c.get());
-        // SAFETY: `p` points at a live `Record` owned by an `Rc` (see `current`), so
-        // adding a strong count and making a second `Rc` from it is sound.
-        unsafe {
-            Rc::increment_strong_count(p);
-            Greenlet::from_rc(Rc::from_raw(p))
-        }
-    }
-
-    #[inline]
-    pub(crate) fn set_current(&self, g: &Greenlet) {
-        CURRENT.with(|c| c.set(Rc::as_ptr(&*g.0)));
     }
 
     /// Queues `g` to run; its `pending` input must already be set.
@@ -168,214 +92,86 @@ impl Hub {
     pub(crate) fn push_ready(&self, g: Greenlet) {
         self.ready.push(g);
     }
-
-    /// Starts `g`, a `spawn_later` greenlet whose start timer fired: queued with the
-    /// empty value, unless it died or something is pending for it already (a kill).
-    pub(crate) fn start_due(&self, g: &Greenlet) {
-        if g.dead() || g.0.peek_rich_pending(|i| matches!(i, Input::Throw(_))) == Some(true) {
-            return;
-        }
-        if !g.0.set_pending(Input::Value(Value::none())) {
-            self.push_ready(g.clone());
-        }
-    }
-
-    /// The reactor, created on first use.
-    pub(crate) fn with_reactor<R>(&self, f: impl FnOnce(&mut Reactor) -> R) -> std::io::Result<R> {
-        let mut slot = self.reactor.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(Reactor::new()?);
-        }
-        // The `if` above filled the slot, or returned the error.
-        match slot.as_mut() {
-            Some(r) => Ok(f(r)),
-            None => Err(std::io::Error::other("reactor missing")),
-        }
-    }
 }
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        // The greenlets still alive are unwound while the hub still works, reached
-        // through HUB_PTR, which is set from this drop's own reference. (`HUB` itself
-        // cannot be accessed any more: its destructor is running.)
-        let h: &Hub = self;
-        HUB_PTR.with(|p| p.set(h));
-        crate::greenlet::switch::unwind_at_exit(h);
-        HUB_PTR.with(|p| p.set(ptr::null()));
-        CONTEXT.with(|c| c.set(CTX_NONE));
-        CURRENT.with(|c| c.set(ptr::null()));
+        HUB.with(|h| h.set(ptr::null()));
     }
 }
 
-/// Runs `f` with this thread's hub, creating the hub on first use.
+/// Runs `f` with this thread's hub, installing it on first use.
 ///
 /// # Panics
 ///
 /// If called while the thread's thread-locals are being destroyed.
 #[inline(always)]
 pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    let p = HUB_PTR.with(|p| p.get());
+    let p = HUB.with(|h| h.get());
     if !p.is_null() {
-        // SAFETY: HUB_PTR is set to HUB's address below and cleared first thing in
-        // `Hub::drop`, so a non-null value points at the live hub of this thread.
+        // SAFETY: `HUB` is set to the installed hub's address (in its box, owned by the
+        // thread's `Thread` until the thread ends) and cleared first thing in its drop,
+        // so a non-null value points at the live hub of this thread.
         return f(unsafe { &*p });
     }
-    HUB.with(|h| {
-        HUB_PTR.with(|p| p.set(h));
-        f(h)
-    })
-}
-
-/// The address of this thread's hub, created on first use: [`with_hub`] without a
-/// closure, for the switch path, where a closure that is not inlined would be a call
-/// frame spanning the coroutine switch (see `switch::switch_to`).
-///
-/// The hub lives until the thread's thread-locals are destroyed: callers dereference
-/// the pointer only for the duration of their own call, as `with_hub` would.
-///
-/// # Panics
-///
-/// If called while the thread's thread-locals are being destroyed.
-#[inline(always)]
-pub(crate) fn hub_ptr() -> *const Hub {
-    let p = HUB_PTR.with(|p| p.get());
-    if !p.is_null() {
-        return p;
+    match install() {
+        // SAFETY: as above: just installed.
+        Some(p) => f(unsafe { &*p }),
+        None => panic!("green: the hub is used while its thread ends"),
     }
-    init_hub_ptr()
 }
 
-#[cold]
-#[inline(never)]
-fn init_hub_ptr() -> *const Hub {
-    HUB.with(|h| {
-        HUB_PTR.with(|p| p.set(h));
-        h as *const Hub
-    })
-}
-
-/// Runs `f` with the running greenlet's record: [`Hub::current`] without going through
-/// the hub. Only while a hub runs on this thread (something is current).
+/// Whether this thread's hub is installed.
 #[inline(always)]
-pub(crate) fn with_current<R>(f: impl FnOnce(&Record) -> R) -> R {
-    let p = CURRENT.with(|c| c.get());
-    debug_assert!(!p.is_null());
-    // SAFETY: as in `Hub::current`: a non-null CURRENT points at a live greenlet, kept
-    // alive while it is current, which it stays during `f` (`f` is not given a way to
-    // switch while it holds the reference: callers pass short, non-switching closures).
-    f(unsafe { &*p })
-}
-
-/// The record of the running greenlet, null while no hub runs on this thread. It stays
-/// alive while its greenlet runs (see [`Hub::current`]).
-#[inline(always)]
-pub(crate) fn current_ptr() -> *const Record {
-    CURRENT.with(|c| c.get())
-}
-
-/// The overflow record of the running greenlet, for the stack-overflow signal handler
-/// (null outside a hub). Async-signal-safe: one read of a `const` thread-local without
-/// destructor, and the record is immutable while its greenlet lives.
-pub(crate) fn running_info() -> *const crate::greenlet::stack::overflow::RunningInfo {
-    let p = CURRENT.with(|c| c.get());
-    if p.is_null() {
-        return ptr::null();
-    }
-    // SAFETY: a non-null CURRENT points at a live greenlet (see `Hub::current`); only
-    // the field's address is taken.
-    unsafe { ptr::addr_of!((*p).cold.info) }
-}
-
-/// Whether `g` is the running greenlet.
-#[inline(always)]
-pub(crate) fn is_current(g: &Greenlet) -> bool {
-    ptr::eq(CURRENT.with(|c| c.get()), Rc::as_ptr(&*g.0))
+pub(crate) fn installed() -> bool {
+    !HUB.with(|h| h.get()).is_null()
 }
 
 /// Like [`with_hub`] but `None` once the hub is gone (thread exit).
 #[inline]
 pub(crate) fn try_with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
-    let p = HUB_PTR.with(|p| p.get());
+    let p = HUB.with(|h| h.get());
     if !p.is_null() {
         // SAFETY: as in `with_hub`.
         return Some(f(unsafe { &*p }));
     }
-    HUB.try_with(|h| {
-        HUB_PTR.with(|p| p.set(h));
-        f(h)
+    // SAFETY: as in `with_hub`.
+    install().map(|p| f(unsafe { &*p }))
+}
+
+/// Makes this thread's hub and installs it as the thread's scheduler; `None` if the
+/// thread is ending. Greenlets orphaned before (see `NoScheduler::orphan`) are killed
+/// by the new hub.
+#[cold]
+#[inline(never)]
+fn install() -> Option<*const Hub> {
+    thread::try_with(|t| {
+        if t.ending.get() || t.has_scheduler() {
+            return None;
+        }
+        let hub = Box::new(Hub::new());
+        let p: *const Hub = &*hub;
+        budget::restart(&t.main.0);
+        t.install(hub);
+        HUB.with(|h| h.set(p));
+        let orphans = std::mem::take(&mut *t.orphans.borrow_mut());
+        // SAFETY: just installed (see `with_hub`).
+        let h = unsafe { &*p };
+        for g in orphans {
+            *g.0.cold.parent.borrow_mut() = Some(t.hub.clone());
+            throw::deliver(h, &g, Box::new(crate::greenlet::error::GreenletExit));
+        }
+        Some(p)
     })
-    .ok()
-}
-
-/// The runtime context of the calling code (one of the `CTX_*` constants).
-#[inline]
-pub(crate) fn context() -> u8 {
-    CONTEXT.with(|c| c.get())
-}
-
-#[inline]
-pub(crate) fn set_context(ctx: u8) {
-    CONTEXT.with(|c| c.set(ctx))
+    .flatten()
 }
 
 /// The panic of `what` (a wait with no error to return: `sleep`, `yield_now`, `wait`,
 /// ...) called from the hub, a timer callback or a link, which must not wait or switch.
 /// The hub catches it and logs it with the callback's other panics
-/// (`switch::run_hub_callback`).
+/// (`trampoline::run_callback`).
 #[cold]
 #[inline(never)]
 pub(crate) fn in_hub_panic(what: &str) -> ! {
-    panic!(
-        "green: {what}: {}",
-        crate::greenlet::error::BlockError::InHub
-    )
-}
-
-/// Whether the calling code may park (block cooperatively): it runs in a spawned or
-/// explicitly created greenlet, or it is the thread's own code (the main greenlet) on a
-/// thread whose hub exists. `false` on a plain thread that never used `green`, and in
-/// the hub itself (timer callbacks, links).
-///
-/// The monkey patch uses this to decide whether a blocking std call should switch.
-///
-/// # Examples
-///
-/// ```
-/// // A fresh thread has no hub yet:
-/// std::thread::spawn(|| assert!(!green::is_greenlet_context())).join().unwrap();
-/// let h = green::spawn(|| green::is_greenlet_context());
-/// assert!(h.join().unwrap());
-/// assert!(green::is_greenlet_context()); // main, now that the hub exists
-/// ```
-#[inline]
-pub fn is_greenlet_context() -> bool {
-    matches!(
-        CONTEXT.try_with(|c| c.get()),
-        Ok(CTX_MAIN) | Ok(CTX_GREENLET)
-    )
-}
-
-/// Sets the default stack size (in bytes) of greenlets created after the call on this
-/// thread. It is rounded up to whole pages. [`Builder::stack_size`](crate::Builder::stack_size)
-/// sets it for one greenlet.
-///
-/// # Examples
-///
-/// ```
-/// green::set_default_stack_size(256 * 1024);
-/// assert_eq!(green::default_stack_size(), 256 * 1024);
-/// # green::set_default_stack_size(green::DEFAULT_STACK_SIZE);
-/// ```
-pub fn set_default_stack_size(bytes: usize) {
-    with_hub(|h| h.stack_size.set(bytes.max(16 * 1024)))
-}
-
-/// The default stack size of new greenlets on this thread.
-///
-/// ```
-/// assert!(green::default_stack_size() >= 16 * 1024);
-/// ```
-pub fn default_stack_size() -> usize {
-    with_hub(|h| h.stack_size.get())
+    panic!("green: {what}: {}", BlockError::InHub)
 }

@@ -35,26 +35,13 @@ use std::time::Instant;
 
 use crate::greenlet::Greenlet;
 use crate::greenlet::error::BlockError;
-use crate::greenlet::record::State;
-use crate::greenlet::switch::{self, Input, Request};
+use crate::greenlet::record::{State, Waiter};
+pub use crate::greenlet::switch::Wake;
+use crate::greenlet::switch::{self, Input};
+use crate::greenlet::thread::{self, Context};
+use crate::greenlet::trampoline;
 use crate::greenlet::word::{self, Word};
-use crate::hub::{self, CTX_HUB, with_hub};
-
-/// How a [`park`] ended.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// let w = green::park::park(Some(Instant::now() + Duration::from_millis(1))).unwrap();
-/// assert_eq!(w, green::park::Wake::TimedOut);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// An [`Unparker`] woke it (or, spuriously, a child of the parked greenlet returned
-    /// into it; explicit switches into a parked greenlet are refused).
-    Unparked,
-    /// The deadline passed.
-    TimedOut,
-}
+use crate::hub::{Hub, budget, throw, timer, with_hub};
 
 /// Wakes one park of one greenlet. Cheap to clone; using a stale one does nothing.
 ///
@@ -83,10 +70,24 @@ impl std::fmt::Debug for Unparker {
 /// let u = green::park::unparker();
 /// assert!(u.is_current_park());
 /// ```
+#[inline]
 pub fn unparker() -> Unparker {
     let g = crate::greenlet::getcurrent();
     let seq = g.0.core.park_seq.get();
     Unparker { g, seq }
+}
+
+impl From<Waiter> for Unparker {
+    /// The unparker of the wait `w` names (a joiner slot's).
+    fn from(w: Waiter) -> Unparker {
+        Unparker { g: w.g, seq: w.seq }
+    }
+}
+
+impl From<Unparker> for Waiter {
+    fn from(u: Unparker) -> Waiter {
+        Waiter { g: u.g, seq: u.seq }
+    }
 }
 
 impl Unparker {
@@ -116,7 +117,7 @@ impl Unparker {
     /// [`unpark`](Unparker::unpark) by value, for `h`'s own waiters: the handle moves
     /// into the ready queue instead of being cloned there and dropped here.
     #[inline]
-    pub(crate) fn unpark_into(self, h: &hub::Hub) -> bool {
+    pub(crate) fn unpark_into(self, h: &Hub) -> bool {
         if !self.can_wake() {
             return false;
         }
@@ -203,17 +204,67 @@ pub fn park(deadline: Option<Instant>) -> Result<Wake, BlockError> {
 /// and one call fewer between a greenlet's read and its switch to the hub.
 #[inline(always)]
 pub(crate) fn park_inline(deadline: Option<Instant>) -> Result<Wake, BlockError> {
-    if hub::context() == CTX_HUB {
+    if thread::in_scheduler() {
         return Err(BlockError::InHub);
     }
-    crate::hub::throw::at_switch_point();
-    let timer =
-        deadline.map(|d| crate::hub::timer::add(d, crate::hub::timer::Action::Timeout(unparker())));
-    let input = switch::suspend(Request::Park);
+    throw::at_switch_point();
+    let timer = deadline.map(|d| timer::add(d, timer::Action::Timeout(unparker())));
+    let input = wait(word::REQ_PARK);
     if let Some(t) = timer {
-        crate::hub::timer::cancel(t);
+        timer::cancel(t);
     }
     end_park(input)
+}
+
+/// Leaves the current greenlet (not the hub) to wait in the hub (`req` is
+/// `word::REQ_PARK` or `word::REQ_YIELD`); returns the input word it is resumed with. A
+/// greenlet suspends to the trampoline; the main greenlet runs the trampoline in place.
+#[inline(always)]
+pub(crate) fn wait(req: Word) -> Word {
+    if thread::context() == Context::Greenlet {
+        // The loop the greenlet suspends to asks the hub what runs next: it must be there
+        // (a greenlet made with `Greenlet::new` may be the thread's first to wait).
+        ensure_hub();
+        switch::suspend(req)
+    } else {
+        main_waits(req)
+    }
+}
+
+/// Installs the thread's hub if it is not yet: one load once it is.
+#[inline(always)]
+fn ensure_hub() {
+    if !crate::hub::installed() {
+        with_hub(|_| ());
+    }
+}
+
+#[inline(never)]
+fn main_waits(req: Word) -> Word {
+    with_hub(|h| thread::with(|t| trampoline::main_waits(t, h, req)))
+}
+
+/// Lets every other ready greenlet run once, then returns (the work of `yield_now`, once
+/// the caller checked it is not the hub). A kill unwinds from here.
+#[inline(always)]
+pub(crate) fn yield_here() {
+    throw::at_switch_point();
+    // The hub queues us behind every ready greenlet, then runs them.
+    let input = wait(word::REQ_YIELD);
+    // Cannot block forever (we were queued); a kill unwinds from here.
+    if word::is_rich(input) {
+        after_yield_rich(word::unpack_input(input));
+    }
+}
+
+#[cold]
+fn after_yield_rich(input: Input) {
+    match input {
+        Input::Throw(p) => throw::raise(p),
+        // Main is queued when it yields, so the hub always has something to run: no
+        // `LoopExit`. (Explicit switches into a yielding greenlet are refused.)
+        Input::Value(_) | Input::Wake(_) | Input::LoopExit | Input::Refused(_) => {}
+    }
 }
 
 /// Ends a park: later unparkers made for it are stale; a kill unwinds from here.
@@ -221,12 +272,12 @@ pub(crate) fn park_inline(deadline: Option<Instant>) -> Result<Wake, BlockError>
 pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
     // Also notes about where the stack pointer is, for the hub to prefetch the frames
     // here before the next resume (the next park is most often from the same place:
-    // see `crate::hub::prefetch`).
+    // see `prefetch`).
     let here = 0u8;
-    hub::with_current(|g| {
+    thread::with_current(|g| {
         g.core.park_seq.set(g.core.park_seq.get().wrapping_add(1));
         g.core.park_sp.set(std::ptr::addr_of!(here) as usize);
-        crate::hub::budget::restart(g);
+        budget::restart(g);
     });
     match input {
         word::IN_UNPARKED => Ok(Wake::Unparked),
@@ -243,7 +294,7 @@ fn end_park_rich(input: Input) -> Result<Wake, BlockError> {
     match input {
         Input::Wake(w) => Ok(w),
         Input::Value(_) | Input::Refused(_) => Ok(Wake::Unparked),
-        Input::Throw(p) => crate::hub::throw::raise(p),
+        Input::Throw(p) => throw::raise(p),
         Input::LoopExit => Err(BlockError::WouldBlockForever),
     }
 }

@@ -85,7 +85,6 @@ pub(crate) fn stack(g: &Record) {
 
 #[cfg(test)]
 mod tests {
-    use crate::hub;
     use std::time::Duration;
 
     /// What the hub prefetches from: after a park, the record notes a stack pointer
@@ -97,9 +96,11 @@ mod tests {
         let h = crate::spawn(|| {
             let local = 0u8;
             let here = std::ptr::addr_of!(local) as usize;
-            let (before, base) = hub::with_current(|g| (g.core.park_sp.get(), g.core.stack_base));
+            let (before, base) = crate::greenlet::thread::with_current(|g| {
+                (g.core.park_sp.get(), g.core.stack_base)
+            });
             crate::sleep(Duration::from_millis(1));
-            let after = hub::with_current(|g| g.core.park_sp.get());
+            let after = crate::greenlet::thread::with_current(|g| g.core.park_sp.get());
             (here, before, base, after)
         });
         let (here, before, base, after) = h.join().unwrap();
@@ -115,6 +116,9 @@ mod tests {
             here - after
         );
         crate::sleep(Duration::from_millis(1));
-        assert_eq!(hub::with_current(|g| g.core.stack_base), 0);
+        assert_eq!(
+            crate::greenlet::thread::with_current(|g| g.core.stack_base),
+            0
+        );
     }
 }

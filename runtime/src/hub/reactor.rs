@@ -1,4 +1,5 @@
-//! The reactor: the hub's `mio::Poll`, IO registrations, and waking from other threads.
+//! The reactor: IO registrations and the greenlets that wait on them. The `mio::Poll`
+//! that reports their readiness is `poller`'s.
 //!
 //! Readiness is edge-triggered. A greenlet always tries its syscall first; only when it
 //! gets `WouldBlock` does it wait, and the next edge (new data, buffer space, hang-up)
@@ -19,21 +20,17 @@
 //! drain, before the hub can poll again.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
-use slab::Slab;
+use mio::Interest;
+use mio::event::Event;
 
 use crate::hub::park::{Unparker, Wake, park_inline, unparker};
-use crate::hub::{Hub, with_hub};
-
-const WAKER_TOKEN: Token = Token(usize::MAX);
+use crate::hub::poller::Reactor;
+use crate::hub::{try_with_hub, with_hub};
 
 /// Readiness bits of a slot (see the module docs).
 const READ_READY: u8 = 1;
@@ -89,7 +86,7 @@ pub(crate) struct IoState {
 }
 
 impl IoState {
-    fn new() -> IoState {
+    pub(crate) fn new() -> IoState {
         IoState {
             ready: Cell::new(READ_READY | WRITE_READY),
             registered: Cell::new(true),
@@ -208,6 +205,39 @@ impl IoState {
     }
 }
 
+impl IoState {
+    /// An event for this registration: records its readiness and moves the waits it ends
+    /// to `woken`; returns how many.
+    #[inline]
+    pub(crate) fn on_event(&self, ev: &Event, woken: &mut Vec<Unparker>) -> usize {
+        let mut bits = 0;
+        if ev.is_readable() {
+            bits |= READ_READY;
+        }
+        if ev.is_read_closed() || ev.is_error() {
+            bits |= READ_READY | READ_CLOSED;
+        }
+        if ev.is_writable() {
+            bits |= WRITE_READY;
+        }
+        if ev.is_write_closed() || ev.is_error() {
+            bits |= WRITE_READY | WRITE_CLOSED;
+        }
+        if ev.is_priority() {
+            bits |= READ_READY | URGENT;
+        }
+        let n = self.drain_into(bits, woken);
+        self.ready.set(self.ready.get() | bits);
+        n
+    }
+
+    /// The registration is gone: its waits end (with an error), moved to `woken`.
+    pub(crate) fn close(&self, woken: &mut Vec<Unparker>) {
+        self.registered.set(false);
+        self.drain_into(READ_READY | WRITE_READY, woken);
+    }
+}
+
 /// Whether `c` holds a value satisfying `f`, without moving it out of the cell.
 #[inline(always)]
 fn peek<T>(c: &Cell<Option<T>>, f: impl FnOnce(&T) -> bool) -> bool {
@@ -232,220 +262,6 @@ fn drain_rest(rest: &mut Vec<(u8, Unparker)>, dir: u8, out: &mut Vec<Unparker>) 
     }
     *rest = kept;
     before - rest.len()
-}
-
-/// Wakes the hub from other threads (helper-thread jobs finishing).
-pub(crate) struct Remote {
-    waker: mio::Waker,
-    done: Mutex<Vec<usize>>,
-}
-
-impl Remote {
-    /// Reports job `key` as finished and wakes the hub.
-    pub(crate) fn complete(&self, key: usize) {
-        match self.done.lock() {
-            Ok(mut d) => d.push(key),
-            Err(poisoned) => poisoned.into_inner().push(key),
-        }
-        if let Err(e) = self.waker.wake() {
-            log::error!("green: cannot wake the hub: {e}");
-        }
-    }
-}
-
-pub(crate) struct Reactor {
-    poll: Poll,
-    events: Events,
-    /// Each registration's fd and state, by token.
-    slots: Slab<(RawFd, Rc<IoState>)>,
-    /// Raw fds registered by [`wait_fd`] (the monkey patch), by fd number, with the tag
-    /// they were registered under (see [`wait_fd_tagged`]).
-    fds: HashMap<RawFd, (usize, Rc<IoState>, u64)>,
-    remote: Arc<Remote>,
-    /// Greenlets waiting for helper-thread jobs, by job key.
-    pub(crate) jobs: Slab<Option<Unparker>>,
-    /// `poll`'s list of greenlets to wake, kept to reuse its allocation.
-    woken: Vec<Unparker>,
-    /// Where [`wait_fd_tagged`] last found the [`Registration`] of an fd it could not
-    /// register (a `green::net` socket polled through a hooked `poll`), so that the next
-    /// wait finds it without a failed `epoll_ctl` and a scan of `slots`. A hint, checked
-    /// against `slots` on use (`owner_state`); never cleaned up otherwise.
-    owners: HashMap<RawFd, usize>,
-}
-
-impl Reactor {
-    pub(crate) fn new() -> io::Result<Reactor> {
-        let poll = Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
-        Ok(Reactor {
-            poll,
-            events: Events::with_capacity(1024),
-            slots: Slab::new(),
-            fds: HashMap::new(),
-            remote: Arc::new(Remote {
-                waker,
-                done: Mutex::new(Vec::new()),
-            }),
-            jobs: Slab::new(),
-            woken: Vec::new(),
-            owners: HashMap::new(),
-        })
-    }
-
-    pub(crate) fn remote(&self) -> Arc<Remote> {
-        self.remote.clone()
-    }
-
-    fn register(&mut self, fd: RawFd) -> io::Result<(usize, Rc<IoState>)> {
-        let entry = self.slots.vacant_entry();
-        let key = entry.key();
-        self.poll
-            .registry()
-            .register(&mut SourceFd(&fd), Token(key), registered_interest())?;
-        let state = Rc::new(IoState::new());
-        entry.insert((fd, state.clone()));
-        Ok((key, state))
-    }
-
-    /// Deregisters what [`wait_fd`] registered for the raw `fd`, if anything; returns
-    /// the greenlets that were waiting on it (see [`Reactor::deregister`]).
-    fn forget_raw(&mut self, fd: RawFd) -> Vec<Unparker> {
-        match self.fds.remove(&fd) {
-            Some((key, old, _)) => self.deregister(key, &old),
-            None => Vec::new(),
-        }
-    }
-
-    /// The state of the registration of `fd` that `owners` remembers, if that slot still
-    /// holds `fd` (the fd's registration now: epoll holds one per fd). For an fd that
-    /// `fds` does not list, whose registration is then a [`Registration`]'s.
-    fn owner_state(&self, fd: RawFd) -> Option<Rc<IoState>> {
-        let key = *self.owners.get(&fd)?;
-        match self.slots.get(key) {
-            Some((f, state)) if *f == fd => Some(state.clone()),
-            _ => None,
-        }
-    }
-
-    /// Removes the registration `key` if it is `state`'s; returns the greenlets that
-    /// were waiting on it (the caller takes them off `Hub::io_waiters`).
-    fn deregister(&mut self, key: usize, state: &Rc<IoState>) -> Vec<Unparker> {
-        match self.slots.get(key) {
-            Some((_, s)) if Rc::ptr_eq(s, state) => {}
-            _ => return Vec::new(),
-        }
-        let (fd, state) = self.slots.remove(key);
-        // Fails harmlessly if the fd was closed already (the kernel dropped it).
-        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        state.registered.set(false);
-        let mut woken = Vec::new();
-        state.drain_into(READ_READY | WRITE_READY, &mut woken);
-        woken
-    }
-}
-
-/// What every fd is registered for: both directions, and on Linux urgent data too (see
-/// `URGENT`).
-fn registered_interest() -> Interest {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    return Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    return Interest::READABLE | Interest::WRITABLE;
-}
-
-/// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes the
-/// greenlets waiting on them.
-pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
-    // Wake after releasing the reactor: dropping an unparker may drop a greenlet. The
-    // list's allocation is kept in the reactor between polls.
-    let res = h.with_reactor(|r| {
-        let Reactor {
-            poll,
-            events,
-            slots,
-            remote,
-            jobs,
-            woken,
-            ..
-        } = r;
-        let mut woken = std::mem::take(woken);
-        if let Err(e) = poll.poll(events, timeout) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                log::error!("green: polling the reactor failed: {e}");
-            }
-            return woken;
-        }
-        for ev in events.iter() {
-            if ev.token() == WAKER_TOKEN {
-                let done = match remote.done.lock() {
-                    Ok(mut d) => std::mem::take(&mut *d),
-                    Err(p) => std::mem::take(&mut *p.into_inner()),
-                };
-                for key in done {
-                    if let Some(Some(u)) = jobs.try_remove(key) {
-                        woken.push(u);
-                    }
-                    h.blocking_pending.set(h.blocking_pending.get() - 1);
-                }
-                continue;
-            }
-            let Some((_, state)) = slots.get(ev.token().0) else {
-                continue;
-            };
-            let mut bits = 0;
-            if ev.is_readable() {
-                bits |= READ_READY;
-            }
-            if ev.is_read_closed() || ev.is_error() {
-                bits |= READ_READY | READ_CLOSED;
-            }
-            if ev.is_writable() {
-                bits |= WRITE_READY;
-            }
-            if ev.is_write_closed() || ev.is_error() {
-                bits |= WRITE_READY | WRITE_CLOSED;
-            }
-            if ev.is_priority() {
-                bits |= READ_READY | URGENT;
-            }
-            let n = state.drain_into(bits, &mut woken);
-            h.io_waiters.set(h.io_waiters.get() - n);
-            state.ready.set(state.ready.get() | bits);
-        }
-        woken
-    });
-    match res {
-        Ok(mut woken) => {
-            if woken.is_empty() {
-                // Nothing to wake: give the (empty) list back without a second borrow.
-                if woken.capacity() > 0 {
-                    give_back_woken(h, woken);
-                }
-                return;
-            }
-            // Dropping a stale unparker may drop a greenlet: still outside the borrow.
-            for u in woken.drain(..) {
-                u.unpark_into(h);
-            }
-            give_back_woken(h, woken);
-        }
-        Err(e) => {
-            log::error!("green: cannot create the reactor: {e}");
-            // Without a reactor only timers can wake us: sleep until the next one.
-            if let Some(t) = timeout {
-                std::thread::sleep(t);
-            }
-        }
-    }
-}
-
-/// Returns `poll`'s emptied wake list to the reactor for the next poll.
-fn give_back_woken(h: &Hub, woken: Vec<Unparker>) {
-    if let Ok(mut r) = h.reactor.try_borrow_mut()
-        && let Some(r) = r.as_mut()
-    {
-        r.woken = woken;
-    }
 }
 
 /// A file descriptor registered with this thread's hub, to wait for its readiness.
@@ -628,7 +444,7 @@ impl Drop for Registration {
 /// error, after releasing the reactor (waking may drop a greenlet, which may touch it).
 /// Does nothing once the hub or its reactor is gone, or while the reactor is borrowed.
 fn deregister_and_wake(which: impl FnOnce(&mut Reactor) -> Option<(usize, Rc<IoState>)>) {
-    let woken = crate::hub::try_with_hub(|h| {
+    let woken = try_with_hub(|h| {
         let mut r = h.reactor.try_borrow_mut().ok()?;
         let r = r.as_mut()?;
         let (key, state) = which(r)?;
@@ -646,7 +462,7 @@ fn wake_deregistered(woken: Vec<Unparker>) {
     if woken.is_empty() {
         return;
     }
-    crate::hub::try_with_hub(|h| h.io_waiters.set(h.io_waiters.get() - woken.len()));
+    try_with_hub(|h| h.io_waiters.set(h.io_waiters.get() - woken.len()));
     for u in woken {
         u.unpark();
     }
@@ -692,7 +508,7 @@ impl WaitGuard<'_> {
 
 #[cold]
 fn uncount_waiters(n: usize) {
-    crate::hub::try_with_hub(|h| h.io_waiters.set(h.io_waiters.get() - n));
+    try_with_hub(|h| h.io_waiters.set(h.io_waiters.get() - n));
 }
 
 impl Drop for WaitGuard<'_> {
@@ -789,51 +605,21 @@ pub fn wait_fd_tagged(
     interest: Interest,
     deadline: Option<Instant>,
 ) -> io::Result<()> {
-    let mut stale = Vec::new();
-    let state = with_hub(|h| {
-        h.with_reactor(|r| {
-            match r.fds.get(&fd) {
-                Some((_, state, t)) if *t == tag => return Ok::<_, io::Error>(state.clone()),
-                // Registered for an earlier file under this number: dropped.
-                Some(_) => stale = r.forget_raw(fd),
-                // A `green::net` socket polled through a hooked `poll` again.
-                None => {
-                    if let Some(state) = r.owner_state(fd) {
-                        return Ok(state);
-                    }
-                }
-            }
-            match r.register(fd) {
-                Ok((key, state)) => {
-                    r.fds.insert(fd, (key, state.clone(), tag));
-                    Ok(state)
-                }
-                // The fd has a `Registration` already (a `green::net` socket polled
-                // through a hooked `poll`): wait on its state, leaving it its owner's.
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    let found = r.slots.iter().find(|(_, (f, _))| *f == fd);
-                    let (key, state) = found.map(|(k, (_, s))| (k, s.clone())).ok_or(e)?;
-                    r.owners.insert(fd, key);
-                    Ok(state)
-                }
-                Err(e) => Err(e),
-            }
-        })
-    });
+    let (state, stale) = match with_hub(|h| h.with_reactor(|r| r.raw_state(fd, tag))) {
+        Ok(found) => found,
+        Err(e) => (Err(e), Vec::new()),
+    };
     wake_deregistered(stale);
-    let state = state??;
+    let state = state?;
     wait_on(&state, interest, deadline)
 }
 
 /// The state of a raw fd registered by [`wait_fd_tagged`] under `tag`, if the reactor
 /// knows it (and is not busy: hooks may run while it is borrowed).
 fn fd_state(fd: RawFd, tag: u64) -> Option<Rc<IoState>> {
-    crate::hub::try_with_hub(|h| {
+    try_with_hub(|h| {
         let r = h.reactor.try_borrow().ok()?;
-        match r.as_ref()?.fds.get(&fd)? {
-            (_, state, t) if *t == tag => Some(state.clone()),
-            _ => None,
-        }
+        r.as_ref()?.known_raw(fd, tag)
     })
     .flatten()
 }
@@ -887,5 +673,5 @@ pub fn fd_clear_ready(fd: RawFd, tag: u64, interest: Interest) {
 /// green::reactor::forget_fd(12345); // unknown: nothing happens
 /// ```
 pub fn forget_fd(fd: RawFd) {
-    deregister_and_wake(|r| r.fds.remove(&fd).map(|(key, state, _)| (key, state)));
+    deregister_and_wake(|r| r.take_raw(fd));
 }

@@ -2,7 +2,7 @@
 //!
 //! A queued greenlet's input waits in the greenlet itself (`Record::set_pending`); an
 //! entry whose input was taken meanwhile (the greenlet was switched to directly) is
-//! stale and skipped by the driver.
+//! stale and skipped by the hub.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;

@@ -51,13 +51,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::greenlet::error::GreenletExit;
-use crate::greenlet::record::{Kind, Record};
-use crate::greenlet::switch::{self, Input};
+use crate::greenlet::record::{Kind, Record, State};
+use crate::greenlet::switch::{self, Input, Wake};
+use crate::greenlet::thread::{self, Context, Thread};
+use crate::greenlet::trampoline::{self, log_panic};
 use crate::greenlet::value::Value;
 use crate::greenlet::{Greenlet, Payload};
-use crate::hub::park::Wake;
 use crate::hub::timer::{self, TimerHandle};
-use crate::hub::{self, Hub, try_with_hub, with_hub};
+use crate::hub::{Hub, try_with_hub, with_hub};
 
 /// The throw state of one greenlet that is not `CLEAR` (see the module docs).
 struct Marks {
@@ -97,7 +98,7 @@ impl Throws {
     fn with_entry<R>(&self, g: &Greenlet, f: impl FnOnce(&mut Marks) -> R) -> R {
         let mut marks = self.marks.borrow_mut();
         let m = marks.entry(g.id()).or_insert_with(|| {
-            hub::slow_switch_added();
+            thread::unusual_added();
             Marks {
                 g: Rc::downgrade(&g.0),
                 raised: 0,
@@ -117,7 +118,7 @@ impl Throws {
         let r = f(m);
         if m.is_clear() {
             marks.remove(&id);
-            hub::slow_switch_removed();
+            thread::unusual_removed();
         }
         Some(r)
     }
@@ -149,7 +150,7 @@ impl Throws {
 /// Whether the greenlet layer counts any entry: the switch points' one load.
 #[inline(always)]
 fn any_marks() -> bool {
-    hub::any_deferred()
+    thread::unusual()
 }
 
 /// Runs `f` with the hub's throw state, if the hub is still there.
@@ -259,7 +260,7 @@ pub(crate) fn release(h: &Hub) {
 /// assert!(h.join().unwrap_err().is_killed());
 /// ```
 pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
-    with_hub(|h| push_deferred(&h.throws, &h.current_greenlet(), payload, true))
+    with_hub(|h| push_deferred(&h.throws, &thread::current_greenlet(), payload, true))
 }
 
 /// Takes the current greenlet's oldest throw deferred by [`defer_unwind`] (one that made
@@ -276,7 +277,7 @@ pub(crate) fn take_interrupting() -> Option<Payload> {
 #[cold]
 fn take_interrupting_slow() -> Option<Payload> {
     try_with_hub(|h| {
-        let id = h.current().core.id;
+        let id = thread::with_current(|g| g.core.id);
         h.throws.take_where(id, |_, interrupted| interrupted)
     })
     .flatten()
@@ -297,7 +298,7 @@ pub(crate) fn at_switch_point() {
 #[cold]
 fn at_switch_point_slow() {
     let p = with_hub(|h| {
-        let g = h.current_greenlet();
+        let g = thread::current_greenlet();
         if unwinding_from_throw(&g) {
             // Unwinding, or it caught its throws while another greenlet unwinds: the hub
             // clears its count once no unwinding is in progress, in case it parks here
@@ -327,7 +328,7 @@ pub(crate) fn raise(p: Payload) -> ! {
     if is_kill_or_timeout(&p) {
         let timeout = p.downcast_ref::<Timeout>().map(|t| t.id);
         let _ = try_with_hub(|h| {
-            let g = h.current_greenlet();
+            let g = thread::current_greenlet();
             let t = &h.throws;
             t.with_entry(&g, |m| {
                 if m.raised == 0 {
@@ -348,7 +349,7 @@ pub(crate) fn raise(p: Payload) -> ! {
 /// unwinding from a kill or timeout (a destructor calling it): then `p` is held like a
 /// throw from elsewhere (raised there, it would abort the process), and this returns.
 pub(crate) fn raise_here(p: Payload) {
-    let me = try_with_hub(|h| h.current_greenlet());
+    let me = try_with_hub(|_| thread::current_greenlet());
     match me {
         Some(g) if unwinding_from_throw(&g) => hold(&g, p),
         _ => raise(p),
@@ -369,7 +370,7 @@ fn forget_slow(id: u64) {
     let gone = with_throws(|t| {
         let gone = t.marks.borrow_mut().remove(&id);
         if gone.is_some() {
-            hub::slow_switch_removed();
+            thread::unusual_removed();
         }
         gone
     });
@@ -473,6 +474,37 @@ pub(crate) fn kill_input(g: &Greenlet) -> Input {
     }
 }
 
+/// Unwinds `g`, a suspended greenlet whose last handle went (see `Record`'s `Drop`). The
+/// main greenlet unwinds it at once, its death coming back to main; anywhere else (a
+/// greenlet, the hub) the hub does, next.
+pub(crate) fn kill_orphan(h: &Hub, t: &Thread, g: Greenlet) {
+    // (Main's state is `Suspended` exactly while the trampoline runs.)
+    if thread::context() == Context::Main && t.main.0.core.state.get() == State::Running {
+        *g.0.cold.parent.borrow_mut() = Some(t.main.clone());
+        let out = trampoline::drive(t, h, g.clone(), kill_input(&g));
+        if g.dead() {
+            if let Input::Throw(p) = out {
+                log_panic(Some(&g), p.as_ref());
+            }
+        } else {
+            // Main came back for another reason while the orphan, still unwinding,
+            // waits (its destructors switch): the orphan finishes under the hub, and a
+            // kill or timeout meant for main waits for main in the ready queue, raised
+            // when main next switches away and is resumed.
+            *g.0.cold.parent.borrow_mut() = Some(t.hub.clone());
+            if let Input::Throw(p) = out {
+                deliver(h, &t.main, p);
+            }
+        }
+    } else {
+        *g.0.cold.parent.borrow_mut() = Some(t.hub.clone());
+        let input = kill_input(&g);
+        if !g.0.set_pending(input) {
+            h.push_ready(g);
+        }
+    }
+}
+
 impl Greenlet {
     /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);
     /// returns what is switched back, normally the `GreenletExit` value its death passes
@@ -508,6 +540,8 @@ impl Greenlet {
         if self.dead() {
             return Value::none();
         }
+        // The hub counts the throw where it is raised (see [`raise`]): it must be there.
+        with_hub(|_| ());
         if self.is_current() {
             raise_here(payload);
             return Value::none();
@@ -730,7 +764,7 @@ pub(crate) fn timeout_caught(id: u64) {
         return;
     }
     let _ = try_with_hub(|h| {
-        let me = h.current().core.id;
+        let me = thread::with_current(|g| g.core.id);
         let t = &h.throws;
         let last = t
             .with_existing(me, |m| {

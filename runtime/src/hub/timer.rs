@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::greenlet::Greenlet;
+use crate::greenlet::trampoline;
 use crate::hub::park::{Unparker, Wake};
 use crate::hub::{Hub, try_with_hub, with_hub};
 
@@ -164,15 +165,6 @@ pub(crate) fn cancel(key: Key) -> bool {
     action.is_some()
 }
 
-/// Disarms the timer that would start `g` (`spawn_later`), if it is still armed: `g`
-/// died before it fired, and an armed timer keeps the hub from reporting that nothing
-/// can ever wake (and keeps `g`'s record alive).
-pub(crate) fn cancel_start(g: &Greenlet) {
-    if let Some(key) = g.0.cold.start_timer.take() {
-        cancel(key);
-    }
-}
-
 /// Fires every timer due at `now`.
 pub(crate) fn fire_due(h: &Hub, now: Instant) {
     loop {
@@ -184,12 +176,11 @@ pub(crate) fn fire_due(h: &Hub, now: Instant) {
             }
             Action::Start(g) => {
                 // (A greenlet started early, by a switch, has disarmed this timer: see
-                // `switch::resume`.)
-                g.0.cold.start_timer.set(None);
+                // `run::started_early`.)
                 h.start_due(&g);
             }
             Action::Call(f) => {
-                crate::greenlet::switch::run_hub_callback(f);
+                trampoline::run_callback(f);
             }
         }
     }

@@ -81,7 +81,7 @@ impl Event {
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(cb)) {
                 match first {
                     None => first = Some(p),
-                    Some(_) => crate::greenlet::switch::log_panic(None, p.as_ref()),
+                    Some(_) => crate::greenlet::trampoline::log_panic(None, p.as_ref()),
                 }
             }
         }

@@ -15,9 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::greenlet::getcurrent;
 
-/// A greenlet's local values, keyed by their [`LocalKey`]'s key.
-pub(crate) type Locals = Vec<(usize, Rc<dyn Any>)>;
-
 /// A key to a greenlet-local value; declare it with [`green_local!`](crate::green_local).
 ///
 /// # Examples

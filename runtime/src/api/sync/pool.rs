@@ -216,7 +216,7 @@ impl Group {
         for g in &members {
             throw_into(g, Box::new(GreenletExit));
         }
-        if crate::hub::context() != crate::hub::CTX_HUB {
+        if !crate::greenlet::thread::in_scheduler() {
             for g in &members {
                 let _ = wait_dead(g, None);
             }

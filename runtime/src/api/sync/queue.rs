@@ -257,8 +257,8 @@ impl<T, S: Store<T>> Core<T, S> {
                 // A channel's put returns after the getter has its item: let the
                 // getter run first, as gevent's `Channel` does (not from the hub, which
                 // cannot yield: the getter runs after the callback).
-                if crate::hub::context() != crate::hub::CTX_HUB {
-                    crate::api::time::yield_now();
+                if !crate::greenlet::thread::in_scheduler() {
+                    crate::hub::time::yield_now();
                 }
                 return Ok(());
             }

@@ -297,7 +297,7 @@ impl ExitDispatch {
     fn fire(&self) {
         if let Some(list) = take_exit_list(self.gid) {
             for cb in list.take_all() {
-                crate::greenlet::switch::run_hub_callback(cb);
+                crate::greenlet::trampoline::run_callback(cb);
             }
         }
     }
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn exit_callbacks_are_withdrawn_and_the_list_goes_with_the_greenlet() {
-        let h = crate::api::spawn::spawn(|| crate::api::time::sleep(Duration::from_secs(60)));
+        let h = crate::api::spawn::spawn(|| crate::hub::time::sleep(Duration::from_secs(60)));
         let g = h.greenlet().clone();
         for _ in 0..100 {
             drop(on_exit(&g, Box::new(|| ())));

@@ -896,5 +896,5 @@ mod tests;
 /// assert!(s.pooled >= 1); // the finished greenlet's stack waits for reuse
 /// ```
 pub fn pool_stats() -> StackStats {
-    crate::hub::with_hub(|h| h.stacks.borrow().stats())
+    crate::greenlet::thread::with(|t| t.stacks.borrow().stats())
 }

@@ -6,7 +6,7 @@
 //! [`install`] puts a process-wide handler in front of it:
 //!
 //! * The handler finds the running greenlet's record through the hub's thread-local
-//!   pointer to the current greenlet (`hub::running_info`), which the driver writes on
+//!   pointer to the current greenlet (`thread::running_info`), which the trampoline writes on
 //!   every switch anyway; main and the hub have empty guard ranges. [`set_running`]
 //!   publishes a record explicitly instead (for tests of stacks outside any hub).
 //! * The handler runs on the thread's alternate signal stack (`SA_ONSTACK`; the faulting
@@ -253,7 +253,7 @@ pub(crate) fn ensure_altstack() {
 unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let mut running = RUNNING.get();
     if running.is_null() {
-        running = crate::hub::running_info();
+        running = crate::greenlet::thread::running_info();
     }
     // SAFETY: the kernel passes a valid siginfo; `si_addr` is meaningful for faults it
     // raised itself (si_code > 0), not for kill/raise/sigqueue.

@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::hub::park::{Wake, park};
-use crate::hub::{self, CTX_HUB};
+use crate::greenlet::thread;
+use crate::hub::park::{Wake, park, yield_here};
+use crate::hub::{in_hub_panic, timer};
 
 /// Suspends the current greenlet for `dur`, running other greenlets meanwhile
 /// (gevent's `gevent.sleep`). `sleep(Duration::ZERO)` is [`yield_now`].
@@ -28,12 +29,12 @@ use crate::hub::{self, CTX_HUB};
 /// ```
 pub fn sleep(dur: Duration) {
     if dur.is_zero() {
-        if hub::context() == CTX_HUB {
-            hub::in_hub_panic("sleep");
+        if thread::in_scheduler() {
+            in_hub_panic("sleep");
         }
         return yield_now();
     }
-    sleep_until(crate::hub::timer::deadline_after(dur));
+    sleep_until(timer::deadline_after(dur));
 }
 
 /// Suspends the current greenlet until `deadline` (see [`sleep`]).
@@ -48,8 +49,8 @@ pub fn sleep(dur: Duration) {
 /// assert!(std::time::Instant::now() >= until);
 /// ```
 pub fn sleep_until(deadline: Instant) {
-    if hub::context() == CTX_HUB {
-        hub::in_hub_panic("sleep");
+    if thread::in_scheduler() {
+        in_hub_panic("sleep");
     }
     // A spurious wake (an explicit switch into a sleeping greenlet) sleeps again.
     while Instant::now() < deadline {
@@ -85,12 +86,8 @@ pub fn sleep_until(deadline: Instant) {
 /// ```
 #[inline(always)]
 pub fn yield_now() {
-    if hub::context() == CTX_HUB {
-        hub::in_hub_panic("yield_now");
+    if thread::in_scheduler() {
+        in_hub_panic("yield_now");
     }
-    crate::hub::throw::at_switch_point();
-    // The driver queues us behind every ready greenlet, then runs them.
-    let input = crate::greenlet::switch::suspend(crate::greenlet::switch::Request::Yield);
-    // Cannot block forever (we were queued); a kill unwinds from here.
-    crate::greenlet::switch::after_yield(input);
+    yield_here();
 }

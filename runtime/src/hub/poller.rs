@@ -1,0 +1,297 @@
+//! The poller: the hub's `mio::Poll`, the table of registered fds, and the waker through
+//! which other threads (helper-thread jobs finishing) wake the hub.
+//!
+//! It knows fds and slots; what a registration means to the greenlets waiting on it
+//! (readiness bits, waits, errors) is `reactor`'s ([`IoState`]). The hub polls here only
+//! when it has nothing else to run, or at its maintenance ticks (see `run`).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::hub::Hub;
+use crate::hub::park::Unparker;
+use crate::hub::reactor::IoState;
+
+const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// Wakes the hub from other threads (helper-thread jobs finishing).
+pub(crate) struct Remote {
+    waker: mio::Waker,
+    done: Mutex<Vec<usize>>,
+}
+
+impl Remote {
+    /// Reports job `key` as finished and wakes the hub.
+    pub(crate) fn complete(&self, key: usize) {
+        match self.done.lock() {
+            Ok(mut d) => d.push(key),
+            Err(poisoned) => poisoned.into_inner().push(key),
+        }
+        if let Err(e) = self.waker.wake() {
+            log::error!("green: cannot wake the hub: {e}");
+        }
+    }
+}
+
+pub(crate) struct Reactor {
+    poll: Poll,
+    events: Events,
+    /// Each registration's fd and state, by token.
+    slots: Slab<(RawFd, Rc<IoState>)>,
+    /// Raw fds registered by `reactor::wait_fd` (the monkey patch), by fd number, with
+    /// the tag they were registered under (see `reactor::wait_fd_tagged`).
+    fds: HashMap<RawFd, (usize, Rc<IoState>, u64)>,
+    remote: Arc<Remote>,
+    /// Greenlets waiting for helper-thread jobs, by job key.
+    pub(crate) jobs: Slab<Option<Unparker>>,
+    /// `poll`'s list of greenlets to wake, kept to reuse its allocation.
+    woken: Vec<Unparker>,
+    /// Where `wait_fd_tagged` last found the `Registration` of an fd it could not
+    /// register (a `green::net` socket polled through a hooked `poll`), so that the next
+    /// wait finds it without a failed `epoll_ctl` and a scan of `slots`. A hint, checked
+    /// against `slots` on use (`owner_state`); never cleaned up otherwise.
+    owners: HashMap<RawFd, usize>,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(1024),
+            slots: Slab::new(),
+            fds: HashMap::new(),
+            remote: Arc::new(Remote {
+                waker,
+                done: Mutex::new(Vec::new()),
+            }),
+            jobs: Slab::new(),
+            woken: Vec::new(),
+            owners: HashMap::new(),
+        })
+    }
+
+    pub(crate) fn remote(&self) -> Arc<Remote> {
+        self.remote.clone()
+    }
+
+    /// Registers `fd` (both directions, edge-triggered) in a new slot.
+    pub(crate) fn register(&mut self, fd: RawFd) -> io::Result<(usize, Rc<IoState>)> {
+        let entry = self.slots.vacant_entry();
+        let key = entry.key();
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(key), registered_interest())?;
+        let state = Rc::new(IoState::new());
+        entry.insert((fd, state.clone()));
+        Ok((key, state))
+    }
+
+    /// Deregisters what `reactor::wait_fd` registered for the raw `fd`, if anything;
+    /// returns the greenlets that were waiting on it (see [`Reactor::deregister`]).
+    pub(crate) fn forget_raw(&mut self, fd: RawFd) -> Vec<Unparker> {
+        match self.fds.remove(&fd) {
+            Some((key, old, _)) => self.deregister(key, &old),
+            None => Vec::new(),
+        }
+    }
+
+    /// The state of the registration of `fd` that `owners` remembers, if that slot still
+    /// holds `fd` (the fd's registration now: epoll holds one per fd). For an fd that
+    /// `fds` does not list, whose registration is then a `Registration`'s.
+    fn owner_state(&self, fd: RawFd) -> Option<Rc<IoState>> {
+        let key = *self.owners.get(&fd)?;
+        match self.slots.get(key) {
+            Some((f, state)) if *f == fd => Some(state.clone()),
+            _ => None,
+        }
+    }
+
+    /// The state of the raw `fd` for a wait of the file numbered `tag` (see
+    /// `reactor::wait_fd_tagged`), registering it if needed; with the greenlets waiting
+    /// on an earlier file's registration under this number, dropped here, to be woken by
+    /// the caller.
+    pub(crate) fn raw_state(
+        &mut self,
+        fd: RawFd,
+        tag: u64,
+    ) -> (io::Result<Rc<IoState>>, Vec<Unparker>) {
+        let mut stale = Vec::new();
+        match self.fds.get(&fd) {
+            Some((_, state, t)) if *t == tag => return (Ok(state.clone()), stale),
+            // Registered for an earlier file under this number: dropped.
+            Some(_) => stale = self.forget_raw(fd),
+            // A `green::net` socket polled through a hooked `poll` again.
+            None => {
+                if let Some(state) = self.owner_state(fd) {
+                    return (Ok(state), stale);
+                }
+            }
+        }
+        let state = match self.register(fd) {
+            Ok((key, state)) => {
+                self.fds.insert(fd, (key, state.clone(), tag));
+                Ok(state)
+            }
+            // The fd has a `Registration` already (a `green::net` socket polled through
+            // a hooked `poll`): wait on its state, leaving it its owner's.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let found = self.slots.iter().find(|(_, (f, _))| *f == fd);
+                match found.map(|(k, (_, s))| (k, s.clone())) {
+                    Some((key, state)) => {
+                        self.owners.insert(fd, key);
+                        Ok(state)
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        (state, stale)
+    }
+
+    /// The state of the raw `fd` if it is registered for the file numbered `tag`.
+    pub(crate) fn known_raw(&self, fd: RawFd, tag: u64) -> Option<Rc<IoState>> {
+        match self.fds.get(&fd)? {
+            (_, state, t) if *t == tag => Some(state.clone()),
+            _ => None,
+        }
+    }
+
+    /// Takes the raw `fd`'s registration off the table: its slot and state, for
+    /// [`deregister`](Reactor::deregister).
+    pub(crate) fn take_raw(&mut self, fd: RawFd) -> Option<(usize, Rc<IoState>)> {
+        self.fds.remove(&fd).map(|(key, state, _)| (key, state))
+    }
+
+    /// Removes the registration `key` if it is `state`'s; returns the greenlets that
+    /// were waiting on it (the caller takes them off `Hub::io_waiters`).
+    pub(crate) fn deregister(&mut self, key: usize, state: &Rc<IoState>) -> Vec<Unparker> {
+        match self.slots.get(key) {
+            Some((_, s)) if Rc::ptr_eq(s, state) => {}
+            _ => return Vec::new(),
+        }
+        let (fd, state) = self.slots.remove(key);
+        // Fails harmlessly if the fd was closed already (the kernel dropped it).
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        let mut woken = Vec::new();
+        state.close(&mut woken);
+        woken
+    }
+}
+
+/// What every fd is registered for: both directions, and on Linux urgent data too (see
+/// `URGENT`).
+fn registered_interest() -> Interest {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return Interest::READABLE | Interest::WRITABLE;
+}
+
+impl Hub {
+    /// The reactor, created on first use.
+    pub(crate) fn with_reactor<R>(&self, f: impl FnOnce(&mut Reactor) -> R) -> io::Result<R> {
+        let mut slot = self.reactor.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Reactor::new()?);
+        }
+        // The `if` above filled the slot, or returned the error.
+        match slot.as_mut() {
+            Some(r) => Ok(f(r)),
+            None => Err(io::Error::other("reactor missing")),
+        }
+    }
+
+    /// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes
+    /// the greenlets waiting on them.
+    pub(crate) fn poll_io(&self, timeout: Option<Duration>) {
+        poll(self, timeout)
+    }
+}
+
+/// [`Hub::poll_io`].
+fn poll(h: &Hub, timeout: Option<Duration>) {
+    // Wake after releasing the reactor: dropping an unparker may drop a greenlet. The
+    // list's allocation is kept in the reactor between polls.
+    let res = h.with_reactor(|r| {
+        let Reactor {
+            poll,
+            events,
+            slots,
+            remote,
+            jobs,
+            woken,
+            ..
+        } = r;
+        let mut woken = std::mem::take(woken);
+        if let Err(e) = poll.poll(events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("green: polling the reactor failed: {e}");
+            }
+            return woken;
+        }
+        for ev in events.iter() {
+            if ev.token() == WAKER_TOKEN {
+                let done = match remote.done.lock() {
+                    Ok(mut d) => std::mem::take(&mut *d),
+                    Err(p) => std::mem::take(&mut *p.into_inner()),
+                };
+                for key in done {
+                    if let Some(Some(u)) = jobs.try_remove(key) {
+                        woken.push(u);
+                    }
+                    h.blocking_pending.set(h.blocking_pending.get() - 1);
+                }
+                continue;
+            }
+            let Some((_, state)) = slots.get(ev.token().0) else {
+                continue;
+            };
+            let n = state.on_event(ev, &mut woken);
+            h.io_waiters.set(h.io_waiters.get() - n);
+        }
+        woken
+    });
+    match res {
+        Ok(mut woken) => {
+            if woken.is_empty() {
+                // Nothing to wake: give the (empty) list back without a second borrow.
+                if woken.capacity() > 0 {
+                    give_back_woken(h, woken);
+                }
+                return;
+            }
+            // Dropping a stale unparker may drop a greenlet: still outside the borrow.
+            for u in woken.drain(..) {
+                u.unpark_into(h);
+            }
+            give_back_woken(h, woken);
+        }
+        Err(e) => {
+            log::error!("green: cannot create the reactor: {e}");
+            // Without a reactor only timers can wake us: sleep until the next one.
+            if let Some(t) = timeout {
+                std::thread::sleep(t);
+            }
+        }
+    }
+}
+
+/// Returns `poll`'s emptied wake list to the reactor for the next poll.
+fn give_back_woken(h: &Hub, woken: Vec<Unparker>) {
+    if let Ok(mut r) = h.reactor.try_borrow_mut()
+        && let Some(r) = r.as_mut()
+    {
+        r.woken = woken;
+    }
+}
