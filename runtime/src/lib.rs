@@ -12,21 +12,27 @@ pub use api::monitor;
 pub use api::spawn::{
     Builder, JoinHandle, joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn,
 };
-pub use api::sync;
 pub use api::sync::{
-    AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, Group, LifoQueue, Lock, LockError,
-    Pool, PriorityQueue, PutError, Queue, QueueError, RLock, Semaphore, TimeoutGuard, Waitable,
-    iwait, wait, with_deadline, with_timeout,
+    AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, Group, IMap, IWait, LifoQueue,
+    LocalKey, Lock, LockError, Pool, PriorityQueue, PutError, Queue, QueueError, RLock, RLockGuard,
+    Registration, Semaphore, SemaphorePermit, TimeoutGuard, Waitable, iwait, wait, with_deadline,
+    with_timeout,
 };
 pub use greenlet::error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
-pub use greenlet::stack;
 pub use greenlet::stack::{DEFAULT_STACK_SIZE, StackError};
 pub use greenlet::thread::{default_stack_size, is_greenlet_context, set_default_stack_size};
 pub use greenlet::value::{TypeMismatch, Value};
 pub use greenlet::{Greenlet, getcurrent};
 pub use hub::blocking::run_blocking;
-#[doc(hidden)]
-pub use hub::budget::spend_budget;
-pub use hub::throw::{Timeout, defer_unwind, throw_into};
+pub use hub::throw::{Timeout, throw_into};
 pub use hub::time::{sleep, sleep_until, yield_now};
-pub use hub::{park, reactor, timer};
+pub use hub::{park, timer};
+
+/// Greenlet stacks: the thread's pool and the kind of guard pages below them.
+pub mod stack {
+    pub use crate::greenlet::stack::{GuardKind, StackStats};
+    pub use crate::greenlet::thread::pool_stats;
+}
+
+#[doc(hidden)]
+pub use hub::internal as __net;

@@ -3,4 +3,4 @@
 
 pub mod monitor;
 pub(crate) mod spawn;
-pub mod sync;
+pub(crate) mod sync;

@@ -9,7 +9,7 @@ pub(crate) mod error;
 pub(crate) mod outcome;
 pub(crate) mod record;
 pub(crate) mod sched;
-pub mod stack;
+pub(crate) mod stack;
 pub(crate) mod switch;
 pub(crate) mod thread;
 pub(crate) mod trampoline;

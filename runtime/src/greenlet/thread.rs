@@ -26,7 +26,7 @@ use crate::greenlet::Greenlet;
 use crate::greenlet::record::{Kind, Record, Records, State, live_greenlets};
 use crate::greenlet::sched::{NoScheduler, Scheduler};
 use crate::greenlet::stack::overflow::{self, RunningInfo};
-use crate::greenlet::stack::{DEFAULT_STACK_SIZE, StackPool};
+use crate::greenlet::stack::{DEFAULT_STACK_SIZE, StackPool, StackStats};
 use crate::greenlet::switch::{Input, Output};
 use crate::greenlet::trampoline::log_panic;
 use crate::greenlet::value::InlineParts;
@@ -469,6 +469,20 @@ pub fn set_default_stack_size(bytes: usize) {
 /// ```
 pub fn default_stack_size() -> usize {
     with(|t| t.stack_size.get())
+}
+
+/// Statistics of the stack pool of the calling thread.
+///
+/// # Examples
+///
+/// ```
+/// let h = green::spawn(|| ());
+/// h.join().unwrap();
+/// let s = green::stack::pool_stats();
+/// assert!(s.pooled >= 1); // the finished greenlet's stack waits for reuse
+/// ```
+pub fn pool_stats() -> StackStats {
+    with(|t| t.stacks.borrow().stats())
 }
 
 /// Which greenlet runs; id 0 is the scheduler (idle or scheduling).

@@ -105,7 +105,7 @@ pub(crate) fn restart(g: &Record) {
 /// let busy = green::spawn(move || {
 ///     let mut n = 0;
 ///     while !r.get() {
-///         green::spend_budget(); // as a socket operation that succeeds would
+///         green::__net::spend_budget(); // as a socket operation that succeeds would
 ///         n += 1;
 ///     }
 ///     n

@@ -14,13 +14,15 @@
 //! - `blocking.rs`: the helper-thread pool.
 //! - `throw.rs`: kill, throw and timeout delivery.
 //! - `budget.rs`: the fairness budget of socket operations.
+//! - `internal.rs`: the interface to `green-net` (`green::__net`).
 
 pub(crate) mod blocking;
 pub(crate) mod budget;
+pub mod internal;
 pub mod park;
 pub(crate) mod poller;
 pub(crate) mod prefetch;
-pub mod reactor;
+pub(crate) mod reactor;
 pub(crate) mod ready;
 pub(crate) mod run;
 pub(crate) mod throw;

@@ -54,7 +54,7 @@ pub(crate) struct Reactor {
     pub(crate) jobs: Slab<Option<Unparker>>,
     /// `poll`'s list of greenlets to wake, kept to reuse its allocation.
     woken: Vec<Unparker>,
-    /// Where `wait_fd_tagged` last found the `Registration` of an fd it could not
+    /// Where `wait_fd_tagged` last found the `FdRegistration` of an fd it could not
     /// register (a `green::net` socket polled through a hooked `poll`), so that the next
     /// wait finds it without a failed `epoll_ctl` and a scan of `slots`. A hint, checked
     /// against `slots` on use (`owner_state`); never cleaned up otherwise.
@@ -107,7 +107,7 @@ impl Reactor {
 
     /// The state of the registration of `fd` that `owners` remembers, if that slot still
     /// holds `fd` (the fd's registration now: epoll holds one per fd). For an fd that
-    /// `fds` does not list, whose registration is then a `Registration`'s.
+    /// `fds` does not list, whose registration is then a `FdRegistration`'s.
     fn owner_state(&self, fd: RawFd) -> Option<Rc<IoState>> {
         let key = *self.owners.get(&fd)?;
         match self.slots.get(key) {
@@ -142,7 +142,7 @@ impl Reactor {
                 self.fds.insert(fd, (key, state.clone(), tag));
                 Ok(state)
             }
-            // The fd has a `Registration` already (a `green::net` socket polled through
+            // The fd has a `FdRegistration` already (a `green::net` socket polled through
             // a hooked `poll`): wait on its state, leaving it its owner's.
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 let found = self.slots.iter().find(|(_, (f, _))| *f == fd);

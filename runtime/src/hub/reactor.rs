@@ -6,7 +6,7 @@
 //! wakes every greenlet waiting in that direction. Since the hub polls only when it has
 //! nothing else to run, no edge can slip between the `WouldBlock` and the wait.
 //!
-//! Dropping a [`Registration`] while greenlets wait on it wakes them with an error
+//! Dropping a [`FdRegistration`] while greenlets wait on it wakes them with an error
 //! (gevent's `cancel_wait`): a socket closed by one greenlet never leaves another
 //! parked forever.
 //!
@@ -65,7 +65,7 @@ fn clear_bits(interest: Interest) -> u8 {
 /// Waits beyond the first in a direction, with their direction.
 type MoreWaits = Vec<(u8, Unparker)>;
 
-/// One registration's state, shared by its [`Registration`] (or [`wait_fd`]'s table) and
+/// One registration's state, shared by its [`FdRegistration`] (or [`wait_fd`]'s table) and
 /// the reactor's slab, which the poll loop reaches by token. Waits are listed and ended
 /// here without borrowing the reactor, and an event touches only this: one cache line
 /// (48 bytes, aligned to 64 so that the `Rc`'s counts in front, untouched by events and
@@ -267,11 +267,11 @@ fn drain_rest(rest: &mut Vec<(u8, Unparker)>, dir: u8, out: &mut Vec<Unparker>) 
 /// A file descriptor registered with this thread's hub, to wait for its readiness.
 ///
 /// This is the low-level primitive for making any non-blocking fd cooperative: try the
-/// syscall; on `WouldBlock`, [`wait`](Registration::wait) (or use
-/// [`retry`](Registration::retry), which loops for you). The fd must be in non-blocking
+/// syscall; on `WouldBlock`, [`wait`](FdRegistration::wait) (or use
+/// [`retry`](FdRegistration::retry), which loops for you). The fd must be in non-blocking
 /// mode and must outlive the registration: drop the registration before closing it.
 ///
-/// `Registration` is bound to its thread's hub and is not `Send`.
+/// `FdRegistration` is bound to its thread's hub and is not `Send`.
 ///
 /// # Examples
 ///
@@ -279,12 +279,12 @@ fn drain_rest(rest: &mut Vec<(u8, Unparker)>, dir: u8, out: &mut Vec<Unparker>) 
 /// use std::io::{Read, Write};
 /// use std::os::fd::AsRawFd;
 /// use std::os::unix::net::UnixStream;
-/// use green::reactor::Registration;
+/// use green::__net::FdRegistration;
 /// use mio::Interest;
 ///
 /// let (mut a, mut b) = UnixStream::pair().unwrap();
 /// b.set_nonblocking(true).unwrap();
-/// let reg = Registration::new(b.as_raw_fd()).unwrap();
+/// let reg = FdRegistration::new(b.as_raw_fd()).unwrap();
 /// let writer = green::spawn(move || a.write_all(b"ping").unwrap());
 /// let mut buf = [0u8; 4];
 /// // Waits (switching to the writer) until the bytes arrive:
@@ -292,30 +292,30 @@ fn drain_rest(rest: &mut Vec<(u8, Unparker)>, dir: u8, out: &mut Vec<Unparker>) 
 /// assert_eq!(&buf[..n], b"ping");
 /// writer.join().unwrap();
 /// ```
-pub struct Registration {
+pub struct FdRegistration {
     key: usize,
     fd: RawFd,
     /// Shared with the reactor (an `Rc`: this also keeps the type `!Send`).
     state: Rc<IoState>,
 }
 
-impl std::fmt::Debug for Registration {
+impl std::fmt::Debug for FdRegistration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration")
+        f.debug_struct("FdRegistration")
             .field("fd", &self.fd)
             .finish()
     }
 }
 
-impl Registration {
+impl FdRegistration {
     /// Registers `fd` (for both directions, edge-triggered) with this thread's hub.
     ///
     /// ```
     /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// let reg = green::reactor::Registration::new(std::os::fd::AsRawFd::as_raw_fd(&s));
+    /// let reg = green::__net::FdRegistration::new(std::os::fd::AsRawFd::as_raw_fd(&s));
     /// assert!(reg.is_ok());
     /// ```
-    pub fn new(fd: RawFd) -> io::Result<Registration> {
+    pub fn new(fd: RawFd) -> io::Result<FdRegistration> {
         let mut stale = Vec::new();
         let registered = with_hub(|h| {
             h.with_reactor(|r| {
@@ -328,7 +328,7 @@ impl Registration {
         });
         wake_deregistered(stale);
         let (key, state) = registered??;
-        Ok(Registration { key, fd, state })
+        Ok(FdRegistration { key, fd, state })
     }
 
     /// The registered fd.
@@ -336,7 +336,7 @@ impl Registration {
     /// ```
     /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     /// let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
-    /// assert_eq!(green::reactor::Registration::new(fd).unwrap().fd(), fd);
+    /// assert_eq!(green::__net::FdRegistration::new(fd).unwrap().fd(), fd);
     /// ```
     pub fn fd(&self) -> RawFd {
         self.fd
@@ -344,7 +344,7 @@ impl Registration {
 
     /// Parks the current greenlet until the fd's next readiness edge in the direction(s)
     /// of `interest`, or until `deadline` (then `ErrorKind::TimedOut`). It always parks,
-    /// whatever the readiness cache says ([`retry`](Registration::retry) consults it). If the
+    /// whatever the readiness cache says ([`retry`](FdRegistration::retry) consults it). If the
     /// registration is dropped meanwhile (the socket was closed by another greenlet),
     /// returns an error of kind `ConnectionAborted`.
     ///
@@ -352,7 +352,7 @@ impl Registration {
     /// use std::time::{Duration, Instant};
     /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     /// s.set_nonblocking(true).unwrap();
-    /// let reg = green::reactor::Registration::new(std::os::fd::AsRawFd::as_raw_fd(&s)).unwrap();
+    /// let reg = green::__net::FdRegistration::new(std::os::fd::AsRawFd::as_raw_fd(&s)).unwrap();
     /// let err = reg
     ///     .wait(mio::Interest::READABLE, Some(Instant::now() + Duration::from_millis(10)))
     ///     .unwrap_err();
@@ -370,14 +370,14 @@ impl Registration {
     /// use std::os::fd::AsRawFd;
     /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     /// s.set_nonblocking(true).unwrap();
-    /// let reg = green::reactor::Registration::new(s.as_raw_fd()).unwrap();
+    /// let reg = green::__net::FdRegistration::new(s.as_raw_fd()).unwrap();
     /// let addr = s.local_addr().unwrap();
     /// let n = reg.retry(mio::Interest::WRITABLE, None, || s.send_to(b"hi", addr)).unwrap();
     /// assert_eq!(n, 2);
     /// ```
     ///
     /// `f` is not called while the readiness cache says the fd is drained in that
-    /// direction (see [`clear_ready`](Registration::clear_ready)): `retry` waits for
+    /// direction (see [`clear_ready`](FdRegistration::clear_ready)): `retry` waits for
     /// the next edge first. A `WouldBlock` from `f` clears the cache.
     pub fn retry<T>(
         &self,
@@ -399,7 +399,7 @@ impl Registration {
 
     /// Whether the fd may be ready for `interest` (either direction, if both): true
     /// from registration on and after every readiness edge, false after
-    /// [`clear_ready`](Registration::clear_ready) until the next edge — except that
+    /// [`clear_ready`](FdRegistration::clear_ready) until the next edge — except that
     /// once a hang-up or error was reported in a direction, it stays true. A cache,
     /// not a promise: `true` only means the syscall is worth trying.
     ///
@@ -408,7 +408,7 @@ impl Registration {
     /// use mio::Interest;
     /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     /// s.set_nonblocking(true).unwrap();
-    /// let reg = green::reactor::Registration::new(s.as_raw_fd()).unwrap();
+    /// let reg = green::__net::FdRegistration::new(s.as_raw_fd()).unwrap();
     /// assert!(reg.is_ready(Interest::READABLE));
     /// reg.clear_ready(Interest::READABLE);
     /// assert!(!reg.is_ready(Interest::READABLE));
@@ -433,7 +433,7 @@ impl Registration {
     }
 }
 
-impl Drop for Registration {
+impl Drop for FdRegistration {
     fn drop(&mut self) {
         let key = self.key;
         deregister_and_wake(|_| Some((key, self.state.clone())));
@@ -574,9 +574,9 @@ fn wait_on(state: &IoState, interest: Interest, deadline: Option<Instant>) -> io
 /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
 /// s.set_nonblocking(true).unwrap();
 /// let deadline = Some(Instant::now() + Duration::from_millis(5));
-/// let err = green::reactor::wait_fd(s.as_raw_fd(), mio::Interest::READABLE, deadline).unwrap_err();
+/// let err = green::__net::wait_fd(s.as_raw_fd(), mio::Interest::READABLE, deadline).unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-/// green::reactor::forget_fd(s.as_raw_fd());
+/// green::__net::forget_fd(s.as_raw_fd());
 /// ```
 pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
     wait_fd_tagged(fd, 0, interest, deadline)
@@ -595,9 +595,9 @@ pub fn wait_fd(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::
 /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
 /// s.set_nonblocking(true).unwrap();
 /// let soon = Some(Instant::now() + Duration::from_millis(1));
-/// let e = green::reactor::wait_fd_tagged(s.as_raw_fd(), 7, mio::Interest::READABLE, soon);
+/// let e = green::__net::wait_fd_tagged(s.as_raw_fd(), 7, mio::Interest::READABLE, soon);
 /// assert_eq!(e.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
-/// green::reactor::forget_fd(s.as_raw_fd());
+/// green::__net::forget_fd(s.as_raw_fd());
 /// ```
 pub fn wait_fd_tagged(
     fd: RawFd,
@@ -624,7 +624,7 @@ fn fd_state(fd: RawFd, tag: u64) -> Option<Rc<IoState>> {
     .flatten()
 }
 
-/// [`Registration::is_ready`] for a raw fd registered by [`wait_fd_tagged`] (or
+/// [`FdRegistration::is_ready`] for a raw fd registered by [`wait_fd_tagged`] (or
 /// [`wait_fd`]: tag 0): `false` only when [`fd_clear_ready`] recorded that a syscall
 /// drained it for `interest` and no readiness edge came since, so the next syscall would
 /// say `WouldBlock`; `true` for an fd the reactor does not know under `tag`. The monkey
@@ -634,7 +634,7 @@ fn fd_state(fd: RawFd, tag: u64) -> Option<Rc<IoState>> {
 /// use mio::Interest;
 /// use std::os::fd::AsRawFd;
 /// use std::time::Instant;
-/// use green::reactor::{fd_clear_ready, fd_is_ready, forget_fd, wait_fd};
+/// use green::__net::{fd_clear_ready, fd_is_ready, forget_fd, wait_fd};
 /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
 /// s.set_nonblocking(true).unwrap();
 /// let fd = s.as_raw_fd();
@@ -652,13 +652,13 @@ pub fn fd_is_ready(fd: RawFd, tag: u64, interest: Interest) -> bool {
     fd_state(fd, tag).is_none_or(|s| s.ready.get() & ready_bits(interest) != 0)
 }
 
-/// [`Registration::clear_ready`] for a raw fd registered by [`wait_fd_tagged`] under
+/// [`FdRegistration::clear_ready`] for a raw fd registered by [`wait_fd_tagged`] under
 /// `tag`: a syscall on it in the direction of `interest` returned `WouldBlock`, or (TCP)
 /// did less than asked. Does nothing for an fd the reactor does not know under `tag`.
 /// See [`fd_is_ready`].
 ///
 /// ```
-/// green::reactor::fd_clear_ready(12345, 0, mio::Interest::READABLE); // unknown: nothing happens
+/// green::__net::fd_clear_ready(12345, 0, mio::Interest::READABLE); // unknown: nothing happens
 /// ```
 pub fn fd_clear_ready(fd: RawFd, tag: u64, interest: Interest) {
     if let Some(s) = fd_state(fd, tag) {
@@ -670,7 +670,7 @@ pub fn fd_clear_ready(fd: RawFd, tag: u64, interest: Interest) {
 /// `ConnectionAborted`. Call it before closing the fd. Does nothing for an unknown fd.
 ///
 /// ```
-/// green::reactor::forget_fd(12345); // unknown: nothing happens
+/// green::__net::forget_fd(12345); // unknown: nothing happens
 /// ```
 pub fn forget_fd(fd: RawFd) {
     deregister_and_wake(|r| r.take_raw(fd));

@@ -252,7 +252,7 @@ pub(crate) fn release(h: &Hub) {
 ///
 /// ```
 /// let h = green::spawn(|| {
-///     green::defer_unwind(Box::new(green::GreenletExit));
+///     green::__net::defer_unwind(Box::new(green::GreenletExit));
 ///     // ... code that cannot unwind here runs on ...
 ///     green::yield_now(); // the deferred kill unwinds here
 ///     unreachable!()

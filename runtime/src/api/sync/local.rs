@@ -133,11 +133,11 @@ impl<T: 'static> fmt::Debug for LocalKey<T> {
 macro_rules! green_local {
     () => {};
     ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr_2021; $($rest:tt)*) => {
-        $(#[$attr])* $vis static $name: $crate::sync::LocalKey<$t> = {
+        $(#[$attr])* $vis static $name: $crate::LocalKey<$t> = {
             fn __green_local_init() -> $t {
                 $init
             }
-            $crate::sync::LocalKey::new(__green_local_init)
+            $crate::LocalKey::new(__green_local_init)
         };
         $crate::green_local!($($rest)*);
     };

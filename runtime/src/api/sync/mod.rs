@@ -1,6 +1,7 @@
 //! Coordinating greenlets: timeouts, events, queues, locks, pools, waiting for several
-//! things, greenlet-local storage and blocking detection — gevent's `Timeout`,
-//! `event`, `queue`, `lock`, `pool`, `wait`/`iwait`, `local` and monitor thread.
+//! things and greenlet-local storage — gevent's `Timeout`, `event`, `queue`, `lock`,
+//! `pool`, `wait`/`iwait` and `local`. One file per family; their items are published
+//! at the crate root (`green::Queue`, ...).
 //!
 //! Everything here is cooperative: waiting parks the current greenlet and lets the
 //! others run. All types are bound to the thread whose hub they use (they are `!Send`):
@@ -39,5 +40,5 @@ pub use lock::{BoundedSemaphore, Lock, LockError, RLock, RLockGuard, Semaphore, 
 pub use pool::{Group, IMap, Pool};
 pub use queue::{Channel, LifoQueue, PriorityQueue, PutError, Queue, QueueError};
 pub use registration::Registration;
-pub use timeout::{Timeout, TimeoutGuard, with_deadline, with_timeout};
+pub use timeout::{TimeoutGuard, with_deadline, with_timeout};
 pub use wait::{IWait, Waitable, iwait, wait};

@@ -64,7 +64,7 @@ impl Registration {
     ///
     /// ```
     /// use std::{cell::RefCell, rc::Rc};
-    /// use green::sync::Registration;
+    /// use green::Registration;
     ///
     /// // A hand-made callback slot.
     /// let slot: Rc<RefCell<Option<Box<dyn FnOnce()>>>> = Rc::default();
@@ -82,7 +82,7 @@ impl Registration {
     /// object was ready when it was registered).
     ///
     /// ```
-    /// drop(green::sync::Registration::empty()); // does nothing
+    /// drop(green::Registration::empty()); // does nothing
     /// ```
     pub fn empty() -> Registration {
         Registration(Withdraw::Nothing)

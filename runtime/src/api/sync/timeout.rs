@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::{Greenlet, getcurrent};
-pub use crate::hub::throw::Timeout;
+use crate::hub::throw::Timeout;
 use crate::hub::throw::{self, is_kill_or_timeout};
 use crate::hub::timer::{TimerHandle, deadline_after};
 

@@ -33,13 +33,13 @@ use crate::hub::timer::deadline_after;
 /// object became ready. Implementations now return the registration; callers that
 /// want the old behaviour call [`Registration::detach`].
 ///
-/// [`Timeout`]: super::Timeout
+/// [`Timeout`]: crate::Timeout
 ///
 /// # Examples
 ///
 /// ```
 /// use std::{cell::Cell, rc::Rc};
-/// use green::sync::Registration;
+/// use green::Registration;
 /// use green::Waitable;
 ///
 /// // A waitable of your own, delegating to an event.

@@ -78,7 +78,7 @@ use corosensei::stack::{MIN_STACK_SIZE, STACK_ALIGNMENT, Stack, StackPointer};
 /// otherwise, excluding the guard page below it: 128 KiB.
 ///
 /// ```
-/// use green_runtime::stack::DEFAULT_STACK_SIZE;
+/// use green::DEFAULT_STACK_SIZE;
 /// assert_eq!(DEFAULT_STACK_SIZE, 128 * 1024);
 /// // A greenlet that recurses deeply or keeps big arrays on its stack needs more:
 /// let big = 8 * DEFAULT_STACK_SIZE;
@@ -132,11 +132,12 @@ fn page_size_slow() -> usize {
     page
 }
 
-/// How guard pages are put below greenlet stacks. See the [module docs](self) for the
-/// number of kernel mappings each one costs.
+/// How guard pages are put below greenlet stacks: what a stack costs in kernel mappings
+/// (`vm.max_map_count`, 65530 by default), which limits how many stacks a process can
+/// have.
 ///
 /// ```
-/// use green_runtime::stack::GuardKind;
+/// use green::stack::GuardKind;
 /// match GuardKind::detect() {
 ///     GuardKind::MadviseGuard => println!("guard pages do not cost kernel mappings"),
 ///     GuardKind::Mprotect => println!("every stack costs 2 of vm.max_map_count mappings"),
@@ -145,7 +146,7 @@ fn page_size_slow() -> usize {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GuardKind {
     /// `madvise(MADV_GUARD_INSTALL)` (Linux 6.13+): the guard lives in the page tables
-    /// and does not split the chunk's mapping.
+    /// and does not split the chunk's mapping: a chunk of many stacks stays one mapping.
     MadviseGuard,
     /// `mprotect(PROT_NONE)` on the guard page: portable, but splits the mapping, so each
     /// stack costs two kernel mappings (`vm.max_map_count`).
@@ -227,7 +228,7 @@ enum ErrorKind {
 /// [`OutOfMemory`](std::io::ErrorKind::OutOfMemory).
 ///
 /// ```
-/// use green_runtime::stack::StackError;
+/// use green::StackError;
 ///
 /// fn report(err: StackError) -> std::io::Error {
 ///     if err.is_map_count_limit() {
@@ -884,17 +885,3 @@ fn map_anonymous(len: usize) -> io::Result<usize> {
 pub(crate) mod overflow;
 #[cfg(test)]
 mod tests;
-
-/// Statistics of the stack pool of the calling thread's hub.
-///
-/// # Examples
-///
-/// ```
-/// let h = green::spawn(|| ());
-/// h.join().unwrap();
-/// let s = green::stack::pool_stats();
-/// assert!(s.pooled >= 1); // the finished greenlet's stack waits for reuse
-/// ```
-pub fn pool_stats() -> StackStats {
-    crate::greenlet::thread::with(|t| t.stacks.borrow().stats())
-}
