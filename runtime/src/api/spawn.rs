@@ -649,12 +649,6 @@ pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, Jo
     }
 }
 
-/// Whether the greenlet is parked or switched away, i.e. can be resumed.
-#[allow(dead_code)]
-pub(crate) fn is_suspended(g: &Greenlet) -> bool {
-    g.0.core.state.get().resumable()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,14 @@
 //! Naming the greenlet whose stack overflowed.
 //!
 //! A greenlet that overflows its stack runs into the guard page below it
-//! ([`stack`](crate::greenlet::stack)) and the kernel raises `SIGSEGV` (or `SIGBUS`). Rust's own
+//! (see `stack`) and the kernel raises `SIGSEGV` (or `SIGBUS`). Rust's own
 //! handler only knows the thread's stack, so it would report a plain segmentation fault.
 //! [`install`] puts a process-wide handler in front of it:
 //!
-//! * The handler finds the running greenlet's record through the hub's thread-local
-//!   pointer to the current greenlet (`thread::running_info`), which the trampoline writes on
-//!   every switch anyway; main and the hub have empty guard ranges. [`set_running`]
-//!   publishes a record explicitly instead (for tests of stacks outside any hub).
+//! * The handler finds the running greenlet's record through the thread's pointer to the
+//!   current greenlet (`thread::running_info`), which the trampoline writes on every
+//!   switch anyway; main and the hub have empty guard ranges. The tests of stacks outside
+//!   any greenlet publish a record explicitly instead (`set_running`).
 //! * The handler runs on the thread's alternate signal stack (`SA_ONSTACK`; the faulting
 //!   stack is unusable), which [`ensure_altstack`] guarantees exists.
 //! * If the fault was raised by the kernel (`si_code > 0`) and its address is inside the
@@ -23,7 +23,6 @@
 //! Everything the handler does is async-signal-safe: it reads a `const`-initialised
 //! thread-local without destructor, formats digits by hand into a stack buffer and uses
 //! only `write(2)`, `sigaction(2)`, `raise(3)` and `abort(3)`.
-#![allow(dead_code)] // The scheduler (hub.rs) uses these items; it lands separately.
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
@@ -32,8 +31,8 @@ use std::sync::Once;
 
 /// What the overflow handler needs to know about the running greenlet.
 ///
-/// The scheduler owns one per greenlet (e.g. in the greenlet's heap state) and passes a
-/// pointer to it to [`set_running`]; it must stay valid and unchanged while published.
+/// Each greenlet's record holds one (`Cold::info`), found through the current greenlet;
+/// it does not change while its greenlet runs.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct RunningInfo {
@@ -88,12 +87,14 @@ impl Default for RunningInfo {
 /// Publishes the running greenlet for the overflow handler; null means the thread is on
 /// its own stack. `info` must stay valid until it is replaced (by another call).
 #[inline]
+#[cfg(test)]
 pub(crate) fn set_running(info: *const RunningInfo) {
     RUNNING.with(|r| r.set(info));
 }
 
 /// The record last published on this thread.
 #[inline]
+#[cfg(test)]
 pub(crate) fn running() -> *const RunningInfo {
     RUNNING.get()
 }

@@ -1,5 +1,7 @@
+use super::guard::{count_mappings, map_count_message, read_max_map_count};
 use super::*;
 use crate::greenlet::stack::overflow::{self, RunningInfo};
+use std::ptr;
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
