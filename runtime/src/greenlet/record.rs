@@ -534,30 +534,24 @@ pub(crate) fn live_greenlets() -> Vec<Greenlet> {
 pub(crate) const MAX_KEPT: usize = 256;
 
 /// The free list of one thread: records of dead greenlets kept for reuse.
-///
-/// An `UnsafeCell`, as the ready queue: taking and keeping run no code of ours that could
-/// reach the list again (the records in it are emptied: popping and pushing one drops
-/// nothing, and a record refused because the list is full is dropped after the list's
-/// borrow ends), and no reference to the inside leaves a method.
 #[derive(Default)]
 pub(crate) struct Records {
-    kept: UnsafeCell<Vec<Rc<Record>>>,
+    kept: RefCell<Vec<Rc<Record>>>,
 }
 
 impl Records {
     /// A kept record: emptied, and with no other handle.
     #[inline]
     fn take(&self) -> Option<Rc<Record>> {
-        // SAFETY: see the type's comment; `pop` only moves a handle out.
-        unsafe { (*self.kept.get()).pop() }
+        self.kept.borrow_mut().pop()
     }
 
     /// Keeps `rc` (emptied, the only handle) if there is room; drops it otherwise.
     #[inline]
     fn keep(&self, rc: Rc<Record>) {
-        // SAFETY: see the type's comment; `push` may only allocate.
-        let refused = unsafe {
-            let kept = &mut *self.kept.get();
+        // A record refused because the list is full is dropped after the borrow ends.
+        let refused = {
+            let mut kept = self.kept.borrow_mut();
             if kept.len() < MAX_KEPT {
                 kept.push(rc);
                 None
@@ -571,8 +565,7 @@ impl Records {
     /// How many records are kept (tests).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        // SAFETY: see the type's comment; a shared read that ends before returning.
-        unsafe { (*self.kept.get()).len() }
+        self.kept.borrow().len()
     }
 }
 

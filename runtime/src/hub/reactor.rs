@@ -238,14 +238,13 @@ impl IoState {
     }
 }
 
-/// Whether `c` holds a value satisfying `f`, without moving it out of the cell.
+/// Whether `c` holds a value satisfying `f` (it is moved out and back).
 #[inline(always)]
 fn peek<T>(c: &Cell<Option<T>>, f: impl FnOnce(&T) -> bool) -> bool {
-    // SAFETY: a `Cell` is `!Sync`, so only this thread can reach it, and the shared
-    // reference made here ends before `peek` returns. The callers' `f` only reads the
-    // value's own fields (it cannot reach the cell), so nothing writes to the cell
-    // while the reference lives.
-    unsafe { (*c.as_ptr()).as_ref().is_some_and(f) }
+    let v = c.take();
+    let found = v.as_ref().is_some_and(f);
+    c.set(v);
+    found
 }
 
 /// Moves the entries of direction `dir` from `rest` to `out`, keeping their order.
