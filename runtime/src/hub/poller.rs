@@ -1,10 +1,12 @@
 //! The poller: the hub's `mio::Poll`, the table of registered fds, and the waker through
 //! which other threads (helper-thread jobs finishing) wake the hub.
 //!
-//! It knows fds and slots; what a registration means to the greenlets waiting on it
-//! (readiness bits, waits, errors) is `reactor`'s ([`IoState`]). The hub polls here only
-//! when it has nothing else to run, or at its maintenance ticks (see `run`).
+//! Each registration's state ([`IoState`]) is here: its readiness bits and the waits
+//! listed on it, which an event records and ends. Waiting itself (listing a greenlet's
+//! wait and parking) is `reactor`'s. The hub polls only when it has nothing else to
+//! run, or at its maintenance ticks (see `run`).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
@@ -12,15 +14,246 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mio::event::Event;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::hub::Hub;
 use crate::hub::park::Unparker;
-use crate::hub::reactor::IoState;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// Readiness bits of a slot (see `reactor`).
+pub(crate) const READ_READY: u8 = 1;
+pub(crate) const WRITE_READY: u8 = 2;
+/// A hang-up or error was reported in that direction. Sticky: `clear_ready` keeps it,
+/// since no edge would follow a drain once the peer is gone (the EOF may have arrived
+/// with the last data, whose short read looks like any other drain).
+const READ_CLOSED: u8 = 4;
+const WRITE_CLOSED: u8 = 8;
+/// Urgent (TCP out-of-band) data was reported. Sticky, and it keeps reads worth a
+/// syscall: a read stops short at the urgent mark with more data queued behind it, so
+/// after urgent data a short read no longer means the socket is drained.
+const URGENT: u8 = 16;
+
+/// The bits that make `interest` worth a syscall.
+pub(crate) fn ready_bits(interest: Interest) -> u8 {
+    let mut b = 0;
+    if interest.is_readable() {
+        b |= READ_READY | READ_CLOSED | URGENT;
+    }
+    if interest.is_writable() {
+        b |= WRITE_READY | WRITE_CLOSED;
+    }
+    b
+}
+
+/// The bits `clear_ready(interest)` clears (never the sticky closed bits).
+pub(crate) fn clear_bits(interest: Interest) -> u8 {
+    ready_bits(interest) & (READ_READY | WRITE_READY)
+}
+
+/// Waits beyond the first in a direction, with their direction.
+type MoreWaits = Vec<(u8, Unparker)>;
+
+/// One registration's state, shared by its `FdRegistration` (or `wait_fd`'s table) and
+/// the reactor's slab, which the poll loop reaches by token. Waits are listed and ended
+/// here without borrowing the reactor, and an event touches only this: one cache line
+/// (48 bytes, aligned to 64 so that the `Rc`'s counts in front, untouched by events and
+/// waits, take the line before it; with the allocator's 16-byte alignment the 64 bytes
+/// of counts and state straddled two lines three times in four).
+#[repr(align(64))]
+pub(crate) struct IoState {
+    /// Readiness bits (see `reactor`).
+    pub(crate) ready: Cell<u8>,
+    /// Cleared when deregistered: its waiters are woken and get an error.
+    pub(crate) registered: Cell<bool>,
+    /// The first wait in each direction has an inline place; nearly always the only one.
+    reader: Cell<Option<Unparker>>,
+    writer: Cell<Option<Unparker>>,
+    /// Further waits, with their direction (`READ_READY` or `WRITE_READY`): only when
+    /// several greenlets wait on one fd in the same direction at once.
+    rest: Cell<Option<Box<MoreWaits>>>,
+}
+
+impl IoState {
+    pub(crate) fn new() -> IoState {
+        IoState {
+            ready: Cell::new(READ_READY | WRITE_READY),
+            registered: Cell::new(true),
+            reader: Cell::new(None),
+            writer: Cell::new(None),
+            rest: Cell::new(None),
+        }
+    }
+
+    /// The inline place of direction `dir` (`READ_READY` or `WRITE_READY`).
+    #[inline]
+    fn first(&self, dir: u8) -> &Cell<Option<Unparker>> {
+        if dir == READ_READY {
+            &self.reader
+        } else {
+            &self.writer
+        }
+    }
+
+    /// Whether extra waits are listed.
+    #[inline]
+    fn has_rest(&self) -> bool {
+        peek(&self.rest, |_| true)
+    }
+
+    /// Lists a wait in direction `dir` (`READ_READY` or `WRITE_READY`).
+    #[inline]
+    pub(crate) fn push(&self, dir: u8, u: Unparker) {
+        let first = self.first(dir);
+        if peek(first, |_| true) {
+            self.push_rest(dir, u);
+        } else {
+            first.set(Some(u));
+        }
+    }
+
+    #[cold]
+    fn push_rest(&self, dir: u8, u: Unparker) {
+        let mut rest = self.rest.take().unwrap_or_default();
+        rest.push((dir, u));
+        self.rest.set(Some(rest));
+    }
+
+    /// Moves the waits of the directions in `dirs` to `out` (readers first, each
+    /// direction in the order they began); returns how many.
+    #[inline]
+    fn drain_into(&self, dirs: u8, out: &mut Vec<Unparker>) -> usize {
+        if self.has_rest() {
+            return self.drain_all_into(dirs, out);
+        }
+        let mut n = 0;
+        if dirs & READ_READY != 0 && peek(&self.reader, |_| true) {
+            out.extend(self.reader.take());
+            n += 1;
+        }
+        if dirs & WRITE_READY != 0 && peek(&self.writer, |_| true) {
+            out.extend(self.writer.take());
+            n += 1;
+        }
+        n
+    }
+
+    /// [`drain_into`](IoState::drain_into) when extra waits are listed.
+    #[cold]
+    fn drain_all_into(&self, dirs: u8, out: &mut Vec<Unparker>) -> usize {
+        let mut n = 0;
+        for dir in [READ_READY, WRITE_READY] {
+            if dirs & dir == 0 {
+                continue;
+            }
+            if let Some(u) = self.first(dir).take() {
+                out.push(u);
+                n += 1;
+            }
+            if let Some(mut rest) = self.rest.take() {
+                n += drain_rest(&mut rest, dir, out);
+                if !rest.is_empty() {
+                    self.rest.set(Some(rest));
+                }
+            }
+        }
+        n
+    }
+
+    /// Takes the wait `key` (listed in the directions `dirs`) off if it is still
+    /// listed; returns how many entries went (0 to 2). The entries are the caller's own
+    /// (it is that wait's greenlet), so dropping them drops no greenlet.
+    #[inline]
+    pub(crate) fn remove(&self, dirs: u8, key: (*const (), u64)) -> usize {
+        let mut n = 0;
+        for dir in [READ_READY, WRITE_READY] {
+            let first = self.first(dir);
+            if dirs & dir != 0 && peek(first, |u| u.is(key)) {
+                drop(first.take());
+                n += 1;
+            }
+        }
+        if self.has_rest() {
+            n += self.remove_rest(key);
+        }
+        n
+    }
+
+    #[cold]
+    fn remove_rest(&self, key: (*const (), u64)) -> usize {
+        let Some(mut rest) = self.rest.take() else {
+            return 0;
+        };
+        let before = rest.len();
+        rest.retain(|(_, u)| !u.is(key));
+        let n = before - rest.len();
+        if !rest.is_empty() {
+            self.rest.set(Some(rest));
+        }
+        n
+    }
+}
+
+impl IoState {
+    /// An event for this registration: records its readiness and moves the waits it ends
+    /// to `woken`; returns how many.
+    #[inline]
+    pub(crate) fn on_event(&self, ev: &Event, woken: &mut Vec<Unparker>) -> usize {
+        let mut bits = 0;
+        if ev.is_readable() {
+            bits |= READ_READY;
+        }
+        if ev.is_read_closed() || ev.is_error() {
+            bits |= READ_READY | READ_CLOSED;
+        }
+        if ev.is_writable() {
+            bits |= WRITE_READY;
+        }
+        if ev.is_write_closed() || ev.is_error() {
+            bits |= WRITE_READY | WRITE_CLOSED;
+        }
+        if ev.is_priority() {
+            bits |= READ_READY | URGENT;
+        }
+        let n = self.drain_into(bits, woken);
+        self.ready.set(self.ready.get() | bits);
+        n
+    }
+
+    /// The registration is gone: its waits end (with an error), moved to `woken`.
+    pub(crate) fn close(&self, woken: &mut Vec<Unparker>) {
+        self.registered.set(false);
+        self.drain_into(READ_READY | WRITE_READY, woken);
+    }
+}
+
+/// Whether `c` holds a value satisfying `f` (it is moved out and back).
+#[inline(always)]
+fn peek<T>(c: &Cell<Option<T>>, f: impl FnOnce(&T) -> bool) -> bool {
+    let v = c.take();
+    let found = v.as_ref().is_some_and(f);
+    c.set(v);
+    found
+}
+
+/// Moves the entries of direction `dir` from `rest` to `out`, keeping their order.
+#[cold]
+fn drain_rest(rest: &mut Vec<(u8, Unparker)>, dir: u8, out: &mut Vec<Unparker>) -> usize {
+    let before = rest.len();
+    let mut kept = Vec::new();
+    for (d, u) in rest.drain(..) {
+        if d == dir {
+            out.push(u);
+        } else {
+            kept.push((d, u));
+        }
+    }
+    *rest = kept;
+    before - rest.len()
+}
 
 /// Wakes the hub from other threads (helper-thread jobs finishing).
 pub(crate) struct Remote {
