@@ -190,7 +190,6 @@ impl Greenlet {
         let id = thread::next_id();
         let (guard_lo, guard_hi) = stack.guard_range();
         let size = stack.size();
-        let stack_base = corosensei::stack::Stack::base(&stack).get();
         let co: record::Coro = Coroutine::with_stack(stack, move |y: &Yielder<usize, usize>, w| {
             switch::set_yielder(y);
             let arg = match crate::greenlet::word::unpack_input(w) {
@@ -236,7 +235,7 @@ impl Greenlet {
         let Some(rec) = Rc::get_mut(&mut rc) else {
             unreachable!("green: a kept greenlet record has other handles");
         };
-        rec.core.start(id, co, stack_base);
+        rec.core.start(id, co);
         let cold = &mut *rec.cold;
         *cold.parent.get_mut() = Some(parent);
         cold.name = name;

@@ -110,14 +110,7 @@ pub(crate) struct Record {
     links: Links,
 }
 
-// Field order is layout (`repr(C)`): what every switch touches comes first, right after
-// the `Rc`'s counts — the coroutine (its saved stack pointer and stack base), the state
-// and queue flags, the pending input, the yielder, the park number and where the last
-// park's frames are (which the hub prefetches, see `crate::hub::prefetch`), about two
-// cache lines. With a thousand greenlets taking turns the records are cold and each line
-// is a cache miss.
 /// The fields a switch, a park or a wake touches.
-#[repr(C)]
 pub(crate) struct Core {
     /// The coroutine; `None` once dead. Only the trampoline touches it while the greenlet
     /// lives (it resumes it in place), and `Drop` after.
@@ -142,26 +135,13 @@ pub(crate) struct Core {
     /// The wait epoch: incremented each time a park ends, so that an `Unparker` wakes
     /// only the park it was made for.
     pub(crate) park_seq: Cell<u64>,
-    /// About where the stack pointer was when the greenlet's last park ended (0: it
-    /// never parked), for the hub to prefetch the frames its next resume from a park
-    /// returns through (the hub's `prefetch`).
-    pub(crate) park_sp: Cell<usize>,
-    /// The base of its stack (corosensei's, the highest address it uses; 0 for the main
-    /// greenlet), for the same.
-    pub(crate) stack_base: usize,
     pub(crate) id: u64,
 }
 
 impl Core {
     /// The core of a new record (`co` is `None` for main and the hub, and for a record
     /// not yet given a greenlet).
-    pub(crate) fn new(
-        kind: Kind,
-        id: u64,
-        state: State,
-        co: Option<Coro>,
-        stack_base: usize,
-    ) -> Core {
+    pub(crate) fn new(kind: Kind, id: u64, state: State, co: Option<Coro>) -> Core {
         Core {
             co: UnsafeCell::new(co),
             state: Cell::new(state),
@@ -172,23 +152,19 @@ impl Core {
             pending: Cell::new(word::IN_NONE),
             yielder: Cell::new(ptr::null()),
             park_seq: Cell::new(0),
-            park_sp: Cell::new(0),
-            stack_base,
             id,
         }
     }
 
-    /// Gives an empty record's core to a new greenlet: its id, coroutine and stack. The
+    /// Gives an empty record's core to a new greenlet: its id and coroutine. The
     /// rest carries over from the greenlet before: the park number only ever grows, and
     /// a fairness budget left over gives at worst an early turn.
     #[inline]
-    pub(crate) fn start(&mut self, id: u64, co: Coro, stack_base: usize) {
+    pub(crate) fn start(&mut self, id: u64, co: Coro) {
         self.id = id;
         self.state.set(State::Fresh);
         *self.co.get_mut() = Some(co);
         self.yielder.set(ptr::null());
-        self.park_sp.set(0);
-        self.stack_base = stack_base;
     }
 }
 
@@ -339,7 +315,7 @@ impl Record {
             ..Cold::default()
         };
         Rc::new(Record {
-            core: Core::new(kind, thread::next_id(), state, None, 0),
+            core: Core::new(kind, thread::next_id(), state, None),
             cold: Box::new(cold),
             links: Links::default(),
         })
@@ -351,7 +327,7 @@ impl Record {
         match kept.take() {
             Some(rc) => rc,
             None => listed(Record {
-                core: Core::new(Kind::Coro, 0, State::Dead, None, 0),
+                core: Core::new(Kind::Coro, 0, State::Dead, None),
                 cold: Box::default(),
                 links: Links::default(),
             }),
@@ -438,7 +414,7 @@ impl Drop for Record {
             // coroutine needs a live handle for that, so both groups move into a new
             // record (greenlet "resurrects" a collected greenlet the same way). The
             // name moves with its heap buffer: the overflow report stays right.
-            let blank = Core::new(self.core.kind, self.core.id, State::Dead, None, 0);
+            let blank = Core::new(self.core.kind, self.core.id, State::Dead, None);
             let core = mem::replace(&mut self.core, blank);
             core.state.set(State::Suspended);
             let rec = Record {

@@ -21,7 +21,6 @@ pub(crate) mod budget;
 pub mod internal;
 pub mod park;
 pub(crate) mod poller;
-pub(crate) mod prefetch;
 pub(crate) mod reactor;
 pub(crate) mod ready;
 pub(crate) mod run;

@@ -270,13 +270,8 @@ fn after_yield_rich(input: Input) {
 /// Ends a park: later unparkers made for it are stale; a kill unwinds from here.
 #[inline]
 pub(crate) fn end_park(input: Word) -> Result<Wake, BlockError> {
-    // Also notes about where the stack pointer is, for the hub to prefetch the frames
-    // here before the next resume (the next park is most often from the same place:
-    // see `prefetch`).
-    let here = 0u8;
     thread::with_current(|g| {
         g.core.park_seq.set(g.core.park_seq.get().wrapping_add(1));
-        g.core.park_sp.set(std::ptr::addr_of!(here) as usize);
         budget::restart(g);
     });
     match input {

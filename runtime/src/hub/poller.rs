@@ -59,11 +59,7 @@ type MoreWaits = Vec<(u8, Unparker)>;
 
 /// One registration's state, shared by its `FdRegistration` (or `wait_fd`'s table) and
 /// the reactor's slab, which the poll loop reaches by token. Waits are listed and ended
-/// here without borrowing the reactor, and an event touches only this: one cache line
-/// (48 bytes, aligned to 64 so that the `Rc`'s counts in front, untouched by events and
-/// waits, take the line before it; with the allocator's 16-byte alignment the 64 bytes
-/// of counts and state straddled two lines three times in four).
-#[repr(align(64))]
+/// here without borrowing the reactor, and an event touches only this.
 pub(crate) struct IoState {
     /// Readiness bits (see `reactor`).
     pub(crate) ready: Cell<u8>,

@@ -43,24 +43,6 @@ impl ReadyQueue {
         unsafe { (*self.q.get()).pop_front() }
     }
 
-    /// Prefetches for the greenlets about to run: the stack of the one at the front,
-    /// which runs next, and the record of the one after it (see [`crate::hub::prefetch`]).
-    #[inline]
-    pub(crate) fn warm_next(&self) {
-        // SAFETY: as in `push`; shared reads of the deque that end before returning (the
-        // prefetches read a record's `park_sp` and `stack_base` and run no other code).
-        let q = unsafe { &*self.q.get() };
-        if q.len() < crate::hub::prefetch::MIN_QUEUE {
-            return;
-        }
-        if let Some(g) = q.get(1) {
-            crate::hub::prefetch::record(&g.0);
-        }
-        if let Some(g) = q.front() {
-            crate::hub::prefetch::stack(&g.0);
-        }
-    }
-
     /// Whether no greenlet (not even a stale entry) is queued.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {

@@ -40,7 +40,6 @@ impl Scheduler for Hub {
         loop {
             match self.ready.pop() {
                 Some(g) => {
-                    self.ready.warm_next();
                     if let Some(w) = g.0.take_pending_word() {
                         return Some((g, w));
                     }
