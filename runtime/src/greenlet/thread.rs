@@ -28,7 +28,7 @@ use corosensei::Yielder;
 use crate::greenlet::Greenlet;
 use crate::greenlet::record::{Kind, Record, Records, State, live_greenlets};
 use crate::greenlet::sched::{NoScheduler, Scheduler};
-use crate::greenlet::stack::overflow::{self, RunningInfo};
+use crate::greenlet::stack::overflow::{self, OwnAltStack, RunningInfo};
 use crate::greenlet::stack::{DEFAULT_STACK_SIZE, StackPool, StackStats};
 use crate::greenlet::switch::{Input, Output};
 use crate::greenlet::trampoline::log_panic;
@@ -121,6 +121,9 @@ pub(crate) struct Thread {
     /// Set once the thread's end has unwound what it could: a greenlet orphaned from
     /// now on is left as it is.
     pub(crate) ending: Cell<bool>,
+    /// The alternate signal stack the overflow handler runs on, if the thread had none
+    /// and it was made here. The last field: freed after everything else.
+    _altstack: Option<OwnAltStack>,
 }
 
 impl Thread {
@@ -132,7 +135,7 @@ impl Thread {
             h.current.set(Rc::as_ptr(&*main.0));
         });
         overflow::install();
-        overflow::ensure_altstack();
+        let altstack = overflow::ensure_altstack();
         Thread {
             main,
             hub,
@@ -146,6 +149,7 @@ impl Thread {
             scheduler: UnsafeCell::new(None),
             orphans: RefCell::new(Vec::new()),
             ending: Cell::new(false),
+            _altstack: altstack,
         }
     }
 

@@ -199,11 +199,21 @@ impl CallbackList {
     }
 }
 
+/// This layer's per-thread state: the withdrawable exit callbacks of the thread's
+/// greenlets.
+#[derive(Default)]
+struct ExitCallbacks {
+    /// The lists, by greenlet id. A greenlet's list exists while it has a dispatcher
+    /// among its exit callbacks (installed once, with the first registration), so that
+    /// repeated waits reuse it.
+    lists: RefCell<HashMap<u64, Rc<CallbackList>>>,
+    /// The exit callbacks of joins that found the joiner slot taken
+    /// ([`add_extra_joiner`]), with the unparker of the park each serves.
+    extra_joiners: RefCell<Vec<(Unparker, Registration)>>,
+}
+
 thread_local! {
-    /// Withdrawable exit callbacks of this thread's greenlets, by greenlet id. A
-    /// greenlet's list exists while it has a dispatcher among its exit callbacks
-    /// (installed once, with the first registration), so that repeated waits reuse it.
-    static EXIT_LISTS: RefCell<HashMap<u64, Rc<CallbackList>>> = RefCell::new(HashMap::new());
+    static EXIT_CALLBACKS: ExitCallbacks = ExitCallbacks::default();
 }
 
 /// Registers `f` to run in the hub when `g` dies (at once if it is dead); dropping the
@@ -215,7 +225,7 @@ pub(crate) fn on_exit(g: &Greenlet, f: Box<dyn FnOnce()>) -> Registration {
         return Registration::empty();
     }
     let gid = g.id();
-    let Ok(known) = EXIT_LISTS.try_with(|m| m.borrow().get(&gid).cloned()) else {
+    let Ok(known) = EXIT_CALLBACKS.try_with(|c| c.lists.borrow().get(&gid).cloned()) else {
         // The thread is ending (its table is gone): a plain exit callback.
         g.on_exit(Box::new(move |_| f()));
         return Registration::empty();
@@ -224,7 +234,7 @@ pub(crate) fn on_exit(g: &Greenlet, f: Box<dyn FnOnce()>) -> Registration {
         Some(list) => list,
         None => {
             let list = Rc::new(CallbackList::default());
-            let _ = EXIT_LISTS.try_with(|m| m.borrow_mut().insert(gid, list.clone()));
+            let _ = EXIT_CALLBACKS.try_with(|c| c.lists.borrow_mut().insert(gid, list.clone()));
             let dispatch = ExitDispatch { gid };
             g.on_exit(Box::new(move |_| dispatch.fire()));
             list
@@ -232,12 +242,6 @@ pub(crate) fn on_exit(g: &Greenlet, f: Box<dyn FnOnce()>) -> Registration {
     };
     let host: Weak<CallbackList> = Rc::downgrade(&list);
     list.add(host, f)
-}
-
-thread_local! {
-    /// The exit callbacks of joins that found the joiner slot taken
-    /// ([`add_extra_joiner`]), with the unparker of the park each serves.
-    static EXTRA_JOINERS: RefCell<Vec<(Unparker, Registration)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Wakes `u`'s park when `g` dies: the fallback of `Greenlet::set_joiner` when
@@ -248,9 +252,9 @@ thread_local! {
 #[cold]
 #[inline(never)]
 pub(crate) fn add_extra_joiner(g: &Greenlet, u: Unparker) {
-    let stale: Vec<(Unparker, Registration)> = EXTRA_JOINERS
-        .try_with(|l| {
-            let mut l = l.borrow_mut();
+    let stale: Vec<(Unparker, Registration)> = EXIT_CALLBACKS
+        .try_with(|c| {
+            let mut l = c.extra_joiners.borrow_mut();
             let (live, stale) = std::mem::take(&mut *l)
                 .into_iter()
                 .partition(|(u, _)| u.is_current_park());
@@ -268,7 +272,7 @@ pub(crate) fn add_extra_joiner(g: &Greenlet, u: Unparker) {
         }),
     );
     let mut entry = Some((u, reg));
-    let _ = EXTRA_JOINERS.try_with(|l| l.borrow_mut().extend(entry.take()));
+    let _ = EXIT_CALLBACKS.try_with(|c| c.extra_joiners.borrow_mut().extend(entry.take()));
     if let Some((_, reg)) = entry {
         // The thread is ending (the list is gone): the callback just stays registered.
         reg.detach();
@@ -278,13 +282,13 @@ pub(crate) fn add_extra_joiner(g: &Greenlet, u: Unparker) {
 /// How many withdrawable exit callbacks `g` has (tests).
 #[cfg(test)]
 pub(crate) fn exit_callback_count(g: &Greenlet) -> usize {
-    EXIT_LISTS.with(|m| m.borrow().get(&g.id()).map_or(0, |l| l.len()))
+    EXIT_CALLBACKS.with(|c| c.lists.borrow().get(&g.id()).map_or(0, |l| l.len()))
 }
 
 /// Whether `g` has a withdrawable exit-callback list (tests).
 #[cfg(test)]
 pub(crate) fn has_exit_list(g: &Greenlet) -> bool {
-    EXIT_LISTS.with(|m| m.borrow().contains_key(&g.id()))
+    EXIT_CALLBACKS.with(|c| c.lists.borrow().contains_key(&g.id()))
 }
 
 /// The exit callback that runs a greenlet's withdrawable callbacks; dropping it (the
@@ -311,8 +315,13 @@ impl Drop for ExitDispatch {
 }
 
 fn take_exit_list(gid: u64) -> Option<Rc<CallbackList>> {
-    EXIT_LISTS
-        .try_with(|m| m.try_borrow_mut().ok().and_then(|mut m| m.remove(&gid)))
+    EXIT_CALLBACKS
+        .try_with(|c| {
+            c.lists
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut m| m.remove(&gid))
+        })
         .ok()
         .flatten()
 }
@@ -405,7 +414,7 @@ mod tests {
         assert!(has_exit_list(&g));
         let id = g.id();
         drop(g);
-        assert!(!EXIT_LISTS.with(|m| m.borrow().contains_key(&id)));
+        assert!(!EXIT_CALLBACKS.with(|c| c.lists.borrow().contains_key(&id)));
         drop(reg);
     }
 }

@@ -24,7 +24,9 @@
 //! thread-local without destructor, formats digits by hand into a stack buffer and uses
 //! only `write(2)`, `sigaction(2)`, `raise(3)` and `abort(3)`.
 
-use std::cell::{Cell, UnsafeCell};
+#[cfg(test)]
+use std::cell::Cell;
+use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::Once;
@@ -50,16 +52,11 @@ pub(crate) struct RunningInfo {
     pub stack_size: usize,
 }
 
+#[cfg(test)]
 thread_local! {
-    /// The running greenlet's record; null on the thread's own stack. `const`-initialised
+    /// A record the tests publish for stacks outside any greenlet (null: none). `const`
     /// and without destructor, so reading it is a plain TLS load (async-signal-safe).
     static RUNNING: Cell<*const RunningInfo> = const { Cell::new(ptr::null()) };
-
-    /// Whether [`ensure_altstack`] already ran on this thread.
-    static ALTSTACK_CHECKED: Cell<bool> = const { Cell::new(false) };
-
-    /// A sigaltstack we allocated for this thread, freed at thread exit.
-    static OWN_ALTSTACK: OwnAltStack = const { OwnAltStack { addr: Cell::new(0), len: Cell::new(0) } };
 }
 
 impl RunningInfo {
@@ -145,18 +142,16 @@ pub(crate) fn install() {
     });
 }
 
-/// An alternate signal stack allocated by [`ensure_altstack`].
-struct OwnAltStack {
-    addr: Cell<usize>,
-    len: Cell<usize>,
+/// An alternate signal stack allocated by [`ensure_altstack`]; dropping it (at thread
+/// exit: the thread's state owns it) frees it.
+pub(crate) struct OwnAltStack {
+    addr: usize,
+    len: usize,
 }
 
 impl Drop for OwnAltStack {
     fn drop(&mut self) {
-        let (addr, len) = (self.addr.get(), self.len.get());
-        if addr == 0 {
-            return;
-        }
+        let (addr, len) = (self.addr, self.len);
         // SAFETY: disable the thread's alternate stack before freeing it, but only if it
         // still is ours; `current` is valid writable storage.
         unsafe {
@@ -165,7 +160,7 @@ impl Drop for OwnAltStack {
                 && current.ss_sp as usize == addr + crate::greenlet::stack::page_size()
             {
                 if current.ss_flags & libc::SS_ONSTACK != 0 {
-                    return; // Running on it (cannot happen in a TLS destructor); leak it.
+                    return; // Running on it (cannot happen at thread exit); leak it.
                 }
                 let disable = libc::stack_t {
                     ss_sp: ptr::null_mut(),
@@ -185,12 +180,9 @@ const ALTSTACK_SIZE: usize = 64 * 1024;
 /// Makes sure the calling thread has an alternate signal stack, on which the overflow
 /// handler runs (a thread whose greenlet overflowed has no usable stack). std provides
 /// one for the main thread and threads it spawns; threads created otherwise get a 64 KiB
-/// one (plus a guard page), freed when the thread exits. Cheap after the first call.
-pub(crate) fn ensure_altstack() {
-    if ALTSTACK_CHECKED.get() {
-        return;
-    }
-    ALTSTACK_CHECKED.set(true);
+/// one (plus a guard page), returned to be kept until the thread exits.
+#[must_use = "dropping the returned stack frees it"]
+pub(crate) fn ensure_altstack() -> Option<OwnAltStack> {
     let mut old = libc::stack_t {
         ss_sp: ptr::null_mut(),
         ss_flags: 0,
@@ -199,7 +191,7 @@ pub(crate) fn ensure_altstack() {
     // SAFETY: sigaltstack with a null new stack only reads the current one into `old`.
     let rc = unsafe { libc::sigaltstack(ptr::null(), &mut old) };
     if rc == 0 && old.ss_flags & libc::SS_DISABLE == 0 {
-        return;
+        return None;
     }
     let page = crate::greenlet::stack::page_size();
     let len = ALTSTACK_SIZE.max(libc::SIGSTKSZ) + page;
@@ -219,7 +211,7 @@ pub(crate) fn ensure_altstack() {
             "green: cannot allocate a signal stack: {}",
             std::io::Error::last_os_error()
         );
-        return;
+        return None;
     }
     // SAFETY: the lowest page of our fresh mapping becomes its guard page; the rest is
     // handed to the kernel as this thread's alternate signal stack, which only signal
@@ -237,13 +229,13 @@ pub(crate) fn ensure_altstack() {
                 std::io::Error::last_os_error()
             );
             libc::munmap(addr, len);
-            return;
+            return None;
         }
     }
-    OWN_ALTSTACK.with(|own| {
-        own.addr.set(addr as usize);
-        own.len.set(len);
-    });
+    Some(OwnAltStack {
+        addr: addr as usize,
+        len,
+    })
 }
 
 /// The SIGSEGV/SIGBUS handler.
@@ -252,10 +244,15 @@ pub(crate) fn ensure_altstack() {
 ///
 /// Called by the kernel only, with a valid `info` (SA_SIGINFO).
 unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let mut running = RUNNING.get();
-    if running.is_null() {
-        running = crate::greenlet::thread::running_info();
-    }
+    #[cfg(test)]
+    let published = RUNNING.get();
+    #[cfg(not(test))]
+    let published: *const RunningInfo = ptr::null();
+    let running = if published.is_null() {
+        crate::greenlet::thread::running_info()
+    } else {
+        published
+    };
     // SAFETY: the kernel passes a valid siginfo; `si_addr` is meaningful for faults it
     // raised itself (si_code > 0), not for kill/raise/sigqueue.
     let fault_addr = unsafe {
@@ -480,8 +477,8 @@ mod tests {
     fn set_running_roundtrip_and_install_idempotent() {
         install();
         install();
-        ensure_altstack();
-        ensure_altstack();
+        let _own = ensure_altstack();
+        assert!(ensure_altstack().is_none(), "the thread has one now");
         let record = RunningInfo {
             guard_lo: 1,
             guard_hi: 2,
@@ -510,7 +507,7 @@ mod tests {
                 };
                 assert_eq!(libc::sigaltstack(&disable, ptr::null_mut()), 0);
             }
-            ensure_altstack();
+            let _own = ensure_altstack();
             let mut cur = libc::stack_t {
                 ss_sp: ptr::null_mut(),
                 ss_flags: 0,

@@ -533,7 +533,7 @@ fn overflow_of_the_thread_stack_is_still_reported_by_std() {
 fn overflow_child() {
     let Some(mode) = child_mode() else { return };
     overflow::install();
-    overflow::ensure_altstack();
+    let _altstack = overflow::ensure_altstack();
     let (guard, warm) = match mode.as_str() {
         "mprotect" => (GuardKind::Mprotect, WARM_LIMIT),
         "released" | "released-run" => (GuardKind::detect(), 0),
