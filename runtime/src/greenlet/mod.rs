@@ -49,10 +49,11 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 /// - when the function returns, its value is switched into the greenlet's **parent**
 ///   (by default its creator); when it panics, the panic resumes in the parent;
 /// - switching into a dead greenlet goes to its nearest live ancestor;
-/// - [`throw`](Greenlet::throw) raises [`GreenletExit`](crate::GreenletExit) at the greenlet's switch point,
-///   unwinding it (destructors run); dropping the last handle to a suspended greenlet
-///   unwinds it the same way, and so does the end of its thread (when the thread's hub
-///   is dropped, among its thread-locals: see the guide, "When a thread ends").
+/// - [`throw`](Greenlet::throw) raises [`GreenletExit`](crate::GreenletExit) at the
+///   greenlet's switch point, unwinding it (destructors run); dropping the last handle
+///   to a suspended greenlet unwinds it the same way, and so does the end of its thread
+///   (when the thread's state is dropped, among its thread-locals: see the guide, "When
+///   a thread ends").
 ///
 /// # Examples
 ///

@@ -18,9 +18,11 @@
 use corosensei::CoroutineResult;
 
 use crate::greenlet::error::GreenletExit;
+use crate::greenlet::record::State;
 use crate::greenlet::switch::Input;
 use crate::greenlet::thread::{self, Context, Thread};
 use crate::greenlet::trampoline;
+use crate::greenlet::value::Value;
 use crate::greenlet::word::Word;
 use crate::greenlet::{Greenlet, Payload};
 
@@ -120,7 +122,7 @@ impl Scheduler for NoScheduler {
             (Some(chosen), _) => chosen,
             (None, Some((pending, _))) => Input::Throw(pending),
             // (Taken only by the forwarded call, which returned it.)
-            (None, None) => Input::Value(crate::greenlet::value::Value::none()),
+            (None, None) => Input::Value(Value::none()),
         }
     }
 
@@ -146,9 +148,7 @@ impl Scheduler for NoScheduler {
     /// else (a greenlet, the trampoline) it waits for the thread's scheduler, if one is
     /// installed later, or for the thread's end.
     fn orphan(&self, t: &Thread, g: Greenlet) {
-        if thread::context() == Context::Main
-            && t.main.0.core.state.get() == crate::greenlet::record::State::Running
-        {
+        if thread::context() == Context::Main && t.main.0.core.state.get() == State::Running {
             *g.0.cold.parent.borrow_mut() = Some(t.main.clone());
             let out = trampoline::drive(t, self, g.clone(), Input::Throw(Box::new(GreenletExit)));
             if let Input::Throw(p) = out {
