@@ -9,8 +9,10 @@
 //!
 //! - `run.rs`: the `Scheduler` the greenlet layer calls: what runs next (the ready
 //!   queue, then timers and IO), yields, deaths.
-//! - `ready.rs`, `park.rs`, `timer.rs`: the ready queue, parking, timers.
-//! - `reactor.rs` (registrations and waits) over `poller.rs` (the `mio::Poll`).
+//! - `ready.rs`, `park.rs`, `time.rs`, `timer.rs`: the ready queue, parking, sleeping
+//!   and yielding, timers.
+//! - `reactor.rs` (registering fds and waiting for them) over `poller.rs` (the
+//!   `mio::Poll` and each registration's state).
 //! - `blocking.rs`: the helper-thread pool.
 //! - `throw.rs`: kill, throw and timeout delivery.
 //! - `budget.rs`: the fairness budget of socket operations.
