@@ -37,11 +37,20 @@ thread_local! {
     /// it runs, and the hub owns `main` and `hub`. A thread-local rather than a hub
     /// field: read right after every switch, it costs one load instead of a chain.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+    /// This thread's hub's id (0: none yet): a process-unique number, so that a
+    /// cross-thread waker knows when it is used on its hub's own thread (`remote`).
+    static HUB_ID: Cell<u64> = const { Cell::new(0) };
     /// How many greenlets of this thread need the slow path at their switch points:
     /// each holds deferred throws (`defer_unwind`, `greenlet::hold_for`) or a count of
     /// raised throws (`Inner::thrown`), and counts once per cause. Lets every switch skip those
     /// checks with one thread-local load.
     static SLOW_SWITCHES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The id of this thread's hub, 0 if it has none (see `HUB_ID`).
+#[inline]
+pub(crate) fn hub_id() -> u64 {
+    HUB_ID.try_with(|c| c.get()).unwrap_or(0)
 }
 
 /// Whether any greenlet of this thread holds a deferred throw or a count of raised throws: the
@@ -81,7 +90,9 @@ pub(crate) struct Hub {
     /// Scheduling ticks left before the next poll of timers and IO while greenlets are
     /// ready (a countdown).
     pub(crate) ticks: Cell<u32>,
-    /// Jobs running on helper threads that will wake a greenlet of this hub.
+    /// Waits of this hub's greenlets for other threads (`remote::RemoteWait`: helper
+    /// thread jobs, futex wakes, future wakers): while any exists, the hub keeps
+    /// polling instead of reporting that nothing can ever wake.
     pub(crate) blocking_pending: Cell<usize>,
     /// Waits listed on IO registrations (`reactor`), counted here so that a wait and
     /// its end need not borrow the reactor.
@@ -109,6 +120,8 @@ impl Hub {
         let hub = Greenlet::root(Kind::Hub, Some(main.clone()));
         CONTEXT.with(|c| c.set(CTX_MAIN));
         CURRENT.with(|c| c.set(Rc::as_ptr(&*main.0)));
+        static NEXT_HUB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        HUB_ID.with(|c| c.set(NEXT_HUB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
         crate::overflow::install();
         crate::overflow::ensure_altstack();
         Hub {

@@ -16,6 +16,7 @@ mod prefetch;
 pub mod reactor;
 mod ready;
 mod records;
+mod remote;
 mod spawn;
 pub mod stack;
 pub mod sync;
@@ -25,6 +26,13 @@ mod value;
 mod word;
 
 pub use blocking::run_blocking;
+
+/// Waking a parked greenlet from other threads: the interface that green-net's monkey
+/// patch and `block_on` build on. Not covered by semver.
+#[doc(hidden)]
+pub mod __remote {
+    pub use crate::remote::{RemoteWait, RemoteWaker};
+}
 #[doc(hidden)]
 pub use budget::spend_budget;
 pub use driver::throw_into;

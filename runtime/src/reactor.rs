@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -32,6 +32,7 @@ use slab::Slab;
 
 use crate::hub::{Hub, with_hub};
 use crate::park::{Unparker, Wake, park_inline, unparker};
+use crate::remote::Remote;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
@@ -234,25 +235,6 @@ fn drain_rest(rest: &mut Vec<(u8, Unparker)>, dir: u8, out: &mut Vec<Unparker>) 
     before - rest.len()
 }
 
-/// Wakes the hub from other threads (helper-thread jobs finishing).
-pub(crate) struct Remote {
-    waker: mio::Waker,
-    done: Mutex<Vec<usize>>,
-}
-
-impl Remote {
-    /// Reports job `key` as finished and wakes the hub.
-    pub(crate) fn complete(&self, key: usize) {
-        match self.done.lock() {
-            Ok(mut d) => d.push(key),
-            Err(poisoned) => poisoned.into_inner().push(key),
-        }
-        if let Err(e) = self.waker.wake() {
-            log::error!("green: cannot wake the hub: {e}");
-        }
-    }
-}
-
 pub(crate) struct Reactor {
     poll: Poll,
     events: Events,
@@ -262,8 +244,10 @@ pub(crate) struct Reactor {
     /// they were registered under (see [`wait_fd_tagged`]).
     fds: HashMap<RawFd, (usize, Rc<IoState>, u64)>,
     remote: Arc<Remote>,
-    /// Greenlets waiting for helper-thread jobs, by job key.
-    pub(crate) jobs: Slab<Option<Unparker>>,
+    /// Waits of greenlets for other threads ([`crate::remote::RemoteWait`]), by key.
+    pub(crate) remote_slots: Slab<crate::remote::Slot>,
+    /// The generation of the next remote wait (see `crate::remote`).
+    next_gen: u64,
     /// `poll`'s list of greenlets to wake, kept to reuse its allocation.
     woken: Vec<Unparker>,
     /// Where [`wait_fd_tagged`] last found the [`Registration`] of an fd it could not
@@ -282,11 +266,9 @@ impl Reactor {
             events: Events::with_capacity(1024),
             slots: Slab::new(),
             fds: HashMap::new(),
-            remote: Arc::new(Remote {
-                waker,
-                done: Mutex::new(Vec::new()),
-            }),
-            jobs: Slab::new(),
+            remote: Arc::new(Remote::new(waker, crate::hub::hub_id())),
+            remote_slots: Slab::new(),
+            next_gen: 0,
             woken: Vec::new(),
             owners: HashMap::new(),
         })
@@ -294,6 +276,12 @@ impl Reactor {
 
     pub(crate) fn remote(&self) -> Arc<Remote> {
         self.remote.clone()
+    }
+
+    /// A generation number for a new remote wait, never used before on this hub.
+    pub(crate) fn next_gen(&mut self) -> u64 {
+        self.next_gen += 1;
+        self.next_gen
     }
 
     fn register(&mut self, fd: RawFd) -> io::Result<(usize, Rc<IoState>)> {
@@ -364,7 +352,7 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
             events,
             slots,
             remote,
-            jobs,
+            remote_slots,
             woken,
             ..
         } = r;
@@ -377,16 +365,7 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
         }
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
-                let done = match remote.done.lock() {
-                    Ok(mut d) => std::mem::take(&mut *d),
-                    Err(p) => std::mem::take(&mut *p.into_inner()),
-                };
-                for key in done {
-                    if let Some(Some(u)) = jobs.try_remove(key) {
-                        woken.push(u);
-                    }
-                    h.blocking_pending.set(h.blocking_pending.get() - 1);
-                }
+                crate::remote::drain_posted(remote, remote_slots, &mut woken);
                 continue;
             }
             let Some((_, state)) = slots.get(ev.token().0) else {
