@@ -11,7 +11,7 @@
 //! This module defines `#[no_mangle] extern "C"` functions named like the libc entry
 //! points std uses (`clock_nanosleep`, `nanosleep`, `socket`, `connect`, `accept4`,
 //! `recv`, `send`, `read`, `write`, `poll`, `close`, `setsockopt`, `fcntl`, `ioctl`, ... see
-//! `hooks.rs`). The executable's definitions win over `libc.so.6` for every call made by
+//! `hooks/`). The executable's definitions win over `libc.so.6` for every call made by
 //! Rust code linked into it; the hooks reach glibc's originals with
 //! `dlsym(RTLD_NEXT, ..)`. rustc links every `#[no_mangle]` symbol of every linked rlib
 //! (through its synthetic `symbols.o`), so the hooks are present as soon as this crate is
