@@ -40,6 +40,24 @@ fn echo_upper(data: &[u8], from: SocketAddr, sock: &UdpSocket) {
     let _ = sock.send_to(&data.to_ascii_uppercase(), from);
 }
 
+/// The most handlers that ran at once.
+type Most = Rc<Cell<usize>>;
+
+/// A handler that waits `d`, then answers upper-cased, and the most handlers that ran
+/// at once.
+fn slow_echo(d: Duration) -> (impl Fn(&[u8], SocketAddr, &UdpSocket), Most) {
+    let (running, most) = (Rc::new(Cell::new(0usize)), Rc::new(Cell::new(0usize)));
+    let m = most.clone();
+    let handler = move |data: &[u8], from, sock: &UdpSocket| {
+        running.set(running.get() + 1);
+        m.set(m.get().max(running.get()));
+        green::sleep(d);
+        echo_upper(data, from, sock);
+        running.set(running.get() - 1);
+    };
+    (handler, most)
+}
+
 /// Whether a datagram sent to `addr` is refused (ICMP port unreachable): nothing is
 /// bound there.
 fn refused(addr: SocketAddr) -> bool {
@@ -51,16 +69,8 @@ fn refused(addr: SocketAddr) -> bool {
 #[test]
 fn answers_each_datagram_in_its_own_greenlet() {
     const N: usize = 20;
-    let running = Rc::new(Cell::new(0usize));
-    let most = Rc::new(Cell::new(0usize));
-    let (run, m) = (running.clone(), most.clone());
-    let server = DatagramServer::new("127.0.0.1:0", move |data: &[u8], from, sock: &UdpSocket| {
-        run.set(run.get() + 1);
-        m.set(m.get().max(run.get()));
-        green::sleep(Duration::from_millis(20));
-        echo_upper(data, from, sock);
-        run.set(run.get() - 1);
-    });
+    let (handler, most) = slow_echo(Duration::from_millis(20));
+    let server = DatagramServer::new("127.0.0.1:0", handler);
     server.start().unwrap();
     let c = client(server.local_addr().unwrap());
     for i in 0..N {
@@ -104,17 +114,8 @@ fn nothing_is_bound_before_start_or_after_stop() {
 fn max_handlers_stops_receiving_while_full() {
     const LIMIT: usize = 2;
     const N: usize = 8;
-    let running = Rc::new(Cell::new(0usize));
-    let most = Rc::new(Cell::new(0usize));
-    let (run, m) = (running.clone(), most.clone());
-    let server = DatagramServer::new("127.0.0.1:0", move |data: &[u8], from, sock: &UdpSocket| {
-        run.set(run.get() + 1);
-        m.set(m.get().max(run.get()));
-        green::sleep(Duration::from_millis(10));
-        echo_upper(data, from, sock);
-        run.set(run.get() - 1);
-    })
-    .max_handlers(LIMIT);
+    let (handler, most) = slow_echo(Duration::from_millis(10));
+    let server = DatagramServer::new("127.0.0.1:0", handler).max_handlers(LIMIT);
     server.start().unwrap();
     let c = client(server.local_addr().unwrap());
     for _ in 0..N {

@@ -1,20 +1,19 @@
 //! [`DatagramServer`]: a UDP server running a handler in a greenlet per datagram.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{Bind, Core, Pause, Source, StopOnUnwind, open};
+use super::{Bind, Core, Endpoint, Inner, Pause};
 use crate::UdpSocket;
 
 /// The largest datagram received whole: the largest UDP payload over IPv4 is
 /// 65,507 bytes (longer ones, over IPv6 jumbograms, are cut to this length).
 const MAX_DATAGRAM: usize = 65_536;
 
-type Handler = Rc<dyn Fn(&[u8], SocketAddr, &UdpSocket)>;
+type Handler = dyn Fn(&[u8], SocketAddr, &UdpSocket);
 
 /// A UDP server (gevent's `DatagramServer`): receives datagrams in a greenlet of its
 /// own and calls the handler with each (its bytes, its sender, and the server's socket
@@ -62,38 +61,29 @@ type Handler = Rc<dyn Fn(&[u8], SocketAddr, &UdpSocket)>;
 /// server.stop(Duration::from_secs(1));
 /// ```
 #[derive(Clone)]
-pub struct DatagramServer(Rc<Inner>);
+pub struct DatagramServer(Rc<Inner<UdpSocket>>);
 
-struct Inner {
-    core: Rc<Core>,
-    /// The handler, until started: then the receive loop owns it.
-    handler: RefCell<Option<Handler>>,
-    /// What to listen on, until started.
-    source: RefCell<Option<Source<UdpSocket>>>,
-    /// The socket, while started.
-    socket: RefCell<Option<Rc<UdpSocket>>>,
-    /// The address bound, once known.
-    addr: Cell<Option<SocketAddr>>,
-}
+impl Endpoint for UdpSocket {
+    type Handler = Handler;
+    const KIND: &'static str = "DatagramServer";
+    const LIMIT: &'static str = "max_handlers";
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.close();
+    fn bind(addrs: &[SocketAddr], _backlog: u32) -> io::Result<UdpSocket> {
+        UdpSocket::bind(addrs)
     }
-}
 
-impl Inner {
-    /// Marks the server closed, ends the receive loop and drops what it no longer
-    /// needs. The socket stays open for the running handlers to answer on: the loop is
-    /// killed instead of woken by closing it.
-    fn close(&self) {
-        // (Also when the loop marked the server closed itself: the rest still goes.)
-        if self.core.mark_closed() {
-            self.core.kill_driver();
-        }
-        drop(self.socket.borrow_mut().take());
-        drop(self.source.borrow_mut().take());
-        drop(self.handler.borrow_mut().take());
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        UdpSocket::local_addr(self)
+    }
+
+    fn serve(core: &Rc<Core>, socket: &Rc<UdpSocket>, handler: &Rc<Handler>) {
+        receive_loop(core, socket, handler);
+    }
+
+    /// Kills the receive loop: the socket stays open for the running handlers to
+    /// answer on (closing it would end their sends too).
+    fn end_loop(core: &Core, _socket: Option<&UdpSocket>) {
+        core.kill_driver();
     }
 }
 
@@ -114,18 +104,12 @@ impl DatagramServer {
     where
         H: Fn(&[u8], SocketAddr, &UdpSocket) + 'static,
     {
-        let source = listen.into_source();
-        let addr = match &source {
-            Source::Socket(s) => s.local_addr().ok(),
-            Source::Addrs(_) => None,
-        };
-        DatagramServer(Rc::new(Inner {
-            core: Core::new("DatagramServer"),
-            handler: RefCell::new(Some(Rc::new(handler))),
-            source: RefCell::new(Some(source)),
-            socket: RefCell::new(None),
-            addr: Cell::new(addr),
-        }))
+        // (No backlog: a UDP socket has none.)
+        DatagramServer(Rc::new(Inner::new(
+            listen.into_source(),
+            Rc::new(handler),
+            0,
+        )))
     }
 
     /// Limits the handlers running at once to `n`: while `n` run, the server receives
@@ -157,21 +141,7 @@ impl DatagramServer {
     /// assert_eq!(b.start().unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
     /// ```
     pub fn start(&self) -> io::Result<()> {
-        let inner = &*self.0;
-        inner.core.check_start("max_handlers")?;
-        let socket = open(&inner.source, |addrs| UdpSocket::bind(addrs))?;
-        inner.addr.set(Some(socket.local_addr()?));
-        let handler = inner.handler.borrow_mut().take();
-        let Some(handler) = handler else {
-            return Err(io::Error::other("DatagramServer has no handler"));
-        };
-        let socket = Rc::new(socket);
-        let (core, s) = (inner.core.clone(), socket.clone());
-        inner
-            .core
-            .launch(move || receive_loop(&core, &s, &handler))?;
-        *inner.socket.borrow_mut() = Some(socket);
-        Ok(())
+        self.0.start()
     }
 
     /// Starts the server if it is not started, then waits until it is closed and no
@@ -187,14 +157,7 @@ impl DatagramServer {
     /// assert!(server.closed());
     /// ```
     pub fn serve_forever(&self) -> io::Result<()> {
-        if !self.started() {
-            self.start()?;
-        }
-        let _stop = StopOnUnwind {
-            core: &self.0.core,
-            close: &|| self.close(),
-        };
-        self.0.core.wait_stopped()
+        self.0.serve_forever()
     }
 
     /// Stops receiving at once, gives the running handlers `grace` to end, then kills
@@ -211,8 +174,7 @@ impl DatagramServer {
     /// assert!(server.closed());
     /// ```
     pub fn stop(&self, grace: Duration) {
-        self.close();
-        self.0.core.finish(grace);
+        self.0.stop(grace);
     }
 
     /// Stops receiving at once, without waiting; running handlers go on and can still
@@ -238,12 +200,7 @@ impl DatagramServer {
     /// assert_ne!(server.local_addr().unwrap().port(), 0);
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.addr.get().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the server has not started: no address is bound yet",
-            )
-        })
+        self.0.local_addr()
     }
 
     /// Whether the server is receiving: started and not closed.
@@ -281,19 +238,13 @@ impl DatagramServer {
 
 impl fmt::Debug for DatagramServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let core = &self.0.core;
-        f.debug_struct("DatagramServer")
-            .field("addr", &self.0.addr.get())
-            .field("state", &core.state.get())
-            .field("handlers", &core.running())
-            .field("max_handlers", &core.limit.get())
-            .finish()
+        self.0.debug(f, "handlers")
     }
 }
 
 /// The server's greenlet: receives while a handler slot is free and runs the handler
 /// for each datagram in a new greenlet, until the server is closed.
-fn receive_loop(core: &Rc<Core>, socket: &Rc<UdpSocket>, handler: &Handler) {
+fn receive_loop(core: &Rc<Core>, socket: &Rc<UdpSocket>, handler: &Rc<Handler>) {
     let mut pause = Pause::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while core.wait_for_slot() {

@@ -8,9 +8,11 @@
 //! accepting, give the handlers a grace period, kill the rest, wait until all are
 //! gone). A closed server does not start again: make a new one.
 //!
-//! What they share lives here: [`Bind`], what a server listens on, and [`Core`], the
-//! state, the handler greenlets, the concurrency limit and the error pause of the loop
-//! that accepts connections or receives datagrams.
+//! What they share lives here: [`Bind`], what a server listens on; `Inner`, a server
+//! of either kind, made specific by the private `Endpoint` trait (how to bind, the
+//! loop, how closing ends it); and [`Core`], the state, the handler greenlets, the
+//! concurrency limit and the error pause of the loop that accepts connections or
+//! receives datagrams.
 
 mod datagram;
 mod stream;
@@ -109,27 +111,141 @@ impl sealed::Sealed<UdpSocket> for UdpSocket {
 
 impl Bind<UdpSocket> for UdpSocket {}
 
-/// Takes the socket to serve on out of `source`: the given one, or one bound by `bind`
-/// to the resolved addresses. Addresses stay in `source` (a failed start can be tried
-/// again); a given socket is taken.
-fn open<S>(
-    source: &RefCell<Option<Source<S>>>,
-    bind: impl FnOnce(&[SocketAddr]) -> io::Result<S>,
-) -> io::Result<S> {
-    let taken = source.borrow_mut().take();
-    match taken {
-        Some(Source::Socket(s)) => Ok(s),
-        Some(Source::Addrs(Ok(addrs))) => {
-            let r = bind(&addrs);
-            *source.borrow_mut() = Some(Source::Addrs(Ok(addrs)));
-            r
+/// What differs between the two servers: the socket they serve on, their handler, and
+/// their loop.
+trait Endpoint: Sized + 'static {
+    /// The handler's type (a closure behind an `Rc`).
+    type Handler: ?Sized + 'static;
+    /// The server's name, for errors and logs.
+    const KIND: &'static str;
+    /// The builder method that sets the limit, for the error that refuses 0.
+    const LIMIT: &'static str;
+    /// A socket bound to the first of `addrs` that works.
+    fn bind(addrs: &[SocketAddr], backlog: u32) -> io::Result<Self>;
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// The server's loop, run in a greenlet of its own until the server is closed.
+    fn serve(core: &Rc<Core>, socket: &Rc<Self>, handler: &Rc<Self::Handler>);
+    /// Ends the loop of a server being closed (`socket`: `None` if it never started).
+    fn end_loop(core: &Core, socket: Option<&Self>);
+}
+
+/// A server of either kind: what the public types wrap.
+struct Inner<S: Endpoint> {
+    core: Rc<Core>,
+    /// The handler, until started: then the loop owns it (and drops it when the
+    /// server closes, so a handler holding a clone of the server makes no cycle).
+    handler: RefCell<Option<Rc<S::Handler>>>,
+    /// What to listen on, until started.
+    source: RefCell<Option<Source<S>>>,
+    /// The socket, while started.
+    socket: RefCell<Option<Rc<S>>>,
+    /// The address listened on, once known.
+    addr: Cell<Option<SocketAddr>>,
+    /// The listen backlog, for an address bound at start (TCP only).
+    backlog: Cell<u32>,
+}
+
+impl<S: Endpoint> Inner<S> {
+    fn new(source: Source<S>, handler: Rc<S::Handler>, backlog: u32) -> Inner<S> {
+        let addr = match &source {
+            Source::Socket(s) => s.local_addr().ok(),
+            Source::Addrs(_) => None,
+        };
+        Inner {
+            core: Core::new(S::KIND),
+            handler: RefCell::new(Some(handler)),
+            source: RefCell::new(Some(source)),
+            socket: RefCell::new(None),
+            addr: Cell::new(addr),
+            backlog: Cell::new(backlog),
         }
-        Some(Source::Addrs(Err(e))) => {
-            let err = io::Error::new(e.kind(), e.to_string());
-            *source.borrow_mut() = Some(Source::Addrs(Err(e)));
-            Err(err)
+    }
+
+    fn start(&self) -> io::Result<()> {
+        self.core.check_start(S::LIMIT)?;
+        let socket = self.open()?;
+        self.addr.set(Some(socket.local_addr()?));
+        let handler = self.handler.borrow_mut().take();
+        let Some(handler) = handler else {
+            return Err(io::Error::other(format!("{} has no handler", S::KIND)));
+        };
+        let socket = Rc::new(socket);
+        let (core, s) = (self.core.clone(), socket.clone());
+        self.core.launch(move || S::serve(&core, &s, &handler))?;
+        *self.socket.borrow_mut() = Some(socket);
+        Ok(())
+    }
+
+    /// Takes the socket to serve on: the given one, or one bound to the resolved
+    /// addresses. Addresses stay (a failed start can be tried again); a given socket
+    /// is taken.
+    fn open(&self) -> io::Result<S> {
+        let taken = self.source.borrow_mut().take();
+        match taken {
+            Some(Source::Socket(s)) => Ok(s),
+            Some(Source::Addrs(Ok(addrs))) => {
+                let r = S::bind(&addrs, self.backlog.get());
+                *self.source.borrow_mut() = Some(Source::Addrs(Ok(addrs)));
+                r
+            }
+            Some(Source::Addrs(Err(e))) => {
+                let err = io::Error::new(e.kind(), e.to_string());
+                *self.source.borrow_mut() = Some(Source::Addrs(Err(e)));
+                Err(err)
+            }
+            None => Err(io::Error::other("the server has nothing to listen on")),
         }
-        None => Err(io::Error::other("the server has nothing to listen on")),
+    }
+
+    /// Marks the server closed, ends its loop and drops what it no longer needs (also
+    /// when the loop marked the server closed itself).
+    fn close(&self) {
+        let first = self.core.mark_closed();
+        let socket = self.socket.borrow_mut().take();
+        if first {
+            S::end_loop(&self.core, socket.as_deref());
+        }
+        drop(socket);
+        drop(self.source.borrow_mut().take());
+        drop(self.handler.borrow_mut().take());
+    }
+
+    fn serve_forever(&self) -> io::Result<()> {
+        if !self.core.is_started() {
+            self.start()?;
+        }
+        let _stop = StopOnUnwind(self);
+        self.core.wait_stopped()
+    }
+
+    fn stop(&self, grace: Duration) {
+        self.close();
+        self.core.finish(grace);
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.addr.get().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the server has not started: no address is bound yet",
+            )
+        })
+    }
+
+    /// The `Debug` form: `handlers` names the count of running handlers.
+    fn debug(&self, f: &mut std::fmt::Formatter<'_>, handlers: &str) -> std::fmt::Result {
+        f.debug_struct(S::KIND)
+            .field("addr", &self.addr.get())
+            .field("state", &self.core.state.get())
+            .field(handlers, &self.core.running())
+            .field(S::LIMIT, &self.core.limit.get())
+            .finish()
+    }
+}
+
+impl<S: Endpoint> Drop for Inner<S> {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -403,16 +519,13 @@ impl Pause {
 /// Closes a server whose `serve_forever` unwinds (its greenlet was killed, or a
 /// timeout expired) and kills its handlers, as gevent's `serve_forever` stops the
 /// server when it exits.
-struct StopOnUnwind<'a> {
-    core: &'a Core,
-    close: &'a dyn Fn(),
-}
+struct StopOnUnwind<'a, S: Endpoint>(&'a Inner<S>);
 
-impl Drop for StopOnUnwind<'_> {
+impl<S: Endpoint> Drop for StopOnUnwind<'_, S> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            (self.close)();
-            self.core.kill_handlers();
+            self.0.close();
+            self.0.core.kill_handlers();
         }
     }
 }

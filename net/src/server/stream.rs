@@ -1,20 +1,19 @@
 //! [`StreamServer`]: a TCP server running a handler in a greenlet per connection.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{Bind, Core, Pause, Source, StopOnUnwind, open};
+use super::{Bind, Core, Endpoint, Inner, Pause};
 use crate::{TcpListener, TcpStream};
 
 /// The listen backlog of a server made with an address, unless set with
 /// [`StreamServer::backlog`]: the same as [`TcpListener::bind`]'s.
 const DEFAULT_BACKLOG: u32 = 1024;
 
-type Handler = Rc<dyn Fn(TcpStream, SocketAddr)>;
+type Handler = dyn Fn(TcpStream, SocketAddr);
 
 /// A TCP server (gevent's `StreamServer`): accepts connections in a greenlet of its own
 /// and calls the handler with each, in a new greenlet, with the peer's address.
@@ -79,40 +78,30 @@ type Handler = Rc<dyn Fn(TcpStream, SocketAddr)>;
 /// assert!(TcpStream::connect(addr).is_err()); // refused
 /// ```
 #[derive(Clone)]
-pub struct StreamServer(Rc<Inner>);
+pub struct StreamServer(Rc<Inner<TcpListener>>);
 
-struct Inner {
-    core: Rc<Core>,
-    /// The handler, until started: then the accept loop owns it (and drops it when the
-    /// server closes, so a handler holding a clone of the server makes no cycle).
-    handler: RefCell<Option<Handler>>,
-    /// What to listen on, until started.
-    source: RefCell<Option<Source<TcpListener>>>,
-    /// The listener, while started.
-    listener: RefCell<Option<Rc<TcpListener>>>,
-    /// The address listened on, once known.
-    addr: Cell<Option<SocketAddr>>,
-    backlog: Cell<u32>,
-}
+impl Endpoint for TcpListener {
+    type Handler = Handler;
+    const KIND: &'static str = "StreamServer";
+    const LIMIT: &'static str = "max_connections";
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.close();
+    fn bind(addrs: &[SocketAddr], backlog: u32) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addrs, backlog)
     }
-}
 
-impl Inner {
-    /// Marks the server closed, shuts its listener down and drops what it no longer
-    /// needs.
-    fn close(&self) {
-        // (Also when the loop marked the server closed itself: the rest still goes.)
-        self.core.mark_closed();
-        let listener = self.listener.borrow_mut().take();
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+
+    fn serve(core: &Rc<Core>, listener: &Rc<TcpListener>, handler: &Rc<Handler>) {
+        accept_loop(core, listener, handler);
+    }
+
+    /// Shuts the listener down: new connections are refused, and the accept loop wakes.
+    fn end_loop(_core: &Core, listener: Option<&TcpListener>) {
         if let Some(l) = listener {
             l.close();
         }
-        drop(self.source.borrow_mut().take());
-        drop(self.handler.borrow_mut().take());
     }
 }
 
@@ -131,19 +120,8 @@ impl StreamServer {
     where
         H: Fn(TcpStream, SocketAddr) + 'static,
     {
-        let source = listen.into_source();
-        let addr = match &source {
-            Source::Socket(l) => l.local_addr().ok(),
-            Source::Addrs(_) => None,
-        };
-        StreamServer(Rc::new(Inner {
-            core: Core::new("StreamServer"),
-            handler: RefCell::new(Some(Rc::new(handler))),
-            source: RefCell::new(Some(source)),
-            listener: RefCell::new(None),
-            addr: Cell::new(addr),
-            backlog: Cell::new(DEFAULT_BACKLOG),
-        }))
+        let inner = Inner::new(listen.into_source(), Rc::new(handler), DEFAULT_BACKLOG);
+        StreamServer(Rc::new(inner))
     }
 
     /// Sets the listen backlog used when the server binds its address at start (default
@@ -198,24 +176,7 @@ impl StreamServer {
     /// assert_eq!(b.start().unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
     /// ```
     pub fn start(&self) -> io::Result<()> {
-        let inner = &*self.0;
-        inner.core.check_start("max_connections")?;
-        let backlog = inner.backlog.get();
-        let listener = open(&inner.source, |addrs| {
-            TcpListener::bind_with_backlog(addrs, backlog)
-        })?;
-        inner.addr.set(Some(listener.local_addr()?));
-        let handler = inner.handler.borrow_mut().take();
-        let Some(handler) = handler else {
-            return Err(io::Error::other("StreamServer has no handler"));
-        };
-        let listener = Rc::new(listener);
-        let (core, l) = (inner.core.clone(), listener.clone());
-        inner
-            .core
-            .launch(move || accept_loop(&core, &l, &handler))?;
-        *inner.listener.borrow_mut() = Some(listener);
-        Ok(())
+        self.0.start()
     }
 
     /// Starts the server if it is not started, then waits until it is closed (by
@@ -239,14 +200,7 @@ impl StreamServer {
     /// assert!(server.closed());
     /// ```
     pub fn serve_forever(&self) -> io::Result<()> {
-        if !self.started() {
-            self.start()?;
-        }
-        let _stop = StopOnUnwind {
-            core: &self.0.core,
-            close: &|| self.close(),
-        };
-        self.0.core.wait_stopped()
+        self.0.serve_forever()
     }
 
     /// Stops the server: stops accepting at once (as [`close`](StreamServer::close)
@@ -272,8 +226,7 @@ impl StreamServer {
     /// assert_eq!(server.connections(), 0);
     /// ```
     pub fn stop(&self, grace: Duration) {
-        self.close();
-        self.0.core.finish(grace);
+        self.0.stop(grace);
     }
 
     /// Stops accepting at once, without waiting: the listener is shut down (new
@@ -304,12 +257,7 @@ impl StreamServer {
     /// assert_ne!(server.local_addr().unwrap().port(), 0);
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.addr.get().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the server has not started: no address is bound yet",
-            )
-        })
+        self.0.local_addr()
     }
 
     /// Whether the server is listening: started and not closed.
@@ -349,13 +297,7 @@ impl StreamServer {
 
 impl fmt::Debug for StreamServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let core = &self.0.core;
-        f.debug_struct("StreamServer")
-            .field("addr", &self.0.addr.get())
-            .field("state", &core.state.get())
-            .field("connections", &core.running())
-            .field("max_connections", &core.limit.get())
-            .finish()
+        self.0.debug(f, "connections")
     }
 }
 
@@ -379,7 +321,7 @@ fn is_fatal(e: &io::Error) -> bool {
 
 /// The server's greenlet: accepts while a handler slot is free and runs the handler
 /// for each connection in a new greenlet, until the server is closed.
-fn accept_loop(core: &Rc<Core>, listener: &TcpListener, handler: &Handler) {
+fn accept_loop(core: &Rc<Core>, listener: &TcpListener, handler: &Rc<Handler>) {
     let mut pause = Pause::default();
     while core.wait_for_slot() {
         match listener.accept() {
