@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark in order, redraw docs/benchmarks.svg and print the result tables of
 # docs/benchmarks.md (scripts/bench_summary.py; `--update docs/benchmarks.md` writes them
-# into the document). About six minutes once built; run it on an otherwise idle machine.
+# into the document). About seven minutes once built; run it on an otherwise idle machine.
 #
 # The defaults below are the settings of the tables in docs/benchmarks.md; set any of
 # them in the environment to override. Other knobs are described at the top of each
@@ -19,7 +19,7 @@ mkdir -p "$out"
 # bench_summary.py.
 log="$out/bench_all.log"
 : > "$log"
-for b in switch hub_switch spawn instr slowdown scale echo; do
+for b in switch hub_switch spawn instr slowdown scale echo http; do
     echo "=== cargo bench -p green-benches --bench $b" | tee -a "$log"
     cargo bench -p green-benches --bench "$b" 2>&1 \
         | grep -v '^\s*Compiling\|^warning\|^\s*|\|^\s*=\|^\s*-->' | tee -a "$log" || true

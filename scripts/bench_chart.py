@@ -34,7 +34,7 @@ CRITERION_BASELINE = {
     "spawn": "tokio_current_thread",
 }
 # Order of groups in the chart.
-ORDER = ["switch", "hub_switch", "hub_switch_1000", "spawn", "instr", "slowdown", "scale", "echo"]
+ORDER = ["switch", "hub_switch", "hub_switch_1000", "spawn", "instr", "slowdown", "scale", "echo", "http"]
 GREEN_COLORS = {"green_yield": "#6cc47f", "green_u64": "#6cc47f", "green_raw": "#6cc47f"}
 GREEN_COLOR = "#2e9d4a"
 PEER_COLOR = "#7a8ca3"

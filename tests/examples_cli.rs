@@ -13,6 +13,7 @@ const EXAMPLES: &[(&str, Option<&[&str]>)] = &[
     ("echo_client", Some(&["--conns", "0"])),
     ("echo_server", Some(&["--duration", "-1"])),
     ("greenlet_switch", Some(&["--steps", "ten"])),
+    ("http_hello", Some(&["--sleep-ms", "-1"])),
     #[cfg(feature = "monkey")]
     ("monkey_echo_server", Some(&["--duration", "1e30"])),
     #[cfg(feature = "monkey")]
@@ -30,6 +31,8 @@ const EXAMPLES: &[(&str, Option<&[&str]>)] = &[
 const MORE_BAD: &[(&str, &[&str])] = &[
     ("echo_server", &["--addr", "127.0.0.1:70000"]),
     ("echo_server", &["--max-conns", "0"]),
+    ("http_hello", &["--max-conns", "0"]),
+    ("http_hello", &["--addr", "nowhere"]),
     ("echo_client", &["--duration", "inf"]),
     ("echo_client", &["--messages", "-3"]),
     ("echo_server", &["--duration"]),

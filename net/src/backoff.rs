@@ -26,6 +26,13 @@ pub(crate) fn is_exhaustion(errno: i32) -> bool {
     )
 }
 
+/// The wait after `failures` failures in a row (at least one): [`FIRST_DELAY`] after
+/// the first, doubling with each further one, up to [`MAX_DELAY`].
+pub(crate) fn delay_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
+}
+
 /// [`is_exhaustion`] for an `io::Error`.
 pub(crate) fn is_exhaustion_error(e: &io::Error) -> bool {
     e.raw_os_error().is_some_and(is_exhaustion)
@@ -61,8 +68,7 @@ impl Backoff {
     /// How long to wait before the next try: [`FIRST_DELAY`] after the first refusal in
     /// a row, doubling with each further one, up to [`MAX_DELAY`].
     pub(crate) fn delay(&self) -> Duration {
-        let doublings = self.in_a_row.saturating_sub(1).min(16);
-        FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
+        delay_after(self.in_a_row)
     }
 
     /// An accept on the listener `fd` was refused with `err` (one that

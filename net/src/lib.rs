@@ -7,6 +7,9 @@
 //! these switch to other greenlets: one thread serves thousands of connections, one
 //! greenlet each, as gevent does with `monkey.patch_all()`.
 //!
+//! [`StreamServer`] and [`DatagramServer`] (gevent's `gevent.server`) run a handler in
+//! a greenlet per connection or datagram, with a concurrency limit and a graceful stop.
+//!
 //! # How it works
 //!
 //! Every socket is non-blocking in the kernel and registered (edge-triggered) with the
@@ -92,6 +95,7 @@
 
 mod backoff;
 mod resolve;
+mod server;
 #[macro_use]
 mod socket;
 mod sys;
@@ -101,6 +105,7 @@ mod unix;
 mod unix_datagram;
 
 pub use resolve::{ToSocketAddrs, lookup_host};
+pub use server::{Bind, DatagramServer, StreamServer};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};

@@ -128,6 +128,23 @@ impl TcpListener {
         })
     }
 
+    /// Like [`bind`](TcpListener::bind) but with a listen backlog of `backlog`
+    /// connections instead of 1024: how many fully open connections the kernel queues
+    /// until [`accept`](TcpListener::accept) takes them (connections beyond it wait in
+    /// the SYN stage or are dropped). The kernel caps it at `net.core.somaxconn`
+    /// (4096 by default since Linux 5.4); values above `i32::MAX` are capped there.
+    ///
+    /// ```
+    /// let l = green::net::TcpListener::bind_with_backlog("127.0.0.1:0", 4096).unwrap();
+    /// assert_ne!(l.local_addr().unwrap().port(), 0);
+    /// ```
+    pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
+        let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+        each_addr(addr, |a| {
+            TcpListener::from_std(sys::tcp_listener(a, false, backlog)?)
+        })
+    }
+
     /// Like [`bind`](TcpListener::bind) but also sets `SO_REUSEPORT`, so that several
     /// listeners (one per thread, each with its own hub) can share one port and the
     /// kernel spreads the connections between them. See `examples/multicore_echo.rs`.
@@ -296,6 +313,11 @@ impl TcpListener {
     /// ```
     pub fn close(&self) {
         self.ev.close()
+    }
+
+    /// Whether [`close`](TcpListener::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ev.is_closed()
     }
 }
 

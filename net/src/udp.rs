@@ -457,6 +457,11 @@ impl UdpSocket {
     pub fn close(&self) {
         self.ev.close()
     }
+
+    /// Whether [`close`](UdpSocket::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ev.is_closed()
+    }
 }
 
 impl_conversions!(

@@ -366,3 +366,63 @@ fn closing_a_listener_ends_its_back_off() {
         std::fs::remove_file(&path).unwrap();
     });
 }
+
+#[test]
+fn a_stream_server_backs_off_while_the_process_is_out_of_fds() {
+    in_child(
+        "a_stream_server_backs_off_while_the_process_is_out_of_fds",
+        || {
+            use green::net::{StreamServer, TcpStream};
+            child_setup(32);
+            let server = StreamServer::new("127.0.0.1:0", |mut conn: TcpStream, _| {
+                let mut buf = [0u8; 64];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    if conn.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+            server.start().unwrap();
+            let addr = server.local_addr().unwrap();
+            let client = TcpStream::connect(addr).unwrap();
+            while server.connections() == 0 {
+                green::sleep(Duration::from_millis(1));
+            }
+            let mut queued: Vec<TcpStream> = (0..QUEUED)
+                .map(|_| TcpStream::connect(addr).unwrap())
+                .collect();
+            // The server accepted the first connection and waits for fds to accept the
+            // others: its loop neither spins nor stops.
+            let held = take_all_fds();
+            let bystanders = Bystanders::start(client, green::sleep);
+            bystanders.watch_while_starved(held);
+            for conn in &mut queued {
+                conn.set_read_timeout(Some(RECOVERY)).unwrap();
+                conn.write_all(b"late").unwrap();
+                let mut buf = [0u8; 4];
+                conn.read_exact(&mut buf).unwrap();
+                assert_eq!(&buf, b"late", "queued, then served");
+            }
+            bystanders.stop();
+            assert!(server.started(), "still serving");
+            let logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let warned = |what: &str| {
+                logged
+                    .iter()
+                    .filter(|(l, m)| *l == log::Level::Warn && m.contains(what))
+                    .count()
+            };
+            assert_eq!(
+                warned("accept on"),
+                1,
+                "the listener's back-off: {logged:?}"
+            );
+            assert_eq!(
+                warned("StreamServer"),
+                0,
+                "no error reached the server: {logged:?}"
+            );
+            server.stop(Duration::from_secs(1));
+        },
+    );
+}

@@ -604,3 +604,34 @@ fn waiting_by_fd_on_a_green_socket_uses_its_registration() {
     // Again: found without registering (remembered), still this socket's edges.
     drop(wait_by_fd_for_a_byte(a, &b));
 }
+
+#[test]
+fn bind_with_backlog_sets_the_listen_backlog() {
+    /// The listen backlog, as the kernel reports it for a listening socket in
+    /// `tcp_info.tcpi_sacked` (what `ss -lt` shows as Send-Q).
+    fn backlog_of(l: &TcpListener) -> u32 {
+        // SAFETY: tcp_info is plain old data; all zeroes is a valid value.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: `info` is writable for `len` bytes; the fd is an open socket.
+        let r = unsafe {
+            libc::getsockopt(
+                l.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&raw mut info).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        info.tcpi_sacked
+    }
+    let l = TcpListener::bind_with_backlog("127.0.0.1:0", 7).unwrap();
+    assert_eq!(backlog_of(&l), 7);
+    assert_eq!(backlog_of(&TcpListener::bind("127.0.0.1:0").unwrap()), 1024);
+    let huge = TcpListener::bind_with_backlog("127.0.0.1:0", u32::MAX).unwrap();
+    assert!(
+        backlog_of(&huge) >= 128,
+        "capped by the kernel, not an error"
+    );
+}

@@ -11,7 +11,7 @@
 //! This module defines `#[no_mangle] extern "C"` functions named like the libc entry
 //! points std uses (`clock_nanosleep`, `nanosleep`, `socket`, `connect`, `accept4`,
 //! `recv`, `send`, `read`, `write`, `poll`, `close`, `setsockopt`, `fcntl`, `ioctl`, ... see
-//! `hooks.rs`). The executable's definitions win over `libc.so.6` for every call made by
+//! `hooks/`). The executable's definitions win over `libc.so.6` for every call made by
 //! Rust code linked into it; the hooks reach glibc's originals with
 //! `dlsym(RTLD_NEXT, ..)`. rustc links every `#[no_mangle]` symbol of every linked rlib
 //! (through its synthetic `symbols.o`), so the hooks are present as soon as this crate is
@@ -34,19 +34,19 @@
 //!
 //! A kill (or a `Timeout`) raised into a greenlet parked in a patched std call cannot
 //! unwind through std's `extern "C"` call frames. The hook catches it and hands it to
-//! the runtime (`green_runtime::__net::defer_unwind`); the std call fails with `ECANCELED` (a sleep returns
-//! early, as if interrupted). The kill is raised again at the greenlet's next switch
-//! point (any `green` call that parks, switches or sleeps); if the greenlet's function
-//! returns first, it still counts as killed (`join` reports `is_killed()`). Until then,
-//! every further patched call of that greenlet fails at once (`ECANCELED`; sleeps return
-//! immediately), so a loop of patched std calls that ignores their errors spins: stop
-//! on the error, or give the loop a `green` switch point.
+//! the runtime (`green_runtime::__net::defer_unwind`); the std call fails with
+//! `ECANCELED` (a sleep returns early, as if interrupted). The kill is raised again at
+//! the greenlet's next switch point (any `green` call that parks, switches or sleeps);
+//! if the greenlet's function returns first, it still counts as killed (`join` reports
+//! `is_killed()`). Until then, every further patched call of that greenlet fails at once
+//! (`ECANCELED`; sleeps return immediately), so a loop of patched std calls that ignores
+//! their errors spins: stop on the error, or give the loop a `green` switch point.
 //!
 //! # Fairness and running out of fds
 //!
 //! A hooked read, write, send, receive or accept of a greenlet counts against its
-//! fairness budget (see `green_runtime::__net::spend_budget`): a greenlet whose calls keep
-//! succeeding gives the others a turn now and then, before its next call. A hooked
+//! fairness budget (see `green_runtime::__net::spend_budget`): a greenlet whose calls
+//! keep succeeding gives the others a turn now and then, before its next call. A hooked
 //! `accept`/`accept4` that the kernel refuses for want of resources (`EMFILE`,
 //! `ENFILE`, `ENOBUFS`, `ENOMEM`) first parks the greenlet for its listener's back-off
 //! delay (10 ms, doubling up to 1 s, reset by an accepted connection), then returns the

@@ -11,8 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::greenlet::thread::is_greenlet_context;
-use crate::hub::park::{park, unparker};
-use crate::hub::with_hub;
+use crate::hub::remote::RemoteWait;
 
 /// Most helper threads the pool starts; further jobs queue.
 const MAX_THREADS: usize = 64;
@@ -123,56 +122,29 @@ where
     if !is_greenlet_context() {
         return f();
     }
-    let result: Arc<Mutex<Option<std::thread::Result<R>>>> = Arc::new(Mutex::new(None));
-    let setup = with_hub(|h| {
-        h.with_reactor(|r| {
-            let key = r.jobs.insert(None);
-            (key, r.remote())
-        })
-        .map(|(key, remote)| {
-            h.blocking_pending.set(h.blocking_pending.get() + 1);
-            (key, remote)
-        })
-    });
-    let (key, remote) = match setup {
-        Ok(kr) => kr,
+    let wait = match RemoteWait::new() {
+        Ok(w) => w,
         Err(e) => {
             log::warn!("green: no reactor ({e}); running a blocking call in place");
             return f();
         }
     };
-    let res = result.clone();
+    let result: Arc<Mutex<Option<std::thread::Result<R>>>> = Arc::new(Mutex::new(None));
+    let (res, waker) = (result.clone(), wait.waker());
     let job: Job = Box::new(move || {
         let r = catch_unwind(AssertUnwindSafe(f));
         *res.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        remote.complete(key);
+        waker.wake();
     });
     if let Err(e) = execute(job) {
         // No thread could be started: nothing will complete the job.
-        with_hub(|h| {
-            let _ = h.with_reactor(|r| r.jobs.try_remove(key));
-            h.blocking_pending.set(h.blocking_pending.get() - 1);
-        });
+        drop(wait);
         panic!("green: cannot start a helper thread for a blocking call: {e}");
     }
     // Always park at least once, even if the job is already done: other greenlets run
     // meanwhile, every time (gevent's threadpool waits through the hub too).
     loop {
-        let u = unparker();
-        let registered = with_hub(|h| {
-            h.with_reactor(|r| match r.jobs.get_mut(key) {
-                Some(slot) => {
-                    *slot = Some(u);
-                    true
-                }
-                None => false,
-            })
-        })
-        .unwrap_or(false);
-        if registered {
-            let _ = park(None);
-        }
-        // Not registered: the hub already processed the completion, so the result is in.
+        let _ = wait.park(None);
         if let Some(r) = result.lock().unwrap_or_else(|e| e.into_inner()).take() {
             match r {
                 Ok(v) => return v,

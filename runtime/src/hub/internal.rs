@@ -8,9 +8,12 @@
 //!   readiness cache ([`fd_is_ready`], [`fd_clear_ready`]).
 //! - The fairness budget of socket operations: [`spend_budget`].
 //! - A kill that reached a greenlet inside an `extern "C"` call: [`defer_unwind`].
+//! - Waking a parked greenlet from other threads (a helper thread's result, a futex
+//!   wake, a future's waker): [`RemoteWait`] and its [`RemoteWaker`]s.
 
 pub use crate::hub::budget::spend_budget;
 pub use crate::hub::reactor::{
     FdRegistration, fd_clear_ready, fd_is_ready, forget_fd, wait_fd, wait_fd_tagged,
 };
+pub use crate::hub::remote::{RemoteWait, RemoteWaker};
 pub use crate::hub::throw::defer_unwind;

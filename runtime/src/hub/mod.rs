@@ -13,6 +13,7 @@
 //!   and yielding, timers.
 //! - `reactor.rs` (registering fds and waiting for them) over `poller.rs` (the
 //!   `mio::Poll` and each registration's state).
+//! - `remote.rs`: waking a parked greenlet from other threads.
 //! - `blocking.rs`: the helper-thread pool.
 //! - `throw.rs`: kill, throw and timeout delivery.
 //! - `budget.rs`: the fairness budget of socket operations.
@@ -25,6 +26,7 @@ pub mod park;
 pub(crate) mod poller;
 pub(crate) mod reactor;
 pub(crate) mod ready;
+pub(crate) mod remote;
 pub(crate) mod run;
 pub(crate) mod throw;
 pub(crate) mod time;
@@ -33,6 +35,7 @@ pub mod timer;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::greenlet::Greenlet;
 use crate::greenlet::error::BlockError;
@@ -49,6 +52,9 @@ thread_local! {
 
 /// The hub of one thread: all of its state.
 pub(crate) struct Hub {
+    /// A process-unique number, so that a cross-thread waker knows when it is used on
+    /// its hub's own thread (`remote`).
+    pub(crate) id: u64,
     /// Greenlets with something to resume them with (their pending input).
     pub(crate) ready: ReadyQueue,
     /// Scheduling ticks left before the next poll of timers and IO while greenlets are
@@ -63,7 +69,9 @@ pub(crate) struct Hub {
     /// Waits listed on IO registrations (`reactor`), counted here so that a wait and
     /// its end need not borrow the reactor.
     pub(crate) io_waiters: Cell<usize>,
-    /// Jobs running on helper threads that will wake a greenlet of this hub.
+    /// Waits of this hub's greenlets for other threads (`remote::RemoteWait`: helper
+    /// thread jobs, futex wakes, future wakers): while any exists, the hub keeps
+    /// polling instead of reporting that nothing can ever wake.
     pub(crate) blocking_pending: Cell<usize>,
     /// The throw state of the greenlets that have one (see `throw`).
     pub(crate) throws: throw::Throws,
@@ -76,7 +84,9 @@ pub(crate) struct Hub {
 
 impl Hub {
     fn new() -> Hub {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Hub {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             ready: ReadyQueue::new(),
             ticks: Cell::new(run::MAINTENANCE_INTERVAL - 1),
             timers: RefCell::new(Timers::new()),
@@ -122,6 +132,17 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
         Some(p) => f(unsafe { &*p }),
         None => panic!("green: the hub is used while its thread ends"),
     }
+}
+
+/// The id of this thread's hub, 0 if it has none (see `Hub::id`).
+#[inline]
+pub(crate) fn hub_id() -> u64 {
+    let p = HUB.with(|h| h.get());
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: as in `with_hub`: a non-null `HUB` points at the live hub.
+    unsafe { (*p).id }
 }
 
 /// Whether this thread's hub is installed.

@@ -1,5 +1,5 @@
 //! The poller: the hub's `mio::Poll`, the table of registered fds, and the waker through
-//! which other threads (helper-thread jobs finishing) wake the hub.
+//! which other threads wake the hub (see `remote`).
 //!
 //! Each registration's state ([`IoState`]) is here: its readiness bits and the waits
 //! listed on it, which an event records and ends. Waiting itself (listing a greenlet's
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::event::Event;
@@ -21,6 +21,7 @@ use slab::Slab;
 
 use crate::hub::Hub;
 use crate::hub::park::Unparker;
+use crate::hub::remote::{Remote, Slot, drain_posted};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
@@ -251,25 +252,6 @@ fn drain_rest(rest: &mut Vec<(u8, Unparker)>, dir: u8, out: &mut Vec<Unparker>) 
     before - rest.len()
 }
 
-/// Wakes the hub from other threads (helper-thread jobs finishing).
-pub(crate) struct Remote {
-    waker: mio::Waker,
-    done: Mutex<Vec<usize>>,
-}
-
-impl Remote {
-    /// Reports job `key` as finished and wakes the hub.
-    pub(crate) fn complete(&self, key: usize) {
-        match self.done.lock() {
-            Ok(mut d) => d.push(key),
-            Err(poisoned) => poisoned.into_inner().push(key),
-        }
-        if let Err(e) = self.waker.wake() {
-            log::error!("green: cannot wake the hub: {e}");
-        }
-    }
-}
-
 pub(crate) struct Reactor {
     poll: Poll,
     events: Events,
@@ -279,8 +261,10 @@ pub(crate) struct Reactor {
     /// the tag they were registered under (see `reactor::wait_fd_tagged`).
     fds: HashMap<RawFd, (usize, Rc<IoState>, u64)>,
     remote: Arc<Remote>,
-    /// Greenlets waiting for helper-thread jobs, by job key.
-    pub(crate) jobs: Slab<Option<Unparker>>,
+    /// Waits of greenlets for other threads (`remote::RemoteWait`), by key.
+    pub(crate) remote_slots: Slab<Slot>,
+    /// The generation of the next remote wait (see `remote`).
+    next_gen: u64,
     /// `poll`'s list of greenlets to wake, kept to reuse its allocation.
     woken: Vec<Unparker>,
     /// Where `wait_fd_tagged` last found the `FdRegistration` of an fd it could not
@@ -291,7 +275,7 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    pub(crate) fn new() -> io::Result<Reactor> {
+    pub(crate) fn new(hub_id: u64) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         Ok(Reactor {
@@ -299,11 +283,9 @@ impl Reactor {
             events: Events::with_capacity(1024),
             slots: Slab::new(),
             fds: HashMap::new(),
-            remote: Arc::new(Remote {
-                waker,
-                done: Mutex::new(Vec::new()),
-            }),
-            jobs: Slab::new(),
+            remote: Arc::new(Remote::new(waker, hub_id)),
+            remote_slots: Slab::new(),
+            next_gen: 0,
             woken: Vec::new(),
             owners: HashMap::new(),
         })
@@ -311,6 +293,12 @@ impl Reactor {
 
     pub(crate) fn remote(&self) -> Arc<Remote> {
         self.remote.clone()
+    }
+
+    /// A generation number for a new remote wait, never used before on this hub.
+    pub(crate) fn next_gen(&mut self) -> u64 {
+        self.next_gen += 1;
+        self.next_gen
     }
 
     /// Registers `fd` (both directions, edge-triggered) in a new slot.
@@ -432,7 +420,7 @@ impl Hub {
     pub(crate) fn with_reactor<R>(&self, f: impl FnOnce(&mut Reactor) -> R) -> io::Result<R> {
         let mut slot = self.reactor.borrow_mut();
         if slot.is_none() {
-            *slot = Some(Reactor::new()?);
+            *slot = Some(Reactor::new(self.id)?);
         }
         // The `if` above filled the slot, or returned the error.
         match slot.as_mut() {
@@ -458,7 +446,7 @@ fn poll(h: &Hub, timeout: Option<Duration>) {
             events,
             slots,
             remote,
-            jobs,
+            remote_slots,
             woken,
             ..
         } = r;
@@ -471,16 +459,7 @@ fn poll(h: &Hub, timeout: Option<Duration>) {
         }
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
-                let done = match remote.done.lock() {
-                    Ok(mut d) => std::mem::take(&mut *d),
-                    Err(p) => std::mem::take(&mut *p.into_inner()),
-                };
-                for key in done {
-                    if let Some(Some(u)) = jobs.try_remove(key) {
-                        woken.push(u);
-                    }
-                    h.blocking_pending.set(h.blocking_pending.get() - 1);
-                }
+                drain_posted(remote, remote_slots, &mut woken);
                 continue;
             }
             let Some((_, state)) = slots.get(ev.token().0) else {
