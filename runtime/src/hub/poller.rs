@@ -1,9 +1,10 @@
 //! The poller: the hub's `mio::Poll`, the table of registered fds, and the waker through
-//! which other threads wake the hub (see `remote`).
+//! which other threads wake the hub.
 //!
 //! Each registration's state ([`IoState`]) is here: its readiness bits and the waits
-//! listed on it, which an event records and ends. Waiting itself (listing a greenlet's
-//! wait and parking) is `reactor`'s. The hub polls only when it has nothing else to
+//! listed on it, which an event records and ends; so is the hub's side of the waits for
+//! other threads ([`Remote`], [`Slot`]), which the waker's event ends. Waiting itself
+//! (listing a greenlet's wait and parking) is `reactor`'s and `remote`'s. The hub polls only when it has nothing else to
 //! run, or at its maintenance ticks (see `run`).
 
 use std::cell::Cell;
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mio::event::Event;
@@ -21,7 +22,6 @@ use slab::Slab;
 
 use crate::hub::Hub;
 use crate::hub::park::Unparker;
-use crate::hub::remote::{Remote, Slot, drain_posted};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
@@ -501,5 +501,82 @@ fn give_back_woken(h: &Hub, woken: Vec<Unparker>) {
         && let Some(r) = r.as_mut()
     {
         r.woken = woken;
+    }
+}
+
+/// The hub's side of one `RemoteWait` (see `remote`): its generation, the park it would end now,
+/// and whether a wake came while it was not parked.
+pub(crate) struct Slot {
+    pub(crate) generation: u64,
+    pub(crate) parked: Option<Unparker>,
+    pub(crate) woken: bool,
+}
+
+/// What other threads share with a hub: the keys of the waits they woke, and the
+/// waker that interrupts the hub's poll.
+pub(crate) struct Remote {
+    waker: mio::Waker,
+    done: Mutex<Vec<(usize, u64)>>,
+    /// Which hub this is (see `hub::hub_id`): a wake from that hub's own
+    /// thread takes effect at once.
+    pub(crate) hub: u64,
+}
+
+impl Remote {
+    pub(crate) fn new(waker: mio::Waker, hub: u64) -> Remote {
+        Remote {
+            waker,
+            done: Mutex::new(Vec::new()),
+            hub,
+        }
+    }
+
+    /// Records a wake of the wait `(key, generation)` and interrupts the hub's poll.
+    pub(crate) fn post(&self, key: usize, generation: u64) {
+        match self.done.lock() {
+            Ok(mut d) => d.push((key, generation)),
+            Err(poisoned) => poisoned.into_inner().push((key, generation)),
+        }
+        if let Err(e) = self.waker.wake() {
+            log::error!("green: cannot wake the hub: {e}");
+        }
+    }
+
+    /// The wakes posted since the last call, for the hub's poll.
+    pub(crate) fn take_posted(&self) -> Vec<(usize, u64)> {
+        match self.done.lock() {
+            Ok(mut d) => std::mem::take(&mut *d),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+}
+
+/// Applies a wake of the wait `(key, generation)` to the hub's slots: returns the park to end,
+/// if the wait is parked; remembers the wake otherwise. A stale wake does nothing.
+pub(crate) fn wake_slot(
+    slots: &mut slab::Slab<Slot>,
+    key: usize,
+    generation: u64,
+) -> Option<Unparker> {
+    let slot = slots.get_mut(key).filter(|s| s.generation == generation)?;
+    match slot.parked.take() {
+        Some(u) => Some(u),
+        None => {
+            slot.woken = true;
+            None
+        }
+    }
+}
+
+/// The hub's poll found posted wakes: ends the parks they are for (into `woken`).
+pub(crate) fn drain_posted(
+    remote: &Remote,
+    slots: &mut slab::Slab<Slot>,
+    woken: &mut Vec<Unparker>,
+) {
+    for (key, generation) in remote.take_posted() {
+        if let Some(u) = wake_slot(slots, key, generation) {
+            woken.push(u);
+        }
     }
 }

@@ -25,76 +25,13 @@
 
 use std::io;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::greenlet::error::BlockError;
-use crate::hub::park::{Unparker, Wake, park, unparker};
+use crate::hub::park::{Wake, park, unparker};
+use crate::hub::poller::{Remote, Slot, wake_slot};
 use crate::hub::{hub_id, try_with_hub, with_hub};
-
-/// The hub's side of one [`RemoteWait`]: its generation, the park it would end now,
-/// and whether a wake came while it was not parked.
-pub(crate) struct Slot {
-    generation: u64,
-    parked: Option<Unparker>,
-    woken: bool,
-}
-
-/// What other threads share with a hub: the keys of the waits they woke, and the
-/// waker that interrupts the hub's poll.
-pub(crate) struct Remote {
-    waker: mio::Waker,
-    done: Mutex<Vec<(usize, u64)>>,
-    /// Which hub this is (see `hub::hub_id`): a wake from that hub's own
-    /// thread takes effect at once.
-    hub: u64,
-}
-
-impl Remote {
-    pub(crate) fn new(waker: mio::Waker, hub: u64) -> Remote {
-        Remote {
-            waker,
-            done: Mutex::new(Vec::new()),
-            hub,
-        }
-    }
-
-    /// Records a wake of the wait `(key, generation)` and interrupts the hub's poll.
-    fn post(&self, key: usize, generation: u64) {
-        match self.done.lock() {
-            Ok(mut d) => d.push((key, generation)),
-            Err(poisoned) => poisoned.into_inner().push((key, generation)),
-        }
-        if let Err(e) = self.waker.wake() {
-            log::error!("green: cannot wake the hub: {e}");
-        }
-    }
-
-    /// The wakes posted since the last call, for the hub's poll.
-    pub(crate) fn take_posted(&self) -> Vec<(usize, u64)> {
-        match self.done.lock() {
-            Ok(mut d) => std::mem::take(&mut *d),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
-    }
-}
-
-/// Applies a wake of the wait `(key, generation)` to the hub's slots: returns the park to end,
-/// if the wait is parked; remembers the wake otherwise. A stale wake does nothing.
-pub(crate) fn wake_slot(
-    slots: &mut slab::Slab<Slot>,
-    key: usize,
-    generation: u64,
-) -> Option<Unparker> {
-    let slot = slots.get_mut(key).filter(|s| s.generation == generation)?;
-    match slot.parked.take() {
-        Some(u) => Some(u),
-        None => {
-            slot.woken = true;
-            None
-        }
-    }
-}
 
 /// A wait of the current greenlet for other threads: it keeps the hub polling (rather
 /// than reporting that nothing can ever wake) while it exists, and [`park`](Self::park)
@@ -305,19 +242,6 @@ impl RemoteWaker {
                 true
             }
             None => false,
-        }
-    }
-}
-
-/// The hub's poll found posted wakes: ends the parks they are for (into `woken`).
-pub(crate) fn drain_posted(
-    remote: &Remote,
-    slots: &mut slab::Slab<Slot>,
-    woken: &mut Vec<Unparker>,
-) {
-    for (key, generation) in remote.take_posted() {
-        if let Some(u) = wake_slot(slots, key, generation) {
-            woken.push(u);
         }
     }
 }
