@@ -13,7 +13,7 @@
 //! * `may`: the `may` green-thread runtime on one worker thread, one coroutine per
 //!   connection running the same blocking-style handler as `green`.
 //! * `green_raw`: one greenlet per connection, std sockets in non-blocking mode waited on
-//!   through `green::reactor::Registration` (what `green::net` wraps), telling it about
+//!   through `green::__net::FdRegistration` (what `green::net` wraps), telling it about
 //!   short reads (`clear_ready`) as `green::net` does.
 //! * `green_monkey` (with the default feature `monkey`): gevent style, plain blocking
 //!   `std::net` code in greenlets made cooperative by `green::monkey::patch_net()`.
@@ -67,7 +67,7 @@ const CLIENT_CPU: usize = 1;
 /// receive buffer is drained, so with edge-triggered readiness we may stop there instead
 /// of paying one more `read` that returns `EWOULDBLOCK`. tokio and `green::net`'s
 /// `TcpStream` do the same; the mio server, `green_raw` (through
-/// `Registration::clear_ready`) and the client use it.
+/// `FdRegistration::clear_ready`) and the client use it.
 const SHORT_READ_MEANS_DRAINED: bool = true;
 
 // ---------------------------------------------------------------------------------------
@@ -363,18 +363,18 @@ fn serve_may(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
     }
 }
 
-/// green with std sockets made cooperative by hand through `green::reactor::Registration`
+/// green with std sockets made cooperative by hand through `green::__net::FdRegistration`
 /// (what `green::net` wraps): one greenlet per connection, the accept loop in the thread's
 /// main greenlet.
 fn serve_green_raw(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
-    use green::reactor::Registration;
+    use green::__net::FdRegistration;
     use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     // Bind through mio for its 1024 backlog (and non-blocking mode), then use std's type.
     let listener = MioListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     // SAFETY: `into_raw_fd` hands over sole ownership of an open listening socket.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let addr = listener.local_addr().unwrap();
-    let lreg = Registration::new(listener.as_raw_fd()).unwrap();
+    let lreg = FdRegistration::new(listener.as_raw_fd()).unwrap();
     announce_accepting(&started, addr, gettid());
     let mut handles = Vec::new();
     loop {
@@ -387,7 +387,7 @@ fn serve_green_raw(shutdown: Arc<AtomicBool>, started: mpsc::Sender<Started>) {
         s.set_nonblocking(true).unwrap();
         s.set_nodelay(true).unwrap();
         handles.push(green::spawn(move || {
-            let reg = Registration::new(s.as_raw_fd()).unwrap();
+            let reg = FdRegistration::new(s.as_raw_fd()).unwrap();
             let mut buf = [0u8; 4096];
             'conn: loop {
                 let n = match reg.retry(Interest::READABLE, None, || (&s).read(&mut buf)) {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use green_runtime::reactor::Registration;
+use green_runtime::__net::FdRegistration;
 use mio::Interest;
 
 use crate::backoff::{self, Backoff};
@@ -107,7 +107,7 @@ impl StreamIo for std::os::unix::net::UnixStream {
 /// The hub side of a socket. Declared as the first field of every socket type, so that
 /// it drops (deregisters) before the socket's fd is closed.
 pub(crate) struct Evented {
-    reg: Registration,
+    reg: FdRegistration,
     closed: Cell<bool>,
     /// The user asked for std's non-blocking mode: `WouldBlock` is returned, not waited.
     nonblocking: Cell<bool>,
@@ -147,7 +147,7 @@ impl Evented {
     /// Registers `fd`, which must already be non-blocking, with this thread's hub.
     pub(crate) fn new(fd: RawFd) -> io::Result<Evented> {
         Ok(Evented {
-            reg: Registration::new(fd)?,
+            reg: FdRegistration::new(fd)?,
             closed: Cell::new(false),
             nonblocking: Cell::new(false),
             read_timeout: Cell::new(None),
@@ -243,7 +243,7 @@ impl Evented {
     /// caller may not have let the hub poll since the drain.
     ///
     /// Each operation counts against the greenlet's fairness budget first
-    /// (`green_runtime::spend_budget`): one that has made many operations without
+    /// (`green_runtime::__net::spend_budget`): one that has made many operations without
     /// waiting lets the other greenlets run before this one.
     #[inline]
     pub(crate) fn op<T>(
@@ -252,7 +252,7 @@ impl Evented {
         timeout: Option<Duration>,
         mut f: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        green_runtime::spend_budget();
+        green_runtime::__net::spend_budget();
         let mut until: Option<Instant> = None;
         loop {
             if self.closed.get() {

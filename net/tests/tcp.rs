@@ -592,7 +592,7 @@ fn a_std_socket_the_reactor_knows_by_fd_can_become_a_green_one() {
     s.set_nonblocking(true).unwrap();
     // What the monkey patch does for a std socket that waited once in a greenlet.
     let soon = Some(Instant::now() + Duration::from_millis(1));
-    let _ = green::reactor::wait_fd(s.as_raw_fd(), mio::Interest::READABLE, soon);
+    let _ = green::__net::wait_fd(s.as_raw_fd(), mio::Interest::READABLE, soon);
     let g = TcpStream::from_std(s).unwrap();
     drop(g);
 }

@@ -4,50 +4,35 @@
 //! See `docs/architecture.md` for how the pieces fit.
 #![warn(missing_docs)]
 
-mod blocking;
-mod budget;
-mod driver;
-mod error;
+mod api;
 mod greenlet;
 mod hub;
-pub(crate) mod overflow;
-pub mod park;
-mod prefetch;
-pub mod reactor;
-mod ready;
-mod records;
-mod remote;
-mod spawn;
-pub mod stack;
-pub mod sync;
-mod time;
-pub mod timer;
-mod value;
-mod word;
 
-pub use blocking::run_blocking;
-
-/// Waking a parked greenlet from other threads: the interface that green-net's monkey
-/// patch and `block_on` build on. Not covered by semver.
-#[doc(hidden)]
-pub mod __remote {
-    pub use crate::remote::{RemoteWait, RemoteWaker};
-}
-#[doc(hidden)]
-pub use budget::spend_budget;
-pub use driver::throw_into;
-pub use error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
-pub use greenlet::{Greenlet, defer_unwind, getcurrent};
-pub use hub::{default_stack_size, is_greenlet_context, set_default_stack_size};
-pub use spawn::{
+pub use api::monitor;
+pub use api::spawn::{
     Builder, JoinHandle, joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn,
 };
-pub use stack::{DEFAULT_STACK_SIZE, StackError};
-pub use sync::monitor;
-pub use sync::{
-    AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, Group, LifoQueue, Lock, LockError,
-    Pool, PriorityQueue, PutError, Queue, QueueError, RLock, Semaphore, Timeout, TimeoutGuard,
-    Waitable, iwait, wait, with_deadline, with_timeout,
+pub use api::sync::{
+    AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, Group, IMap, IWait, LifoQueue,
+    LocalKey, Lock, LockError, Pool, PriorityQueue, PutError, Queue, QueueError, RLock, RLockGuard,
+    Registration, Semaphore, SemaphorePermit, TimeoutGuard, Waitable, iwait, wait, with_deadline,
+    with_timeout,
 };
-pub use time::{sleep, sleep_until, yield_now};
-pub use value::{TypeMismatch, Value};
+pub use greenlet::error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
+pub use greenlet::stack::{DEFAULT_STACK_SIZE, StackError};
+pub use greenlet::thread::{default_stack_size, is_greenlet_context, set_default_stack_size};
+pub use greenlet::value::{TypeMismatch, Value};
+pub use greenlet::{Greenlet, getcurrent};
+pub use hub::blocking::run_blocking;
+pub use hub::throw::{Timeout, throw_into};
+pub use hub::time::{sleep, sleep_until, yield_now};
+pub use hub::{park, timer};
+
+/// Greenlet stacks: the thread's pool and the kind of guard pages below them.
+pub mod stack {
+    pub use crate::greenlet::stack::{GuardKind, StackStats};
+    pub use crate::greenlet::thread::pool_stats;
+}
+
+#[doc(hidden)]
+pub use hub::internal as __net;

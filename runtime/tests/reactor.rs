@@ -10,9 +10,9 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use green::__net::FdRegistration;
 use green::BlockError;
 use green::park::park;
-use green::reactor::Registration;
 use mio::Interest;
 
 /// Runs `f` on a fresh thread (its own hub) and fails if it does not finish in time: a
@@ -52,7 +52,7 @@ fn nonblocking_pair() -> (UnixStream, UnixStream) {
 fn three_readers_on_one_registration_all_wake_on_one_edge() {
     on_thread(|| {
         let (mut a, b) = nonblocking_pair();
-        let reg = Rc::new(Registration::new(b.as_raw_fd()).unwrap());
+        let reg = Rc::new(FdRegistration::new(b.as_raw_fd()).unwrap());
         let woke = Rc::new(Cell::new(0));
         let hs: Vec<_> = (0..3)
             .map(|_| {
@@ -79,7 +79,7 @@ fn three_readers_on_one_registration_all_wake_on_one_edge() {
 fn timed_out_waits_leave_no_waiter_behind() {
     on_thread(|| {
         let (mut a, b) = nonblocking_pair();
-        let reg = Rc::new(Registration::new(b.as_raw_fd()).unwrap());
+        let reg = Rc::new(FdRegistration::new(b.as_raw_fd()).unwrap());
         // Let the hub poll away the edge the registration itself reports (writable).
         green::sleep(Duration::from_millis(1));
         // A reader and a reader+writer that time out, and one more reader that does not.
@@ -107,7 +107,7 @@ fn timed_out_waits_leave_no_waiter_behind() {
 fn killed_waiter_is_removed_and_others_still_wake() {
     on_thread(|| {
         let (mut a, b) = nonblocking_pair();
-        let reg = Rc::new(Registration::new(b.as_raw_fd()).unwrap());
+        let reg = Rc::new(FdRegistration::new(b.as_raw_fd()).unwrap());
         let r1 = reg.clone();
         let victim = green::spawn(move || r1.wait(Interest::READABLE, None));
         let r2 = reg.clone();
@@ -124,7 +124,7 @@ fn killed_waiter_is_removed_and_others_still_wake() {
 
 #[test]
 fn forgetting_the_fd_wakes_waiters_with_connection_aborted() {
-    // (A `Registration` cannot be dropped while a greenlet borrows it to wait; `forget_fd`
+    // (A `FdRegistration` cannot be dropped while a greenlet borrows it to wait; `forget_fd`
     // takes the same deregister-and-wake path as its `Drop`.)
     on_thread(|| {
         let (_a, b) = nonblocking_pair();
@@ -136,10 +136,10 @@ fn forgetting_the_fd_wakes_waiters_with_connection_aborted() {
             Interest::READABLE | Interest::WRITABLE,
         ]
         .into_iter()
-        .map(|i| green::spawn(move || green::reactor::wait_fd(fd, i, None).unwrap_err().kind()))
+        .map(|i| green::spawn(move || green::__net::wait_fd(fd, i, None).unwrap_err().kind()))
         .collect();
         green::yield_now(); // all park
-        green::reactor::forget_fd(fd);
+        green::__net::forget_fd(fd);
         for r in green::joinall(hs) {
             assert_eq!(r.unwrap(), io::ErrorKind::ConnectionAborted);
         }
@@ -151,7 +151,7 @@ fn forgetting_the_fd_wakes_waiters_with_connection_aborted() {
 fn retry_waits_for_an_edge_while_the_cache_says_drained() {
     on_thread(|| {
         let (mut a, mut b) = nonblocking_pair();
-        let reg = Registration::new(b.as_raw_fd()).unwrap();
+        let reg = FdRegistration::new(b.as_raw_fd()).unwrap();
         assert!(reg.is_ready(Interest::READABLE));
         assert!(reg.is_ready(Interest::WRITABLE));
         // Drained: retry must not call `f` before the next readable edge.

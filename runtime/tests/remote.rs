@@ -1,10 +1,10 @@
-//! Waking parked greenlets from other threads (`green::__remote`).
+//! Waking parked greenlets from other threads (`green::__net`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use green::__remote::RemoteWait;
+use green::__net::RemoteWait;
 use green::park::Wake;
 
 #[test]

@@ -10,8 +10,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use green::sync::Registration;
-use green::{AsyncResult, Event, JoinHandle, Waitable, iwait, spawn, wait, yield_now};
+use green::{
+    AsyncResult, Event, JoinHandle, Registration, Waitable, iwait, spawn, wait, yield_now,
+};
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -34,19 +34,19 @@
 //!
 //! A kill (or a `Timeout`) raised into a greenlet parked in a patched std call cannot
 //! unwind through std's `extern "C"` call frames. The hook catches it and hands it to
-//! [`green_runtime::defer_unwind`]; the std call fails with `ECANCELED` (a sleep returns
-//! early, as if interrupted). The kill is raised again at the greenlet's next switch
-//! point (any `green` call that parks, switches or sleeps); if the greenlet's function
-//! returns first, it still counts as killed (`join` reports `is_killed()`). Until then,
-//! every further patched call of that greenlet fails at once (`ECANCELED`; sleeps return
-//! immediately), so a loop of patched std calls that ignores their errors spins: stop
-//! on the error, or give the loop a `green` switch point.
+//! the runtime (`green_runtime::__net::defer_unwind`); the std call fails with
+//! `ECANCELED` (a sleep returns early, as if interrupted). The kill is raised again at
+//! the greenlet's next switch point (any `green` call that parks, switches or sleeps);
+//! if the greenlet's function returns first, it still counts as killed (`join` reports
+//! `is_killed()`). Until then, every further patched call of that greenlet fails at once
+//! (`ECANCELED`; sleeps return immediately), so a loop of patched std calls that ignores
+//! their errors spins: stop on the error, or give the loop a `green` switch point.
 //!
 //! # Fairness and running out of fds
 //!
 //! A hooked read, write, send, receive or accept of a greenlet counts against its
-//! fairness budget (see `green_runtime::spend_budget`): a greenlet whose calls keep
-//! succeeding gives the others a turn now and then, before its next call. A hooked
+//! fairness budget (see `green_runtime::__net::spend_budget`): a greenlet whose calls
+//! keep succeeding gives the others a turn now and then, before its next call. A hooked
 //! `accept`/`accept4` that the kernel refuses for want of resources (`EMFILE`,
 //! `ENFILE`, `ENOBUFS`, `ENOMEM`) first parks the greenlet for its listener's back-off
 //! delay (10 ms, doubling up to 1 s, reset by an accepted connection), then returns the
@@ -204,33 +204,33 @@ mod rt {
         i: mio::Interest,
         d: Option<Instant>,
     ) -> io::Result<()> {
-        green_runtime::reactor::wait_fd_tagged(fd, tag, i, d)
+        green_runtime::__net::wait_fd_tagged(fd, tag, i, d)
     }
     /// Deregisters `fd` and wakes its waiters with an error; call before `close`.
     pub(super) fn forget_fd(fd: RawFd) {
-        green_runtime::reactor::forget_fd(fd)
+        green_runtime::__net::forget_fd(fd)
     }
     /// Whether a syscall on `fd` for `interest` may succeed: `false` once a syscall
     /// drained it ([`fd_drained`]) until the next readiness edge.
     pub(super) fn fd_ready(fd: RawFd, tag: u64, i: mio::Interest) -> bool {
-        green_runtime::reactor::fd_is_ready(fd, tag, i)
+        green_runtime::__net::fd_is_ready(fd, tag, i)
     }
     /// Records that a syscall drained `fd` for `interest` (see `fd_ready`).
     pub(super) fn fd_drained(fd: RawFd, tag: u64, i: mio::Interest) {
-        green_runtime::reactor::fd_clear_ready(fd, tag, i)
+        green_runtime::__net::fd_clear_ready(fd, tag, i)
     }
     /// Keeps a kill caught inside a hook for the greenlet's next switch point (or its
     /// outcome). Outside a greenlet context (never expected) the payload is dropped.
     pub(super) fn defer_unwind(p: Box<dyn std::any::Any + Send>) {
         if green_runtime::is_greenlet_context() {
-            green_runtime::defer_unwind(p)
+            green_runtime::__net::defer_unwind(p)
         }
     }
     /// Counts a socket operation against the greenlet's fairness budget; may park (and
     /// so unwind) to let the other greenlets run.
     #[inline]
     pub(super) fn spend_budget() {
-        green_runtime::spend_budget()
+        green_runtime::__net::spend_budget()
     }
 }
 

@@ -23,7 +23,7 @@ pub fn wait_by_fd_for_a_byte(mut a: TcpStream, b: &TcpStream) -> TcpStream {
         a
     });
     let deadline = Some(Instant::now() + Duration::from_secs(5));
-    green::reactor::wait_fd(b.as_raw_fd(), mio::Interest::READABLE, deadline).unwrap();
+    green::__net::wait_fd(b.as_raw_fd(), mio::Interest::READABLE, deadline).unwrap();
     let mut buf = [0u8; 1];
     assert_eq!((&*b).read(&mut buf).unwrap(), 1);
     writer.join().unwrap()

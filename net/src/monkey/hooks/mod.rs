@@ -17,10 +17,10 @@
 //! - A panic raised while a greenlet is parked inside a hook (a kill, a `Timeout`) must
 //!   not unwind through std's frames: std calls these functions through `extern "C"`
 //!   declarations (nounwind), and Rust aborts on such an unwind. The hook catches it
-//!   ([`guarded`]), hands the payload to `green_runtime::defer_unwind` (which raises it
-//!   again at the greenlet's next switch point, or makes it the greenlet's outcome if its
-//!   function returns first) and makes the call fail with `ECANCELED` (sleeps return
-//!   early).
+//!   ([`guarded`]), hands the payload to `green_runtime::__net::defer_unwind` (which
+//!   raises it again at the greenlet's next switch point, or makes it the greenlet's
+//!   outcome if its function returns first) and makes the call fail with `ECANCELED`
+//!   (sleeps return early).
 
 use super::fdtable::{self, ADOPTED, ADOPTING, Desc, FRESH, STATE_MASK, Slot, USER_NONBLOCK};
 use super::{NET, TRACKING, real, rt, state};

@@ -1,0 +1,791 @@
+//! The gevent layer: [`spawn`], [`spawn_later`], [`Builder`], [`JoinHandle`] and
+//! [`joinall`].
+//!
+//! A spawned greenlet's parent is the hub. Spawning only schedules it: nothing runs until
+//! the caller blocks or yields (gevent's semantics).
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use crate::greenlet::Greenlet;
+use crate::greenlet::error::{BlockError, GreenletExit, JoinError, payload_str};
+use crate::greenlet::outcome::{DETACHED, KEPT, OBSERVED, TAKEN};
+use crate::greenlet::record::Waiter;
+use crate::greenlet::thread::{self, Thread};
+use crate::greenlet::value::Value;
+use crate::hub::park::{Unparker, Wake, park, park_inline, unparker};
+use crate::hub::timer::deadline_after;
+use crate::hub::{in_hub_panic, throw, with_hub};
+
+/// `v`, the value a spawned function returned, as its type `T`. `Value::new` does not
+/// wrap a `Value` in another, so for `T = Value` the value is the `T` itself.
+fn value_as<T: 'static>(v: &Value) -> Option<&T> {
+    match (v as &dyn Any).downcast_ref::<T>() {
+        Some(t) => Some(t),
+        None => v.downcast_ref::<T>(),
+    }
+}
+
+/// [`value_as`], moving the value out.
+fn value_into<T: 'static>(v: Value) -> Option<T> {
+    let mut v = Some(v);
+    if let Some(t) = (&mut v as &mut dyn Any).downcast_mut::<Option<T>>() {
+        return t.take();
+    }
+    v.and_then(|v| v.downcast::<T>().ok())
+}
+
+/// An owned permission to join a spawned greenlet: wait for it, read its value, kill it
+/// (gevent's `Greenlet` object returned by `spawn`).
+///
+/// Dropping the handle detaches the greenlet: it keeps running. If it panics and nobody
+/// joins it, the panic is logged through `log` (as gevent prints a crashed greenlet).
+/// A value it returns that nobody takes is dropped when the last handle to the greenlet
+/// goes (this one, a [`Greenlet`] clone, or the hub's own once it has run), possibly
+/// in the hub: a `Drop` of the value must not block.
+///
+/// Bound to its thread (not `Send`).
+///
+/// # Examples
+///
+/// ```
+/// let h = green::spawn(|| 6 * 7);
+/// assert!(!h.is_finished()); // spawned, not yet run
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+pub struct JoinHandle<T> {
+    g: Greenlet,
+    _value: PhantomData<T>,
+}
+
+/// Configures a greenlet before spawning it: name and stack size.
+///
+/// # Examples
+///
+/// ```
+/// let h = green::Builder::new()
+///     .name("worker")
+///     .stack_size(256 * 1024)
+///     .spawn(|| green::getcurrent().name().map(String::from))
+///     .unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the thread's defaults.
+    ///
+    /// ```
+    /// let h = green::Builder::new().spawn(|| 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (shown by `Debug`, in logs, and in stack-overflow reports).
+    ///
+    /// ```
+    /// let h = green::Builder::new().name("a").spawn(|| ()).unwrap();
+    /// assert_eq!(h.greenlet().name(), Some("a"));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the usable stack size in bytes (rounded up to pages).
+    ///
+    /// ```
+    /// let h = green::Builder::new().stack_size(1 << 20).spawn(|| [0u8; 500_000].len()).unwrap();
+    /// assert_eq!(h.join().unwrap(), 500_000);
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns `f` on a new greenlet (see [`spawn`]). Fails cleanly when no stack can be
+    /// allocated (out of memory, or the kernel's mapping limit).
+    ///
+    /// ```
+    /// let h = green::Builder::new().spawn(|| "ok").unwrap();
+    /// assert_eq!(h.join().unwrap(), "ok");
+    /// ```
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let h = thread::with(|t| self.build(t, f))?;
+        with_hub(|hub| hub.start_new(&h.g));
+        Ok(h)
+    }
+
+    /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let t = Instant::now();
+    /// let h = green::Builder::new().spawn_later(Duration::from_millis(20), || ()).unwrap();
+    /// h.join().unwrap();
+    /// assert!(t.elapsed() >= Duration::from_millis(20));
+    /// ```
+    pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let h = thread::with(|t| self.build(t, f))?;
+        with_hub(|hub| hub.start_at(&h.g, deadline_after(delay)));
+        Ok(h)
+    }
+
+    #[inline]
+    fn build<F, T>(self, t: &Thread, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let hub_g = t.hub.clone();
+        // The greenlet's death keeps the outcome in its record (`Outcome`); panics and
+        // kills are caught by the greenlet's own frame (see `Greenlet::create`).
+        let g = Greenlet::create(
+            t,
+            move |_: Value| f(),
+            self.name,
+            self.stack_size,
+            Some(hub_g),
+        )?;
+        g.0.cold.outcome.set(KEPT);
+        Ok(JoinHandle {
+            g,
+            _value: PhantomData,
+        })
+    }
+}
+
+/// Spawns `f` on a new greenlet whose parent is the hub, and returns a handle to join it
+/// (gevent's `gevent.spawn`). Nothing runs until the caller blocks or yields.
+///
+/// # Panics
+///
+/// If no stack can be allocated; [`try_spawn`] or [`Builder::spawn`] report that as an
+/// error instead.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let ran = Rc::new(Cell::new(false));
+/// let r = ran.clone();
+/// let h = green::spawn(move || r.set(true));
+/// assert!(!ran.get()); // not yet: we have not blocked
+/// h.join().unwrap();
+/// assert!(ran.get());
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match try_spawn(f) {
+        Ok(h) => h,
+        Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
+    }
+}
+
+/// Like [`spawn`], but a failure to allocate the stack is an error, not a panic.
+///
+/// ```
+/// let h = green::try_spawn(|| 1).unwrap();
+/// assert_eq!(h.join().unwrap(), 1);
+/// ```
+pub fn try_spawn<F, T>(f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Builder::new().spawn(f)
+}
+
+/// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+///
+/// # Panics
+///
+/// If no stack can be allocated (see [`Builder::spawn_later`]).
+///
+/// ```
+/// let h = green::spawn_later(std::time::Duration::from_millis(5), || "late");
+/// assert_eq!(h.join().unwrap(), "late");
+/// ```
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn_later(delay, f) {
+        Ok(h) => h,
+        Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
+    }
+}
+
+/// Waits until `g` is dead or `deadline` passes; `Ok(true)` when dead.
+pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError> {
+    if g.is_current() && !g.dead() {
+        return Err(JoinError::JoinSelf);
+    }
+    // A join that ends before `g` dies (timed out, or unwound by a kill) takes its stale
+    // unparker back out of `g`'s joiner slot: it holds a handle to the caller.
+    struct Withdraw<'a>(&'a Greenlet);
+    impl Drop for Withdraw<'_> {
+        fn drop(&mut self) {
+            if !self.0.dead() {
+                withdraw_joiner(self.0);
+            }
+        }
+    }
+    let _withdraw = Withdraw(g);
+    while !g.dead() {
+        set_joiner(g, unparker());
+        match park_inline(deadline)? {
+            Wake::TimedOut if !g.dead() => return Ok(false),
+            _ => {}
+        }
+    }
+    Ok(true)
+}
+
+/// Arranges for the calling greenlet (whose park `u` belongs to) to be woken when `g`
+/// dies. `g`'s single joiner slot is used when it is free or holds a stale unparker (a
+/// join that timed out); otherwise a withdrawable exit callback is added, withdrawn once
+/// `u`'s park is over (see `add_extra_joiner`).
+#[inline]
+fn set_joiner(g: &Greenlet, u: Unparker) {
+    let mut slot = g.0.cold.joiner.borrow_mut();
+    if slot.is_none() {
+        *slot = Some(Waiter::from(u));
+    } else {
+        drop(slot);
+        set_joiner_slow(g, u);
+    }
+}
+
+/// [`set_joiner`] when the slot is taken.
+#[cold]
+#[inline(never)]
+fn set_joiner_slow(g: &Greenlet, u: Unparker) {
+    let mut slot = g.0.cold.joiner.borrow_mut();
+    if slot
+        .as_ref()
+        .is_none_or(|old| old.g.0.core.park_seq.get() != old.seq)
+    {
+        let stale = slot.replace(Waiter::from(u));
+        drop(slot);
+        drop(stale);
+    } else {
+        drop(slot);
+        crate::api::sync::registration::add_extra_joiner(g, u);
+    }
+}
+
+/// Empties `g`'s joiner slot if it holds the calling greenlet's unparker (its join
+/// ended without `g`'s death).
+fn withdraw_joiner(g: &Greenlet) {
+    let mut slot = g.0.cold.joiner.borrow_mut();
+    if slot.as_ref().is_some_and(|w| w.g.is_current()) {
+        let stale = slot.take();
+        drop(slot);
+        drop(stale);
+    }
+}
+
+impl<T: 'static> JoinHandle<T> {
+    /// Waits for the greenlet to finish and returns its value, or why there is none:
+    /// [`JoinError::Panicked`] (with the payload), [`JoinError::Killed`], or
+    /// [`JoinError::Blocked`] when nothing could ever finish it (gevent's `LoopExit`).
+    ///
+    /// ```
+    /// let h = green::spawn(|| String::from("value"));
+    /// assert_eq!(h.join().unwrap(), "value");
+    /// ```
+    pub fn join(self) -> Result<T, JoinError> {
+        wait_dead(&self.g, None)?;
+        self.take_result()
+    }
+
+    /// Like [`join`](JoinHandle::join) but gives up after `timeout` with
+    /// [`JoinError::TimedOut`], leaving the greenlet running and the handle usable.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = green::spawn(|| green::sleep(Duration::from_millis(50)));
+    /// assert!(h.join_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+    /// assert!(h.join_timeout(Duration::from_secs(5)).is_ok());
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<T, JoinError> {
+        if !wait_dead(&self.g, Some(deadline_after(timeout)))? {
+            return Err(JoinError::TimedOut);
+        }
+        self.take_result()
+    }
+
+    /// Waits for the greenlet to finish without taking its value (gevent's `join()`);
+    /// read it afterwards with [`value`](JoinHandle::value).
+    ///
+    /// ```
+    /// let h = green::spawn(|| 3);
+    /// h.wait().unwrap();
+    /// assert_eq!(h.value(), Some(3));
+    /// ```
+    pub fn wait(&self) -> Result<(), BlockError> {
+        match wait_dead(&self.g, None) {
+            Ok(_) => Ok(()),
+            Err(JoinError::Blocked(b)) => Err(b),
+            Err(_) => Err(BlockError::WouldBlockForever),
+        }
+    }
+
+    fn take_result(&self) -> Result<T, JoinError> {
+        let o = &self.g.0.cold.outcome;
+        o.set(OBSERVED);
+        if o.has(TAKEN) {
+            return Err(JoinError::Taken);
+        }
+        // Inside one of this greenlet's `link` callbacks (in the hub) the result is lent
+        // to the callback: it cannot be moved out meanwhile.
+        let Ok(mut slot) = o.result.try_borrow_mut() else {
+            return Err(JoinError::Blocked(BlockError::InHub));
+        };
+        o.set(TAKEN);
+        let r = slot.take();
+        drop(slot);
+        match r {
+            // The function returned a `T` (see `value_into`).
+            Some(Ok(v)) => match value_into::<T>(v) {
+                Some(t) => Ok(t),
+                None => {
+                    debug_assert!(false, "a spawned greenlet's result is not of its type");
+                    Err(JoinError::Killed)
+                }
+            },
+            Some(Err(e)) => Err(e),
+            // A dead greenlet without a result was killed before it started.
+            None => Err(JoinError::Killed),
+        }
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or been killed).
+    ///
+    /// ```
+    /// let h = green::spawn(|| ());
+    /// assert!(!h.is_finished());
+    /// green::yield_now();
+    /// assert!(h.is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.g.dead()
+    }
+
+    /// Whether it finished by returning a value (gevent's `successful()`).
+    ///
+    /// ```
+    /// let h = green::spawn(|| panic!("no"));
+    /// let _ = h.wait();
+    /// assert!(!h.is_successful());
+    /// ```
+    pub fn is_successful(&self) -> bool {
+        matches!(&*self.g.0.cold.outcome.result.borrow(), Some(Ok(_)))
+    }
+
+    /// A copy of the value once the greenlet has returned, `None` before or when it
+    /// failed (gevent's `.value`).
+    ///
+    /// ```
+    /// let h = green::spawn(|| 7);
+    /// assert_eq!(h.value(), None);
+    /// green::yield_now();
+    /// assert_eq!(h.value(), Some(7));
+    /// ```
+    pub fn value(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        match &*self.g.0.cold.outcome.result.borrow() {
+            Some(Ok(v)) => value_as::<T>(v).cloned(),
+            _ => None,
+        }
+    }
+
+    /// Moves the outcome out once the greenlet has finished (`None` before). Later
+    /// calls, and `join`, then give [`JoinError::Taken`].
+    ///
+    /// ```
+    /// let h = green::spawn(|| vec![1]);
+    /// assert!(h.try_take().is_none());
+    /// green::yield_now();
+    /// assert_eq!(h.try_take().unwrap().unwrap(), [1]);
+    /// ```
+    pub fn try_take(&self) -> Option<Result<T, JoinError>> {
+        if !self.g.dead() {
+            return None;
+        }
+        Some(self.take_result())
+    }
+
+    /// Kills the greenlet: raises [`GreenletExit`] at its switch point (its destructors
+    /// run) and waits until it is dead (gevent's `kill()`). A greenlet not yet started
+    /// never runs. Joining it then gives [`JoinError::Killed`]. Killing a finished
+    /// greenlet does nothing. Called from the hub, it only schedules the kill.
+    ///
+    /// ```
+    /// let h = green::spawn(|| loop { green::sleep(std::time::Duration::from_millis(1)) });
+    /// green::yield_now();
+    /// h.kill();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kill(&self) {
+        if self.g.dead() {
+            return;
+        }
+        if self.g.is_current() {
+            // (Held instead, and this returns, in a destructor run by its unwinding.)
+            throw::raise_here(Box::new(GreenletExit));
+            return;
+        }
+        self.kill_nowait();
+        if !thread::in_scheduler() {
+            let _ = wait_dead(&self.g, None);
+        }
+    }
+
+    /// Schedules the kill without waiting for the greenlet to die
+    /// (gevent's `kill(block=False)`).
+    ///
+    /// ```
+    /// let h = green::spawn(|| ());
+    /// h.kill_nowait();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kill_nowait(&self) {
+        with_hub(|h| throw::deliver(h, &self.g, Box::new(GreenletExit)));
+    }
+
+    /// The greenlet running the function.
+    ///
+    /// ```
+    /// let h = green::spawn(|| ());
+    /// assert!(h.greenlet().parent().unwrap().is_hub());
+    /// ```
+    pub fn greenlet(&self) -> &Greenlet {
+        &self.g
+    }
+
+    /// Registers `f` to run in the hub when the greenlet finishes, with its outcome
+    /// (`Ok(&value)`, or the error). Called at once if it has finished. Callbacks run
+    /// in registration order and must not block (they run in the hub): there,
+    /// [`sleep`](crate::sleep), [`yield_now`](crate::yield_now), [`wait`](crate::wait)
+    /// and [`Greenlet::switch`] panic (the hub logs the panic; the rest of the callback
+    /// does not run) and waits that return a `Result` return
+    /// [`BlockError::InHub`]. The result is
+    /// lent to the callbacks: inside one, taking it with `join` (or `try_take`) on a
+    /// handle of the same greenlet gives `Err(JoinError::Blocked(BlockError::InHub))`
+    /// (use the callback's argument; after the callbacks, `join` works).
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let seen = Rc::new(Cell::new(0));
+    /// let s = seen.clone();
+    /// let h = green::spawn(|| 5);
+    /// h.link(move |r| s.set(*r.unwrap()));
+    /// h.wait().unwrap();
+    /// assert_eq!(seen.get(), 5);
+    /// ```
+    pub fn link(&self, f: impl FnOnce(Result<&T, &JoinError>) + 'static)
+    where
+        T: 'static,
+    {
+        self.g.on_exit(Box::new(move |g: &Greenlet| {
+            let r = g.0.cold.outcome.result.borrow();
+            match &*r {
+                Some(Ok(v)) => match value_as::<T>(v) {
+                    Some(v) => f(Ok(v)),
+                    None => f(Err(&JoinError::Killed)),
+                },
+                Some(Err(e)) => f(Err(e)),
+                None => f(Err(&JoinError::Killed)),
+            }
+        }));
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    #[inline]
+    fn drop(&mut self) {
+        let o = &self.g.0.cold.outcome;
+        o.set(DETACHED);
+        if !o.has(OBSERVED) {
+            report_if_panicked(&self.g);
+        }
+    }
+}
+
+/// Logs the panic of a greenlet whose handle is dropped without the outcome ever having
+/// been looked at.
+#[cold]
+#[inline(never)]
+fn report_if_panicked(g: &Greenlet) {
+    if let Some(Err(JoinError::Panicked(p))) = &*g.0.cold.outcome.result.borrow() {
+        let msg = payload_str(p.as_ref()).unwrap_or("<non-string payload>");
+        log::error!("green: greenlet {g:?} panicked and was never joined: {msg}");
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("greenlet", &self.g)
+            .finish()
+    }
+}
+
+/// Waits for every greenlet and returns their outcomes in the order given
+/// (gevent's `joinall`).
+///
+/// # Examples
+///
+/// The seeds' asynchronous `task(pid)`: ten half-second tasks take half a second.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// let tasks: Vec<_> = (0..10)
+///     .map(|pid| green::spawn(move || { green::sleep(Duration::from_millis(50)); pid }))
+///     .collect();
+/// let pids: Vec<i32> = green::joinall(tasks).into_iter().map(Result::unwrap).collect();
+/// assert_eq!(pids, (0..10).collect::<Vec<_>>());
+/// assert!(t.elapsed() < Duration::from_millis(150));
+/// ```
+pub fn joinall<T: 'static>(
+    handles: impl IntoIterator<Item = JoinHandle<T>>,
+) -> Vec<Result<T, JoinError>> {
+    handles.into_iter().map(JoinHandle::join).collect()
+}
+
+/// Waits up to `timeout` for every greenlet to finish; returns whether all did. The
+/// handles stay usable (read values with [`JoinHandle::value`] or join them again).
+///
+/// # Panics
+///
+/// When it has to wait in the hub (a timer callback or a link), which must not wait or
+/// switch (as [`sleep`](crate::sleep) does).
+///
+/// ```
+/// use std::time::Duration;
+/// let quick = green::spawn(|| green::sleep(Duration::from_millis(1)));
+/// let slow = green::spawn(|| green::sleep(Duration::from_secs(9)));
+/// let hs = vec![quick, slow];
+/// assert!(!green::joinall_timeout(&hs, Duration::from_millis(20)));
+/// assert!(hs[0].is_finished() && !hs[1].is_finished());
+/// hs[1].kill();
+/// ```
+pub fn joinall_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration) -> bool {
+    let deadline = deadline_after(timeout);
+    handles
+        .iter()
+        .all(|h| match wait_dead(&h.g, Some(deadline)) {
+            Err(JoinError::Blocked(BlockError::InHub)) => in_hub_panic("joinall_timeout"),
+            r => matches!(r, Ok(true)),
+        })
+}
+
+/// Waits for every greenlet, but returns the first failure as soon as it happens
+/// (gevent's `joinall(raise_error=True)`); on success, the values in the order given.
+/// Greenlets still running when an error is returned keep running.
+///
+/// ```
+/// use std::time::Duration;
+/// let ok = green::try_joinall(vec![green::spawn(|| 1), green::spawn(|| 2)]).unwrap();
+/// assert_eq!(ok, [1, 2]);
+/// let slow = green::spawn(|| { green::sleep(Duration::from_secs(5)); 0 });
+/// let bad = green::spawn(|| -> i32 { panic!("bad") });
+/// let err = green::try_joinall(vec![slow, bad]).unwrap_err();
+/// assert_eq!(err.panic_message(), Some("bad"));
+/// ```
+pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, JoinError> {
+    loop {
+        for h in &handles {
+            if h.g.dead() && !h.is_successful() {
+                return Err(h.take_result().err().unwrap_or(JoinError::Taken));
+            }
+        }
+        let pending: Vec<&JoinHandle<T>> = handles.iter().filter(|h| !h.g.dead()).collect();
+        if pending.is_empty() {
+            return handles.into_iter().map(|h| h.take_result()).collect();
+        }
+        let u = unparker();
+        // Withdrawn when this round ends (one finished, or a kill unwinds us): the
+        // greenlets still running do not collect a callback per round.
+        let _registrations: Vec<crate::api::sync::Registration> = pending
+            .iter()
+            .map(|h| {
+                let u = u.clone();
+                crate::api::sync::registration::on_exit(
+                    &h.g,
+                    Box::new(move || {
+                        u.unpark();
+                    }),
+                )
+            })
+            .collect();
+        park(None)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_kill_leaves_switches_fast_once_no_unwinding_is_in_progress() {
+        // A greenlet's destructor sleeps while a kill unwinds it.
+        struct Sleepy;
+        impl Drop for Sleepy {
+            fn drop(&mut self) {
+                crate::hub::time::sleep(Duration::from_millis(30));
+            }
+        }
+        let a = spawn(|| {
+            let _s = Sleepy;
+            crate::hub::time::sleep(Duration::from_secs(10));
+        });
+        // B catches a kill while A unwinds, then parks for good.
+        let ev = crate::api::sync::Event::new();
+        let e = ev.clone();
+        let b = spawn(move || {
+            let r = std::panic::catch_unwind(|| crate::hub::time::sleep(Duration::from_secs(10)));
+            assert!(r.is_err());
+            let _ = e.wait();
+        });
+        crate::yield_now();
+        a.kill_nowait();
+        crate::yield_now();
+        b.kill_nowait();
+        crate::yield_now();
+        assert!(thread::unusual(), "B's count is stale while A unwinds");
+        assert!(a.join().unwrap_err().is_killed());
+        // The hub polls (a sleep) after A's unwinding ended: B's count goes.
+        crate::hub::time::sleep(Duration::from_millis(1));
+        assert!(!thread::unusual(), "switches back on their fast path");
+        ev.set();
+        b.join().unwrap();
+    }
+
+    #[test]
+    fn timed_out_joins_leave_no_callbacks_behind() {
+        let sleeper = spawn(|| crate::hub::time::sleep(Duration::from_secs(60)));
+        for _ in 0..1000 {
+            assert!(matches!(
+                sleeper.join_timeout(Duration::ZERO),
+                Err(JoinError::TimedOut)
+            ));
+        }
+        // No stale joiner, no boxed exit callbacks.
+        assert!(sleeper.g.0.cold.on_exit.borrow().is_empty());
+        assert!(sleeper.g.0.cold.joiner.borrow().is_none());
+        sleeper.kill();
+    }
+
+    #[test]
+    fn a_join_that_ends_early_leaves_no_handle_to_the_joiner_behind() {
+        let sleeper = spawn(|| crate::hub::time::sleep(Duration::from_secs(60)));
+        let g = sleeper.greenlet().clone();
+        // Timed out.
+        let g1 = g.clone();
+        let a = spawn(move || wait_dead(&g1, Some(deadline_after(Duration::ZERO))).unwrap());
+        let a_g = a.greenlet().clone();
+        assert!(!a.join().unwrap());
+        assert!(sleeper.g.0.cold.joiner.borrow().is_none());
+        assert_eq!(std::rc::Rc::strong_count(&a_g.0), 1, "only our handle");
+        // Unwound by a kill while joining.
+        let g2 = g.clone();
+        let b = spawn(move || wait_dead(&g2, None).unwrap());
+        crate::hub::time::yield_now(); // b parks in the join
+        assert!(sleeper.g.0.cold.joiner.borrow().is_some());
+        b.kill();
+        assert!(sleeper.g.0.cold.joiner.borrow().is_none());
+        sleeper.kill();
+    }
+
+    #[test]
+    fn try_joinall_leaves_no_callbacks_on_greenlets_still_running() {
+        use crate::api::sync::registration::exit_callback_count;
+        let nap = |ms: u64| crate::hub::time::sleep(Duration::from_millis(ms));
+        let slow = spawn(move || {
+            nap(60_000);
+            0
+        });
+        let g = slow.greenlet().clone();
+        let mut all = vec![slow];
+        all.extend((1..4).map(|ms| {
+            spawn(move || {
+                nap(ms);
+                ms
+            })
+        }));
+        all.push(spawn(move || -> u64 {
+            nap(8);
+            panic!("bad")
+        }));
+        // Four rounds (three quick ones, then the failure), one registration each on
+        // `slow`, each withdrawn when its round ends.
+        assert!(try_joinall(all).unwrap_err().is_panic());
+        assert_eq!(exit_callback_count(&g), 0);
+        assert_eq!(g.0.cold.on_exit.borrow().len(), 1); // the one dispatcher
+        crate::hub::throw::throw_into(&g, Box::new(crate::greenlet::error::GreenletExit));
+        assert!(wait_dead(&g, None).unwrap());
+    }
+
+    #[test]
+    fn timed_out_joins_behind_a_joiner_leave_no_callbacks_behind() {
+        use crate::api::sync::registration::exit_callback_count;
+        let sleeper = spawn(|| crate::hub::time::sleep(Duration::from_secs(60)));
+        let g = sleeper.greenlet().clone();
+        let first = spawn(move || wait_dead(&g, None).unwrap());
+        crate::hub::time::yield_now(); // `first` holds the joiner slot
+        for _ in 0..1000 {
+            assert!(matches!(
+                sleeper.join_timeout(Duration::ZERO),
+                Err(JoinError::TimedOut)
+            ));
+        }
+        // Withdrawn lazily: at most the last timed-out join's, behind one dispatcher.
+        assert!(exit_callback_count(&sleeper.g) <= 1);
+        assert_eq!(sleeper.g.0.cold.on_exit.borrow().len(), 1);
+        sleeper.kill();
+        assert!(first.join().unwrap());
+    }
+
+    #[test]
+    fn two_joiners_are_both_woken() {
+        let target = spawn(|| crate::hub::time::sleep(Duration::from_millis(20)));
+        let g = target.greenlet().clone();
+        let a = spawn({
+            let g = g.clone();
+            move || wait_dead(&g, None).unwrap()
+        });
+        let b = spawn(move || wait_dead(&g, None).unwrap());
+        crate::hub::time::yield_now(); // both register: one in the slot, one as a callback
+        assert_eq!(target.g.0.cold.on_exit.borrow().len(), 1);
+        assert!(a.join().unwrap());
+        assert!(b.join().unwrap());
+        target.join().unwrap();
+    }
+}

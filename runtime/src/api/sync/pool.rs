@@ -1,0 +1,547 @@
+//! Groups of greenlets: [`Group`] and the size-limited [`Pool`] — gevent's `pool`
+//! module (`spawn`, `join`, `kill`, `map`, `imap`, `imap_unordered`, `apply`).
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use super::{Event, Queue, Semaphore};
+use crate::api::spawn::{JoinHandle, wait_dead};
+use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
+use crate::greenlet::{Greenlet, getcurrent};
+use crate::hub::throw::throw_into;
+use crate::hub::timer::deadline_after;
+
+struct Record {
+    members: RefCell<Vec<Greenlet>>,
+    /// A pool's free slots.
+    slots: Option<Semaphore>,
+    size: Option<usize>,
+    /// Set while the group is empty.
+    empty: Event,
+}
+
+/// A set of greenlets to wait for or kill together (gevent's `Group`). A greenlet
+/// leaves the group when it finishes.
+///
+/// Cloning gives another handle to the same group. Bound to the thread's hub (`!Send`).
+///
+/// # Examples
+///
+/// ```
+/// let group = green::Group::new();
+/// for i in 0..3 { group.spawn(move || i); }
+/// assert_eq!(group.len(), 3);
+/// group.join().unwrap();
+/// assert!(group.is_empty());
+/// ```
+#[derive(Clone)]
+pub struct Group(Rc<Record>);
+
+impl Default for Group {
+    fn default() -> Self {
+        Group::new()
+    }
+}
+
+impl Group {
+    /// An empty group without a size limit.
+    ///
+    /// ```
+    /// assert!(green::Group::new().is_empty());
+    /// ```
+    pub fn new() -> Group {
+        Group::with_slots(None)
+    }
+
+    fn with_slots(size: Option<usize>) -> Group {
+        let empty = Event::new();
+        empty.set();
+        Group(Rc::new(Record {
+            members: RefCell::new(Vec::new()),
+            slots: size.map(Semaphore::new),
+            size,
+            empty,
+        }))
+    }
+
+    /// Spawns `f` in the group (see [`spawn`](crate::spawn())); in a [`Pool`], first
+    /// waits while the pool is full.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated, or when waiting for a slot is impossible (called
+    /// from the hub, or in the main greenlet when nothing could ever free a slot).
+    ///
+    /// ```
+    /// let group = green::Group::new();
+    /// let h = group.spawn(|| "hi");
+    /// assert_eq!(h.join().unwrap(), "hi");
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        if let Some(sem) = &self.0.slots {
+            match sem.acquire() {
+                Ok(p) => p.forget(),
+                Err(e) => panic!("green: cannot wait for a free slot in the pool: {e}"),
+            }
+        }
+        let h = match crate::api::spawn::try_spawn(f) {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(sem) = &self.0.slots {
+                    // (Cannot be refused: the slot was taken just above.)
+                    let _ = sem.release();
+                }
+                panic!("green: cannot spawn a greenlet: {e}");
+            }
+        };
+        self.0.members.borrow_mut().push(h.greenlet().clone());
+        self.0.empty.clear();
+        let weak: Weak<Record> = Rc::downgrade(&self.0);
+        h.greenlet().on_exit(Box::new(move |g: &Greenlet| {
+            let Some(inner) = weak.upgrade() else { return };
+            inner.members.borrow_mut().retain(|m| !m.ptr_eq(g));
+            if let Some(sem) = &inner.slots {
+                // (Cannot be refused: the greenlet took its slot when spawned.)
+                let _ = sem.release();
+            }
+            if inner.members.borrow().is_empty() {
+                inner.empty.set();
+            }
+        }));
+        h
+    }
+
+    /// How many greenlets of the group are running (or not yet started).
+    ///
+    /// ```
+    /// let g = green::Group::new();
+    /// g.spawn(|| ());
+    /// assert_eq!(g.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.0.members.borrow().len()
+    }
+
+    /// Whether no greenlet of the group is running.
+    ///
+    /// ```
+    /// assert!(green::Group::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `g` is a running member of the group.
+    ///
+    /// ```
+    /// let group = green::Group::new();
+    /// let h = group.spawn(|| ());
+    /// assert!(group.contains(h.greenlet()));
+    /// ```
+    pub fn contains(&self, g: &Greenlet) -> bool {
+        self.0.members.borrow().iter().any(|m| m.ptr_eq(g))
+    }
+
+    /// Waits until every greenlet of the group has finished (also those spawned
+    /// meanwhile).
+    ///
+    /// ```
+    /// let group = green::Group::new();
+    /// group.spawn(|| green::sleep(std::time::Duration::from_millis(1)));
+    /// group.join().unwrap();
+    /// assert!(group.is_empty());
+    /// ```
+    pub fn join(&self) -> Result<(), BlockError> {
+        while !self.is_empty() {
+            self.0.empty.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Like [`join`](Group::join) but gives up after `timeout`; returns whether the
+    /// group is empty.
+    ///
+    /// # Panics
+    ///
+    /// When it has to wait in the hub (a timer callback or a link), which must not wait
+    /// or switch (as [`sleep`](crate::sleep) does).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let group = green::Group::new();
+    /// group.spawn(|| green::sleep(Duration::from_secs(5)));
+    /// assert!(!group.join_timeout(Duration::from_millis(1)));
+    /// group.kill();
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        let deadline = deadline_after(timeout);
+        while !self.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return self.is_empty();
+            }
+            match self.0.empty.wait_timeout(left) {
+                Ok(true) => {}
+                Err(BlockError::InHub) => crate::hub::in_hub_panic("Group::join_timeout"),
+                Ok(false) | Err(BlockError::WouldBlockForever) => return self.is_empty(),
+            }
+        }
+        true
+    }
+
+    /// Kills every greenlet of the group (but the caller, if it is one) and waits
+    /// until they are dead.
+    ///
+    /// ```
+    /// let group = green::Group::new();
+    /// let h = group.spawn(|| green::sleep(std::time::Duration::from_secs(5)));
+    /// green::yield_now();
+    /// group.kill();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// assert!(group.is_empty());
+    /// ```
+    pub fn kill(&self) {
+        let members: Vec<Greenlet> = self.0.members.borrow().clone();
+        let members: Vec<Greenlet> = members.into_iter().filter(|g| !g.is_current()).collect();
+        for g in &members {
+            throw_into(g, Box::new(GreenletExit));
+        }
+        if !crate::greenlet::thread::in_scheduler() {
+            for g in &members {
+                let _ = wait_dead(g, None);
+            }
+        }
+    }
+
+    /// Runs `f` in a greenlet of the group and waits for its outcome (gevent's
+    /// `apply`). Called from a greenlet of the group itself, `f` runs inline instead:
+    /// waiting for a slot of a full pool from inside it could deadlock.
+    ///
+    /// ```
+    /// let pool = green::Pool::new(1);
+    /// let p = pool.clone();
+    /// // Inside the pool (full: size 1), apply runs inline instead of deadlocking.
+    /// let h = pool.spawn(move || p.apply(|| 2 + 2).unwrap());
+    /// assert_eq!(h.join().unwrap(), 4);
+    /// ```
+    pub fn apply<F, T>(&self, f: F) -> Result<T, JoinError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        if self.contains(&getcurrent()) {
+            return Ok(f());
+        }
+        self.spawn(f).join()
+    }
+
+    /// Applies `f` to every item in greenlets of the group and returns the results in
+    /// input order (gevent's `map`). In a [`Pool`], at most its size run at once.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises the panic of a task that panicked (or its kill, as an unwind with
+    /// [`GreenletExit`]).
+    ///
+    /// ```
+    /// let pool = green::Pool::new(3);
+    /// let squares = pool.map(|x: u32| x * x, 1..=5);
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    /// ```
+    pub fn map<I, F, R>(&self, f: F, items: I) -> Vec<R>
+    where
+        I: IntoIterator,
+        I::Item: 'static,
+        F: Fn(I::Item) -> R + 'static,
+        R: 'static,
+    {
+        self.imap(f, items).collect()
+    }
+
+    /// Like [`map`](Group::map) but lazily: an iterator of the results in input order,
+    /// spawning a task when a slot is free (gevent's `imap`).
+    ///
+    /// ```
+    /// let pool = green::Pool::new(2);
+    /// let mut it = pool.imap(|x: i32| -x, 0..100);
+    /// assert_eq!(it.next(), Some(0));
+    /// assert_eq!(it.next(), Some(-1));
+    /// ```
+    pub fn imap<I, F, R>(&self, f: F, items: I) -> IMap<I::IntoIter, F, R>
+    where
+        I: IntoIterator,
+        I::Item: 'static,
+        F: Fn(I::Item) -> R + 'static,
+        R: 'static,
+    {
+        IMap::new(self.clone(), f, items.into_iter(), true)
+    }
+
+    /// Like [`imap`](Group::imap) but yields the results in completion order (gevent's
+    /// `imap_unordered`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = green::Pool::new(3);
+    /// let order: Vec<u64> = pool
+    ///     .imap_unordered(|ms: u64| { green::sleep(Duration::from_millis(ms)); ms }, [30, 10, 20])
+    ///     .collect();
+    /// assert_eq!(order, [10, 20, 30]);
+    /// ```
+    pub fn imap_unordered<I, F, R>(&self, f: F, items: I) -> IMap<I::IntoIter, F, R>
+    where
+        I: IntoIterator,
+        I::Item: 'static,
+        F: Fn(I::Item) -> R + 'static,
+        R: 'static,
+    {
+        IMap::new(self.clone(), f, items.into_iter(), false)
+    }
+
+    fn free_slots(&self) -> usize {
+        self.0.slots.as_ref().map_or(usize::MAX, |s| s.available())
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("len", &self.len())
+            .field("size", &self.0.size)
+            .finish()
+    }
+}
+
+/// A [`Group`] that runs at most `size` greenlets at once (gevent's `Pool`):
+/// [`spawn`](Group::spawn) waits while the pool is full. It dereferences to [`Group`]
+/// for everything else.
+///
+/// Cloning gives another handle to the same pool. Bound to the thread's hub (`!Send`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let pool = green::Pool::new(2);
+/// let t = Instant::now();
+/// for _ in 0..4 { pool.spawn(|| green::sleep(Duration::from_millis(20))); }
+/// pool.join().unwrap();
+/// assert!(t.elapsed() >= Duration::from_millis(40)); // two rounds of two
+/// ```
+#[derive(Clone)]
+pub struct Pool(Group);
+
+impl Pool {
+    /// A pool of `size` greenlets.
+    ///
+    /// # Panics
+    ///
+    /// If `size` is 0.
+    ///
+    /// ```
+    /// assert_eq!(green::Pool::new(4).size(), 4);
+    /// ```
+    pub fn new(size: usize) -> Pool {
+        assert!(size > 0, "green: a pool needs a size of at least 1");
+        Pool(Group::with_slots(Some(size)))
+    }
+
+    /// The most greenlets it runs at once.
+    ///
+    /// ```
+    /// assert_eq!(green::Pool::new(2).size(), 2);
+    /// ```
+    pub fn size(&self) -> usize {
+        self.0.0.size.unwrap_or(usize::MAX)
+    }
+
+    /// How many more greenlets can be spawned without waiting.
+    ///
+    /// ```
+    /// let pool = green::Pool::new(2);
+    /// pool.spawn(|| ());
+    /// assert_eq!(pool.free_count(), 1);
+    /// ```
+    pub fn free_count(&self) -> usize {
+        self.0.free_slots()
+    }
+
+    /// Whether [`spawn`](Group::spawn) would wait.
+    ///
+    /// ```
+    /// let pool = green::Pool::new(1);
+    /// pool.spawn(|| ());
+    /// assert!(pool.is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.free_count() == 0
+    }
+}
+
+impl Deref for Pool {
+    type Target = Group;
+
+    fn deref(&self) -> &Group {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("len", &self.len())
+            .field("size", &self.size())
+            .finish()
+    }
+}
+
+type Outcome<R> = Result<R, Box<dyn Any + Send + 'static>>;
+
+/// The iterator of [`Group::imap`] and [`Group::imap_unordered`].
+///
+/// A task's panic (or kill) is re-raised in the greenlet iterating. Dropping the
+/// iterator early leaves the tasks already started running.
+pub struct IMap<I, F, R> {
+    group: Group,
+    input: I,
+    f: Rc<F>,
+    results: Queue<(usize, Outcome<R>)>,
+    spawned: usize,
+    next_out: usize,
+    in_flight: usize,
+    buffer: BTreeMap<usize, Outcome<R>>,
+    ordered: bool,
+    exhausted: bool,
+}
+
+impl<I, F, R> IMap<I, F, R>
+where
+    I: Iterator,
+    I::Item: 'static,
+    F: Fn(I::Item) -> R + 'static,
+    R: 'static,
+{
+    fn new(group: Group, f: F, input: I, ordered: bool) -> Self {
+        IMap {
+            group,
+            input,
+            f: Rc::new(f),
+            results: Queue::new(),
+            spawned: 0,
+            next_out: 0,
+            in_flight: 0,
+            buffer: BTreeMap::new(),
+            ordered,
+            exhausted: false,
+        }
+    }
+
+    /// Starts tasks while the pool has room (at least one if none is running).
+    fn top_up(&mut self) {
+        while !self.exhausted {
+            let free = self.group.free_slots();
+            if free == 0 && self.in_flight > 0 {
+                return; // wait for a result instead of for a slot
+            }
+            let Some(item) = self.input.next() else {
+                self.exhausted = true;
+                return;
+            };
+            let i = self.spawned;
+            self.spawned += 1;
+            self.in_flight += 1;
+            if free == 0 && self.group.contains(&getcurrent()) {
+                // A full pool used from inside: waiting for a slot could deadlock
+                // (our own slot is one of them), so run the task here.
+                let f = self.f.clone();
+                let r = catch_unwind(AssertUnwindSafe(move || f(item)));
+                let _ = self.results.try_put((i, r));
+                continue;
+            }
+            let f = self.f.clone();
+            let slot: Rc<RefCell<Option<Outcome<R>>>> = Rc::default();
+            let s = slot.clone();
+            let h = self.group.spawn(move || {
+                let r = catch_unwind(AssertUnwindSafe(move || f(item)));
+                let killed = matches!(&r, Err(p) if p.is::<GreenletExit>());
+                *s.borrow_mut() = Some(r);
+                if killed {
+                    resume_unwind(Box::new(GreenletExit));
+                }
+            });
+            // Deliver in the hub when the task dies, however it dies (a task killed
+            // before it started never ran its closure).
+            let results = self.results.clone();
+            let delivered = Cell::new(false);
+            h.greenlet().on_exit(Box::new(move |_| {
+                if !delivered.replace(true) {
+                    let r = slot
+                        .borrow_mut()
+                        .take()
+                        .unwrap_or_else(|| Err(Box::new(GreenletExit)));
+                    let _ = results.try_put((i, r));
+                }
+            }));
+        }
+    }
+}
+
+fn unwrap_outcome<R>(r: Outcome<R>) -> R {
+    match r {
+        Ok(v) => v,
+        Err(p) => resume_unwind(p),
+    }
+}
+
+impl<I, F, R> Iterator for IMap<I, F, R>
+where
+    I: Iterator,
+    I::Item: 'static,
+    F: Fn(I::Item) -> R + 'static,
+    R: 'static,
+{
+    type Item = R;
+
+    fn next(&mut self) -> Option<R> {
+        loop {
+            if self.ordered
+                && let Some(r) = self.buffer.remove(&self.next_out)
+            {
+                self.next_out += 1;
+                return Some(unwrap_outcome(r));
+            }
+            self.top_up();
+            if self.in_flight == 0 {
+                return None;
+            }
+            let (i, r) = match self.results.get() {
+                Ok(x) => x,
+                Err(e) => panic!("green: imap cannot wait for its tasks: {e}"),
+            };
+            self.in_flight -= 1;
+            if !self.ordered {
+                return Some(unwrap_outcome(r));
+            }
+            self.buffer.insert(i, r);
+        }
+    }
+}
+
+impl<I, F, R> fmt::Debug for IMap<I, F, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMap")
+            .field("ordered", &self.ordered)
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,93 @@
+//! Sleeping and yielding: gevent's `sleep(seconds)` and `sleep(0)`.
+
+use std::time::{Duration, Instant};
+
+use crate::greenlet::thread;
+use crate::hub::park::{Wake, park, yield_here};
+use crate::hub::{in_hub_panic, timer};
+
+/// Suspends the current greenlet for `dur`, running other greenlets meanwhile
+/// (gevent's `gevent.sleep`). `sleep(Duration::ZERO)` is [`yield_now`].
+///
+/// # Panics
+///
+/// When called from the hub itself (a timer callback or a link), which must not wait
+/// or switch: the hub catches the panic and logs it ("green: sleep: cannot block in the
+/// hub: ..."), and the rest of the callback does not run. Spawn a greenlet to sleep.
+///
+/// # Examples
+///
+/// The seeds' `eat` and `play_phone`: the whole takes about 2 s, not 3 s.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// let eat = green::spawn(|| green::sleep(Duration::from_millis(200)));
+/// let play = green::spawn(|| green::sleep(Duration::from_millis(100)));
+/// green::joinall(vec![eat, play]);
+/// assert!(t.elapsed() < Duration::from_millis(290));
+/// ```
+pub fn sleep(dur: Duration) {
+    if dur.is_zero() {
+        if thread::in_scheduler() {
+            in_hub_panic("sleep");
+        }
+        return yield_now();
+    }
+    sleep_until(timer::deadline_after(dur));
+}
+
+/// Suspends the current greenlet until `deadline` (see [`sleep`]).
+///
+/// # Panics
+///
+/// When called from the hub (see [`sleep`]).
+///
+/// ```
+/// let until = std::time::Instant::now() + std::time::Duration::from_millis(5);
+/// green::sleep_until(until);
+/// assert!(std::time::Instant::now() >= until);
+/// ```
+pub fn sleep_until(deadline: Instant) {
+    if thread::in_scheduler() {
+        in_hub_panic("sleep");
+    }
+    // A spurious wake (an explicit switch into a sleeping greenlet) sleeps again.
+    while Instant::now() < deadline {
+        if let Ok(Wake::TimedOut) | Err(_) = park(Some(deadline)) {
+            break;
+        }
+    }
+}
+
+/// Lets every other ready greenlet run once, then continues (gevent's `sleep(0)`).
+///
+/// # Panics
+///
+/// When called from the hub (a timer callback or a link), as [`sleep`] does.
+///
+/// # Examples
+///
+/// Two greenlets that yield between steps interleave: "1A 2A 1B 2B".
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// let out = Rc::new(RefCell::new(Vec::new()));
+/// let hs: Vec<_> = [1, 2].into_iter().map(|n| {
+///     let out = out.clone();
+///     green::spawn(move || {
+///         out.borrow_mut().push(format!("{n}A"));
+///         green::yield_now();
+///         out.borrow_mut().push(format!("{n}B"));
+///     })
+/// }).collect();
+/// green::joinall(hs);
+/// assert_eq!(*out.borrow(), ["1A", "2A", "1B", "2B"]);
+/// ```
+#[inline(always)]
+pub fn yield_now() {
+    if thread::in_scheduler() {
+        in_hub_panic("yield_now");
+    }
+    yield_here();
+}
