@@ -4,7 +4,7 @@
 //! See `docs/architecture.md` for how the pieces fit.
 #![warn(missing_docs)]
 
-mod blocking;
+pub mod blocking;
 mod budget;
 mod driver;
 mod error;
