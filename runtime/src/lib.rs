@@ -4,6 +4,7 @@
 //! See `docs/architecture.md` for how the pieces fit.
 #![warn(missing_docs)]
 
+mod block_on;
 pub mod blocking;
 mod budget;
 mod driver;
@@ -25,6 +26,7 @@ pub mod timer;
 mod value;
 mod word;
 
+pub use block_on::{JoinFuture, block_on};
 pub use blocking::run_blocking;
 
 /// Waking a parked greenlet from other threads: the interface that green-net's monkey
