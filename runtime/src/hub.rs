@@ -105,8 +105,8 @@ pub(crate) struct Hub {
     /// (`greenlet::release_held`); `has_held` says whether the list may be non-empty.
     pub(crate) held: RefCell<Vec<std::rc::Weak<Inner>>>,
     pub(crate) has_held: Cell<bool>,
-    /// Whether a monitor is attached (only then does the driver record the current
-    /// greenlet for it).
+    /// Whether a monitor is attached, or the process-wide report watches this hub (only
+    /// then does the driver count switches and record the current greenlet).
     pub(crate) monitoring: Cell<bool>,
     /// The side slot of an input crossing a switch that does not fit a word (`word`).
     pub(crate) xfer_input: Cell<Option<crate::driver::Input>>,
@@ -124,6 +124,9 @@ impl Hub {
         HUB_ID.with(|c| c.set(NEXT_HUB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
         crate::overflow::install();
         crate::overflow::ensure_altstack();
+        // The process-wide blocked-hub report (`stall`) watches hubs made while it is on.
+        let monitor = std::sync::Arc::default();
+        let monitoring = crate::stall::register(&monitor);
         Hub {
             main,
             hub,
@@ -136,10 +139,10 @@ impl Hub {
             ticks: Cell::new(crate::driver::MAINTENANCE_INTERVAL - 1),
             blocking_pending: Cell::new(0),
             io_waiters: Cell::new(0),
-            monitor: Default::default(),
+            monitor,
             held: RefCell::new(Vec::new()),
             has_held: Cell::new(false),
-            monitoring: Cell::new(false),
+            monitoring: Cell::new(monitoring),
             xfer_input: Cell::new(None),
             xfer_output: Cell::new(None),
         }

@@ -20,6 +20,7 @@ mod records;
 mod remote;
 mod spawn;
 pub mod stack;
+mod stall;
 pub mod sync;
 mod time;
 pub mod timer;
