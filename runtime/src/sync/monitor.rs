@@ -103,6 +103,18 @@ impl Shared {
     }
 }
 
+/// How many times this thread's hub has resumed a greenlet, while it counts (a monitor
+/// or the blocked-hub report watches it); `None` otherwise. For the monkey patch, whose
+/// foreign event loops check whether other greenlets ran. Not covered by semver.
+///
+/// ```
+/// let _n: Option<u64> = green::monitor::__switches();
+/// ```
+#[doc(hidden)]
+pub fn __switches() -> Option<u64> {
+    crate::hub::try_with_hub(|h| h.monitoring.get().then(|| h.monitor.switches())).flatten()
+}
+
 /// A running monitor; dropping it stops the monitor thread. Bound to the thread whose
 /// hub it watches (`!Send`).
 ///
