@@ -55,10 +55,7 @@ fn a_hundred_pg_sleeps_on_the_blocking_pool_run_concurrently() {
             })
         })
         .collect();
-    let got: Vec<i32> = green::joinall(queries)
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let got: Vec<i32> = support::join_all(queries);
     let took = start.elapsed();
     assert_eq!(got, (0..100).collect::<Vec<_>>());
     ticker.assert_smooth("100 pg_sleep(0.1) on the pool");
@@ -99,10 +96,7 @@ fn pg_sleeps_inside_event_loop_take_turns_while_others_run() {
             })
         })
         .collect();
-    let got: Vec<i32> = green::joinall(queries)
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let got: Vec<i32> = support::join_all(queries);
     let took = start.elapsed();
     assert_eq!(got, (0..10).collect::<Vec<_>>());
     ticker.assert_smooth("10 pg_sleep(0.1) inside event_loop");

@@ -77,3 +77,11 @@ pub fn server_answers(what: &str, port: u16) -> bool {
     }
     up
 }
+
+/// Joins every greenlet; their values, in order (a failed one fails the test).
+pub fn join_all<T: 'static>(handles: Vec<green::JoinHandle<T>>) -> Vec<T> {
+    green::joinall(handles)
+        .into_iter()
+        .map(|r| r.expect("the greenlet returned"))
+        .collect()
+}

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libc::{c_char, c_int, sockaddr, socklen_t};
 
-use super::{offload, set_errno};
+use super::{canceled, offload, set_errno};
 use crate::monkey::{DNS, real, rt, state};
 
 /// The signature of `getaddrinfo`.
@@ -196,11 +196,7 @@ pub unsafe extern "C" fn getaddrinfo(
             }
             l.code
         }
-        Err(p) => {
-            rt::defer_unwind(p);
-            set_errno(libc::ECANCELED);
-            libc::EAI_SYSTEM
-        }
+        Err(p) => canceled(p, libc::EAI_SYSTEM),
     }
 }
 
@@ -303,11 +299,7 @@ pub unsafe extern "C" fn getnameinfo(
             }
             out.code
         }
-        Err(p) => {
-            rt::defer_unwind(p);
-            set_errno(libc::ECANCELED);
-            libc::EAI_SYSTEM
-        }
+        Err(p) => canceled(p, libc::EAI_SYSTEM),
     }
 }
 

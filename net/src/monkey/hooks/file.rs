@@ -16,7 +16,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 use libc::{c_char, c_int, c_void, size_t, ssize_t};
 
-use super::{Mode, errno, mode, offload, set_errno};
+use super::{Mode, canceled, errno, mode, offload, set_errno};
 use crate::monkey::real::{self, Open};
 use crate::monkey::{FILES, rt, state};
 
@@ -53,11 +53,7 @@ fn open_on_pool(which: Open, dir: c_int, path: CString, flags: c_int, mode: libc
             set_errno(e);
             -1
         }
-        Err(p) => {
-            rt::defer_unwind(p);
-            set_errno(libc::ECANCELED);
-            -1
-        }
+        Err(p) => canceled(p, -1),
     }
 }
 

@@ -106,6 +106,14 @@ pub(super) fn offload(op: &mut dyn FnMut() -> ssize_t) -> ssize_t {
     made.r
 }
 
+/// A call whose wait a kill or timeout ended (`p`): defers it to the greenlet's next
+/// switch point, sets `errno` to `ECANCELED` and returns `ret`, the call's failure value.
+fn canceled<T>(p: rt::Payload, ret: T) -> T {
+    rt::defer_unwind(p);
+    set_errno(libc::ECANCELED);
+    ret
+}
+
 /// Cooperative sleep; false if the greenlet was interrupted by an unwind.
 fn green_sleep(d: Duration) -> bool {
     d.is_zero() || guarded(|| rt::sleep(d)).is_some()
