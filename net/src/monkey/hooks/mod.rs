@@ -1,9 +1,14 @@
 //! The interposed libc entry points, one file per concern: [`sleep`] (`nanosleep`,
-//! `clock_nanosleep`), [`fd`] (socket creation, `dup*`, `close`), [`connect`], [`accept`]
-//! (with its back-off), [`io`] (the read/write/recv/send family), [`poll`] and
-//! [`options`] (`setsockopt`, `fcntl`, `ioctl`). This file holds what they share: `errno`,
-//! [`guarded`], the classification of an fd ([`mode`]) and the adoption of a socket; and
-//! [`wait`] how they wait for readiness.
+//! `clock_nanosleep`, `usleep`, `sleep`), [`fd`] (socket creation, `dup*`, `close`),
+//! [`connect`], [`accept`] (with its back-off), [`io`] (the read/write/recv/send family),
+//! [`pipe`] (that family on pipes, FIFOs, ttys, eventfds), [`poll`] (`poll`, `ppoll`),
+//! [`select`] (`select`, `pselect`), [`event_loop`] (`epoll_wait` and its variants, and
+//! the scope that lets them park), [`process`] (`waitpid`, `wait4`, `waitid`, `wait`),
+//! [`dns`] (`getaddrinfo`, `getnameinfo`, `gethostbyname_r`), [`file`](mod@file) (regular files)
+//! and [`options`] (`setsockopt`, `fcntl`, `ioctl`). This file holds what they share:
+//! `errno`, [`guarded`], the classification of an fd ([`mode`]), the adoption of a
+//! socket and [`offload`] to the blocking pool; and [`wait`] how they wait for
+//! readiness.
 //!
 //! Every hook follows the same rules:
 //! - Every hook starts with one relaxed load of the patch state and forwards to glibc
