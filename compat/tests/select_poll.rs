@@ -239,3 +239,14 @@ fn epoll_wait_outside_event_loop_blocks_the_thread_as_before() {
     // SAFETY: our own fd.
     unsafe { libc::close(ep) };
 }
+
+#[test]
+fn patch_all_turns_the_blocked_hub_report_on() {
+    support::patch();
+    if std::env::var_os("GREEN_STALL_REPORT").is_none() {
+        assert_eq!(
+            green::monitor::stall_report(),
+            Some(green::monitor::DEFAULT_STALL_THRESHOLD)
+        );
+    }
+}

@@ -21,6 +21,10 @@ use crate::sync::monitor::Shared;
 
 /// The threshold of the report that `patch_all()` turns on (unless the program chose
 /// one, or `GREEN_STALL_REPORT` says otherwise).
+///
+/// ```
+/// assert_eq!(green::monitor::DEFAULT_STALL_THRESHOLD.as_millis(), 500);
+/// ```
 pub const DEFAULT_STALL_THRESHOLD: Duration = Duration::from_millis(500);
 
 /// What one watcher knows about one hub.
