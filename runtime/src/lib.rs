@@ -8,6 +8,7 @@ mod api;
 mod greenlet;
 mod hub;
 
+pub use api::block_on::{JoinFuture, block_on};
 pub use api::monitor;
 pub use api::spawn::{
     Builder, JoinHandle, joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn,
@@ -24,6 +25,11 @@ pub use greenlet::thread::{default_stack_size, is_greenlet_context, set_default_
 pub use greenlet::value::{TypeMismatch, Value};
 pub use greenlet::{Greenlet, getcurrent};
 pub use hub::blocking::run_blocking;
+
+/// The helper-thread pool of [`run_blocking`]: its size and idle time.
+pub mod blocking {
+    pub use crate::hub::blocking::{Config, Stats, config, configure, stats};
+}
 pub use hub::throw::{Timeout, throw_into};
 pub use hub::time::{sleep, sleep_until, yield_now};
 pub use hub::{park, timer};

@@ -25,8 +25,12 @@
 //! ```
 //!
 //! Fds we never saw being born (stdio, inherited sockets, files, pipes, sockets made
-//! before `patch_net`) have no record and are never touched: making a shared open file
-//! description non-blocking would leak into other processes.
+//! before `patch_net`) are never made non-blocking: making a shared open file
+//! description non-blocking would leak into other processes. With `patch_pipes()`, the
+//! first greenlet call on such an fd looks at it once (`fstat`): a pipe, FIFO, tty,
+//! eventfd or other pollable non-socket gets a POLLED record (a greenlet waits for
+//! readiness, then makes the real blocking call); anything else is marked CLASSIFIED
+//! (and FILE for a regular file) in its slot and passed through from then on.
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -46,16 +50,27 @@ pub(crate) const FRESH: u32 = 1;
 pub(crate) const ADOPTING: u32 = 2;
 /// Adopted: the real fd is `O_NONBLOCK`; the user's view is [`USER_NONBLOCK`].
 pub(crate) const ADOPTED: u32 = 3;
+/// A pipe, FIFO, tty, eventfd or other pollable fd that is not a socket: never made
+/// non-blocking (its open file description may be shared with other processes); a
+/// greenlet waits for readiness before the real, blocking call. [`USER_NONBLOCK`]
+/// caches the kernel's flag.
+pub(crate) const POLLED: u32 = 4;
 /// Mask of the state bits.
-pub(crate) const STATE_MASK: u32 = 0b11;
+pub(crate) const STATE_MASK: u32 = 0b111;
 /// The user asked for non-blocking mode (the user's view of `O_NONBLOCK`).
-pub(crate) const USER_NONBLOCK: u32 = 1 << 2;
+pub(crate) const USER_NONBLOCK: u32 = 1 << 3;
 /// A TCP stream socket: a read or write that does less than asked for means its buffer
 /// is drained (epoll(7)), so the next one waits for readiness first.
 pub(crate) const TCP: u32 = 1 << 4;
 /// Slot bit: a greenlet waited on this fd through the reactor: `forget_fd` before
 /// `close`. (Per fd: the reactor registers fd numbers.)
 pub(crate) const REGISTERED: u32 = 1 << 3;
+/// Slot bit: the fd was looked at (`fstat`) and is neither a socket born while patched
+/// nor pollable: calls on it pass through (or go to the blocking pool, see [`FILE`]).
+pub(crate) const CLASSIFIED: u32 = 1 << 4;
+/// Slot bit, with [`CLASSIFIED`]: a regular file (or block device), which
+/// `patch_files()` sends to the blocking pool.
+pub(crate) const FILE: u32 = 1 << 5;
 
 /// A directory of lazily mapped chunks of `T`, for which all-zero bytes must be a valid
 /// value (only atomics here).
@@ -268,18 +283,42 @@ impl Slot {
     /// A socket was just born on this fd while patched (`tcp`: a TCP stream socket): a new
     /// record, FRESH. (If no record can be had, the fd is left unknown: passed through.)
     pub(crate) fn set_fresh(&self, tcp: bool) {
+        self.new_record(if tcp { FRESH | TCP } else { FRESH });
+    }
+    /// A pollable fd that is not a socket (see [`POLLED`]) was found on this fd, in
+    /// blocking mode for the user or not (`nonblock`): a new record, POLLED. (If no
+    /// record can be had, calls on the fd pass through.)
+    pub(crate) fn set_polled(&self, nonblock: bool) {
+        if !self.new_record(if nonblock {
+            POLLED | USER_NONBLOCK
+        } else {
+            POLLED
+        }) {
+            self.set_classified(false);
+        }
+    }
+    /// Gives this fd a new record with state and flag bits `flags` and a new tag; false
+    /// if no record can be had (the fd is then cleared).
+    fn new_record(&self, flags: u32) -> bool {
         self.clear();
         let Some((id, d)) = alloc_desc() else {
-            return;
+            return false;
         };
         d.rcv.store(0, Ordering::Relaxed);
         d.snd.store(0, Ordering::Relaxed);
         d.tag
             .store(NEXT_TAG.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        d.flags
-            .store(if tcp { FRESH | TCP } else { FRESH }, Ordering::Relaxed);
+        d.flags.store(flags, Ordering::Relaxed);
         d.refs.store(1, Ordering::Release);
         self.desc.store(id, Ordering::Release);
+        true
+    }
+    /// The fd is neither a known socket nor pollable (`file`: a regular file): calls
+    /// on it pass through without looking again.
+    pub(crate) fn set_classified(&self, file: bool) {
+        self.clear();
+        let bits = if file { CLASSIFIED | FILE } else { CLASSIFIED };
+        self.flags.store(bits, Ordering::Release);
     }
     /// This fd is a `dup` of `other`: it shares `other`'s record (if any).
     pub(crate) fn share(&self, other: &Slot) {

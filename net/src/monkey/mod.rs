@@ -1,10 +1,13 @@
-//! Monkey patching: make `std::thread::sleep` and `std::net` cooperative inside greenlets.
+//! Monkey patching: make std's blocking calls cooperative inside greenlets.
 //!
 //! After [`patch_all`], code written against plain std — `std::thread::sleep`,
-//! `std::net::TcpStream::read`, `TcpListener::accept`, ... — parks the calling greenlet on
-//! the hub's reactor instead of blocking the OS thread, when (and only when) it runs in a
-//! greenlet of a thread that has a hub. Everywhere else (plain threads, the main stack,
-//! no hub, patch off) the calls behave exactly like glibc's.
+//! `std::net::TcpStream::read`, `TcpListener::accept`, `ToSocketAddrs` by host name,
+//! `Command::output`, pipe and tty reads, `poll`/`select` — parks the calling greenlet on
+//! the hub's reactor (or on the blocking pool) instead of blocking the OS thread, when
+//! (and only when) it runs in a greenlet of a thread that has a hub. Everywhere else
+//! (plain threads, the main stack, no hub, patch off) the calls behave exactly like
+//! glibc's. [`patch_files`] adds regular files; [`event_loop`] runs a foreign event loop
+//! (an async runtime's `block_on`) so that its waits park.
 //!
 //! # How
 //!
@@ -17,6 +20,12 @@
 //! (through its synthetic `symbols.o`), so the hooks are present as soon as this crate is
 //! linked; they do nothing until a `patch_*` function flips a global flag, and an
 //! unpatched call costs one relaxed atomic load.
+//!
+//! Each concern is one file of `hooks/` and one `patch_*` function: sleeps, sockets
+//! ([`patch_net`]), `poll`/`select`/`epoll` ([`patch_select`]), pipes, FIFOs, ttys and
+//! eventfds ([`patch_pipes`]: readiness first, then the real call; the fd's flags are
+//! never changed), child processes ([`patch_subprocess`]: a pidfd, or the pool), name
+//! resolution ([`patch_dns`]: the pool) and regular files ([`patch_files`]: the pool).
 //!
 //! Sockets created while the net patch is on are remembered in a per-fd table. The first
 //! time a greenlet makes a blocking-style call on one, the real fd is switched to
@@ -58,14 +67,16 @@
 //!
 //! * Sockets that existed before [`patch_net`] (or were inherited) — call `patch_all()`
 //!   first thing in `main`.
-//! * DNS (`getaddrinfo` runs inside glibc, whose internal calls are not hooked): use
-//!   `green_net`'s resolver or a thread. Likewise `sleep(3)`/`usleep(3)` called from C.
-//! * Files, pipes, stdio, `Mutex`/`Condvar`, `JoinHandle::join`, channels: they block the
-//!   thread as before.
-//! * Calls made by shared libraries (OpenSSL's sockets, ...): only the executable's own
-//!   code reaches the hooks. Statically linked glibc binaries are not supported.
-//! * `poll` with several fds from a greenlet is approximated by polling with short
-//!   cooperative sleeps.
+//! * `epoll_wait` outside [`event_loop`]: an async runtime's `block_on` blocks the thread
+//!   (see [`event_loop`] for why).
+//! * `gethostbyname` and other non-reentrant resolver calls, `Mutex`/`Condvar`,
+//!   `JoinHandle::join`, channels: they block the thread as before.
+//! * Calls made by shared libraries (OpenSSL's sockets, ...) and glibc's internal calls:
+//!   only the executable's own code reaches the hooks. Statically linked glibc binaries
+//!   are not supported. A child made by `fork` runs with the hooks off.
+//!
+//! The blocked-hub report that `patch_all` turns on names any call that still blocks a
+//! hub (see `green::monitor::set_stall_report`).
 //!
 //! # Example
 //!
@@ -76,53 +87,102 @@
 //! assert!(green_net::monkey::is_patched());
 //! ```
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 mod fdtable;
 mod hooks;
+#[cfg(not(test))]
+mod offload;
 mod real;
 
+pub use hooks::dns::__set_resolver;
+pub use hooks::event_loop::event_loop;
+
 /// Sleep hooks active.
-const SLEEP: u8 = 1;
+const SLEEP: u32 = 1;
 /// Net hooks active: new sockets are tracked.
-const NET: u8 = 2;
+const NET: u32 = 2;
 /// Some socket may have been tracked: the net hooks must look at the fd table (sticky,
-/// so that adopted sockets keep working after [`unpatch_all`]).
-const TRACKING: u8 = 4;
+/// so that adopted sockets keep working after [`unpatch_all`]). Also set by the patches
+/// that classify other fds ([`patch_pipes`], [`patch_files`]).
+const TRACKING: u32 = 4;
+/// `poll`, `ppoll`, `select`, `pselect` on any fds park; so do `epoll_wait` and its
+/// variants inside [`event_loop`].
+const SELECT: u32 = 8;
+/// Pipes, FIFOs, ttys, eventfds: reads and writes wait for readiness first.
+const PIPES: u32 = 16;
+/// `waitpid`, `wait4`, `waitid`, `wait`: child processes are waited for cooperatively.
+const SUBPROCESS: u32 = 32;
+/// `getaddrinfo`, `getnameinfo`, `gethostbyname_r`, `gethostbyname2_r` run on the
+/// blocking pool.
+const DNS: u32 = 64;
+/// Regular files: opens, reads, writes and syncs run on the blocking pool.
+const FILES: u32 = 128;
+/// Every patch bit.
+const ALL: u32 = SLEEP | NET | SELECT | PIPES | SUBPROCESS | DNS | FILES;
 
 /// The global patch state: one relaxed load on every hooked call.
-static STATE: AtomicU8 = AtomicU8::new(0);
+static STATE: AtomicU32 = AtomicU32::new(0);
 
 #[inline]
-fn state() -> u8 {
+fn state() -> u32 {
     STATE.load(Ordering::Relaxed)
 }
 
-/// Patches everything this module knows: [`patch_sleep`] and [`patch_net`]. Idempotent.
+/// Sets `bits` in the patch state, after making sure the hooks are linked and glibc's
+/// originals resolved (outside any hook).
+fn patch(bits: u32) {
+    hooks::keep_linked();
+    real::resolve_all();
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a handler that only stores to an atomic (async-signal-safe).
+    AT_FORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(unpatch_in_child));
+    });
+    STATE.fetch_or(bits, Ordering::SeqCst);
+}
+
+/// Turns the hooks off in a child made by `fork` (it runs on a copy of the parent's
+/// memory, greenlets and hub included, whose epoll instance it shares with the parent:
+/// a hook there could deregister the parent's fds).
+extern "C" fn unpatch_in_child() {
+    STATE.store(0, Ordering::Relaxed);
+}
+
+/// Patches everything but files: [`patch_sleep`], [`patch_net`], [`patch_select`],
+/// [`patch_pipes`], [`patch_subprocess`] and [`patch_dns`]; and turns on the blocked-hub
+/// report (`green::monitor::set_stall_report`, 500 ms) unless the program chose
+/// otherwise or `GREEN_STALL_REPORT=off`. Idempotent.
 ///
 /// Call it first thing in `main`, before creating the sockets that greenlets will use.
+/// [`patch_files`] is separate: a file read on the blocking pool costs more than the
+/// read itself when the data is cached.
 ///
 /// ```no_run
 /// green_net::monkey::patch_all();
 /// green_net::monkey::patch_all(); // harmless
 /// assert!(green_net::monkey::is_sleep_patched() && green_net::monkey::is_net_patched());
+/// assert!(green_net::monkey::is_dns_patched() && !green_net::monkey::is_files_patched());
 /// ```
 pub fn patch_all() {
     patch_sleep();
     patch_net();
+    patch_select();
+    patch_pipes();
+    patch_subprocess();
+    patch_dns();
+    green_runtime::monitor::report_stalls_by_default();
 }
 
-/// Makes `std::thread::sleep` (libc `nanosleep`/`clock_nanosleep`) cooperative inside
-/// greenlets. Idempotent.
+/// Makes `std::thread::sleep` (libc `nanosleep`/`clock_nanosleep`), `usleep` and
+/// `sleep` cooperative inside greenlets. Idempotent.
 ///
 /// ```no_run
 /// green_net::monkey::patch_sleep();
 /// assert!(green_net::monkey::is_sleep_patched());
 /// ```
 pub fn patch_sleep() {
-    hooks::keep_linked();
-    real::resolve_all();
-    STATE.fetch_or(SLEEP, Ordering::SeqCst);
+    patch(SLEEP);
 }
 
 /// Makes `std::net` sockets created from now on cooperative inside greenlets. Idempotent.
@@ -132,9 +192,71 @@ pub fn patch_sleep() {
 /// assert!(green_net::monkey::is_net_patched());
 /// ```
 pub fn patch_net() {
-    hooks::keep_linked();
-    real::resolve_all();
-    STATE.fetch_or(NET | TRACKING, Ordering::SeqCst);
+    patch(NET | TRACKING);
+}
+
+/// Makes `poll`, `ppoll`, `select` and `pselect` on any fds park the calling greenlet
+/// until one is ready or the timeout passes (then the real call with a zero timeout
+/// fills the result), and `epoll_wait`/`epoll_pwait`/`epoll_pwait2` inside
+/// [`event_loop`]. A call with a signal mask is glibc's. Idempotent.
+///
+/// ```no_run
+/// green_net::monkey::patch_select();
+/// assert!(green_net::monkey::is_select_patched());
+/// ```
+pub fn patch_select() {
+    patch(SELECT);
+}
+
+/// Makes reads and writes of pipes, FIFOs, ttys, eventfds (any pollable fd that is not
+/// a socket) park the calling greenlet until the fd is ready, then make the real call.
+/// The fd's `O_NONBLOCK` flag is never changed (other processes may share it).
+/// Idempotent.
+///
+/// ```no_run
+/// green_net::monkey::patch_pipes();
+/// assert!(green_net::monkey::is_pipes_patched());
+/// ```
+pub fn patch_pipes() {
+    patch(PIPES | TRACKING);
+}
+
+/// Makes `waitpid`, `wait4`, `waitid` and `wait` (what `Child::wait`, `Command::status`
+/// and `Command::output` call) park the calling greenlet until the child changes state:
+/// on a pidfd for one child, on the blocking pool otherwise. Idempotent.
+///
+/// ```no_run
+/// green_net::monkey::patch_subprocess();
+/// assert!(green_net::monkey::is_subprocess_patched());
+/// ```
+pub fn patch_subprocess() {
+    patch(SUBPROCESS);
+}
+
+/// Makes `getaddrinfo` (what `ToSocketAddrs` by host name calls), `getnameinfo`,
+/// `gethostbyname_r` and `gethostbyname2_r` run on the blocking pool while the calling
+/// greenlet parks; results and errors are the real call's. Idempotent.
+///
+/// ```no_run
+/// green_net::monkey::patch_dns();
+/// assert!(green_net::monkey::is_dns_patched());
+/// ```
+pub fn patch_dns() {
+    patch(DNS);
+}
+
+/// Makes `open`, `openat`, `read`, `write`, `pread`, `pwrite`, `fsync` and `fdatasync`
+/// of regular files (what `std::fs` calls) run on the blocking pool while the calling
+/// greenlet parks. Not part of [`patch_all`]: each call costs a round trip to a helper
+/// thread (microseconds), more than a read from the page cache; use it when files are
+/// slow (network file systems, cold disks, large reads). Idempotent.
+///
+/// ```no_run
+/// green_net::monkey::patch_files();
+/// assert!(green_net::monkey::is_files_patched());
+/// ```
+pub fn patch_files() {
+    patch(FILES | TRACKING);
 }
 
 /// Turns the patches off: sleeps block again, new sockets are not tracked. Sockets
@@ -147,7 +269,7 @@ pub fn patch_net() {
 /// assert!(!green_net::monkey::is_patched());
 /// ```
 pub fn unpatch_all() {
-    STATE.fetch_and(!(SLEEP | NET), Ordering::SeqCst);
+    STATE.fetch_and(!ALL, Ordering::SeqCst);
 }
 
 /// True if any patch is on.
@@ -158,7 +280,7 @@ pub fn unpatch_all() {
 /// }
 /// ```
 pub fn is_patched() -> bool {
-    state() & (SLEEP | NET) != 0
+    state() & ALL != 0
 }
 
 /// True if [`patch_sleep`] is in effect.
@@ -177,6 +299,51 @@ pub fn is_sleep_patched() -> bool {
 /// ```
 pub fn is_net_patched() -> bool {
     state() & NET != 0
+}
+
+/// True if [`patch_select`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_select_patched();
+/// ```
+pub fn is_select_patched() -> bool {
+    state() & SELECT != 0
+}
+
+/// True if [`patch_pipes`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_pipes_patched();
+/// ```
+pub fn is_pipes_patched() -> bool {
+    state() & PIPES != 0
+}
+
+/// True if [`patch_subprocess`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_subprocess_patched();
+/// ```
+pub fn is_subprocess_patched() -> bool {
+    state() & SUBPROCESS != 0
+}
+
+/// True if [`patch_dns`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_dns_patched();
+/// ```
+pub fn is_dns_patched() -> bool {
+    state() & DNS != 0
+}
+
+/// True if [`patch_files`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_files_patched();
+/// ```
+pub fn is_files_patched() -> bool {
+    state() & FILES != 0
 }
 
 /// The runtime services the hooks need (a thin seam over `green_runtime`).
@@ -231,6 +398,43 @@ mod rt {
     #[inline]
     pub(super) fn spend_budget() {
         green_runtime::__net::spend_budget()
+    }
+    /// The running greenlet's id.
+    pub(super) fn current_id() -> u64 {
+        green_runtime::getcurrent().id()
+    }
+    /// Parks until `fd` is readable or `deadline` passes, on a registration made for
+    /// this wait alone (for fds nobody else registers: a pidfd, an epoll fd).
+    pub(super) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<()> {
+        Readable::new(fd)?.wait(deadline)
+    }
+    /// A registration of an fd nobody else registers, for several waits.
+    pub(super) struct Readable(green_runtime::__net::FdRegistration);
+    impl Readable {
+        pub(super) fn new(fd: RawFd) -> io::Result<Readable> {
+            green_runtime::__net::FdRegistration::new(fd).map(Readable)
+        }
+        /// Parks until the fd is readable or `deadline` passes (`TimedOut`).
+        pub(super) fn wait(&self, deadline: Option<Instant>) -> io::Result<()> {
+            self.0.wait(mio::Interest::READABLE, deadline)
+        }
+    }
+    /// How many greenlets this thread's hub has resumed, if it counts.
+    pub(super) fn switches() -> Option<u64> {
+        green_runtime::monitor::__switches()
+    }
+    pub(super) use super::offload::{Payload, run_borrowed, run_owned};
+    /// The greenlet lock that serializes `event_loop` scopes on this thread: takes it
+    /// (parking until it is free); `false` if that cannot be (from the hub).
+    pub(super) fn lock_event_loop() -> bool {
+        EVENT_LOOP.with(|l| l.acquire().map(|p| p.forget()).is_ok())
+    }
+    /// Gives back what [`lock_event_loop`] took.
+    pub(super) fn unlock_event_loop() {
+        let _ = EVENT_LOOP.try_with(|l| l.release());
+    }
+    thread_local! {
+        static EVENT_LOOP: green_runtime::Lock = green_runtime::Lock::new();
     }
 }
 
@@ -333,6 +537,36 @@ mod rt {
     pub(super) fn spend_budget() {
         SPENT.with(|s| s.set(s.get() + 1));
     }
+    pub(super) fn current_id() -> u64 {
+        1
+    }
+    pub(super) fn wait_readable(fd: RawFd, d: Option<Instant>) -> io::Result<()> {
+        wait_fd(fd, 0, mio::Interest::READABLE, d)
+    }
+    pub(super) struct Readable(RawFd);
+    impl Readable {
+        pub(super) fn new(fd: RawFd) -> io::Result<Readable> {
+            Ok(Readable(fd))
+        }
+        pub(super) fn wait(&self, d: Option<Instant>) -> io::Result<()> {
+            wait_readable(self.0, d)
+        }
+    }
+    pub(super) fn switches() -> Option<u64> {
+        None
+    }
+    pub(super) type Payload = Box<dyn std::any::Any + Send>;
+    pub(super) fn run_borrowed(job: Box<dyn FnOnce() + Send + '_>) -> Vec<Payload> {
+        job();
+        Vec::new()
+    }
+    pub(super) fn run_owned<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
+        Ok(f())
+    }
+    pub(super) fn lock_event_loop() -> bool {
+        true
+    }
+    pub(super) fn unlock_event_loop() {}
 }
 
 #[cfg(test)]

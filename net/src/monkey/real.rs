@@ -10,7 +10,7 @@
 //! patched path; the unpatched path of a hook may resolve lazily, exactly once per symbol
 //! in practice (a race only resolves twice, to the same address).
 
-use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{c_char, c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Looks `name` (NUL-terminated) up in the objects after ours; aborts if it is missing.
@@ -62,6 +62,9 @@ macro_rules! real_fns {
             $( let _ = $name::get(); )*
             let _ = fcntl_fn();
             let _ = ioctl_fn();
+            for (slot, name) in OPENS {
+                let _ = variadic_addr(slot, name);
+            }
         }
     };
 }
@@ -91,18 +94,44 @@ real_fns! {
     fn dup(fd: c_int) -> c_int;
     fn dup2(fd: c_int, new: c_int) -> c_int;
     fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int;
+    fn ppoll(fds: *mut libc::pollfd, n: libc::nfds_t, ts: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
+    fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, tv: *mut libc::timeval) -> c_int;
+    fn pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, ts: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
+    fn epoll_wait(ep: c_int, ev: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int;
+    fn epoll_pwait(ep: c_int, ev: *mut libc::epoll_event, max: c_int, timeout: c_int, mask: *const libc::sigset_t) -> c_int;
+    fn usleep(usec: libc::useconds_t) -> c_int;
+    fn sleep(secs: libc::c_uint) -> libc::c_uint;
+    fn wait(status: *mut c_int) -> libc::pid_t;
+    fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t;
+    fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t;
+    fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int;
+    fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const libc::addrinfo, res: *mut *mut libc::addrinfo) -> c_int;
+    fn getnameinfo(sa: *const sockaddr, salen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int;
+    fn gethostbyname_r(name: *const c_char, ret: *mut libc::hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
+    fn gethostbyname2_r(name: *const c_char, af: c_int, ret: *mut libc::hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
+    fn pread(fd: c_int, buf: *mut c_void, n: size_t, off: libc::off_t) -> ssize_t;
+    fn pread64(fd: c_int, buf: *mut c_void, n: size_t, off: libc::off64_t) -> ssize_t;
+    fn pwrite(fd: c_int, buf: *const c_void, n: size_t, off: libc::off_t) -> ssize_t;
+    fn pwrite64(fd: c_int, buf: *const c_void, n: size_t, off: libc::off64_t) -> ssize_t;
+    fn fsync(fd: c_int) -> c_int;
+    fn fdatasync(fd: c_int) -> c_int;
 }
 
 type Variadic = unsafe extern "C" fn(c_int, libc::c_ulong, ...) -> c_int;
 static FCNTL: AtomicUsize = AtomicUsize::new(0);
 static IOCTL: AtomicUsize = AtomicUsize::new(0);
 
-fn variadic(slot: &AtomicUsize, name: &'static str) -> Variadic {
+fn variadic_addr(slot: &AtomicUsize, name: &'static str) -> usize {
     let mut p = slot.load(Ordering::Relaxed);
     if p == 0 {
         p = resolve(name);
         slot.store(p, Ordering::Relaxed);
     }
+    p
+}
+
+fn variadic(slot: &AtomicUsize, name: &'static str) -> Variadic {
+    let p = variadic_addr(slot, name);
     // SAFETY: `p` is glibc's `fcntl(int, int, ...)` / `ioctl(int, unsigned long, ...)`;
     // an `int` second argument is passed in the same register as an `unsigned long`
     // on the 64-bit Linux ABIs we support, and the callers only pass values that fit.
@@ -132,4 +161,80 @@ pub(crate) unsafe fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
 pub(crate) unsafe fn ioctl(fd: c_int, req: libc::c_ulong, arg: libc::c_ulong) -> c_int {
     // SAFETY: forwarded to the caller.
     unsafe { ioctl_fn()(fd, req, arg) }
+}
+
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+static OPEN64: AtomicUsize = AtomicUsize::new(0);
+static OPENAT: AtomicUsize = AtomicUsize::new(0);
+static OPENAT64: AtomicUsize = AtomicUsize::new(0);
+/// The `open` family, resolved with the others by `resolve_all`.
+static OPENS: [(&AtomicUsize, &str); 4] = [
+    (&OPEN, "open\0"),
+    (&OPEN64, "open64\0"),
+    (&OPENAT, "openat\0"),
+    (&OPENAT64, "openat64\0"),
+];
+
+/// Which of glibc's `open` functions to call: `open`, `open64`, `openat`, `openat64`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Open {
+    Path,
+    Path64,
+    At,
+    At64,
+}
+
+/// glibc's `open`, `open64` (`dir` ignored), `openat` or `openat64` of `path` with
+/// `flags` and `mode` (ignored by glibc unless `flags` creates a file).
+///
+/// # Safety
+/// The libc contract of that function.
+pub(crate) unsafe fn open(
+    which: Open,
+    dir: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: libc::c_uint,
+) -> c_int {
+    type Path = unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int;
+    type At = unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int;
+    let (slot, name) = match which {
+        Open::Path => OPENS[0],
+        Open::Path64 => OPENS[1],
+        Open::At => OPENS[2],
+        Open::At64 => OPENS[3],
+    };
+    let p = variadic_addr(slot, name);
+    match which {
+        Open::Path | Open::Path64 => {
+            // SAFETY: `p` is glibc's `open`/`open64(const char *, int, ...)`.
+            let f = unsafe { std::mem::transmute::<usize, Path>(p) };
+            // SAFETY: forwarded to the caller.
+            unsafe { f(path, flags, mode) }
+        }
+        Open::At | Open::At64 => {
+            // SAFETY: `p` is glibc's `openat`/`openat64(int, const char *, int, ...)`.
+            let f = unsafe { std::mem::transmute::<usize, At>(p) };
+            // SAFETY: forwarded to the caller.
+            unsafe { f(dir, path, flags, mode) }
+        }
+    }
+}
+
+/// `epoll_pwait2(2)`, made as a system call (glibc has it only from 2.35).
+///
+/// # Safety
+/// The contract of `epoll_pwait2`.
+pub(crate) unsafe fn epoll_pwait2(
+    ep: c_int,
+    ev: *mut libc::epoll_event,
+    max: c_int,
+    ts: *const libc::timespec,
+    mask: *const libc::sigset_t,
+) -> c_int {
+    // The kernel's sigset is 64 bits: _NSIG / 8.
+    const SIGSET_SIZE: usize = 8;
+    // SAFETY: forwarded to the caller.
+    let r = unsafe { libc::syscall(libc::SYS_epoll_pwait2, ep, ev, max, ts, mask, SIGSET_SIZE) };
+    r as c_int
 }

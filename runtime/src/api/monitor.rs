@@ -1,22 +1,43 @@
-//! Blocking detection (gevent's `max_blocking_time` monitor): an opt-in plain thread
-//! that warns through [`log::warn!`] when a greenlet keeps the hub from switching for
-//! longer than a threshold — typically a CPU-bound loop or a blocking call that was not
-//! made cooperative.
+//! Blocking detection (gevent's `max_blocking_time` monitor): a plain thread that warns
+//! through [`log::warn!`] when a greenlet keeps the hub from switching for longer than a
+//! threshold — typically a CPU-bound loop or a blocking call that was not made
+//! cooperative.
 //!
-//! While a monitor is attached, the greenlet layer's trampoline counts resumes in an
-//! atomic counter (one relaxed store per switch) and records which greenlet runs
-//! (`thread::SwitchLog`). The
-//! monitor thread samples the counter: if it has not moved for longer than the
-//! threshold while a greenlet (not the idle hub) is running, it logs one warning for
-//! that stall, naming the greenlet by id and name.
+//! While a monitor is attached, the greenlet layer's trampoline counts resumes and
+//! records which greenlet runs (`thread::SwitchLog`: a relaxed store each; a named
+//! greenlet's name is copied when another one ran last). The monitor thread samples
+//! the counter: if it has not moved for longer than the threshold while a greenlet (not
+//! the idle hub) is running, it logs one warning for that stall, naming the greenlet
+//! by id and name and the system call its thread is blocked in
+//! (`/proc/self/task/TID/syscall`).
+//!
+//! [`set_stall_report`] runs one such watcher for every thread of the process (on by
+//! default in programs that call `green::monkey::patch_all()`).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-use crate::greenlet::thread::{self, SwitchLog};
 use std::thread as os_thread;
+use std::time::Duration;
+
+use crate::api::stall::Watch;
+use crate::greenlet::thread;
+
+#[doc(hidden)]
+pub use crate::api::stall::report_stalls_by_default;
+pub use crate::api::stall::{DEFAULT_STALL_THRESHOLD, set_stall_report, stall_report};
+
+/// How many times this thread has resumed a greenlet, while it counts (a monitor or the
+/// stall report watches it); `None` otherwise. For the monkey patch, whose foreign
+/// event loops check whether other greenlets ran. Not covered by semver.
+///
+/// ```
+/// let _n: Option<u64> = green::monitor::__switches();
+/// ```
+#[doc(hidden)]
+pub fn __switches() -> Option<u64> {
+    thread::if_exists(|t| t.watched.get().then(|| t.switch_log.switches())).flatten()
+}
 
 /// A running monitor; dropping it stops the monitor thread. Bound to the thread whose
 /// hub it watches (`!Send`).
@@ -61,13 +82,18 @@ impl Drop for Monitor {
             t.thread().unpark();
             let _ = t.join();
         }
-        let _ = thread::try_with(|t| t.watched.set(false));
+        // The process-wide report may still watch the thread.
+        let _ = thread::try_with(|t| {
+            t.watched.set(crate::api::stall::watches(&t.switch_log));
+        });
     }
 }
 
 /// Starts watching the calling thread's hub: logs a warning (target `green::monitor`)
-/// naming the running greenlet whenever the hub has not switched for longer than
-/// `threshold` (gevent's `max_blocking_time`). Returns a guard; dropping it stops the
+/// naming the running greenlet, and the system call its thread is blocked in, whenever
+/// the hub has not switched for longer than `threshold` (gevent's `max_blocking_time`).
+/// For a whole process there is also [`set_stall_report`], on by default in programs
+/// that call `green::monkey::patch_all()`. Returns a guard; dropping it stops the
 /// monitor. Start at most one per thread (dropping any stops the recording).
 ///
 /// # Examples
@@ -88,57 +114,25 @@ pub fn start(threshold: Duration) -> Monitor {
     });
     // The caller runs now (the main greenlet or a greenlet), until it switches.
     shared.record(&thread::current_greenlet());
+    let mut watch = Watch::new(&shared);
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
+    let period = (threshold / 4).max(Duration::from_millis(1));
     let thread = os_thread::Builder::new()
         .name("green-monitor".into())
-        .spawn(move || watch(&shared, &s, threshold))
+        .spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                os_thread::park_timeout(period);
+                if let Some(msg) = watch.check(threshold) {
+                    log::warn!(target: "green::monitor", "{msg}");
+                }
+            }
+        })
         .expect("green: cannot start the monitor thread");
     Monitor {
         stop,
         thread: Some(thread),
         threshold,
         _not_send: PhantomData,
-    }
-}
-
-fn watch(shared: &SwitchLog, stop: &AtomicBool, threshold: Duration) {
-    let period = (threshold / 4).max(Duration::from_millis(1));
-    let mut last = shared.switches.load(Ordering::Relaxed);
-    let mut since = Instant::now();
-    let mut reported = false;
-    while !stop.load(Ordering::Relaxed) {
-        os_thread::park_timeout(period);
-        let now = shared.switches.load(Ordering::Relaxed);
-        if now != last {
-            last = now;
-            since = Instant::now();
-            reported = false;
-            continue;
-        }
-        let stalled = since.elapsed();
-        if reported || stalled < threshold {
-            continue;
-        }
-        let Ok(r) = shared.running.lock() else { return };
-        if r.id == 0 {
-            // The hub is idle (waiting for timers or IO), not blocked.
-            since = Instant::now();
-            continue;
-        }
-        let name = if r.name.is_empty() {
-            "<unnamed>"
-        } else {
-            &r.name
-        };
-        log::warn!(
-            target: "green::monitor",
-            "green: greenlet {} ({:?}) has blocked the hub for {:?} (threshold {:?}) without switching",
-            r.id,
-            name,
-            stalled,
-            threshold
-        );
-        reported = true;
     }
 }

@@ -21,7 +21,7 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use corosensei::Yielder;
 
@@ -106,10 +106,11 @@ pub(crate) struct Thread {
     pub(crate) xfer_input: Cell<Option<Input>>,
     /// The outcome of a greenlet's function, on its way to the trampoline (`word`).
     pub(crate) xfer_output: Cell<Option<Output>>,
-    /// What a blocking monitor (`api::monitor`) reads from its own thread.
+    /// What a blocking monitor or the stall report (`api::monitor`, `api::stall`)
+    /// reads from its own thread.
     pub(crate) switch_log: Arc<SwitchLog>,
-    /// Whether a monitor is attached: only then does the trampoline record which
-    /// greenlet runs.
+    /// Whether a monitor or the stall report watches the thread: only then does the
+    /// trampoline count switches and record which greenlet runs.
     pub(crate) watched: Cell<bool>,
     /// The installed scheduler (see [`Thread::install`]); `None` on a thread that only
     /// switches explicitly.
@@ -130,12 +131,21 @@ impl Thread {
     fn new() -> Thread {
         let main = Greenlet::from_rc(Record::root(Kind::Main, None));
         let hub = Greenlet::from_rc(Record::root(Kind::Hub, Some(main.clone())));
+        overflow::install();
+        let altstack = overflow::ensure_altstack();
+        let switch_log = Arc::new(SwitchLog::for_this_thread());
+        let watched = WATCH_NEW.load(Ordering::Relaxed);
+        if watched {
+            list_for_report(&switch_log);
+        }
+        // Last: until now the thread is not a greenlet context, so that a contended
+        // lock above (a `Once` of the overflow handler's, the report's list), whose wait
+        // the monkey patch's futex hook may see, waits as on a plain thread instead of
+        // making a second `Thread` to park in.
         HOT.with(|h| {
             h.context.set(Context::Main);
             h.current.set(Rc::as_ptr(&*main.0));
         });
-        overflow::install();
-        let altstack = overflow::ensure_altstack();
         Thread {
             main,
             hub,
@@ -144,8 +154,8 @@ impl Thread {
             records: Records::default(),
             xfer_input: Cell::new(None),
             xfer_output: Cell::new(None),
-            switch_log: Arc::default(),
-            watched: Cell::new(false),
+            switch_log,
+            watched: Cell::new(watched),
             scheduler: UnsafeCell::new(None),
             orphans: RefCell::new(Vec::new()),
             ending: Cell::new(false),
@@ -242,6 +252,14 @@ pub(crate) fn try_with<R>(f: impl FnOnce(&Thread) -> R) -> Option<R> {
             f(t)
         })
         .ok()
+}
+
+/// Runs `f` with this thread's `Thread` if it has one already (never makes it): for
+/// code that must not turn a plain thread into a greenlet context.
+pub(crate) fn if_exists<R>(f: impl FnOnce(&Thread) -> R) -> Option<R> {
+    let p = HOT.with(|h| h.thread.get());
+    // SAFETY: as in `with`: a non-null pointer is the live `Thread` of this thread.
+    (!p.is_null()).then(|| f(unsafe { &*p }))
 }
 
 /// The address of this thread's `Thread`, made on first use: [`with`] without a
@@ -478,22 +496,49 @@ pub fn pool_stats() -> StackStats {
     with(|t| t.stacks.borrow().stats())
 }
 
-/// Which greenlet runs; id 0 is the scheduler (idle or scheduling).
+/// The name of the last named greenlet that ran, by id.
 #[derive(Default)]
-pub(crate) struct Running {
-    pub(crate) id: u64,
-    pub(crate) name: String,
+struct Named {
+    id: u64,
+    name: String,
 }
 
-/// What a blocking monitor, on its own thread, reads of a thread's switching: a count of
-/// resumes and, while watched, which greenlet runs.
-#[derive(Default)]
+/// What a blocking monitor or the process-wide stall report (`api::monitor`,
+/// `api::stall`), on their own threads, read of a thread's switching: a count of
+/// resumes and, while watched, which greenlet runs. Written only by its thread.
 pub(crate) struct SwitchLog {
-    pub(crate) switches: AtomicU64,
-    pub(crate) running: Mutex<Running>,
+    switches: AtomicU64,
+    /// The id of the running greenlet; 0: the scheduler (idle or scheduling).
+    current: AtomicU64,
+    /// The id whose name `named` holds (a relaxed copy, so that switching back to the
+    /// same named greenlet takes no lock).
+    named_id: AtomicU64,
+    named: Mutex<Named>,
+    /// The thread, as the kernel and the user name it (for reports).
+    pub(crate) tid: libc::pid_t,
+    pub(crate) thread_name: String,
+    /// Whether the process-wide stall report watches this thread.
+    pub(crate) in_report: AtomicBool,
 }
 
 impl SwitchLog {
+    /// The log of the calling thread.
+    fn for_this_thread() -> SwitchLog {
+        SwitchLog {
+            switches: AtomicU64::new(0),
+            current: AtomicU64::new(0),
+            named_id: AtomicU64::new(0),
+            named: Mutex::new(Named::default()),
+            // SAFETY: gettid has no preconditions.
+            tid: unsafe { libc::gettid() },
+            thread_name: std::thread::current()
+                .name()
+                .unwrap_or("<unnamed>")
+                .to_owned(),
+            in_report: AtomicBool::new(false),
+        }
+    }
+
     /// Counts one resume (called by the trampoline on every switch while watched).
     #[inline]
     pub(crate) fn count_switch(&self) {
@@ -502,23 +547,80 @@ impl SwitchLog {
         self.switches.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// Records that `g` runs.
+    /// Records that `g` runs: one relaxed store, and for a named greenlet other than
+    /// the last named one, a copy of its name.
+    #[inline]
     pub(crate) fn record(&self, g: &Greenlet) {
-        if let Ok(mut r) = self.running.lock()
-            && r.id != g.id()
+        let id = g.id();
+        self.current.store(id, Ordering::Relaxed);
+        if let Some(name) = g.name()
+            && self.named_id.load(Ordering::Relaxed) != id
         {
-            r.id = g.id();
-            r.name.clear();
-            r.name.push_str(g.name().unwrap_or(""));
+            self.record_name(id, name);
+        }
+    }
+
+    #[cold]
+    fn record_name(&self, id: u64, name: &str) {
+        if let Ok(mut n) = self.named.lock() {
+            n.id = id;
+            n.name.clear();
+            n.name.push_str(name);
+            self.named_id.store(id, Ordering::Relaxed);
         }
     }
 
     /// Records that the scheduler runs.
+    #[inline]
     pub(crate) fn record_scheduler(&self) {
-        if let Ok(mut r) = self.running.lock() {
-            r.id = 0;
-        }
+        self.current.store(0, Ordering::Relaxed);
     }
+
+    /// The switch count.
+    pub(crate) fn switches(&self) -> u64 {
+        self.switches.load(Ordering::Relaxed)
+    }
+
+    /// The running greenlet's id and name (empty if it has none, or if it changed
+    /// while being read); `None` while the scheduler runs.
+    pub(crate) fn running(&self) -> Option<(u64, String)> {
+        let id = self.current.load(Ordering::Relaxed);
+        if id == 0 {
+            return None;
+        }
+        let name = match self.named.lock() {
+            Ok(n) if n.id == id => n.name.clone(),
+            _ => String::new(),
+        };
+        Some((id, name))
+    }
+}
+
+/// Whether threads made from now on are watched by the process-wide stall report
+/// (`api::stall`), which picks their logs up with [`take_new_logs`].
+static WATCH_NEW: AtomicBool = AtomicBool::new(false);
+/// The logs of threads made while [`WATCH_NEW`] was set, not yet picked up.
+static NEW_LOGS: Mutex<Vec<Arc<SwitchLog>>> = Mutex::new(Vec::new());
+
+/// Makes threads created from now on watched (their switches recorded) and listed for
+/// [`take_new_logs`], or no longer.
+pub(crate) fn watch_new_threads(on: bool) {
+    WATCH_NEW.store(on, Ordering::Relaxed);
+}
+
+/// Lists `log` for [`take_new_logs`], once.
+pub(crate) fn list_for_report(log: &Arc<SwitchLog>) {
+    if !log.in_report.swap(true, Ordering::Relaxed) {
+        NEW_LOGS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(log.clone());
+    }
+}
+
+/// The logs listed since the last call.
+pub(crate) fn take_new_logs() -> Vec<Arc<SwitchLog>> {
+    std::mem::take(&mut *NEW_LOGS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Whether the calling code runs in the scheduler (the hub's loop, a timer callback, a

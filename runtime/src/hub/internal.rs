@@ -10,7 +10,9 @@
 //! - A kill that reached a greenlet inside an `extern "C"` call: [`defer_unwind`].
 //! - Waking a parked greenlet from other threads (a helper thread's result, a futex
 //!   wake, a future's waker): [`RemoteWait`] and its [`RemoteWaker`]s.
+//! - Handing a job to the helper-thread pool without waiting for it: [`submit`].
 
+pub use crate::hub::blocking::submit;
 pub use crate::hub::budget::spend_budget;
 pub use crate::hub::reactor::{
     FdRegistration, fd_clear_ready, fd_is_ready, forget_fd, wait_fd, wait_fd_tagged,

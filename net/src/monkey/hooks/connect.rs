@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let (green, slot) = match mode(fd) {
         // SAFETY: forwarded unchanged.
-        Mode::Pass => return unsafe { real::connect(fd, addr, len) },
+        Mode::Pass | Mode::Polled(_) | Mode::File => {
+            return unsafe { real::connect(fd, addr, len) };
+        }
         Mode::Green(s) => (true, s),
         Mode::Emulate(s) => (false, s),
     };

@@ -9,7 +9,7 @@
 //! fail with `ECANCELED`.
 
 use super::wait::{Dir, Wait, timeout, wait};
-use super::{Mode, Sock, errno, guarded, mode, set_errno};
+use super::{Mode, Sock, errno, guarded, mode, offload, pipe, set_errno};
 use crate::monkey::{fdtable, real, rt};
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
 
@@ -88,6 +88,8 @@ pub(super) fn io(
         Mode::Pass => return op(),
         Mode::Green(s) => (true, s),
         Mode::Emulate(s) => (false, s),
+        Mode::Polled(s) => return pipe::polled(fd, dir, s, &mut op),
+        Mode::File => return offload(&mut op),
     };
     io_slow(fd, dir, green, slot, want(), &mut op)
 }
@@ -302,6 +304,10 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 /// The libc contract of `write`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    if let Some(sock) = pipe::pieces_for(fd, n) {
+        // SAFETY: `buf` holds `n` bytes (write's contract).
+        return unsafe { pipe::write_in_pieces(fd, sock, buf.cast(), n) };
+    }
     // SAFETY: forwarded unchanged, possibly several times.
     io(
         fd,
@@ -318,6 +324,10 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 /// The libc contract of `writev`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    // SAFETY: `iov` holds `n` iovecs (writev's contract).
+    if let Some(r) = unsafe { writev_in_pieces(fd, iov, n) } {
+        return r;
+    }
     // SAFETY: `iov` holds `n` iovecs (writev's contract).
     let want = || Ask::some(usize::try_from(n).is_ok_and(|k| unsafe { iov_empty(iov, k) }));
     // SAFETY: forwarded unchanged, possibly several times.
@@ -380,4 +390,37 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
     io(fd, Dir::Write, dw, want, || unsafe {
         real::sendmsg(fd, msg, flags)
     })
+}
+
+/// `writev` of more than `PIPE_BUF` bytes on a POLLED fd from a greenlet: each buffer
+/// written in pieces (see `pipe`); `None` for any other call.
+///
+/// # Safety
+/// `iov` holds `n` readable iovecs when `0 < n <= IOV_MAX`.
+unsafe fn writev_in_pieces(fd: c_int, iov: *const libc::iovec, n: c_int) -> Option<ssize_t> {
+    let k = usize::try_from(n)
+        .ok()
+        .filter(|&k| k > 0 && k <= libc::UIO_MAXIOV as usize)?;
+    if iov.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's contract (checked non-null, count in range).
+    let bufs = unsafe { std::slice::from_raw_parts(iov, k) };
+    let total = bufs
+        .iter()
+        .try_fold(0usize, |t, v| t.checked_add(v.iov_len))?;
+    let sock = pipe::pieces_for(fd, total)?;
+    let mut done = 0usize;
+    for v in bufs.iter().filter(|v| v.iov_len > 0) {
+        // SAFETY: each iovec describes a readable buffer (writev's contract).
+        let r = unsafe { pipe::write_in_pieces(fd, sock, v.iov_base.cast(), v.iov_len) };
+        if r < 0 {
+            return Some(if done > 0 { done as ssize_t } else { r });
+        }
+        done += r as usize;
+        if (r as usize) < v.iov_len {
+            break;
+        }
+    }
+    Some(done as ssize_t)
 }

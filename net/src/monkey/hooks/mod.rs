@@ -1,9 +1,14 @@
 //! The interposed libc entry points, one file per concern: [`sleep`] (`nanosleep`,
-//! `clock_nanosleep`), [`fd`] (socket creation, `dup*`, `close`), [`connect`], [`accept`]
-//! (with its back-off), [`io`] (the read/write/recv/send family), [`poll`] and
-//! [`options`] (`setsockopt`, `fcntl`, `ioctl`). This file holds what they share: `errno`,
-//! [`guarded`], the classification of an fd ([`mode`]) and the adoption of a socket; and
-//! [`wait`] how they wait for readiness.
+//! `clock_nanosleep`, `usleep`, `sleep`), [`fd`] (socket creation, `dup*`, `close`),
+//! [`connect`], [`accept`] (with its back-off), [`io`] (the read/write/recv/send family),
+//! [`pipe`] (that family on pipes, FIFOs, ttys, eventfds), [`poll`] (`poll`, `ppoll`),
+//! [`select`] (`select`, `pselect`), [`event_loop`] (`epoll_wait` and its variants, and
+//! the scope that lets them park), [`process`] (`waitpid`, `wait4`, `waitid`, `wait`),
+//! [`dns`] (`getaddrinfo`, `getnameinfo`, `gethostbyname_r`), [`file`](mod@file) (regular files)
+//! and [`options`] (`setsockopt`, `fcntl`, `ioctl`). This file holds what they share:
+//! `errno`, [`guarded`], the classification of an fd ([`mode`]), the adoption of a
+//! socket and [`offload`] to the blocking pool; and [`wait`] how they wait for
+//! readiness.
 //!
 //! Every hook follows the same rules:
 //! - Every hook starts with one relaxed load of the patch state and forwards to glibc
@@ -22,18 +27,26 @@
 //!   outcome if its function returns first) and makes the call fail with `ECANCELED`
 //!   (sleeps return early).
 
-use super::fdtable::{self, ADOPTED, ADOPTING, Desc, FRESH, STATE_MASK, Slot, USER_NONBLOCK};
-use super::{NET, TRACKING, real, rt, state};
-use libc::{c_int, socklen_t};
+use super::fdtable::{
+    self, ADOPTED, ADOPTING, CLASSIFIED, Desc, FILE, FRESH, POLLED, STATE_MASK, Slot, USER_NONBLOCK,
+};
+use super::{FILES, NET, PIPES, TRACKING, real, rt, state};
+use libc::{c_int, socklen_t, ssize_t};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 mod accept;
 mod connect;
+pub(super) mod dns;
+pub(super) mod event_loop;
 mod fd;
+mod file;
 mod io;
 mod options;
+mod pipe;
 mod poll;
+mod process;
+mod select;
 mod sleep;
 mod wait;
 
@@ -56,6 +69,54 @@ pub(super) fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
             None
         }
     }
+}
+
+/// A call and its `errno`, made on a helper thread.
+struct Made {
+    r: ssize_t,
+    errno: c_int,
+}
+
+/// A call that uses the caller's memory, moved to a helper thread: sound because
+/// `rt::run_borrowed` returns only after it ran.
+struct Borrowed<'a>(&'a mut dyn FnMut() -> ssize_t);
+
+// SAFETY: the call only makes a system call with the caller's arguments (raw pointers
+// into memory that stays valid and untouched while the caller waits for it), and runs
+// on one thread at a time.
+unsafe impl Send for Borrowed<'_> {}
+
+impl Borrowed<'_> {
+    fn call(self) -> Made {
+        let r = (self.0)();
+        Made { r, errno: errno() }
+    }
+}
+
+/// Runs `op`, a call that uses the caller's memory (a buffer to fill), on the blocking
+/// pool and returns its result with its `errno` set here. The greenlet waits until the
+/// call has run even if a kill or timeout arrives meanwhile: that is deferred to its next
+/// switch point.
+pub(super) fn offload(op: &mut dyn FnMut() -> ssize_t) -> ssize_t {
+    let mut made = Made { r: -1, errno: 0 };
+    let out = &mut made;
+    let call = Borrowed(op);
+    let held = rt::run_borrowed(Box::new(move || *out = call.call()));
+    for p in held {
+        rt::defer_unwind(p);
+    }
+    if made.r < 0 {
+        set_errno(made.errno);
+    }
+    made.r
+}
+
+/// A call whose wait a kill or timeout ended (`p`): defers it to the greenlet's next
+/// switch point, sets `errno` to `ECANCELED` and returns `ret`, the call's failure value.
+fn canceled<T>(p: rt::Payload, ret: T) -> T {
+    rt::defer_unwind(p);
+    set_errno(libc::ECANCELED);
+    ret
 }
 
 /// Cooperative sleep; false if the greenlet was interrupted by an unwind.
@@ -97,6 +158,11 @@ enum Mode {
     Green(Sock),
     /// Adopted socket, user-blocking, outside greenlets: block in `poll`.
     Emulate(Sock),
+    /// Pipe, FIFO, tty, eventfd (see `fdtable::POLLED`), user-blocking, in a greenlet:
+    /// wait for readiness, then the real call.
+    Polled(Sock),
+    /// Regular file, `patch_files()` on, in a greenlet: the blocking pool.
+    File,
 }
 
 /// Switches a FRESH socket's real fd (and so all its dups: `O_NONBLOCK` belongs to the
@@ -143,9 +209,32 @@ fn mode(fd: c_int) -> Mode {
     if state() & TRACKING == 0 {
         return Mode::Pass;
     }
-    match tracked(fd) {
-        Some(sock) => classify(fd, sock),
-        None => Mode::Pass,
+    let slot = fdtable::get(fd);
+    if let Some(slot) = slot
+        && let Some(desc) = slot.desc()
+        && desc.state() != fdtable::UNKNOWN
+    {
+        return classify(fd, Sock { fd: slot, desc });
+    }
+    other_fd(fd, slot)
+}
+
+/// [`mode`] of an fd without a record: with `patch_pipes()` or `patch_files()` on, in a
+/// greenlet, an fd never looked at is looked at once (`pipe::look_at`).
+#[cold]
+fn other_fd(fd: c_int, slot: Option<&'static Slot>) -> Mode {
+    let s = state();
+    if s & (PIPES | FILES) == 0 || !rt::in_greenlet() {
+        return Mode::Pass;
+    }
+    let bits = slot.map_or(0, Slot::bits);
+    if bits & CLASSIFIED == 0 {
+        return pipe::look_at(fd);
+    }
+    if bits & FILE != 0 && s & FILES != 0 {
+        Mode::File
+    } else {
+        Mode::Pass
     }
 }
 
@@ -181,6 +270,13 @@ fn classify(fd: c_int, slot: Sock) -> Mode {
                     Mode::Emulate(slot)
                 };
             }
+            POLLED => {
+                return if bits & USER_NONBLOCK == 0 && state() & PIPES != 0 && rt::in_greenlet() {
+                    Mode::Polled(slot)
+                } else {
+                    Mode::Pass
+                };
+            }
             _ => return Mode::Pass,
         }
     }
@@ -189,9 +285,11 @@ fn classify(fd: c_int, slot: Sock) -> Mode {
 /// Takes every hook's address, so that whoever calls `patch_*` links the hooks' object
 /// code even if a future rustc stopped linking `#[no_mangle]` symbols unconditionally.
 pub(super) fn keep_linked() {
-    let hooks: [*const (); 25] = [
+    let hooks: [*const (); 58] = [
         sleep::nanosleep as *const (),
         sleep::clock_nanosleep as *const (),
+        sleep::usleep as *const (),
+        sleep::sleep as *const (),
         fd::socket as *const (),
         fd::socketpair as *const (),
         fd::close as *const (),
@@ -212,9 +310,41 @@ pub(super) fn keep_linked() {
         io::sendto as *const (),
         io::sendmsg as *const (),
         poll::poll as *const (),
+        poll::ppoll as *const (),
+        select::select as *const (),
+        select::pselect as *const (),
+        event_loop::epoll_wait as *const (),
+        event_loop::epoll_pwait as *const (),
+        event_loop::epoll_pwait2 as *const (),
         options::setsockopt as *const (),
         options::fcntl as *const (),
         options::ioctl as *const (),
+        process::waitpid as *const (),
+        process::wait as *const (),
+        process::wait4 as *const (),
+        process::waitid as *const (),
+        dns::getaddrinfo as *const (),
+        dns::getnameinfo as *const (),
+        dns::gethostbyname_r as *const (),
+        dns::gethostbyname2_r as *const (),
+        file::open as *const (),
+        file::open64 as *const (),
+        file::openat as *const (),
+        file::openat64 as *const (),
+        file::pread as *const (),
+        file::pread64 as *const (),
+        file::pwrite as *const (),
+        file::pwrite64 as *const (),
+        file::fsync as *const (),
+        file::fdatasync as *const (),
+        // (Counted so that a hook added above without growing the array fails to build.)
+        keep_linked as *const (),
+        keep_linked as *const (),
+        keep_linked as *const (),
+        keep_linked as *const (),
+        keep_linked as *const (),
+        keep_linked as *const (),
+        keep_linked as *const (),
     ];
     std::hint::black_box(hooks);
 }

@@ -1,4 +1,5 @@
-//! Hooks of `setsockopt`, `fcntl` and `ioctl`: the user's view of an adopted socket.
+//! Hooks of `setsockopt`, `fcntl` and `ioctl`: the user's view of an adopted socket (and
+//! of a pipe's `O_NONBLOCK`, which the pipe hooks cache).
 //!
 //! An adopted socket's real fd is non-blocking whatever the user asks: these hooks keep
 //! the user's `O_NONBLOCK` (`F_GETFL`/`F_SETFL`, `FIONBIO`) and `SO_RCVTIMEO`/
@@ -8,7 +9,7 @@
 
 use super::fd::duplicated;
 use super::{errno, set_errno, timeval_to};
-use crate::monkey::fdtable::{self, ADOPTED, Desc, USER_NONBLOCK};
+use crate::monkey::fdtable::{self, ADOPTED, Desc, POLLED, USER_NONBLOCK};
 use crate::monkey::{TRACKING, real, state};
 use libc::{c_int, c_void, socklen_t};
 
@@ -63,11 +64,16 @@ fn adopted(fd: c_int) -> Option<&'static Desc> {
     known(fd).filter(|d| d.settled_state() == ADOPTED)
 }
 
-/// After the kernel's `O_NONBLOCK` was set to the user's `want` on a socket that was not
-/// adopted: if an adoption ran meanwhile (on another thread), it may have read the old
-/// flag, or this call may have made the real fd blocking again: record the user's choice
-/// and make the real fd non-blocking.
+/// After the kernel's `O_NONBLOCK` was set to the user's `want` on an fd that is not an
+/// adopted socket: a pipe's record (POLLED) keeps the kernel's flag as the user's view.
+/// On a socket, if an adoption ran meanwhile (on another thread), it may have read the
+/// old flag, or this call may have made the real fd blocking again: record the user's
+/// choice and make the real fd non-blocking.
 fn user_nonblock_after_forward(fd: c_int, want: bool) {
+    if let Some(desc) = known(fd).filter(|d| d.state() == POLLED) {
+        desc.set_user_nonblock(want);
+        return;
+    }
     if let Some(desc) = adopted(fd) {
         desc.set_user_nonblock(want);
         if !want {

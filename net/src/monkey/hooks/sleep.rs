@@ -1,4 +1,5 @@
-//! Hooks of `nanosleep` and `clock_nanosleep` (what `std::thread::sleep` calls).
+//! Hooks of `nanosleep` and `clock_nanosleep` (what `std::thread::sleep` calls), and of
+//! `usleep` and `sleep`.
 //!
 //! Inside a greenlet, with the sleep patch on, a sleep on a wall or monotonic clock is a
 //! cooperative sleep of the hub; anything else (a plain thread, the patch off, another
@@ -99,4 +100,43 @@ pub unsafe extern "C" fn clock_nanosleep(
         };
     }
     if done { 0 } else { libc::EINTR }
+}
+
+/// Hook for `usleep(3)`.
+///
+/// # Safety
+/// The libc contract of `usleep`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usleep(usec: libc::useconds_t) -> c_int {
+    if state() & SLEEP == 0 || !rt::in_greenlet() {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real::usleep(usec) };
+    }
+    if green_sleep(Duration::from_micros(u64::from(usec))) {
+        0
+    } else {
+        set_errno(libc::EINTR);
+        -1
+    }
+}
+
+/// Hook for `sleep(3)`: returns 0, or the seconds left when a kill ended it early.
+///
+/// # Safety
+/// The libc contract of `sleep`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sleep(secs: libc::c_uint) -> libc::c_uint {
+    if state() & SLEEP == 0 || !rt::in_greenlet() {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real::sleep(secs) };
+    }
+    let start = std::time::Instant::now();
+    let d = Duration::from_secs(u64::from(secs));
+    if green_sleep(d) {
+        0
+    } else {
+        let left = d.saturating_sub(start.elapsed());
+        // Rounded up, as glibc's `sleep` does with the kernel's remainder.
+        left.as_secs() as libc::c_uint + u32::from(left.subsec_nanos() > 0)
+    }
 }

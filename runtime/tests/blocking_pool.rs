@@ -1,0 +1,125 @@
+//! The blocking pool's settings: queueing when full, idle threads exiting, bad input.
+//! The pool is process-wide, so the tests of this file take turns (`SERIAL`).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use green::blocking::{self, Config};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits (cooperatively) until `f` holds, for at most `limit`.
+fn eventually(limit: Duration, f: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        green::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let _s = serial();
+    let before = blocking::config();
+    let e = blocking::configure(Config::new().max_threads(0)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let e = blocking::configure(Config::new().idle_timeout(Duration::ZERO)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(
+        blocking::config(),
+        before,
+        "a refused setting changes nothing"
+    );
+}
+
+#[test]
+fn a_full_pool_queues_callers_in_order() {
+    let _s = serial();
+    blocking::configure(Config::new().max_threads(2)).unwrap();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let t0 = Instant::now();
+    let jobs: Vec<_> = (0..6)
+        .map(|i| {
+            let started = started.clone();
+            green::spawn(move || {
+                green::run_blocking(move || {
+                    started.lock().unwrap().push(i);
+                    std::thread::sleep(Duration::from_millis(100));
+                    i
+                })
+            })
+        })
+        .collect();
+    // While two run, the other four wait in the queue (not failed, not run).
+    assert!(
+        eventually(Duration::from_secs(5), || blocking::stats().queued == 4),
+        "{:?}",
+        blocking::stats()
+    );
+    assert!(blocking::stats().threads <= 2, "{:?}", blocking::stats());
+    let done: Vec<usize> = green::joinall(jobs)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(done, [0, 1, 2, 3, 4, 5]);
+    let order = started.lock().unwrap().clone();
+    // First come, first served: each pair starts before the next pair.
+    let pos = |i: usize| order.iter().position(|&x| x == i).unwrap();
+    for i in 0..6 {
+        for j in (i / 2 + 1) * 2..6 {
+            assert!(pos(i) < pos(j), "job {i} started after job {j}: {order:?}");
+        }
+    }
+    // Three waves of 100 ms on two threads.
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(290), "{took:?}");
+    blocking::configure(Config::new()).unwrap();
+}
+
+#[test]
+fn idle_threads_exit_after_the_idle_timeout() {
+    let _s = serial();
+    blocking::configure(Config::new().idle_timeout(Duration::from_millis(100))).unwrap();
+    let hs: Vec<_> = (0..3)
+        .map(|_| {
+            green::spawn(|| green::run_blocking(|| std::thread::sleep(Duration::from_millis(30))))
+        })
+        .collect();
+    green::joinall(hs);
+    assert!(blocking::stats().threads >= 1);
+    assert!(
+        eventually(Duration::from_secs(5), || blocking::stats().threads == 0),
+        "{:?}",
+        blocking::stats()
+    );
+    blocking::configure(Config::new()).unwrap();
+}
+
+#[test]
+fn raising_the_maximum_starts_threads_for_queued_jobs() {
+    let _s = serial();
+    blocking::configure(Config::new().max_threads(1)).unwrap();
+    let t0 = Instant::now();
+    let jobs: Vec<_> = (0..4)
+        .map(|_| {
+            green::spawn(|| green::run_blocking(|| std::thread::sleep(Duration::from_millis(200))))
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(5), || blocking::stats()
+        .queued
+        == 3));
+    blocking::configure(Config::new().max_threads(4)).unwrap();
+    green::joinall(jobs);
+    // One wave of the first job, then the other three together: about 400 ms, where
+    // one thread would take 800 ms.
+    let took = t0.elapsed();
+    assert!(took < Duration::from_millis(750), "{took:?}");
+    blocking::configure(Config::new()).unwrap();
+}
