@@ -47,7 +47,7 @@ fn lock(p: &Pool) -> std::sync::MutexGuard<'_, PoolState> {
     p.queue.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn execute(job: Job) -> std::io::Result<()> {
+pub(crate) fn execute(job: Job) -> std::io::Result<()> {
     let p = pool();
     let mut st = lock(p);
     st.jobs.push_back(job);

@@ -10,6 +10,7 @@ mod driver;
 mod error;
 mod greenlet;
 mod hub;
+mod monkey_support;
 pub(crate) mod overflow;
 pub mod park;
 mod prefetch;
@@ -31,6 +32,7 @@ pub use blocking::run_blocking;
 /// patch and `block_on` build on. Not covered by semver.
 #[doc(hidden)]
 pub mod __remote {
+    pub use crate::monkey_support::{hold_deferred, run_detached, set_before_poll};
     pub use crate::remote::{RemoteWait, RemoteWaker};
 }
 #[doc(hidden)]

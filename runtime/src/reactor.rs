@@ -344,6 +344,13 @@ fn registered_interest() -> Interest {
 /// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes the
 /// greenlets waiting on them.
 pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
+    let timeout = if h.blocking_pending.get() > 0 {
+        // The monkey patch's check (`monkey_support::set_before_poll`): it may wake
+        // greenlets (then the poll does not wait) or shorten the wait.
+        crate::monkey_support::before_poll(h, timeout)
+    } else {
+        timeout
+    };
     // Wake after releasing the reactor: dropping an unparker may drop a greenlet. The
     // list's allocation is kept in the reactor between polls.
     let res = h.with_reactor(|r| {

@@ -80,7 +80,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 mod fdtable;
 mod hooks;
-mod real;
+pub(crate) mod real;
+mod waiters;
+
+pub use hooks::thread_park::set_park_stall_warning;
 
 /// Sleep hooks active.
 const SLEEP: u8 = 1;
@@ -90,6 +93,13 @@ const NET: u8 = 2;
 /// so that adopted sockets keep working after [`unpatch_all`]).
 const TRACKING: u8 = 4;
 
+/// Sync hooks active: futex waits of greenlets park them, `pthread_join` runs on the
+/// blocking pool.
+const SYNC: u8 = 64;
+/// Some greenlet may wait in the futex table: futex wakes must look at it (sticky, so
+/// that greenlets parked before [`unpatch_all`] are still woken).
+const SYNC_USED: u8 = 128;
+
 /// The global patch state: one relaxed load on every hooked call.
 static STATE: AtomicU8 = AtomicU8::new(0);
 
@@ -98,7 +108,8 @@ fn state() -> u8 {
     STATE.load(Ordering::Relaxed)
 }
 
-/// Patches everything this module knows: [`patch_sleep`] and [`patch_net`]. Idempotent.
+/// Patches everything this module knows: [`patch_sleep`], [`patch_net`] and
+/// [`patch_sync`]. Idempotent.
 ///
 /// Call it first thing in `main`, before creating the sockets that greenlets will use.
 ///
@@ -106,10 +117,12 @@ fn state() -> u8 {
 /// green_net::monkey::patch_all();
 /// green_net::monkey::patch_all(); // harmless
 /// assert!(green_net::monkey::is_sleep_patched() && green_net::monkey::is_net_patched());
+/// assert!(green_net::monkey::is_sync_patched());
 /// ```
 pub fn patch_all() {
     patch_sleep();
     patch_net();
+    patch_sync();
 }
 
 /// Makes `std::thread::sleep` (libc `nanosleep`/`clock_nanosleep`) cooperative inside
@@ -137,6 +150,23 @@ pub fn patch_net() {
     STATE.fetch_or(NET | TRACKING, Ordering::SeqCst);
 }
 
+/// Makes `std::sync` (`Mutex`, `Condvar`, `RwLock`, `Once`/`OnceLock`, `Barrier`, channels),
+/// `std::thread::park` and `JoinHandle::join` cooperative inside greenlets, like gevent's
+/// `patch_thread`: their futex waits park the greenlet (hooked `syscall(SYS_futex)`),
+/// and joining an OS thread waits on the blocking pool. Idempotent. See the guide's
+/// chapter 5 for what is covered and what is not.
+///
+/// ```no_run
+/// green_net::monkey::patch_sync();
+/// assert!(green_net::monkey::is_sync_patched());
+/// ```
+pub fn patch_sync() {
+    real::resolve_all();
+    hooks::keep_sync_linked();
+    green_runtime::__remote::set_before_poll(hooks::thread_park::before_poll);
+    STATE.fetch_or(SYNC | SYNC_USED, Ordering::SeqCst);
+}
+
 /// Turns the patches off: sleeps block again, new sockets are not tracked. Sockets
 /// already switched to non-blocking mode under the hood keep their cooperative
 /// behaviour (and their blocking semantics for the user) until they are closed.
@@ -147,7 +177,7 @@ pub fn patch_net() {
 /// assert!(!green_net::monkey::is_patched());
 /// ```
 pub fn unpatch_all() {
-    STATE.fetch_and(!(SLEEP | NET), Ordering::SeqCst);
+    STATE.fetch_and(!(SLEEP | NET | SYNC), Ordering::SeqCst);
 }
 
 /// True if any patch is on.
@@ -158,7 +188,7 @@ pub fn unpatch_all() {
 /// }
 /// ```
 pub fn is_patched() -> bool {
-    state() & (SLEEP | NET) != 0
+    state() & (SLEEP | NET | SYNC) != 0
 }
 
 /// True if [`patch_sleep`] is in effect.
@@ -177,6 +207,15 @@ pub fn is_sleep_patched() -> bool {
 /// ```
 pub fn is_net_patched() -> bool {
     state() & NET != 0
+}
+
+/// True if [`patch_sync`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_sync_patched();
+/// ```
+pub fn is_sync_patched() -> bool {
+    state() & SYNC != 0
 }
 
 /// The runtime services the hooks need (a thin seam over `green_runtime`).

@@ -1,7 +1,9 @@
 //! The interposed libc entry points, one file per concern: [`sleep`] (`nanosleep`,
 //! `clock_nanosleep`), [`fd`] (socket creation, `dup*`, `close`), [`connect`], [`accept`]
 //! (with its back-off), [`io`] (the read/write/recv/send family), [`poll`] and
-//! [`options`] (`setsockopt`, `fcntl`, `ioctl`). This file holds what they share: `errno`,
+//! [`options`] (`setsockopt`, `fcntl`, `ioctl`); `futex` (`syscall(SYS_futex)`: std's
+//! locks, condition variables and `Once`), [`thread_park`] (`std::thread::park`'s
+//! per-thread word) and [`thread`] (`pthread_join`). This file holds what they share: `errno`,
 //! [`guarded`], the classification of an fd ([`mode`]) and the adoption of a socket; and
 //! [`wait`] how they wait for readiness.
 //!
@@ -31,10 +33,13 @@ use std::time::Duration;
 mod accept;
 mod connect;
 mod fd;
+mod futex;
 mod io;
 mod options;
 mod poll;
 mod sleep;
+mod thread;
+pub(super) mod thread_park;
 mod wait;
 
 fn errno() -> c_int {
@@ -217,4 +222,10 @@ pub(super) fn keep_linked() {
         options::ioctl as *const (),
     ];
     std::hint::black_box(hooks);
+}
+
+/// [`keep_linked`] for the sync hooks (`syscall`, `pthread_join`).
+pub(super) fn keep_sync_linked() {
+    futex::keep_linked();
+    std::hint::black_box(thread::pthread_join as *const ());
 }
