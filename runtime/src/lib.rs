@@ -32,7 +32,7 @@ pub use blocking::run_blocking;
 /// patch and `block_on` build on. Not covered by semver.
 #[doc(hidden)]
 pub mod __remote {
-    pub use crate::monkey_support::{hold_deferred, run_detached, set_before_poll};
+    pub use crate::monkey_support::{hold_deferred, run_detached, set_poll_hooks};
     pub use crate::remote::{RemoteWait, RemoteWaker};
 }
 #[doc(hidden)]

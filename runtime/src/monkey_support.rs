@@ -4,8 +4,9 @@
 //! - [`hold_deferred`]: park inside a call that cannot fail (a futex wait under
 //!   `Mutex::lock`, a thread join) while a kill is already deferred, instead of
 //!   raising it at once;
-//! - [`set_before_poll`]: one function every hub calls right before it polls its
-//!   reactor, which may wake greenlets or shorten the poll;
+//! - [`set_poll_hooks`]: functions every hub calls right before and after it polls its
+//!   reactor (while greenlets wait for other threads), which may wake greenlets or
+//!   shorten the poll;
 //! - [`run_detached`]: start a job on the blocking pool without waiting for it.
 //!
 //! Reached through `green::__remote`; not covered by semver.
@@ -87,45 +88,68 @@ impl Drop for Restore {
     }
 }
 
-/// The function set with [`set_before_poll`] (0: none).
+/// The functions set with [`set_poll_hooks`] (0: none).
 static BEFORE_POLL: AtomicUsize = AtomicUsize::new(0);
+static AFTER_POLL: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets the function every hub calls on its own thread right before it polls its
-/// reactor for IO and cross-thread wakes (with or without blocking), while greenlets
-/// wait for other threads (a [`RemoteWait`](crate::remote::RemoteWait) exists). It
-/// returns when it must be called again at the latest (the poll then waits no longer),
-/// or `None`. It runs in the hub: it must not block or switch; it may wake greenlets
-/// (the poll then does not wait). One per process: a later call replaces it.
+/// Sets the functions every hub calls on its own thread around each poll of its
+/// reactor for IO and cross-thread wakes, while greenlets wait for other threads (a
+/// [`RemoteWait`](crate::remote::RemoteWait) exists):
+///
+/// - `before(blocking)` right before the poll; `blocking` says whether the poll may
+///   wait (nothing else is ready to run). It returns when it must be called again at
+///   the latest (the poll then waits no longer), or `None`. If it wakes a greenlet, the
+///   poll does not wait.
+/// - `after()` right after the poll, before any greenlet runs.
+///
+/// They run in the hub: they must not block or switch; they may wake greenlets. One
+/// pair per process: a later call replaces it.
 ///
 /// ```
-/// fn check() -> Option<std::time::Instant> { None }
-/// green::__remote::set_before_poll(check);
+/// fn before(_blocking: bool) -> Option<std::time::Instant> { None }
+/// fn after() {}
+/// green::__remote::set_poll_hooks(before, after);
 /// ```
-pub fn set_before_poll(f: fn() -> Option<Instant>) {
-    BEFORE_POLL.store(f as usize, Ordering::Release);
+pub fn set_poll_hooks(before: fn(bool) -> Option<Instant>, after: fn()) {
+    AFTER_POLL.store(after as usize, Ordering::Release);
+    BEFORE_POLL.store(before as usize, Ordering::Release);
 }
 
-/// Calls the function of [`set_before_poll`], if any, before a poll of `h` for at most
-/// `timeout`; returns the poll's timeout: zero if the function woke a greenlet,
-/// shortened to its deadline otherwise.
+/// A poll of `h` for at most `timeout` by `poll`, with the hooks of [`set_poll_hooks`]
+/// around it: `before`'s deadline shortens the wait, and a greenlet it woke makes the
+/// poll not wait at all.
 #[cold]
-pub(crate) fn before_poll(h: &crate::hub::Hub, timeout: Option<Duration>) -> Option<Duration> {
-    let p = BEFORE_POLL.load(Ordering::Acquire);
-    if p == 0 {
-        return timeout;
+pub(crate) fn poll_hooked(
+    h: &crate::hub::Hub,
+    timeout: Option<Duration>,
+    poll: fn(&crate::hub::Hub, Option<Duration>),
+) {
+    let before = BEFORE_POLL.load(Ordering::Acquire);
+    if before == 0 {
+        return poll(h, timeout);
     }
-    // SAFETY: only `set_before_poll` stores here, and it stores a `fn() -> Option<Instant>`.
-    let f = unsafe { std::mem::transmute::<usize, fn() -> Option<Instant>>(p) };
-    let next = crate::driver::run_hub_callback(f).flatten();
-    if !h.ready.is_empty() {
-        return Some(Duration::ZERO);
-    }
-    match next {
-        Some(at) => {
-            let left = at.saturating_duration_since(Instant::now());
-            Some(timeout.map_or(left, |t| t.min(left)))
+    // SAFETY: only `set_poll_hooks` stores here, and it stores a
+    // `fn(bool) -> Option<Instant>`.
+    let before = unsafe { std::mem::transmute::<usize, fn(bool) -> Option<Instant>>(before) };
+    let blocking = timeout != Some(Duration::ZERO);
+    let next = crate::driver::run_hub_callback(|| before(blocking)).flatten();
+    let timeout = if !h.ready.is_empty() {
+        Some(Duration::ZERO)
+    } else {
+        match next {
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                Some(timeout.map_or(left, |t| t.min(left)))
+            }
+            None => timeout,
         }
-        None => timeout,
+    };
+    poll(h, timeout);
+    let after = AFTER_POLL.load(Ordering::Acquire);
+    if after != 0 {
+        // SAFETY: only `set_poll_hooks` stores here, and it stores a `fn()`.
+        let after = unsafe { std::mem::transmute::<usize, fn()>(after) };
+        crate::driver::run_hub_callback(after);
     }
 }
 

@@ -344,13 +344,16 @@ fn registered_interest() -> Interest {
 /// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes the
 /// greenlets waiting on them.
 pub(crate) fn poll(h: &Hub, timeout: Option<Duration>) {
-    let timeout = if h.blocking_pending.get() > 0 {
-        // The monkey patch's check (`monkey_support::set_before_poll`): it may wake
-        // greenlets (then the poll does not wait) or shorten the wait.
-        crate::monkey_support::before_poll(h, timeout)
-    } else {
-        timeout
-    };
+    if h.blocking_pending.get() > 0 {
+        // The monkey patch's hooks around the poll (`monkey_support::set_poll_hooks`).
+        return crate::monkey_support::poll_hooked(h, timeout, poll_reactor);
+    }
+    poll_reactor(h, timeout)
+}
+
+/// [`poll`] itself.
+#[inline]
+fn poll_reactor(h: &Hub, timeout: Option<Duration>) {
     // Wake after releasing the reactor: dropping an unparker may drop a greenlet. The
     // list's allocation is kept in the reactor between polls.
     let res = h.with_reactor(|r| {

@@ -163,7 +163,10 @@ pub fn patch_net() {
 pub fn patch_sync() {
     real::resolve_all();
     hooks::keep_sync_linked();
-    green_runtime::__remote::set_before_poll(hooks::thread_park::before_poll);
+    green_runtime::__remote::set_poll_hooks(
+        hooks::thread_park::before_poll,
+        hooks::thread_park::after_poll,
+    );
     STATE.fetch_or(SYNC | SYNC_USED, Ordering::SeqCst);
 }
 

@@ -177,13 +177,6 @@ impl Node {
     }
 }
 
-impl Node {
-    /// The shared state of the parker word this node waits through, if it does.
-    pub(crate) fn parker(&self) -> Option<&Arc<ParkShared>> {
-        self.parker.as_ref()
-    }
-}
-
 /// The bucket of a futex address, locked.
 pub(crate) struct Locked {
     b: &'static Bucket,

@@ -12,9 +12,14 @@
 //! once for ever (a spin), and an `unpark` seeing that value calls no `futex_wake` (a
 //! lost wake-up).
 //!
-//! So the hook recognises the word and treats it as a condition that concerns every
-//! greenlet parked through it (an `unpark` is for "the thread", and every user of `park`
-//! checks its own condition again after waking):
+//! Nor can the word simply be kept at `PARKED` while greenlets are parked through it:
+//! std's `futex_wait` checks the word before the system call, so a second greenlet's
+//! `park` (whose `fetch_sub` leaves `u32::MAX - 1`) would spin in std's loop without
+//! ever reaching the hook. And while the word reads anything but `PARKED`, an `unpark`
+//! from another thread is a silent store. So the hook recognises the word, treats it as
+//! a condition that concerns every greenlet parked through it (an `unpark` is for "the
+//! thread", and every user of `park` checks its own condition again after waking), and
+//! keeps it in the state that suits what the thread is doing:
 //!
 //! - **Identifying the word.** The first time a greenlet of a thread waits for `PARKED`
 //!   on an unknown word, the hook calls `thread::current().unpark()` with a thread-local
@@ -22,22 +27,25 @@
 //!   calls `futex_wake` on it, which the hook records instead of waking anyone. The word
 //!   now holds a token, so the wait returns at once and `park` returns (a spurious
 //!   wake-up, which `park` allows). A probe never takes a token away.
-//! - **Every greenlet gets its wake.** While greenlets are parked through the word, the
-//!   hook keeps it at `PARKED`: it repairs `u32::MAX - 1` (and `EMPTY`) when a greenlet
-//!   parks, and the hub re-arms it right before it polls. So an `unpark` from any thread
-//!   calls `futex_wake`, and the hook then wakes **all** the greenlets parked through the
-//!   word. Each of them, resumed inside the hook, stores `NOTIFIED` just before its wait
-//!   returns, so that its own `park` consumes a token and returns. A greenlet that finds
-//!   `NOTIFIED` when it parks wakes the others and returns at once (it consumes the
-//!   token).
-//! - **The window.** After a greenlet's `park` returns, std has stored `EMPTY` while
-//!   others may still be parked, and until the hub re-arms the word an `unpark` from
-//!   another thread leaves a token without calling `futex_wake`. The hub sees that token
-//!   when it re-arms and wakes them all, unless a greenlet of this thread called `park`
-//!   meanwhile and consumed it (std's `fetch_sub` takes it without any call the hook can
-//!   see). The hook cannot tell that from a `park` that found no token, so after every
-//!   such window it wakes the parked greenlets once more a little later (10 ms, doubling
-//!   up to 1 s while nothing else wakes them): a wake-up can be late, never lost.
+//! - **While greenlets run, the word reads `EMPTY`.** A greenlet that parks through the
+//!   hook leaves it `EMPTY` (it was `PARKED` by its own `fetch_sub`), so the next one's
+//!   `fetch_sub` also makes `PARKED` and reaches the hook.
+//! - **While the hub sleeps, the word reads `PARKED`.** Right before the hub waits in its
+//!   poll with greenlets parked through the word, it stores `PARKED` (no greenlet can
+//!   call `park` until it wakes), and takes it back right after. An `unpark` from another
+//!   thread then calls `futex_wake`, which the hook turns into a wake-up of the hub.
+//! - **Every greenlet gets its wake.** A wake through the futex wakes **all** the
+//!   greenlets parked through the word. Each of them, resumed inside the hook, stores
+//!   `NOTIFIED` just before its wait returns, so that its own `park` consumes a token and
+//!   returns. A token that an `unpark` left while the word read `EMPTY` is seen by the
+//!   next poll of the hub (busy or not), or by the next greenlet resumed in the hook, and
+//!   wakes them all too.
+//! - **A token can be taken unseen.** While greenlets run, a greenlet's `park` can
+//!   consume a token meant for another (std's `fetch_sub` takes it without any call the
+//!   hook can see), and nothing tells that apart from a `park` that found no token. So
+//!   while greenlets are parked through the word and others run, the hook wakes them all
+//!   again every so often (10 ms, doubling up to 1 s while no wake comes through the
+//!   futex): a wake-up can be late, never lost.
 //! - **What cannot work is reported.** std's and crossbeam's channels never wake a
 //!   waiter of the sender's own OS thread (they skip it on purpose, by thread id), so two
 //!   greenlets of one thread can never hand each other messages through them when one
@@ -46,8 +54,8 @@
 //!   default, [`set_park_stall_warning`]) with no wake-up at all, it logs a warning that
 //!   names the likely cause and green's channels as the way out.
 //! - A `park` from the hub itself (a timer callback or a link) while greenlets are parked
-//!   through the word blocks the thread, as any blocking call there does; the hook
-//!   repairs the word first (it would spin) and logs an error.
+//!   through the word blocks the thread, as any blocking call there does; wakes then
+//!   reach the kernel too, and the hook logs an error.
 //!
 //! Words of other libraries kept in thread-local storage and waited on with plain
 //! `FUTEX_WAIT` (parking_lot's per-thread parker) cannot be shared between greenlets at
@@ -62,6 +70,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+const EMPTY: u32 = 0;
 const NOTIFIED: u32 = 1;
 /// What a parked thread's word holds.
 pub(super) const PARKED: u32 = u32::MAX;
@@ -97,10 +106,10 @@ struct Park {
     addr: Cell<usize>,
     /// Greenlets of this thread inside [`wait`] (queued or woken, not returned yet).
     inside: Cell<usize>,
-    /// A greenlet returned from `park` while others stayed queued, and the word has not
-    /// been re-armed since (the window of the module's notes).
-    unarmed: Cell<bool>,
-    /// When to wake the queued greenlets after a window; its next delay.
+    /// The hub stored `PARKED` for its poll (see [`before_poll`]).
+    armed: Cell<bool>,
+    /// When to wake the queued greenlets again (a token may have been taken unseen);
+    /// the delay after which the next such wake-up comes.
     safety_at: Cell<Option<Instant>>,
     delay: Cell<Duration>,
     /// Since when greenlets have waited with no wake-up through the futex; whether
@@ -116,7 +125,7 @@ thread_local! {
         Park {
             addr: Cell::new(0),
             inside: Cell::new(0),
-            unarmed: Cell::new(false),
+            armed: Cell::new(false),
             safety_at: Cell::new(None),
             delay: Cell::new(SAFETY_MIN),
             stall_since: Cell::new(None),
@@ -134,7 +143,8 @@ impl Park {
         self.shared.get_or_init(Arc::default).clone()
     }
 
-    /// Wakes the queued greenlets once more at the latest after the current delay.
+    /// Wakes the queued greenlets again after the current delay at the latest: greenlets
+    /// run while some are parked, so a token may be taken unseen.
     fn schedule_safety(&self, now: Instant) {
         if self.safety_at.get().is_none() {
             self.safety_at.set(Some(now + self.delay.get()));
@@ -208,24 +218,23 @@ unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_lon
         let _hook = Flag::set(futex::IN_HOOK);
         let mut b = waiters::lock(addr);
         b.count_waiter();
-        // Make the word read PARKED, or find a token.
+        // This greenlet's fetch_sub made the word PARKED: make it EMPTY again, for the
+        // next greenlet's park, or find a token.
         loop {
             match word.load(Ordering::Relaxed) {
                 NOTIFIED => {
                     // An unpark came after this greenlet's fetch_sub: it returns (std
-                    // consumes the token), the others check their conditions too.
+                    // consumes the token); the others check their conditions too.
                     b.uncount_waiter();
                     take_all(&mut b, addr, &mut woken);
                     drop(b);
                     woken.wake();
                     return fail(libc::EAGAIN);
                 }
-                PARKED => break,
-                // u32::MAX - 1: another greenlet is parked (its fetch_sub came first);
-                // EMPTY: the word was not re-armed after a window.
+                EMPTY => break,
                 v => {
                     if word
-                        .compare_exchange(v, PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                        .compare_exchange(v, EMPTY, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok()
                     {
                         break;
@@ -240,17 +249,14 @@ unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_lon
         // SAFETY: `node` stays in this frame until it is dequeued below.
         unsafe { b.enqueue(&node) };
         p.inside.set(p.inside.get() + 1);
+        // Others run while this one is parked: a token meant for it may be taken unseen.
         let now = Instant::now();
-        if p.unarmed.replace(false) {
-            // The word reads PARKED again: the window is closed. A token may have been
-            // consumed in it by a park of this greenlet.
-            p.schedule_safety(now);
-        }
+        p.schedule_safety(now);
         if p.stall_since.get().is_none() {
             p.stall_since.set(Some(now));
         }
     }
-    let (parked, was_woken) = loop {
+    loop {
         let r = futex::park(&wait, deadline);
         let _hook = Flag::set(futex::IN_HOOK);
         let mut b = waiters::lock(addr);
@@ -260,28 +266,25 @@ unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_lon
             continue;
         }
         b.dequeue(&node);
-        // A token left without a futex_wake (the word was not armed) may be meant for a
-        // greenlet still queued: they all check.
+        // A token left while the word read EMPTY may be meant for a greenlet still
+        // queued: they all check.
         if word.load(Ordering::Relaxed) == NOTIFIED {
             take_all(&mut b, addr, &mut woken);
         }
         p.inside.set(p.inside.get() - 1);
-        if node_shared_linked(&node) {
-            p.unarmed.set(true);
+        if p.shared().linked.load(Ordering::Relaxed) > 0 {
+            // This one runs on while others stay parked.
+            p.schedule_safety(Instant::now());
         }
-        if was_woken || r != Parked::TimedOut {
+        let timed_out = !was_woken && r == Parked::TimedOut;
+        if !timed_out {
             // Woken, killed (a spurious wake-up for `park`), or refused by the hub:
             // `park`'s CAS consumes this token and it returns.
             word.store(NOTIFIED, Ordering::Release);
         }
         drop(b);
         woken.wake();
-        break (r, was_woken);
-    };
-    if was_woken || parked != Parked::TimedOut {
-        0
-    } else {
-        fail(libc::ETIMEDOUT)
+        return if timed_out { fail(libc::ETIMEDOUT) } else { 0 };
     }
 }
 
@@ -289,15 +292,9 @@ fn futex_passed(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
 }
 
-/// Whether other greenlets are still queued on the word of `node`.
-fn node_shared_linked(node: &Node) -> bool {
-    node.parker()
-        .is_some_and(|s| s.linked.load(Ordering::Relaxed) > 0)
-}
-
-/// A futex wait outside a greenlet (a plain thread, the hub, no hub): glibc's, except
-/// that a `park` from the hub while greenlets of its thread are parked through the word
-/// first repairs the word (see the module's notes).
+/// A futex wait outside a greenlet (a plain thread, the hub, no hub): glibc's; a `park`
+/// from the hub while greenlets of its thread are parked through the word is reported,
+/// and wakes of the word then reach the kernel too.
 ///
 /// # Safety
 /// As the futex hook's.
@@ -319,28 +316,18 @@ pub(super) unsafe fn outside_greenlet(a: Args) -> c_long {
     );
     let shared = PARK.with(|p| p.shared());
     shared.kernel_waiting.store(true, Ordering::SeqCst);
-    {
-        let _hook = Flag::set(futex::IN_HOOK);
-        let _b = waiters::lock(addr);
-        // SAFETY: the caller's contract.
-        let word = unsafe { futex::word(addr) };
-        let v = word.load(Ordering::Relaxed);
-        if v != NOTIFIED && v != PARKED {
-            let _ = word.compare_exchange(v, PARKED, Ordering::Relaxed, Ordering::Relaxed);
-        }
-    }
     // SAFETY: forwarded to the caller.
     let r = unsafe { a.forward() };
     shared.kernel_waiting.store(false, Ordering::SeqCst);
-    PARK.with(|p| p.unarmed.set(true));
     r
 }
 
-/// The hub's check right before it polls (registered by `patch_sync`): re-arms this
-/// thread's parker word while greenlets are parked through it, wakes them for a token
-/// left without a `futex_wake` or when the wake-up after a window is due, and reports a
-/// stall. Returns when the hub must look again.
-pub(crate) fn before_poll() -> Option<Instant> {
+/// The hub's check right before it polls (registered by `patch_sync`), while greenlets
+/// are parked through this thread's word: wakes them all for a token left while the
+/// word read `EMPTY`, or when the wake-up after a busy spell is due; before a poll that
+/// may wait, stores `PARKED` (see [`after_poll`]); reports a stall. Returns when the
+/// hub must look again.
+pub(crate) fn before_poll(blocking: bool) -> Option<Instant> {
     PARK.try_with(|p| {
         if p.inside.get() == 0 {
             p.stall_since.set(None);
@@ -363,26 +350,10 @@ pub(crate) fn before_poll() -> Option<Instant> {
                 // SAFETY: greenlets of this thread are parked in `park` on this word,
                 // which lives in their `Thread`.
                 let word = unsafe { futex::word(addr) };
-                let mut all = false;
-                loop {
-                    match word.load(Ordering::Relaxed) {
-                        NOTIFIED => {
-                            all = true;
-                            progress = true;
-                            break;
-                        }
-                        PARKED => break,
-                        v => {
-                            if word
-                                .compare_exchange(v, PARKED, Ordering::Relaxed, Ordering::Relaxed)
-                                .is_ok()
-                            {
-                                break;
-                            }
-                        }
-                    }
-                }
-                if p.unarmed.replace(false) {
+                let mut all = word.load(Ordering::Relaxed) == NOTIFIED;
+                progress |= all;
+                if !blocking {
+                    // Greenlets run on: a token may be taken unseen meanwhile.
                     p.schedule_safety(now);
                 }
                 if p.safety_at.get().is_some_and(|t| t <= now) {
@@ -390,11 +361,19 @@ pub(crate) fn before_poll() -> Option<Instant> {
                     p.delay.set((p.delay.get() * 2).min(SAFETY_MAX));
                     all = true;
                 }
+                if !all && blocking {
+                    // No greenlet runs until the poll ends: an unpark from now on
+                    // calls futex_wake. A failed CAS means a token came.
+                    let armed = word
+                        .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok();
+                    p.armed.set(armed);
+                    all = !armed;
+                }
                 if all {
                     take_all(&mut b, addr, &mut woken);
                 }
             } else {
-                p.unarmed.set(false);
                 p.safety_at.set(None);
             }
         }
@@ -420,6 +399,26 @@ pub(crate) fn before_poll() -> Option<Instant> {
     })
     .ok()
     .flatten()
+}
+
+/// The hub's step right after a poll that [`before_poll`] armed: the word reads
+/// `EMPTY` again before any greenlet runs (a token that came stays, for the greenlets
+/// its futex wake woke), and greenlets are about to run while others stay parked.
+pub(crate) fn after_poll() {
+    let _ = PARK.try_with(|p| {
+        if !p.armed.replace(false) {
+            return;
+        }
+        let addr = p.addr.get();
+        let _hook = Flag::set(futex::IN_HOOK);
+        let _b = waiters::lock(addr);
+        // SAFETY: as in `before_poll`: greenlets are parked through this word.
+        let word = unsafe { futex::word(addr) };
+        let _ = word.compare_exchange(PARKED, EMPTY, Ordering::Relaxed, Ordering::Relaxed);
+        if p.shared().linked.load(Ordering::Relaxed) > 0 {
+            p.schedule_safety(Instant::now());
+        }
+    });
 }
 
 #[cold]

@@ -1,0 +1,87 @@
+//! rustls over std sockets: a TLS server and 20 clients, all greenlets of one thread;
+//! the server answers each line after 100 ms.
+
+mod common;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    // ring builds without a C toolchain of its own; post-quantum key exchange (what the
+    // deprecation is about) does not matter on loopback.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert: CertificateDer<'static> = key.cert.der().clone();
+    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], private)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+#[test]
+fn twenty_concurrent_tls_sessions() {
+    common::setup();
+    let (server_cfg, client_cfg) = configs();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = 20;
+    let server = green::spawn(move || {
+        let mut conns = Vec::new();
+        for _ in 0..n {
+            let (s, _) = l.accept().unwrap();
+            let cfg = server_cfg.clone();
+            conns.push(green::spawn(move || {
+                let conn = rustls::ServerConnection::new(cfg).unwrap();
+                let mut tls = BufReader::new(rustls::StreamOwned::new(conn, s));
+                let mut line = String::new();
+                tls.read_line(&mut line).unwrap();
+                thread::sleep(Duration::from_millis(100)); // patched
+                let tls = tls.get_mut();
+                tls.write_all(format!("echo {line}").as_bytes()).unwrap();
+                tls.conn.send_close_notify();
+                tls.flush().unwrap();
+            }));
+        }
+        for r in green::joinall(conns) {
+            r.unwrap();
+        }
+    });
+    let t = Instant::now();
+    let clients: Vec<_> = (0..n)
+        .map(|i| {
+            let cfg = client_cfg.clone();
+            green::spawn(move || {
+                let name = ServerName::try_from("localhost").unwrap();
+                let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+                let s = TcpStream::connect(addr).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                writeln!(tls, "{i}").unwrap();
+                let mut reply = String::new();
+                BufReader::new(tls).read_line(&mut reply).unwrap();
+                reply
+            })
+        })
+        .collect();
+    for (i, r) in green::joinall(clients).into_iter().enumerate() {
+        assert_eq!(r.unwrap(), format!("echo {i}\n"));
+    }
+    let took = t.elapsed();
+    server.join().unwrap();
+    common::assert_concurrent("TLS sessions", took, n, Duration::from_millis(100));
+}
