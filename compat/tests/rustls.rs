@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
     // ring builds without a C toolchain of its own; post-quantum key exchange (what the
@@ -41,47 +41,30 @@ fn twenty_concurrent_tls_sessions() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let n = 20;
-    let server = green::spawn(move || {
-        let mut conns = Vec::new();
-        for _ in 0..n {
-            let (s, _) = l.accept().unwrap();
-            let cfg = server_cfg.clone();
-            conns.push(green::spawn(move || {
-                let conn = rustls::ServerConnection::new(cfg).unwrap();
-                let mut tls = BufReader::new(rustls::StreamOwned::new(conn, s));
-                let mut line = String::new();
-                tls.read_line(&mut line).unwrap();
-                thread::sleep(Duration::from_millis(100)); // patched
-                let tls = tls.get_mut();
-                tls.write_all(format!("echo {line}").as_bytes()).unwrap();
-                tls.conn.send_close_notify();
-                tls.flush().unwrap();
-            }));
-        }
-        for r in green::joinall(conns) {
-            r.unwrap();
-        }
+    let server = common::serve_n(l, n, move |s| {
+        let conn = rustls::ServerConnection::new(server_cfg.clone()).unwrap();
+        let mut tls = BufReader::new(rustls::StreamOwned::new(conn, s));
+        let mut line = String::new();
+        tls.read_line(&mut line).unwrap();
+        thread::sleep(Duration::from_millis(100)); // patched
+        let tls = tls.get_mut();
+        tls.write_all(format!("echo {line}").as_bytes()).unwrap();
+        tls.conn.send_close_notify();
+        tls.flush().unwrap();
     });
-    let t = Instant::now();
-    let clients: Vec<_> = (0..n)
-        .map(|i| {
-            let cfg = client_cfg.clone();
-            green::spawn(move || {
-                let name = ServerName::try_from("localhost").unwrap();
-                let conn = rustls::ClientConnection::new(cfg, name).unwrap();
-                let s = TcpStream::connect(addr).unwrap();
-                let mut tls = rustls::StreamOwned::new(conn, s);
-                writeln!(tls, "{i}").unwrap();
-                let mut reply = String::new();
-                BufReader::new(tls).read_line(&mut reply).unwrap();
-                reply
-            })
-        })
-        .collect();
-    for (i, r) in green::joinall(clients).into_iter().enumerate() {
-        assert_eq!(r.unwrap(), format!("echo {i}\n"));
+    let (replies, took) = common::clients(n, move |i| {
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(client_cfg.clone(), name).unwrap();
+        let s = TcpStream::connect(addr).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        writeln!(tls, "{i}").unwrap();
+        let mut reply = String::new();
+        BufReader::new(tls).read_line(&mut reply).unwrap();
+        reply
+    });
+    for (i, r) in replies.into_iter().enumerate() {
+        assert_eq!(r, format!("echo {i}\n"));
     }
-    let took = t.elapsed();
     server.join().unwrap();
     common::assert_concurrent("TLS sessions", took, n, Duration::from_millis(100));
 }

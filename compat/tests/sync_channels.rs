@@ -11,20 +11,6 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn ticker() -> (Rc<Cell<bool>>, green::JoinHandle<u32>) {
-    let stop = Rc::new(Cell::new(false));
-    let s = stop.clone();
-    let h = green::spawn(move || {
-        let mut n = 0;
-        while !s.get() {
-            green::sleep(Duration::from_millis(5));
-            n += 1;
-        }
-        n
-    });
-    (stop, h)
-}
-
 /// Sends `n` numbers, pausing now and then (so that the receiver waits often).
 fn producer<S: Send + 'static>(send: impl Fn(u32) -> S + Send + 'static, n: u32, every: u32) {
     thread::spawn(move || {
@@ -57,7 +43,7 @@ fn two_consumers_on_two_std_channels_fed_by_threads() {
 #[test]
 fn many_greenlets_wait_on_std_channels_at_once() {
     common::setup();
-    let (stop, tick) = ticker();
+    let (stop, tick) = common::ticker();
     let n = 100;
     let t = Instant::now();
     let hs: Vec<_> = (0..n)
@@ -197,7 +183,7 @@ fn crossbeam_select_in_a_greenlet() {
     common::setup();
     let (tx1, rx1) = crossbeam_channel::unbounded::<u32>();
     let (tx2, rx2) = crossbeam_channel::unbounded::<u32>();
-    let (stop, tick) = ticker();
+    let (stop, tick) = common::ticker();
     let t = thread::spawn(move || {
         thread::sleep(Duration::from_millis(40));
         tx2.send(2).unwrap();
@@ -220,7 +206,7 @@ fn crossbeam_select_in_a_greenlet() {
 #[test]
 fn scoped_threads_from_a_greenlet() {
     common::setup();
-    let (stop, tick) = ticker();
+    let (stop, tick) = common::ticker();
     let mut data = vec![1u64; 1000];
     thread::scope(|s| {
         for chunk in data.chunks_mut(250) {

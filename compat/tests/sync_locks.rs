@@ -9,26 +9,11 @@ use std::sync::{Arc, Barrier, Condvar, Mutex, OnceLock, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Counts 5 ms ticks until stopped: proof that the hub ran meanwhile.
-fn ticker() -> (Rc<Cell<bool>>, green::JoinHandle<u32>) {
-    let stop = Rc::new(Cell::new(false));
-    let s = stop.clone();
-    let h = green::spawn(move || {
-        let mut n = 0;
-        while !s.get() {
-            green::sleep(Duration::from_millis(5));
-            n += 1;
-        }
-        n
-    });
-    (stop, h)
-}
-
 #[test]
 fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
     common::setup();
     let m = Arc::new(Mutex::new(Vec::new()));
-    let (stop, tick) = ticker();
+    let (stop, tick) = common::ticker();
     let t = Instant::now();
     let hs: Vec<_> = (0..10)
         .map(|i| {
@@ -153,7 +138,7 @@ fn condvar_wait_timeout_in_greenlets_overlaps() {
 fn condvar_notified_from_a_plain_thread() {
     common::setup();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
-    let (stop, tick) = ticker();
+    let (stop, tick) = common::ticker();
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let p = pair.clone();
@@ -230,7 +215,7 @@ fn a_barrier_of_greenlets() {
 fn oncelock_waiters_park_while_the_initialiser_sleeps() {
     common::setup();
     static CELL: OnceLock<u32> = OnceLock::new();
-    let (stop, tick) = ticker();
+    let (stop, tick) = common::ticker();
     let init = green::spawn(|| {
         *CELL.get_or_init(|| {
             thread::sleep(Duration::from_millis(60)); // patched: others run

@@ -118,13 +118,12 @@ impl Hub {
     fn new() -> Hub {
         let main = Greenlet::root(Kind::Main, None);
         let hub = Greenlet::root(Kind::Hub, Some(main.clone()));
-        CONTEXT.with(|c| c.set(CTX_MAIN));
         CURRENT.with(|c| c.set(Rc::as_ptr(&*main.0)));
         static NEXT_HUB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         HUB_ID.with(|c| c.set(NEXT_HUB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
         crate::overflow::install();
         crate::overflow::ensure_altstack();
-        Hub {
+        let made = Hub {
             main,
             hub,
             ready: crate::ready::ReadyQueue::new(),
@@ -142,7 +141,13 @@ impl Hub {
             monitoring: Cell::new(false),
             xfer_input: Cell::new(None),
             xfer_output: Cell::new(None),
-        }
+        };
+        // Last: from here on the monkey patch's hooks see a greenlet context and may park
+        // through this hub. Making it can wait on a `Once` (another thread's hub
+        // installing the overflow handler or probing the guard kind), and a hook must not
+        // use the hub before it exists (that would create a second one).
+        CONTEXT.with(|c| c.set(CTX_MAIN));
+        made
     }
 
     /// The running greenlet.

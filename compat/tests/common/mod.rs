@@ -109,3 +109,56 @@ fn serve(conn: TcpStream, delay: Duration) {
         }
     }
 }
+
+/// A greenlet that counts 5 ms ticks until told to stop: proof that the hub ran while
+/// others waited.
+pub fn ticker() -> (std::rc::Rc<std::cell::Cell<bool>>, green::JoinHandle<u32>) {
+    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+    let s = stop.clone();
+    let h = green::spawn(move || {
+        let mut n = 0;
+        while !s.get() {
+            green::sleep(Duration::from_millis(5));
+            n += 1;
+        }
+        n
+    });
+    (stop, h)
+}
+
+/// Accepts `n` connections on `l`, each served by `serve` in a greenlet of its own; the
+/// handle ends when all of them are served.
+pub fn serve_n(
+    l: TcpListener,
+    n: u32,
+    serve: impl Fn(TcpStream) + Clone + 'static,
+) -> green::JoinHandle<()> {
+    green::spawn(move || {
+        let mut conns = Vec::new();
+        for _ in 0..n {
+            let (s, _) = l.accept().unwrap();
+            let serve = serve.clone();
+            conns.push(green::spawn(move || serve(s)));
+        }
+        for r in green::joinall(conns) {
+            r.unwrap();
+        }
+    })
+}
+
+/// Runs `client(i)` for every `i` below `n`, each in a greenlet, all at once; returns
+/// their results in order and how long they took together.
+pub fn clients<R: 'static>(
+    n: u32,
+    client: impl Fn(u32) -> R + Clone + 'static,
+) -> (Vec<R>, Duration) {
+    let t = std::time::Instant::now();
+    let hs: Vec<_> = (0..n)
+        .map(|i| {
+            let client = client.clone();
+            green::spawn(move || client(i))
+        })
+        .collect();
+    let out = green::joinall(hs).into_iter().map(|r| r.unwrap()).collect();
+    (out, t.elapsed())
+}

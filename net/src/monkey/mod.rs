@@ -1,17 +1,19 @@
-//! Monkey patching: make `std::thread::sleep` and `std::net` cooperative inside greenlets.
+//! Monkey patching: make `std::thread::sleep`, `std::net`, `std::sync` and thread joins
+//! cooperative inside greenlets.
 //!
 //! After [`patch_all`], code written against plain std — `std::thread::sleep`,
-//! `std::net::TcpStream::read`, `TcpListener::accept`, ... — parks the calling greenlet on
-//! the hub's reactor instead of blocking the OS thread, when (and only when) it runs in a
-//! greenlet of a thread that has a hub. Everywhere else (plain threads, the main stack,
+//! `std::net::TcpStream::read`, `TcpListener::accept`, `Mutex::lock`, `Condvar::wait`,
+//! `mpsc::Receiver::recv`, `JoinHandle::join`, ... — parks the calling greenlet instead
+//! of blocking the OS thread, when (and only when) it runs in a greenlet of a thread that
+//! has a hub. Everywhere else (plain threads, the main stack,
 //! no hub, patch off) the calls behave exactly like glibc's.
 //!
 //! # How
 //!
 //! This module defines `#[no_mangle] extern "C"` functions named like the libc entry
 //! points std uses (`clock_nanosleep`, `nanosleep`, `socket`, `connect`, `accept4`,
-//! `recv`, `send`, `read`, `write`, `poll`, `close`, `setsockopt`, `fcntl`, `ioctl`, ... see
-//! `hooks/`). The executable's definitions win over `libc.so.6` for every call made by
+//! `recv`, `send`, `read`, `write`, `poll`, `close`, `setsockopt`, `fcntl`, `ioctl`,
+//! `syscall` (for `SYS_futex`), `pthread_join`, ... see `hooks/`). The executable's definitions win over `libc.so.6` for every call made by
 //! Rust code linked into it; the hooks reach glibc's originals with
 //! `dlsym(RTLD_NEXT, ..)`. rustc links every `#[no_mangle]` symbol of every linked rlib
 //! (through its synthetic `symbols.o`), so the hooks are present as soon as this crate is
@@ -42,6 +44,10 @@
 //! immediately), so a loop of patched std calls that ignores their errors spins: stop
 //! on the error, or give the loop a `green` switch point.
 //!
+//! Waits that cannot fail are the exception: a futex wait says `EINTR` once and then
+//! parks again until its condition holds (`Mutex::lock` takes the lock, `join` waits for
+//! the thread), and the kill unwinds at the first switch point after the call.
+//!
 //! # Fairness and running out of fds
 //!
 //! A hooked read, write, send, receive or accept of a greenlet counts against its
@@ -60,8 +66,12 @@
 //!   first thing in `main`.
 //! * DNS (`getaddrinfo` runs inside glibc, whose internal calls are not hooked): use
 //!   `green_net`'s resolver or a thread. Likewise `sleep(3)`/`usleep(3)` called from C.
-//! * Files, pipes, stdio, `Mutex`/`Condvar`, `JoinHandle::join`, channels: they block the
-//!   thread as before.
+//! * Files, pipes, stdio: they block the thread as before.
+//! * Both ends of one std or crossbeam channel in greenlets of the same thread (those
+//!   channels never wake a waiter of the sender's own thread: reported after a while,
+//!   see [`set_park_stall_warning`]), parking_lot's contended locks (they block the
+//!   thread, with a warning), and locks taken inside glibc by C libraries
+//!   (`pthread_mutex_*`). The guide's chapter 5 says what to use instead.
 //! * Calls made by shared libraries (OpenSSL's sockets, ...): only the executable's own
 //!   code reaches the hooks. Statically linked glibc binaries are not supported.
 //! * `poll` with several fds from a greenlet is approximated by polling with short
