@@ -180,9 +180,10 @@ pub fn patch_sync() {
     STATE.fetch_or(SYNC | SYNC_USED, Ordering::SeqCst);
 }
 
-/// Turns the patches off: sleeps block again, new sockets are not tracked. Sockets
-/// already switched to non-blocking mode under the hood keep their cooperative
-/// behaviour (and their blocking semantics for the user) until they are closed.
+/// Turns the patches off: sleeps and std's locks block again, new sockets are not
+/// tracked. Sockets already switched to non-blocking mode under the hood keep their
+/// cooperative behaviour (and their blocking semantics for the user) until they are
+/// closed, and greenlets already parked in a lock are still woken.
 ///
 /// ```no_run
 /// green_net::monkey::patch_all();

@@ -30,11 +30,12 @@
 //! cannot define. On x86-64 (System V) and AArch64 Linux (AAPCS64, which passes variadic
 //! arguments like named ones, unlike Apple's variant) the integer and pointer arguments
 //! of a variadic call travel exactly where a call with seven `long` parameters puts
-//! them: six registers and the first stack slot. Every system call argument is an
+//! them (x86-64: six registers and the first stack slot; AArch64: seven registers), and
+//! no vector register carries any. Every system call argument is an
 //! integer or a pointer, so a non-variadic definition with seven `c_long`s receives them
-//! all; arguments the caller did not pass read as whatever the registers and that stack
-//! slot hold (which lies in the caller's frame), and are ignored by the system call, as
-//! with glibc's own `syscall`, which reads all six. On other targets the hook is not
+//! all; arguments the caller did not pass read as whatever the registers (and that
+//! stack slot, in the caller's frame) hold, and are ignored by the system call, as with
+//! glibc's own `syscall`, which reads all six. On other targets the hook is not
 //! built.
 
 use super::guarded;
