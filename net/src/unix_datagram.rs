@@ -300,13 +300,16 @@ impl UnixDatagram {
         // SAFETY: `p` and `zero` are live for the call; one pollfd; no signal mask.
         // `ppoll` itself, not libc's `poll`, which the monkey patch hooks.
         let r = unsafe {
-            libc::syscall(
+            crate::sys::raw_syscall(
                 libc::SYS_ppoll,
-                &mut p as *mut libc::pollfd,
-                1 as libc::c_long,
-                &zero as *const libc::timespec,
-                std::ptr::null::<libc::sigset_t>(),
-                0 as libc::c_long,
+                [
+                    &mut p as *mut libc::pollfd as libc::c_long,
+                    1,
+                    &zero as *const libc::timespec as libc::c_long,
+                    0,
+                    0,
+                    0,
+                ],
             )
         };
         r == 1 && p.revents & libc::POLLRDHUP != 0

@@ -1,20 +1,21 @@
 //! Monkey patching: make std's blocking calls cooperative inside greenlets.
 //!
 //! After [`patch_all`], code written against plain std — `std::thread::sleep`,
-//! `std::net::TcpStream::read`, `TcpListener::accept`, `ToSocketAddrs` by host name,
-//! `Command::output`, pipe and tty reads, `poll`/`select` — parks the calling greenlet on
-//! the hub's reactor (or on the blocking pool) instead of blocking the OS thread, when
-//! (and only when) it runs in a greenlet of a thread that has a hub. Everywhere else
-//! (plain threads, the main stack, no hub, patch off) the calls behave exactly like
-//! glibc's. [`patch_files`] adds regular files; [`event_loop`] runs a foreign event loop
-//! (an async runtime's `block_on`) so that its waits park.
+//! `std::net::TcpStream::read`, `TcpListener::accept`, `Mutex::lock`, `Condvar::wait`,
+//! `JoinHandle::join`, `ToSocketAddrs` by host name, `Command::output`, pipe and tty
+//! reads, `poll`/`select` — parks the calling greenlet on the hub (its reactor, its
+//! futex table or the blocking pool) instead of blocking the OS thread, when (and only
+//! when) it runs in a greenlet of a thread that has a hub. Everywhere else (plain
+//! threads, the main stack, no hub, patch off) the calls behave exactly like glibc's.
+//! [`patch_files`] adds regular files; [`event_loop`] runs a foreign event loop (an
+//! async runtime's `block_on`) so that its waits park.
 //!
 //! # How
 //!
 //! This module defines `#[no_mangle] extern "C"` functions named like the libc entry
 //! points std uses (`clock_nanosleep`, `nanosleep`, `socket`, `connect`, `accept4`,
-//! `recv`, `send`, `read`, `write`, `poll`, `close`, `setsockopt`, `fcntl`, `ioctl`, ... see
-//! `hooks/`). The executable's definitions win over `libc.so.6` for every call made by
+//! `recv`, `send`, `read`, `write`, `poll`, `close`, `setsockopt`, `fcntl`, `ioctl`,
+//! `syscall` (for `SYS_futex`), `pthread_join`, ... see `hooks/`). The executable's definitions win over `libc.so.6` for every call made by
 //! Rust code linked into it; the hooks reach glibc's originals with
 //! `dlsym(RTLD_NEXT, ..)`. rustc links every `#[no_mangle]` symbol of every linked rlib
 //! (through its synthetic `symbols.o`), so the hooks are present as soon as this crate is
@@ -51,6 +52,10 @@
 //! (`ECANCELED`; sleeps return immediately), so a loop of patched std calls that ignores
 //! their errors spins: stop on the error, or give the loop a `green` switch point.
 //!
+//! Waits that cannot fail are the exception: a futex wait says `EINTR` once and then
+//! parks again until its condition holds (`Mutex::lock` takes the lock, `join` waits for
+//! the thread), and the kill unwinds at the first switch point after the call.
+//!
 //! # Fairness and running out of fds
 //!
 //! A hooked read, write, send, receive or accept of a greenlet counts against its
@@ -69,8 +74,12 @@
 //!   first thing in `main`.
 //! * `epoll_wait` outside [`event_loop`]: an async runtime's `block_on` blocks the thread
 //!   (see [`event_loop`] for why).
-//! * `gethostbyname` and other non-reentrant resolver calls, `Mutex`/`Condvar`,
-//!   `JoinHandle::join`, channels: they block the thread as before.
+//! * `gethostbyname` and other non-reentrant resolver calls.
+//! * Both ends of one std or crossbeam channel in greenlets of the same thread (those
+//!   channels never wake a waiter of the sender's own thread: reported after a while,
+//!   see [`set_park_stall_warning`]), parking_lot's contended locks (they block the
+//!   thread, with a warning), and locks taken inside glibc by C libraries
+//!   (`pthread_mutex_*`). The guide's chapter 5 says what to use instead.
 //! * Calls made by shared libraries (OpenSSL's sockets, ...) and glibc's internal calls:
 //!   only the executable's own code reaches the hooks. Statically linked glibc binaries
 //!   are not supported. A child made by `fork` runs with the hooks off.
@@ -93,7 +102,10 @@ mod fdtable;
 mod hooks;
 #[cfg(not(test))]
 mod offload;
-mod real;
+pub(crate) mod real;
+mod waiters;
+
+pub use hooks::thread_park::set_park_stall_warning;
 
 pub use hooks::dns::__set_resolver;
 pub use hooks::event_loop::event_loop;
@@ -118,8 +130,14 @@ const SUBPROCESS: u32 = 32;
 const DNS: u32 = 64;
 /// Regular files: opens, reads, writes and syncs run on the blocking pool.
 const FILES: u32 = 128;
+/// Sync hooks active: futex waits of greenlets park them, `pthread_join` runs on the
+/// blocking pool.
+const SYNC: u32 = 256;
+/// Some greenlet may wait in the futex table: futex wakes must look at it (sticky, so
+/// that greenlets parked before [`unpatch_all`] are still woken).
+const SYNC_USED: u32 = 512;
 /// Every patch bit.
-const ALL: u32 = SLEEP | NET | SELECT | PIPES | SUBPROCESS | DNS | FILES;
+const ALL: u32 = SLEEP | NET | SELECT | PIPES | SUBPROCESS | DNS | FILES | SYNC;
 
 /// The global patch state: one relaxed load on every hooked call.
 static STATE: AtomicU32 = AtomicU32::new(0);
@@ -149,9 +167,9 @@ extern "C" fn unpatch_in_child() {
     STATE.store(0, Ordering::Relaxed);
 }
 
-/// Patches everything but files: [`patch_sleep`], [`patch_net`], [`patch_select`],
-/// [`patch_pipes`], [`patch_subprocess`] and [`patch_dns`]; and turns on the blocked-hub
-/// report (`green::monitor::set_stall_report`, 500 ms) unless the program chose
+/// Patches everything but files: [`patch_sleep`], [`patch_net`], [`patch_sync`],
+/// [`patch_select`], [`patch_pipes`], [`patch_subprocess`] and [`patch_dns`]; and turns
+/// on the blocked-hub report (`green::monitor::set_stall_report`, 500 ms) unless the program chose
 /// otherwise or `GREEN_STALL_REPORT=off`. Idempotent.
 ///
 /// Call it first thing in `main`, before creating the sockets that greenlets will use.
@@ -163,10 +181,12 @@ extern "C" fn unpatch_in_child() {
 /// green_net::monkey::patch_all(); // harmless
 /// assert!(green_net::monkey::is_sleep_patched() && green_net::monkey::is_net_patched());
 /// assert!(green_net::monkey::is_dns_patched() && !green_net::monkey::is_files_patched());
+/// assert!(green_net::monkey::is_sync_patched());
 /// ```
 pub fn patch_all() {
     patch_sleep();
     patch_net();
+    patch_sync();
     patch_select();
     patch_pipes();
     patch_subprocess();
@@ -259,9 +279,29 @@ pub fn patch_files() {
     patch(FILES | TRACKING);
 }
 
-/// Turns the patches off: sleeps block again, new sockets are not tracked. Sockets
-/// already switched to non-blocking mode under the hood keep their cooperative
-/// behaviour (and their blocking semantics for the user) until they are closed.
+/// Makes `std::sync` (`Mutex`, `Condvar`, `RwLock`, `Once`/`OnceLock`, `Barrier`, channels),
+/// `std::thread::park` and `JoinHandle::join` cooperative inside greenlets, like gevent's
+/// `patch_thread`: their futex waits park the greenlet (hooked `syscall(SYS_futex)`),
+/// and joining an OS thread waits on the blocking pool. Idempotent. See the guide's
+/// chapter 5 for what is covered and what is not.
+///
+/// ```no_run
+/// green_net::monkey::patch_sync();
+/// assert!(green_net::monkey::is_sync_patched());
+/// ```
+pub fn patch_sync() {
+    hooks::keep_sync_linked();
+    green_runtime::__net::set_poll_hooks(
+        hooks::thread_park::before_poll,
+        hooks::thread_park::after_poll,
+    );
+    patch(SYNC | SYNC_USED);
+}
+
+/// Turns the patches off: sleeps and std's locks block again, new sockets are not
+/// tracked. Sockets already switched to non-blocking mode under the hood keep their
+/// cooperative behaviour (and their blocking semantics for the user) until they are
+/// closed, and greenlets already parked in a lock are still woken.
 ///
 /// ```no_run
 /// green_net::monkey::patch_all();
@@ -344,6 +384,15 @@ pub fn is_dns_patched() -> bool {
 /// ```
 pub fn is_files_patched() -> bool {
     state() & FILES != 0
+}
+
+/// True if [`patch_sync`] is in effect.
+///
+/// ```
+/// let _patched: bool = green_net::monkey::is_sync_patched();
+/// ```
+pub fn is_sync_patched() -> bool {
+    state() & SYNC != 0
 }
 
 /// The runtime services the hooks need (a thin seam over `green_runtime`).

@@ -20,10 +20,15 @@ fn resolve(name: &'static str) -> usize {
     // SAFETY: `name` is a NUL-terminated string literal; RTLD_NEXT is a valid pseudo-handle.
     let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) };
     if p.is_null() {
+        unsafe extern "C" {
+            fn dprintf(fd: c_int, format: *const libc::c_char, ...) -> c_int;
+        }
         let msg =
-            b"green::monkey: dlsym(RTLD_NEXT) found no libc symbol (static binary?); aborting\n";
-        // SAFETY: raw write(2) of a valid buffer to stderr; no hook involved.
-        unsafe { libc::syscall(libc::SYS_write, 2, msg.as_ptr(), msg.len()) };
+            c"green::monkey: dlsym(RTLD_NEXT) found no libc symbol (static binary?); aborting\n";
+        // SAFETY: a constant format without conversions. glibc's stdio writes through its
+        // internal `write`, which no hook interposes (`write` and `syscall` are hooked,
+        // and their originals are what failed to resolve).
+        unsafe { dprintf(2, msg.as_ptr()) };
         std::process::abort();
     }
     p as usize
@@ -65,6 +70,7 @@ macro_rules! real_fns {
             for (slot, name) in OPENS {
                 let _ = variadic_addr(slot, name);
             }
+            let _ = syscall_fn();
         }
     };
 }
@@ -72,6 +78,8 @@ macro_rules! real_fns {
 real_fns! {
     fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int;
     fn clock_nanosleep(clock: libc::clockid_t, flags: c_int, req: *const libc::timespec, rem: *mut libc::timespec) -> c_int;
+    fn pthread_join(thread: libc::pthread_t, retval: *mut *mut c_void) -> c_int;
+    fn pthread_tryjoin_np(thread: libc::pthread_t, retval: *mut *mut c_void) -> c_int;
     fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int;
     fn socketpair(domain: c_int, ty: c_int, proto: c_int, sv: *mut c_int) -> c_int;
     fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
@@ -234,7 +242,50 @@ pub(crate) unsafe fn epoll_pwait2(
 ) -> c_int {
     // The kernel's sigset is 64 bits: _NSIG / 8.
     const SIGSET_SIZE: usize = 8;
-    // SAFETY: forwarded to the caller.
-    let r = unsafe { libc::syscall(libc::SYS_epoll_pwait2, ep, ev, max, ts, mask, SIGSET_SIZE) };
+    // SAFETY: forwarded to the caller; the pointers travel as the kernel's longs.
+    let r = unsafe {
+        syscall(
+            libc::SYS_epoll_pwait2,
+            libc::c_long::from(ep),
+            ev as libc::c_long,
+            libc::c_long::from(max),
+            ts as libc::c_long,
+            mask as libc::c_long,
+            SIGSET_SIZE as libc::c_long,
+        )
+    };
     r as c_int
+}
+type SyscallFn = unsafe extern "C" fn(libc::c_long, ...) -> libc::c_long;
+static SYSCALL: AtomicUsize = AtomicUsize::new(0);
+
+#[inline]
+fn syscall_fn() -> SyscallFn {
+    let mut p = SYSCALL.load(Ordering::Relaxed);
+    if p == 0 {
+        p = resolve("syscall\0");
+        SYSCALL.store(p, Ordering::Relaxed);
+    }
+    // SAFETY: `p` is glibc's `long syscall(long number, ...)`.
+    unsafe { std::mem::transmute::<usize, SyscallFn>(p) }
+}
+
+/// glibc's `syscall(n, a1, ..., a6)`, never the hook of the same name: all six
+/// arguments are passed (a system call ignores those it does not take, as glibc's own
+/// `syscall` reads all six registers whatever the caller passed).
+///
+/// # Safety
+/// The kernel's contract of system call `n` for these arguments.
+#[inline]
+pub(crate) unsafe fn syscall(
+    n: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    // SAFETY: forwarded to the caller.
+    unsafe { syscall_fn()(n, a1, a2, a3, a4, a5, a6) }
 }

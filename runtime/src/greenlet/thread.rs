@@ -138,15 +138,7 @@ impl Thread {
         if watched {
             list_for_report(&switch_log);
         }
-        // Last: until now the thread is not a greenlet context, so that a contended
-        // lock above (a `Once` of the overflow handler's, the report's list), whose wait
-        // the monkey patch's futex hook may see, waits as on a plain thread instead of
-        // making a second `Thread` to park in.
-        HOT.with(|h| {
-            h.context.set(Context::Main);
-            h.current.set(Rc::as_ptr(&*main.0));
-        });
-        Thread {
+        let made = Thread {
             main,
             hub,
             stacks: RefCell::new(StackPool::new()),
@@ -160,7 +152,16 @@ impl Thread {
             orphans: RefCell::new(Vec::new()),
             ending: Cell::new(false),
             _altstack: altstack,
-        }
+        };
+        // Last: until now the thread is not a greenlet context, so that a contended
+        // lock above (a `Once` of the overflow handler's or the stack pool's, the
+        // report's list), whose wait the monkey patch's futex hook may see, waits as on
+        // a plain thread instead of making a second `Thread` to park in.
+        HOT.with(|h| {
+            h.context.set(Context::Main);
+            h.current.set(Rc::as_ptr(&*made.main.0));
+        });
+        made
     }
 
     /// The installed scheduler, or the layer's own stand-in when there is none.

@@ -17,12 +17,14 @@
 //! - `blocking.rs`: the helper-thread pool.
 //! - `throw.rs`: kill, throw and timeout delivery.
 //! - `budget.rs`: the fairness budget of socket operations.
+//! - `poll_hooks.rs`: functions the monkey patch runs around the hub's poll.
 //! - `internal.rs`: the interface to `green-net` (`green::__net`).
 
 pub(crate) mod blocking;
 pub(crate) mod budget;
 pub mod internal;
 pub mod park;
+pub(crate) mod poll_hooks;
 pub(crate) mod poller;
 pub(crate) mod reactor;
 pub(crate) mod ready;
@@ -173,7 +175,16 @@ fn install() -> Option<*const Hub> {
         if t.ending.get() || t.has_scheduler() {
             return None;
         }
-        let hub = Box::new(Hub::new());
+        // While the hub is made, the thread is no greenlet context: a lock contended in
+        // there (a `Once` of std's, say) whose wait the monkey patch's futex hook sees
+        // must block like a plain thread's, not park through a hub that does not exist
+        // yet (which would make a second one).
+        let was = thread::context();
+        let hub = {
+            let _restore = RestoreContext(was);
+            thread::set_context(thread::Context::None);
+            Box::new(Hub::new())
+        };
         let p: *const Hub = &*hub;
         budget::restart(&t.main.0);
         t.install(hub);
@@ -188,6 +199,15 @@ fn install() -> Option<*const Hub> {
         Some(p)
     })
     .flatten()
+}
+
+/// Puts the thread's context back when dropped (see `install`).
+struct RestoreContext(thread::Context);
+
+impl Drop for RestoreContext {
+    fn drop(&mut self) {
+        thread::set_context(self.0);
+    }
 }
 
 /// The panic of `what` (a wait with no error to return: `sleep`, `yield_now`, `wait`,

@@ -432,7 +432,7 @@ impl Hub {
     /// Polls for IO events for at most `timeout` (`None`: until one arrives) and wakes
     /// the greenlets waiting on them.
     pub(crate) fn poll_io(&self, timeout: Option<Duration>) {
-        poll(self, timeout)
+        crate::hub::poll_hooks::poll(self, timeout, poll)
     }
 }
 

@@ -263,6 +263,65 @@ pub fn defer_unwind(payload: Box<dyn Any + Send + 'static>) {
     with_hub(|h| push_deferred(&h.throws, &thread::current_greenlet(), payload, true))
 }
 
+/// Runs `f` with the current greenlet's deferred throws (see [`defer_unwind`]) set
+/// aside, so that the switch points inside `f` do not raise them, and puts them back
+/// afterwards, before any that `f` deferred itself (the oldest is raised first). A
+/// throw that arrives while `f` parks still unwinds out of that park: catch it and
+/// defer it.
+///
+/// A hook that must wait until a condition holds, whatever happens to its greenlet
+/// (`Mutex::lock` cannot fail), parks through this: a kill then waits for the condition
+/// and unwinds at the next switch point after the call, instead of making the wait spin.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let h = green::spawn(|| {
+///     green::__net::defer_unwind(Box::new(green::GreenletExit));
+///     let t = Instant::now();
+///     // Without `hold_deferred` this park would raise the kill at once.
+///     green::__net::hold_deferred(|| {
+///         green::park::park(Some(Instant::now() + Duration::from_millis(20))).unwrap()
+///     });
+///     assert!(t.elapsed() >= Duration::from_millis(15));
+///     green::yield_now(); // the kill unwinds here
+///     unreachable!()
+/// });
+/// assert!(h.join().unwrap_err().is_killed());
+/// ```
+pub fn hold_deferred<R>(f: impl FnOnce() -> R) -> R {
+    if !any_marks() || !thread::is_greenlet_context() {
+        return f();
+    }
+    let g = thread::current_greenlet();
+    let held = with_throws(|t| t.with_existing(g.id(), |m| std::mem::take(&mut m.deferred)))
+        .flatten()
+        .unwrap_or_default();
+    if held.is_empty() {
+        return f();
+    }
+    let _restore = Restore(g, Some(held));
+    f()
+}
+
+/// Puts throws set aside by [`hold_deferred`] back in front of the greenlet's list
+/// (also when the closure unwinds).
+struct Restore(Greenlet, Option<Vec<(Payload, bool)>>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let Some(mut held) = self.1.take() else {
+            return;
+        };
+        let g = &self.0;
+        let _ = with_throws(|t| {
+            t.with_entry(g, |m| {
+                held.append(&mut m.deferred);
+                m.deferred = held;
+            })
+        });
+    }
+}
+
 /// Takes the current greenlet's oldest throw deferred by [`defer_unwind`] (one that made
 /// a call fail), if any, for its outcome when its function returns. Held throws are not
 /// taken: they go with it.

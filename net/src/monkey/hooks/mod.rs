@@ -4,11 +4,13 @@
 //! [`pipe`] (that family on pipes, FIFOs, ttys, eventfds), [`poll`] (`poll`, `ppoll`),
 //! [`select`] (`select`, `pselect`), [`event_loop`] (`epoll_wait` and its variants, and
 //! the scope that lets them park), [`process`] (`waitpid`, `wait4`, `waitid`, `wait`),
-//! [`dns`] (`getaddrinfo`, `getnameinfo`, `gethostbyname_r`), [`file`](mod@file) (regular files)
-//! and [`options`] (`setsockopt`, `fcntl`, `ioctl`). This file holds what they share:
-//! `errno`, [`guarded`], the classification of an fd ([`mode`]), the adoption of a
-//! socket and [`offload`] to the blocking pool; and [`wait`] how they wait for
-//! readiness.
+//! [`dns`] (`getaddrinfo`, `getnameinfo`, `gethostbyname_r`), [`file`](mod@file) (regular
+//! files), [`options`] (`setsockopt`, `fcntl`, `ioctl`), `futex`
+//! (`syscall(SYS_futex)`: std's locks, condition variables and `Once`), [`thread_park`]
+//! (`std::thread::park`'s per-thread word) and [`thread`] (`pthread_join`). This file
+//! holds what they share: `errno`, [`guarded`], the classification of an fd ([`mode`]),
+//! the adoption of a socket and [`offload`] to the blocking pool; and [`wait`] how they
+//! wait for readiness.
 //!
 //! Every hook follows the same rules:
 //! - Every hook starts with one relaxed load of the patch state and forwards to glibc
@@ -41,6 +43,7 @@ pub(super) mod dns;
 pub(super) mod event_loop;
 mod fd;
 mod file;
+mod futex;
 mod io;
 mod options;
 mod pipe;
@@ -48,6 +51,8 @@ mod poll;
 mod process;
 mod select;
 mod sleep;
+mod thread;
+pub(super) mod thread_park;
 mod wait;
 
 fn errno() -> c_int {
@@ -347,4 +352,10 @@ pub(super) fn keep_linked() {
         keep_linked as *const (),
     ];
     std::hint::black_box(hooks);
+}
+
+/// [`keep_linked`] for the sync hooks (`syscall`, `pthread_join`).
+pub(super) fn keep_sync_linked() {
+    futex::keep_linked();
+    std::hint::black_box(thread::pthread_join as *const ());
 }
