@@ -567,8 +567,11 @@ pub(crate) fn kill_orphan(h: &Hub, t: &Thread, g: Greenlet) {
 impl Greenlet {
     /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);
     /// returns what is switched back, normally the `GreenletExit` value its death passes
-    /// to its parent. A greenlet not yet started dies without running. On a dead
-    /// greenlet it does nothing and returns the empty value.
+    /// to its parent. A greenlet not yet started dies without running.
+    ///
+    /// On a dead greenlet nothing runs and nothing is switched to; the result is the
+    /// `GreenletExit` value, as from greenlet's `throw()` into a dead greenlet (see
+    /// [`throw_with`](Greenlet::throw_with)).
     ///
     /// ```
     /// use green::{getcurrent, Greenlet, GreenletExit, Value};
@@ -577,6 +580,7 @@ impl Greenlet {
     /// g.switch(());
     /// assert!(g.throw().is::<GreenletExit>());
     /// assert!(g.dead());
+    /// assert!(g.throw().is::<GreenletExit>()); // dead: the same answer, nothing runs
     /// ```
     pub fn throw(&self) -> Value {
         self.throw_with(Box::new(GreenletExit))
@@ -584,6 +588,13 @@ impl Greenlet {
 
     /// Raises `payload` (a panic payload) in this greenlet at its switch point. Anything
     /// but [`GreenletExit`] that the greenlet does not catch propagates to its parent.
+    ///
+    /// A dead greenlet cannot catch anything: the throw ends as one the greenlet did not
+    /// catch, without a switch. [`GreenletExit`] comes back as the value (greenlet's
+    /// `throw()` into a dead greenlet returns it too), and any other payload is raised
+    /// in the caller, with [`std::panic::resume_unwind`]: where it would reach a parent
+    /// that is the caller. (greenlet switches to the dead greenlet's parent instead,
+    /// which is the caller in the common case.)
     ///
     /// ```
     /// use green::{getcurrent, Greenlet, Value};
@@ -594,10 +605,15 @@ impl Greenlet {
     /// });
     /// g.switch(());
     /// assert_eq!(g.throw_with(Box::new("oops")).get::<&str>(), Ok("oops"));
+    /// // Dead now: the payload comes back to the caller as a panic.
+    /// let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     g.throw_with(Box::new("again"))
+    /// }));
+    /// assert_eq!(again.unwrap_err().downcast_ref::<&str>(), Some(&"again"));
     /// ```
     pub fn throw_with(&self, payload: Box<dyn Any + Send + 'static>) -> Value {
         if self.dead() {
-            return Value::none();
+            return thrown_into_dead(payload);
         }
         // The hub counts the throw where it is raised (see [`raise`]): it must be there.
         with_hub(|_| ());
@@ -628,6 +644,16 @@ impl Greenlet {
     /// ```
     pub fn kill(&self) -> Value {
         self.throw()
+    }
+}
+
+/// What a throw into a dead greenlet gives (see [`Greenlet::throw_with`]): a kill's
+/// [`GreenletExit`] as the value, any other payload raised in the caller.
+#[cold]
+fn thrown_into_dead(p: Payload) -> Value {
+    match p.downcast::<GreenletExit>() {
+        Ok(exit) => Value::new(*exit),
+        Err(p) => resume_unwind(p),
     }
 }
 
