@@ -8,6 +8,7 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
@@ -489,7 +490,8 @@ impl<T: 'static> JoinHandle<T> {
     }
 
     /// Registers `f` to run in the hub when the greenlet finishes, with its outcome
-    /// (`Ok(&value)`, or the error). Called at once if it has finished. Callbacks run
+    /// (`Ok(&value)`, or the error); returns the link's id, to withdraw it with
+    /// [`unlink`](JoinHandle::unlink). Called at once if it has finished. Callbacks run
     /// in registration order and must not block (they run in the hub): there,
     /// [`sleep`](crate::sleep), [`yield_now`](crate::yield_now), [`wait`](crate::wait)
     /// and [`Greenlet::switch`] panic (the hub logs the panic; the rest of the callback
@@ -508,21 +510,101 @@ impl<T: 'static> JoinHandle<T> {
     /// h.wait().unwrap();
     /// assert_eq!(seen.get(), 5);
     /// ```
-    pub fn link(&self, f: impl FnOnce(Result<&T, &JoinError>) + 'static)
-    where
-        T: 'static,
-    {
-        self.g.on_exit(Box::new(move |g: &Greenlet| {
-            let r = g.0.cold.outcome.result.borrow();
-            match &*r {
-                Some(Ok(v)) => match value_as::<T>(v) {
-                    Some(v) => f(Ok(v)),
+    pub fn link(&self, f: impl FnOnce(Result<&T, &JoinError>) + 'static) -> LinkId {
+        let id = LinkId::next();
+        self.g.on_exit_keyed(
+            id.0,
+            Box::new(move |g: &Greenlet| {
+                let r = g.0.cold.outcome.result.borrow();
+                match &*r {
+                    Some(Ok(v)) => match value_as::<T>(v) {
+                        Some(v) => f(Ok(v)),
+                        None => f(Err(&JoinError::Killed)),
+                    },
+                    Some(Err(e)) => f(Err(e)),
                     None => f(Err(&JoinError::Killed)),
-                },
-                Some(Err(e)) => f(Err(e)),
-                None => f(Err(&JoinError::Killed)),
-            }
-        }));
+                }
+            }),
+        );
+        id
+    }
+
+    /// Withdraws the link `id` (from [`link`](JoinHandle::link),
+    /// [`link_value`](JoinHandle::link_value) or [`link_error`](JoinHandle::link_error))
+    /// if it has not run; returns whether it was withdrawn (gevent's `unlink`). Links
+    /// run one at a time, in order, as the greenlet finishes: one of them may withdraw
+    /// those after it.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let ran = Rc::new(Cell::new(false));
+    /// let r = ran.clone();
+    /// let h = green::spawn(|| ());
+    /// let link = h.link(move |_| r.set(true));
+    /// assert!(h.unlink(link));
+    /// assert!(!h.unlink(link)); // already withdrawn
+    /// h.wait().unwrap();
+    /// assert!(!ran.get());
+    /// ```
+    pub fn unlink(&self, id: LinkId) -> bool {
+        self.g.remove_exit(Some(id.0)) > 0
+    }
+
+    /// Withdraws every link that has not run (gevent's `unlink_all`). What the runtime
+    /// registers for itself (a [`Group`](crate::Group)'s bookkeeping, the waits of
+    /// [`wait`](crate::wait)) stays.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let runs = Rc::new(Cell::new(0));
+    /// let h = green::spawn(|| 1);
+    /// for _ in 0..3 {
+    ///     let r = runs.clone();
+    ///     h.link_value(move |_| r.set(r.get() + 1));
+    /// }
+    /// h.unlink_all();
+    /// assert!(!h.has_links());
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// assert_eq!(runs.get(), 0);
+    /// ```
+    pub fn unlink_all(&self) {
+        self.g.remove_exit(None);
+    }
+
+    /// Whether a link waits to run (gevent's `has_links`): registered and neither run
+    /// nor withdrawn.
+    ///
+    /// ```
+    /// let h = green::spawn(|| ());
+    /// assert!(!h.has_links());
+    /// h.link(|_| ());
+    /// assert!(h.has_links());
+    /// h.wait().unwrap(); // the link runs as the greenlet finishes
+    /// assert!(!h.has_links());
+    /// ```
+    pub fn has_links(&self) -> bool {
+        self.g.has_keyed_exit()
+    }
+}
+
+/// The id of a link (see [`JoinHandle::link`]), to withdraw it with
+/// [`JoinHandle::unlink`]. Unique in the process.
+///
+/// ```
+/// let h = green::spawn(|| ());
+/// let a = h.link(|_| ());
+/// let b = h.link(|_| ());
+/// assert_ne!(a, b);
+/// assert!(h.unlink(a) && h.unlink(b));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkId(u64);
+
+impl LinkId {
+    /// A new id (never 0: 0 marks the runtime's own exit callbacks).
+    fn next() -> LinkId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        LinkId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{AsyncResult, Event, Registration};
-use crate::api::spawn::JoinHandle;
+use crate::api::spawn::{JoinHandle, LinkId};
 use crate::greenlet::error::{BlockError, JoinError};
 use crate::hub::park::{Unparker, Wake, park, unparker};
 use crate::hub::timer::deadline_after;
@@ -288,7 +288,8 @@ pub fn wait<W: Waitable>(
 
 impl<T: 'static> JoinHandle<T> {
     /// Registers `f` to run in the hub with the value if the greenlet returns one
-    /// (gevent's `link_value`). See [`link`](JoinHandle::link).
+    /// (gevent's `link_value`); returns the link's id for
+    /// [`unlink`](JoinHandle::unlink). See [`link`](JoinHandle::link).
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};
@@ -299,16 +300,17 @@ impl<T: 'static> JoinHandle<T> {
     /// h.wait().unwrap();
     /// assert_eq!(seen.get(), 4);
     /// ```
-    pub fn link_value(&self, f: impl FnOnce(&T) + 'static) {
+    pub fn link_value(&self, f: impl FnOnce(&T) + 'static) -> LinkId {
         self.link(move |r| {
             if let Ok(v) = r {
                 f(v)
             }
-        });
+        })
     }
 
     /// Registers `f` to run in the hub with the error if the greenlet panics or is
-    /// killed (gevent's `link_exception`). See [`link`](JoinHandle::link).
+    /// killed (gevent's `link_exception`); returns the link's id for
+    /// [`unlink`](JoinHandle::unlink). See [`link`](JoinHandle::link).
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};
@@ -319,11 +321,11 @@ impl<T: 'static> JoinHandle<T> {
     /// let _ = h.wait();
     /// assert!(failed.get());
     /// ```
-    pub fn link_error(&self, f: impl FnOnce(&JoinError) + 'static) {
+    pub fn link_error(&self, f: impl FnOnce(&JoinError) + 'static) -> LinkId {
         self.link(move |r| {
             if let Err(e) = r {
                 f(e)
             }
-        });
+        })
     }
 }
