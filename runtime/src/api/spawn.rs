@@ -125,7 +125,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = thread::with(|t| self.build(t, f))?;
+        let h = thread::with(|t| self.make(t, f))?;
         with_hub(|hub| hub.start_new(&h.g));
         Ok(h)
     }
@@ -144,13 +144,33 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = thread::with(|t| self.build(t, f))?;
+        let h = thread::with(|t| self.make(t, f))?;
         with_hub(|hub| hub.start_at(&h.g, deadline_after(delay)));
         Ok(h)
     }
 
+    /// Creates the greenlet without starting it (gevent's `Greenlet(f)`): nothing runs
+    /// until [`JoinHandle::start`] or [`JoinHandle::start_later`]. Until then it holds
+    /// its stack; dropping every handle to it drops `f` unrun. Fails cleanly when no
+    /// stack can be allocated.
+    ///
+    /// ```
+    /// let h = green::Builder::new().name("later").build(|| 2 + 2).unwrap();
+    /// green::yield_now();
+    /// assert!(!h.is_started() && !h.is_finished());
+    /// h.start();
+    /// assert_eq!(h.join().unwrap(), 4);
+    /// ```
+    pub fn build<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        thread::with(|t| self.make(t, f))
+    }
+
     #[inline]
-    fn build<F, T>(self, t: &Thread, f: F) -> io::Result<JoinHandle<T>>
+    fn make<F, T>(self, t: &Thread, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -381,6 +401,63 @@ impl<T: 'static> JoinHandle<T> {
             // A dead greenlet without a result was killed before it started.
             None => Err(JoinError::Killed),
         }
+    }
+
+    /// Schedules a greenlet made by [`Builder::build`] to start (gevent's `start()`), as
+    /// [`spawn`] does: it runs once the caller blocks or yields. Does nothing if it is
+    /// started or scheduled already, or finished. From the hub too.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let ran = Rc::new(Cell::new(0));
+    /// let r = ran.clone();
+    /// let h = green::Builder::new().build(move || r.set(r.get() + 1)).unwrap();
+    /// h.start();
+    /// h.start(); // already scheduled: nothing more
+    /// h.join().unwrap();
+    /// assert_eq!(ran.get(), 1);
+    /// ```
+    pub fn start(&self) {
+        if !self.is_started() {
+            with_hub(|h| h.start_new(&self.g));
+        }
+    }
+
+    /// Schedules a greenlet made by [`Builder::build`] to start after `delay` (gevent's
+    /// `start_later`). Does nothing if it is started or scheduled already, or finished
+    /// (and neither does a [`start`](JoinHandle::start) after it).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let t = Instant::now();
+    /// let h = green::Builder::new().build(|| ()).unwrap();
+    /// h.start_later(Duration::from_millis(20));
+    /// assert!(h.is_started()); // scheduled
+    /// h.join().unwrap();
+    /// assert!(t.elapsed() >= Duration::from_millis(20));
+    /// ```
+    pub fn start_later(&self, delay: Duration) {
+        if !self.is_started() {
+            with_hub(|h| h.start_at(&self.g, deadline_after(delay)));
+        }
+    }
+
+    /// Whether the greenlet was started or scheduled to start (gevent's `started`): by
+    /// [`spawn`], [`spawn_later`], [`start`](JoinHandle::start) or
+    /// [`start_later`](JoinHandle::start_later), or switched into; also once it is
+    /// finished, or killed before it started. `false` only for one made by
+    /// [`Builder::build`] and not started yet.
+    ///
+    /// ```
+    /// let h = green::Builder::new().build(|| ()).unwrap();
+    /// assert!(!h.is_started());
+    /// h.start();
+    /// assert!(h.is_started());
+    /// assert!(green::spawn(|| ()).is_started());
+    /// ```
+    pub fn is_started(&self) -> bool {
+        let core = &self.g.0.core;
+        self.g.started() || self.g.0.has_pending() || core.start_armed.get()
     }
 
     /// Whether the greenlet has finished (returned, panicked or been killed).
