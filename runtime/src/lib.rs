@@ -11,8 +11,8 @@ mod hub;
 pub use api::block_on::{JoinFuture, block_on};
 pub use api::monitor;
 pub use api::spawn::{
-    Builder, JoinHandle, LinkId, joinall, joinall_timeout, spawn, spawn_later, try_joinall,
-    try_spawn,
+    Builder, JoinHandle, LinkId, joinall, joinall_timeout, killall, killall_nowait, spawn,
+    spawn_later, try_joinall, try_spawn,
 };
 pub use api::sync::{
     AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, Group, IMap, IWait, LifoQueue,

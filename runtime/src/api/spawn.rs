@@ -11,12 +11,12 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::Greenlet;
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError, payload_str};
 use crate::greenlet::outcome::{DETACHED, KEPT, OBSERVED, TAKEN};
 use crate::greenlet::record::Waiter;
 use crate::greenlet::thread::{self, Thread};
 use crate::greenlet::value::Value;
+use crate::greenlet::{Greenlet, Payload};
 use crate::hub::park::{Unparker, Wake, park, park_inline, unparker};
 use crate::hub::timer::deadline_after;
 use crate::hub::{in_hub_panic, throw, with_hub};
@@ -530,15 +530,61 @@ impl<T: 'static> JoinHandle<T> {
     /// assert!(h.join().unwrap_err().is_killed());
     /// ```
     pub fn kill(&self) {
+        self.kill_by(Box::new(GreenletExit));
+    }
+
+    /// Kills the greenlet with `error` instead of [`GreenletExit`] (gevent's
+    /// `kill(exception)`): `error` unwinds it from its switch point, and it waits until
+    /// the greenlet is dead, as [`kill`](JoinHandle::kill) does.
+    ///
+    /// Joining it then gives [`JoinError::Panicked`] with `error` as the payload, as if
+    /// its own code had panicked with it: downcast it with
+    /// [`JoinError::into_panic`]. (gevent's greenlet, killed with an exception, has
+    /// that exception as its outcome.) A greenlet that had not started dies with that
+    /// outcome without running; the greenlet may also catch `error` and go on.
+    /// `kill_with(GreenletExit)` is `kill()`. The outcome is not logged as a panic
+    /// nobody joined: the caller chose it. Killing a finished greenlet does nothing.
+    ///
+    /// It is delivered as a kill: it wins over a throw or a timeout pending at the same
+    /// time, and while it unwinds the greenlet, later kills are held (see
+    /// [`kill`](JoinHandle::kill)).
+    ///
+    /// ```
+    /// #[derive(Debug, PartialEq)]
+    /// struct Shutdown(&'static str);
+    ///
+    /// let h = green::spawn(|| loop { green::sleep(std::time::Duration::from_millis(1)) });
+    /// green::yield_now();
+    /// h.kill_with(Shutdown("maintenance"));
+    /// let payload = h.join().unwrap_err().into_panic();
+    /// assert_eq!(payload.downcast_ref(), Some(&Shutdown("maintenance")));
+    /// ```
+    pub fn kill_with<E: Any + Send + 'static>(&self, error: E) {
+        let p: Payload = Box::new(error);
+        if p.is::<GreenletExit>() {
+            return self.kill_by(p);
+        }
+        if !self.g.dead() {
+            self.g.0.cold.outcome.set(OBSERVED);
+        }
+        self.kill_by(Box::new(throw::Carried {
+            timeout: None,
+            payload: p,
+        }));
+    }
+
+    /// [`kill`](JoinHandle::kill) with the payload `p`, a kill (`GreenletExit` or a
+    /// carried one).
+    fn kill_by(&self, p: Payload) {
         if self.g.dead() {
             return;
         }
         if self.g.is_current() {
             // (Held instead, and this returns, in a destructor run by its unwinding.)
-            throw::raise_here(Box::new(GreenletExit));
+            throw::raise_here(p);
             return;
         }
-        self.kill_nowait();
+        with_hub(|h| throw::deliver(h, &self.g, p));
         if !thread::in_scheduler() {
             let _ = wait_dead(&self.g, None);
         }
@@ -763,6 +809,55 @@ pub fn joinall_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration)
             Err(JoinError::Blocked(BlockError::InHub)) => in_hub_panic("joinall_timeout"),
             r => matches!(r, Ok(true)),
         })
+}
+
+/// Kills every greenlet (gevent's `killall`): raises [`GreenletExit`] in each at its
+/// switch point, then waits until all are dead, or until `timeout` passes (`None`: no
+/// limit). Returns whether every one is dead. A greenlet that catches its kill and
+/// goes on keeps running (and this waits for its end, up to `timeout`).
+///
+/// The caller, if it is one of them, is neither killed nor waited for (it could not
+/// wait for its own death). From the hub (a timer callback or a link) it only
+/// delivers the kills, as [`killall_nowait`] does, and returns whether all are dead.
+///
+/// ```
+/// use std::time::Duration;
+/// let hs: Vec<_> = (0..3)
+///     .map(|_| green::spawn(|| green::sleep(Duration::from_secs(60))))
+///     .collect();
+/// green::yield_now();
+/// assert!(green::killall(&hs, None));
+/// assert!(hs.iter().all(|h| h.is_finished()));
+/// ```
+pub fn killall<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> bool {
+    killall_nowait(handles);
+    let others = || handles.iter().filter(|h| !h.g.is_current());
+    if thread::in_scheduler() {
+        return others().all(|h| h.g.dead());
+    }
+    let deadline = timeout.map(deadline_after);
+    // Each is waited for (until the deadline), even after one that will not die.
+    let mut all = true;
+    for h in others() {
+        all &= matches!(wait_dead(&h.g, deadline), Ok(true));
+    }
+    all
+}
+
+/// Delivers a kill to every greenlet (but the caller) without waiting for them to die
+/// (gevent's `killall(block=False)`); they die when the hub next runs them.
+///
+/// ```
+/// let hs = vec![green::spawn(|| 1), green::spawn(|| 2)];
+/// green::killall_nowait(&hs);
+/// assert!(hs.into_iter().all(|h| h.join().unwrap_err().is_killed()));
+/// ```
+pub fn killall_nowait<T: 'static>(handles: &[JoinHandle<T>]) {
+    with_hub(|hub| {
+        for h in handles.iter().filter(|h| !h.g.is_current()) {
+            throw::deliver(hub, &h.g, Box::new(GreenletExit));
+        }
+    });
 }
 
 /// Waits for every greenlet, but returns the first failure as soon as it happens

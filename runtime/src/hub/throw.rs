@@ -374,7 +374,34 @@ fn at_switch_point_slow() {
 
 /// Whether `p` is a kill's or a timeout's payload: what [`raise`] counts.
 pub(crate) fn is_kill_or_timeout(p: &Payload) -> bool {
-    p.is::<Timeout>() || p.is::<GreenletExit>()
+    p.is::<Timeout>() || p.is::<GreenletExit>() || p.is::<Carried>()
+}
+
+/// A kill or a timeout that raises a payload of the user's instead of its own
+/// (`JoinHandle::kill_with`, a timeout made with an error): delivered, ranked, held and
+/// counted as the kill or timeout it is, and raised as `payload` ([`raise`] unwraps it).
+/// Never seen outside this module's delivery: a greenlet that has not started gets the
+/// payload itself (it dies unstarted, nothing is raised).
+pub(crate) struct Carried {
+    /// `None`: a kill; `Some`: this timeout.
+    pub(crate) timeout: Option<Timeout>,
+    pub(crate) payload: Payload,
+}
+
+/// The timeout `p` is (a plain one, or one carrying a payload), if it is one.
+fn as_timeout(p: &Payload) -> Option<&Timeout> {
+    match p.downcast_ref::<Timeout>() {
+        Some(t) => Some(t),
+        None => p.downcast_ref::<Carried>().and_then(|c| c.timeout.as_ref()),
+    }
+}
+
+/// `p` as it is raised: a [`Carried`] throw's own payload, anything else as it is.
+fn unwrap_carried(p: Payload) -> Payload {
+    match p.downcast::<Carried>() {
+        Ok(c) => c.payload,
+        Err(p) => p,
+    }
 }
 
 /// Unwinds the current greenlet with `p`, a throw the runtime delivers at a switch
@@ -385,7 +412,7 @@ pub(crate) fn is_kill_or_timeout(p: &Payload) -> bool {
 #[cold]
 pub(crate) fn raise(p: Payload) -> ! {
     if is_kill_or_timeout(&p) {
-        let timeout = p.downcast_ref::<Timeout>().map(|t| t.id);
+        let timeout = as_timeout(&p).map(|t| t.id);
         let _ = try_with_hub(|h| {
             let g = thread::current_greenlet();
             let t = &h.throws;
@@ -401,7 +428,7 @@ pub(crate) fn raise(p: Payload) -> ! {
             });
         });
     }
-    resume_unwind(p)
+    resume_unwind(unwrap_carried(p))
 }
 
 /// Raises `p` in the current greenlet (a kill or throw of its own), unless it is
@@ -440,10 +467,10 @@ fn forget_slow(id: u64) {
 /// How far a throw unwinds, to choose between two due at once: a kill above any other
 /// throw above a timeout; timeouts by age, the oldest (outermost) highest.
 fn rank(p: &Payload) -> (u8, u64) {
-    if p.is::<GreenletExit>() {
-        (2, 0)
-    } else if let Some(t) = p.downcast_ref::<Timeout>() {
+    if let Some(t) = as_timeout(p) {
         (0, u64::MAX - t.id)
+    } else if p.is::<GreenletExit>() || p.is::<Carried>() {
+        (2, 0)
     } else {
         (1, 0)
     }
@@ -483,6 +510,13 @@ pub(crate) fn deliver_now(h: &Hub, g: &Greenlet, p: Payload) {
     if g.dead() || g.0.core.kind == Kind::Hub {
         return;
     }
+    // Not started: it dies unstarted, with the payload as its outcome (nothing is
+    // raised, so nothing is counted).
+    let p = if g.0.core.state.get() == State::Fresh {
+        unwrap_carried(p)
+    } else {
+        p
+    };
     let pending = g.0.peek_rich_pending(|i| match i {
         Input::Throw(q) => Some(rank(q)),
         _ => None,
@@ -811,7 +845,7 @@ fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) 
 /// wake that lost the race against the throw (same timer batch) would otherwise be
 /// lost, and every park caller re-checks its condition after a spurious wake.
 pub(crate) fn withdraw_timeout(g: &Greenlet, id: u64) {
-    let ours = |p: &Payload| p.downcast_ref::<Timeout>().is_some_and(|t| t.id == id);
+    let ours = |p: &Payload| as_timeout(p).is_some_and(|t| t.id == id);
     // The greenlet stays in the ready queue either way: only its input changes.
     match g.0.take_pending() {
         Some(Input::Throw(p)) if ours(&p) => {
@@ -883,5 +917,19 @@ mod tests {
         assert!(rank(&kill) > rank(&other));
         assert!(rank(&other) > rank(&outer));
         assert!(rank(&outer) > rank(&inner));
+        // Carrying a payload of the user's changes neither.
+        let carried_kill: Payload = Box::new(Carried {
+            timeout: None,
+            payload: Box::new("mine"),
+        });
+        let t = Timeout::new(Duration::ZERO);
+        let carried_timeout: Payload = Box::new(Carried {
+            timeout: Some(t),
+            payload: Box::new(5u8),
+        });
+        let plain: Payload = Box::new(t);
+        assert_eq!(rank(&carried_kill), rank(&kill));
+        assert_eq!(rank(&carried_timeout), rank(&plain));
+        assert!(is_kill_or_timeout(&carried_kill) && is_kill_or_timeout(&carried_timeout));
     }
 }

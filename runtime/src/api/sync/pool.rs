@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use super::{Event, Queue, Semaphore};
+use super::{Event, LockError, Queue, Semaphore};
 use crate::api::spawn::{JoinHandle, wait_dead};
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
 use crate::greenlet::{Greenlet, getcurrent};
@@ -24,6 +24,30 @@ struct Record {
     size: Option<usize>,
     /// Set while the group is empty.
     empty: Event,
+}
+
+impl Record {
+    /// Takes `g` off the members (it died, or was discarded), freeing its slot; returns
+    /// whether it was one.
+    fn untrack(&self, g: &Greenlet) -> bool {
+        let gone = {
+            let mut members = self.members.borrow_mut();
+            let before = members.len();
+            members.retain(|m| !m.ptr_eq(g));
+            members.len() < before
+        };
+        if !gone {
+            return false;
+        }
+        if let Some(sem) = &self.slots {
+            // (Cannot be refused: the member held its slot.)
+            let _ = sem.release();
+        }
+        if self.members.borrow().is_empty() {
+            self.empty.set();
+        }
+        true
+    }
 }
 
 /// A set of greenlets to wait for or kill together (gevent's `Group`). A greenlet
@@ -104,21 +128,81 @@ impl Group {
                 panic!("green: cannot spawn a greenlet: {e}");
             }
         };
-        self.0.members.borrow_mut().push(h.greenlet().clone());
+        self.track(h.greenlet());
+        h
+    }
+
+    /// Makes `g`, which holds a slot already (in a pool), a member until it dies or is
+    /// discarded.
+    fn track(&self, g: &Greenlet) {
+        self.0.members.borrow_mut().push(g.clone());
         self.0.empty.clear();
         let weak: Weak<Record> = Rc::downgrade(&self.0);
-        h.greenlet().on_exit(Box::new(move |g: &Greenlet| {
-            let Some(inner) = weak.upgrade() else { return };
-            inner.members.borrow_mut().retain(|m| !m.ptr_eq(g));
-            if let Some(sem) = &inner.slots {
-                // (Cannot be refused: the greenlet took its slot when spawned.)
-                let _ = sem.release();
-            }
-            if inner.members.borrow().is_empty() {
-                inner.empty.set();
+        g.on_exit(Box::new(move |g: &Greenlet| {
+            if let Some(inner) = weak.upgrade() {
+                inner.untrack(g);
             }
         }));
-        h
+    }
+
+    /// Adds `g`, a greenlet started elsewhere (or not yet: see
+    /// [`Builder::build`](crate::Builder::build)), to the group (gevent's `add`): the
+    /// group's [`join`](Group::join) and [`kill`](Group::kill) cover it from now on, and
+    /// it leaves the group when it finishes. In a [`Pool`], it takes a slot: `add`
+    /// waits while the pool is full ([`Pool::try_add`] does not). Adding a member again,
+    /// or a finished greenlet, does nothing.
+    ///
+    /// Errors: [`BlockError`] when a full pool's slot cannot be waited for (from the
+    /// hub, or in the main greenlet when nothing could ever free one).
+    ///
+    /// ```
+    /// let group = green::Group::new();
+    /// let h = green::spawn(|| 5);
+    /// group.add(h.greenlet()).unwrap();
+    /// assert!(group.contains(h.greenlet()));
+    /// group.join().unwrap();
+    /// assert!(group.is_empty());
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// ```
+    pub fn add(&self, g: &Greenlet) -> Result<(), BlockError> {
+        if g.dead() || self.contains(g) {
+            return Ok(());
+        }
+        if let Some(sem) = &self.0.slots {
+            match sem.acquire() {
+                Ok(p) => p.forget(),
+                Err(LockError::Blocked(b)) => return Err(b),
+                // (No deadline: it does not time out.)
+                Err(_) => return Err(BlockError::WouldBlockForever),
+            }
+            // Waiting for the slot, it may have finished or been added meanwhile.
+            if g.dead() || self.contains(g) {
+                // (Cannot be refused: the slot was taken just above.)
+                let _ = sem.release();
+                return Ok(());
+            }
+        }
+        self.track(g);
+        Ok(())
+    }
+
+    /// Takes `g` out of the group without killing it (gevent's `discard`): it keeps
+    /// running, outside the group, and in a [`Pool`] its slot is free again. Returns
+    /// whether it was a member.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = green::Pool::new(1);
+    /// let h = pool.spawn(|| green::sleep(Duration::from_millis(20)));
+    /// assert!(pool.is_full());
+    /// assert!(pool.discard(h.greenlet()));
+    /// assert!(!pool.is_full() && pool.is_empty());
+    /// pool.join().unwrap(); // does not wait for it
+    /// assert!(!h.is_finished());
+    /// h.join().unwrap();
+    /// ```
+    pub fn discard(&self, g: &Greenlet) -> bool {
+        self.0.untrack(g)
     }
 
     /// How many greenlets of the group are running (or not yet started).
@@ -200,7 +284,9 @@ impl Group {
     }
 
     /// Kills every greenlet of the group (but the caller, if it is one) and waits
-    /// until they are dead.
+    /// until they are dead (gevent's `kill()`). A member that catches its kill and goes
+    /// on is waited for until it ends; [`kill_timeout`](Group::kill_timeout) bounds the
+    /// wait. From the hub it only delivers the kills.
     ///
     /// ```
     /// let group = green::Group::new();
@@ -211,16 +297,61 @@ impl Group {
     /// assert!(group.is_empty());
     /// ```
     pub fn kill(&self) {
+        self.kill_and_wait(None);
+    }
+
+    /// Like [`kill`](Group::kill), but waits at most `timeout` (gevent's
+    /// `kill(timeout=..)`); returns whether every greenlet killed is dead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let group = green::Group::new();
+    /// group.spawn(|| green::sleep(Duration::from_secs(5)));
+    /// green::yield_now();
+    /// assert!(group.kill_timeout(Duration::from_secs(5)));
+    /// assert!(group.is_empty());
+    /// ```
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        self.kill_and_wait(Some(deadline_after(timeout)))
+    }
+
+    /// Delivers a kill to every greenlet of the group (but the caller) without waiting
+    /// for them to die (gevent's `kill(block=False)`); they leave the group as they die.
+    ///
+    /// ```
+    /// let group = green::Group::new();
+    /// let h = group.spawn(|| green::sleep(std::time::Duration::from_secs(5)));
+    /// group.kill_nowait();
+    /// assert_eq!(group.len(), 1); // still a member: it dies when the hub runs it
+    /// group.join().unwrap();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kill_nowait(&self) {
+        self.kill_members();
+    }
+
+    /// Delivers the kills; returns the greenlets killed.
+    fn kill_members(&self) -> Vec<Greenlet> {
         let members: Vec<Greenlet> = self.0.members.borrow().clone();
         let members: Vec<Greenlet> = members.into_iter().filter(|g| !g.is_current()).collect();
         for g in &members {
             throw_into(g, Box::new(GreenletExit));
         }
-        if !crate::greenlet::thread::in_scheduler() {
-            for g in &members {
-                let _ = wait_dead(g, None);
-            }
+        members
+    }
+
+    /// Kills the members and waits for them until `deadline`; whether all are dead.
+    fn kill_and_wait(&self, deadline: Option<std::time::Instant>) -> bool {
+        let members = self.kill_members();
+        if crate::greenlet::thread::in_scheduler() {
+            return members.iter().all(Greenlet::dead);
         }
+        // Each is waited for (until the deadline), even after one that will not die.
+        let mut all = true;
+        for g in &members {
+            all &= matches!(wait_dead(g, deadline), Ok(true));
+        }
+        all
     }
 
     /// Runs `f` in a greenlet of the group and waits for its outcome (gevent's
