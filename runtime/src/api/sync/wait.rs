@@ -9,14 +9,17 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{AsyncResult, Event, Registration};
+use super::{AsyncResult, BoundedSemaphore, Event, Lock, RLock, Registration, Semaphore};
 use crate::api::spawn::{JoinHandle, LinkId};
 use crate::greenlet::error::{BlockError, JoinError};
 use crate::hub::park::{Unparker, Wake, park, unparker};
 use crate::hub::timer::deadline_after;
 
 /// Something a greenlet can wait for with [`wait`] and [`iwait`]: a finished greenlet
-/// ([`JoinHandle`]), a set [`Event`], a ready [`AsyncResult`].
+/// ([`JoinHandle`]), a set [`Event`], a ready [`AsyncResult`], a [`Semaphore`],
+/// [`BoundedSemaphore`], [`Lock`] or [`RLock`] that could be acquired without waiting
+/// (gevent's semaphores are waitable too). Waiting for a lock does not acquire it: by
+/// the time the waiter runs, another greenlet may have taken it; use `try_acquire`.
 ///
 /// Implement it for your own types by delegating to one of these (return the inner
 /// object's [`Registration`]), or by keeping callbacks yourself and returning a
@@ -34,6 +37,20 @@ use crate::hub::timer::deadline_after;
 /// want the old behaviour call [`Registration::detach`].
 ///
 /// [`Timeout`]: crate::Timeout
+///
+/// # Semaphores and locks
+///
+/// ```
+/// let lock = green::Lock::new();
+/// let guard = lock.acquire().unwrap();
+/// let l = lock.clone();
+/// let waiter = green::spawn(move || green::wait(&[l], None, None).len());
+/// green::yield_now();
+/// assert!(!waiter.is_finished()); // held: not ready
+/// drop(guard);
+/// assert_eq!(waiter.join().unwrap(), 1);
+/// assert!(!lock.locked()); // waiting did not acquire it
+/// ```
 ///
 /// # Examples
 ///
@@ -106,6 +123,51 @@ impl<T, E> Waitable for AsyncResult<T, E> {
 
     fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
         self.event().add_callback(f)
+    }
+}
+
+impl Waitable for Semaphore {
+    fn is_ready(&self) -> bool {
+        !self.locked()
+    }
+
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        self.add_callback(f)
+    }
+}
+
+impl Waitable for BoundedSemaphore {
+    fn is_ready(&self) -> bool {
+        !self.locked()
+    }
+
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        self.as_semaphore().add_callback(f)
+    }
+}
+
+impl Waitable for Lock {
+    fn is_ready(&self) -> bool {
+        !self.locked()
+    }
+
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        self.as_semaphore().add_callback(f)
+    }
+}
+
+/// Ready when free, or held by the current greenlet (which may acquire it again).
+impl Waitable for RLock {
+    fn is_ready(&self) -> bool {
+        !self.locked() || self.is_owned()
+    }
+
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        if self.is_owned() {
+            f();
+            return Registration::empty();
+        }
+        self.inner_lock().on_ready(f)
     }
 }
 
