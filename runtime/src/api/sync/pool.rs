@@ -1,15 +1,18 @@
 //! Groups of greenlets: [`Group`] and the size-limited [`Pool`] — gevent's `pool`
-//! module (`spawn`, `join`, `kill`, `map`, `imap`, `imap_unordered`, `apply`).
+//! module (`spawn`, `join`, `kill`, `map`, `imap`, `imap_unordered`, `apply`,
+//! `wait_available`).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use super::wait::wait_ready;
 use super::{Event, LockError, Queue, Semaphore};
 use crate::api::spawn::{JoinHandle, wait_dead};
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
@@ -49,6 +52,55 @@ impl Record {
         true
     }
 }
+
+/// The error of [`Group::try_add`] and [`Group::try_spawn`]: the pool has no free
+/// slot (or greenlets are in line for one, which a `try_` call does not overtake).
+///
+/// `try_spawn` returns it inside an [`io::Error`] of kind
+/// [`WouldBlock`](io::ErrorKind::WouldBlock), as [`try_spawn`](crate::try_spawn())
+/// reports its own failures as `io::Error`s.
+///
+/// ```
+/// let pool = green::Pool::new(1);
+/// pool.spawn(|| ());
+/// let h = green::spawn(|| ());
+/// assert_eq!(pool.try_add(h.greenlet()), Err(green::PoolFull));
+/// let e = pool.try_spawn(|| ()).unwrap_err();
+/// assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+/// assert!(e.get_ref().is_some_and(|e| e.is::<green::PoolFull>()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolFull;
+
+impl fmt::Display for PoolFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the pool is full")
+    }
+}
+
+impl std::error::Error for PoolFull {}
+
+impl From<PoolFull> for io::Error {
+    fn from(e: PoolFull) -> io::Error {
+        io::Error::new(io::ErrorKind::WouldBlock, e)
+    }
+}
+
+/// The error of [`Pool::try_new`]: a pool needs a size of at least 1.
+///
+/// ```
+/// assert_eq!(green::Pool::try_new(0).unwrap_err(), green::PoolSizeError);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizeError;
+
+impl fmt::Display for PoolSizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a pool needs a size of at least 1")
+    }
+}
+
+impl std::error::Error for PoolSizeError {}
 
 /// A set of greenlets to wait for or kill together (gevent's `Group`). A greenlet
 /// leaves the group when it finishes.
@@ -118,18 +170,67 @@ impl Group {
                 Err(e) => panic!("green: cannot wait for a free slot in the pool: {e}"),
             }
         }
-        let h = match crate::api::spawn::try_spawn(f) {
+        match self.spawn_in_slot(f) {
             Ok(h) => h,
+            Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
+        }
+    }
+
+    /// Spawns `f` in the group if that needs no wait: in a [`Pool`] without a free
+    /// slot it fails with [`PoolFull`] (in an [`io::Error`] of kind
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock)) instead of waiting. A failure to
+    /// allocate the stack is an error too, as with [`try_spawn`](crate::try_spawn()).
+    ///
+    /// ```
+    /// let pool = green::Pool::new(1);
+    /// let h = pool.try_spawn(|| 1).unwrap();
+    /// assert!(pool.try_spawn(|| 2).is_err()); // full
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// assert!(pool.try_spawn(|| 3).is_ok()); // its slot is free again
+    /// ```
+    pub fn try_spawn<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.try_take_slot()?;
+        self.spawn_in_slot(f)
+    }
+
+    /// Takes a free slot of a pool without waiting (nothing to take in a group).
+    fn try_take_slot(&self) -> Result<(), PoolFull> {
+        match &self.0.slots {
+            Some(sem) => match sem.try_acquire() {
+                Some(p) => {
+                    p.forget();
+                    Ok(())
+                }
+                None => Err(PoolFull),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Spawns `f` as a member, its slot (in a pool) taken already: given back if the
+    /// spawn fails.
+    fn spawn_in_slot<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        match crate::api::spawn::try_spawn(f) {
+            Ok(h) => {
+                self.track(h.greenlet());
+                Ok(h)
+            }
             Err(e) => {
                 if let Some(sem) = &self.0.slots {
-                    // (Cannot be refused: the slot was taken just above.)
+                    // (Cannot be refused: the caller took the slot.)
                     let _ = sem.release();
                 }
-                panic!("green: cannot spawn a greenlet: {e}");
+                Err(e)
             }
-        };
-        self.track(h.greenlet());
-        h
+        }
     }
 
     /// Makes `g`, which holds a slot already (in a pool), a member until it dies or is
@@ -149,8 +250,8 @@ impl Group {
     /// [`Builder::build`](crate::Builder::build)), to the group (gevent's `add`): the
     /// group's [`join`](Group::join) and [`kill`](Group::kill) cover it from now on, and
     /// it leaves the group when it finishes. In a [`Pool`], it takes a slot: `add`
-    /// waits while the pool is full ([`Pool::try_add`] does not). Adding a member again,
-    /// or a finished greenlet, does nothing.
+    /// waits while the pool is full ([`try_add`](Group::try_add) does not). Adding a
+    /// member again, or a finished greenlet, does nothing.
     ///
     /// Errors: [`BlockError`] when a full pool's slot cannot be waited for (from the
     /// hub, or in the main greenlet when nothing could ever free one).
@@ -182,6 +283,26 @@ impl Group {
                 return Ok(());
             }
         }
+        self.track(g);
+        Ok(())
+    }
+
+    /// Like [`add`](Group::add), but in a [`Pool`] without a free slot it fails with
+    /// [`PoolFull`] instead of waiting (gevent's `add(greenlet, blocking=False)`).
+    ///
+    /// ```
+    /// let pool = green::Pool::new(1);
+    /// let (a, b) = (green::spawn(|| ()), green::spawn(|| ()));
+    /// pool.try_add(a.greenlet()).unwrap();
+    /// assert_eq!(pool.try_add(b.greenlet()), Err(green::PoolFull));
+    /// assert!(!pool.contains(b.greenlet()));
+    /// pool.join().unwrap();
+    /// ```
+    pub fn try_add(&self, g: &Greenlet) -> Result<(), PoolFull> {
+        if g.dead() || self.contains(g) {
+            return Ok(());
+        }
+        self.try_take_slot()?;
         self.track(g);
         Ok(())
     }
@@ -477,14 +598,76 @@ impl Pool {
     ///
     /// # Panics
     ///
-    /// If `size` is 0.
+    /// If `size` is 0: such a pool could never run anything, so every spawn would wait
+    /// forever. The size is almost always a constant, so, as with std's constructors
+    /// given an impossible argument (`slice::chunks(0)`, `Duration::new` overflowing),
+    /// that is a panic; [`try_new`](Pool::try_new) returns an error instead, for a size
+    /// that comes from input.
     ///
     /// ```
     /// assert_eq!(green::Pool::new(4).size(), 4);
     /// ```
     pub fn new(size: usize) -> Pool {
-        assert!(size > 0, "green: a pool needs a size of at least 1");
-        Pool(Group::with_slots(Some(size)))
+        match Pool::try_new(size) {
+            Ok(p) => p,
+            Err(e) => panic!("green: {e}"),
+        }
+    }
+
+    /// A pool of `size` greenlets, or [`PoolSizeError`] if `size` is 0.
+    ///
+    /// ```
+    /// let size: usize = "0".parse().unwrap();
+    /// assert!(green::Pool::try_new(size).is_err());
+    /// assert_eq!(green::Pool::try_new(3).unwrap().size(), 3);
+    /// ```
+    pub fn try_new(size: usize) -> Result<Pool, PoolSizeError> {
+        if size == 0 {
+            return Err(PoolSizeError);
+        }
+        Ok(Pool(Group::with_slots(Some(size))))
+    }
+
+    /// Waits until a slot is free and returns how many are (gevent's
+    /// `wait_available`). It takes no slot: by the time the caller spawns, another
+    /// greenlet may have taken it ([`try_spawn`](Group::try_spawn) tells).
+    ///
+    /// Errors: [`BlockError`] when nothing could ever free a slot (in the main
+    /// greenlet), or when called from the hub.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = green::Pool::new(1);
+    /// pool.spawn(|| green::sleep(Duration::from_millis(5)));
+    /// assert_eq!(pool.wait_available(), Ok(1));
+    /// ```
+    pub fn wait_available(&self) -> Result<usize, BlockError> {
+        self.wait_available_until(None)
+    }
+
+    /// Like [`wait_available`](Pool::wait_available) but gives up after `timeout`:
+    /// `Ok(0)` then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = green::Pool::new(1);
+    /// let h = pool.spawn(|| green::sleep(Duration::from_secs(5)));
+    /// assert_eq!(pool.wait_available_timeout(Duration::from_millis(1)), Ok(0));
+    /// h.kill();
+    /// assert_eq!(pool.wait_available_timeout(Duration::ZERO), Ok(1));
+    /// ```
+    pub fn wait_available_timeout(&self, timeout: Duration) -> Result<usize, BlockError> {
+        self.wait_available_until(Some(deadline_after(timeout)))
+    }
+
+    fn wait_available_until(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<usize, BlockError> {
+        match &self.0.0.slots {
+            Some(sem) if !wait_ready(sem, deadline)? => Ok(0),
+            _ => Ok(self.free_count()),
+        }
     }
 
     /// The most greenlets it runs at once.

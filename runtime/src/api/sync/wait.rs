@@ -348,6 +348,33 @@ pub fn wait<W: Waitable>(
     iwait(objects, timeout).take(n).collect()
 }
 
+/// Parks until `w` is ready or `deadline` passes; whether it is ready. The callback it
+/// registers is withdrawn when it returns or unwinds.
+pub(crate) fn wait_ready<W: Waitable + ?Sized>(
+    w: &W,
+    deadline: Option<Instant>,
+) -> Result<bool, BlockError> {
+    loop {
+        if w.is_ready() {
+            return Ok(true);
+        }
+        let u = unparker();
+        let reg = w.on_ready(Box::new(move || {
+            u.unpark();
+        }));
+        let r = park(deadline);
+        drop(reg);
+        if w.is_ready() {
+            return Ok(true);
+        }
+        match r? {
+            Wake::TimedOut => return Ok(false),
+            // Woken, but taken again before we ran (or a spurious wake): wait again.
+            Wake::Unparked => {}
+        }
+    }
+}
+
 impl<T: 'static> JoinHandle<T> {
     /// Registers `f` to run in the hub with the value if the greenlet returns one
     /// (gevent's `link_value`); returns the link's id for
