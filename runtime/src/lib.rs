@@ -17,8 +17,8 @@ pub use api::spawn::{
 pub use api::sync::{
     AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, Group, IMap, IWait, LifoQueue,
     LocalKey, Lock, LockError, Pool, PoolFull, PoolSizeError, PriorityQueue, PutError, Queue,
-    QueueError, RLock, RLockGuard, Registration, Semaphore, SemaphorePermit, TimeoutGuard,
-    Waitable, iwait, wait, with_deadline, with_timeout,
+    QueueError, RLock, RLockGuard, Registration, Semaphore, SemaphorePermit, TaskError,
+    TimeoutGuard, Waitable, iwait, wait, with_deadline, with_timeout,
 };
 pub use greenlet::error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
 pub use greenlet::stack::{DEFAULT_STACK_SIZE, StackError};

@@ -1,6 +1,6 @@
 //! Groups of greenlets: [`Group`] and the size-limited [`Pool`] — gevent's `pool`
 //! module (`spawn`, `join`, `kill`, `map`, `imap`, `imap_unordered`, `apply`,
-//! `wait_available`).
+//! `apply_async`, `map_async`, `wait_available`).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -13,7 +13,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use super::wait::wait_ready;
-use super::{Event, LockError, Queue, Semaphore};
+use super::{AsyncResult, Event, LockError, Queue, Semaphore};
 use crate::api::spawn::{JoinHandle, wait_dead};
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
 use crate::greenlet::{Greenlet, getcurrent};
@@ -101,6 +101,43 @@ impl fmt::Display for PoolSizeError {
 }
 
 impl std::error::Error for PoolSizeError {}
+
+/// The error side of [`Group::apply_async`] and [`Group::map_async`]: how the task
+/// ended, shared (an [`AsyncResult`] hands out clones, and a [`JoinError`] cannot be
+/// cloned: it may hold a panic's payload).
+///
+/// ```
+/// let group = green::Group::new();
+/// let r = group.apply_async(|| -> u8 { panic!("lost") });
+/// let err: green::TaskError = match r.get() {
+///     Err(green::AsyncError::Failed(e)) => e,
+///     other => panic!("{other:?}"),
+/// };
+/// assert_eq!(err.panic_message(), Some("lost"));
+/// ```
+pub type TaskError = Rc<JoinError>;
+
+/// Runs `f`, setting `res` to its value, or to its panic (then the greenlet ends
+/// normally: the panic went into the result) or its kill (then the kill goes on).
+fn run_into<T>(res: &AsyncResult<T, TaskError>, f: impl FnOnce() -> T) {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => res.set(v),
+        Err(p) if p.is::<GreenletExit>() => {
+            res.set_error(Rc::new(JoinError::Killed));
+            resume_unwind(p);
+        }
+        Err(p) => res.set_error(Rc::new(JoinError::Panicked(p))),
+    }
+}
+
+/// Makes `res` an error if `g` ends without setting it (killed before it started).
+fn fail_unset_on_exit<T: 'static>(g: &Greenlet, res: AsyncResult<T, TaskError>) {
+    g.on_exit(Box::new(move |_| {
+        if !res.ready() {
+            res.set_error(Rc::new(JoinError::Killed));
+        }
+    }));
+}
 
 /// A set of greenlets to wait for or kill together (gevent's `Group`). A greenlet
 /// leaves the group when it finishes.
@@ -497,6 +534,88 @@ impl Group {
         self.spawn(f).join()
     }
 
+    /// Starts `f` in a greenlet of the group and returns at once with an
+    /// [`AsyncResult`] for its outcome (gevent's `apply_async`): its value, or a
+    /// [`TaskError`] saying how it failed ([`JoinError::Panicked`] with the panic,
+    /// [`JoinError::Killed`]). A panic goes into the result rather than on up the
+    /// greenlet. In a full [`Pool`] it does not wait either: a greenlet outside the pool
+    /// waits for the slot, as gevent's does.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated.
+    ///
+    /// ```
+    /// let pool = green::Pool::new(1);
+    /// let a = pool.apply_async(|| 6 * 7);
+    /// let b = pool.apply_async(|| -> i32 { panic!("no") }); // full: does not wait
+    /// assert_eq!(a.get().unwrap(), 42);
+    /// let err = b.get().unwrap_err();
+    /// assert!(matches!(err, green::AsyncError::Failed(e) if e.is_panic()));
+    /// ```
+    pub fn apply_async<F, T>(&self, f: F) -> AsyncResult<T, TaskError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let res = AsyncResult::new();
+        let r = res.clone();
+        let task = move || run_into(&r, f);
+        if self.try_take_slot().is_ok() {
+            match self.spawn_in_slot(task) {
+                Ok(h) => fail_unset_on_exit(h.greenlet(), res.clone()),
+                Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
+            }
+            return res;
+        }
+        // Full: a helper outside the pool waits for the slot. Until it has spawned the
+        // task, the helper's end (killed while waiting) ends the result; after, the
+        // task's.
+        let spawned = Rc::new(Cell::new(false));
+        let (group, r, sp) = (self.clone(), res.clone(), spawned.clone());
+        let helper = crate::api::spawn::spawn(move || {
+            let h = group.spawn(task);
+            sp.set(true);
+            fail_unset_on_exit(h.greenlet(), r);
+        });
+        let r = res.clone();
+        helper.greenlet().on_exit(Box::new(move |_| {
+            if !spawned.get() && !r.ready() {
+                r.set_error(Rc::new(JoinError::Killed));
+            }
+        }));
+        res
+    }
+
+    /// Runs [`map`](Group::map) in a new greenlet (outside the group, as gevent's
+    /// `map_async`) and returns at once with an [`AsyncResult`] for the results in
+    /// input order, or the [`TaskError`] of the first task to fail.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated.
+    ///
+    /// ```
+    /// let pool = green::Pool::new(2);
+    /// let squares = pool.map_async(|x: u32| x * x, vec![1, 2, 3]);
+    /// assert!(!squares.ready());
+    /// assert_eq!(squares.get().unwrap(), [1, 4, 9]);
+    /// ```
+    pub fn map_async<I, F, R>(&self, f: F, items: I) -> AsyncResult<Vec<R>, TaskError>
+    where
+        I: IntoIterator + 'static,
+        I::Item: 'static,
+        F: Fn(I::Item) -> R + 'static,
+        R: 'static,
+    {
+        let res = AsyncResult::new();
+        let r = res.clone();
+        let group = self.clone();
+        let h = crate::api::spawn::spawn(move || run_into(&r, move || group.map(f, items)));
+        fail_unset_on_exit(h.greenlet(), res.clone());
+        res
+    }
+
     /// Applies `f` to every item in greenlets of the group and returns the results in
     /// input order (gevent's `map`). In a [`Pool`], at most its size run at once.
     ///
@@ -725,6 +844,10 @@ type Outcome<R> = Result<R, Box<dyn Any + Send + 'static>>;
 ///
 /// A task's panic (or kill) is re-raised in the greenlet iterating. Dropping the
 /// iterator early leaves the tasks already started running.
+///
+/// Tasks start as slots free up; in a [`Group`] (no size) they all start on the first
+/// `next`. [`max_in_flight`](IMap::max_in_flight) bounds how many run or wait to be
+/// yielded at once.
 pub struct IMap<I, F, R> {
     group: Group,
     input: I,
@@ -732,6 +855,10 @@ pub struct IMap<I, F, R> {
     results: Queue<(usize, Outcome<R>)>,
     spawned: usize,
     next_out: usize,
+    /// Results returned so far.
+    yielded: usize,
+    /// The most tasks started and not yet yielded.
+    max_in_flight: usize,
     in_flight: usize,
     buffer: BTreeMap<usize, Outcome<R>>,
     ordered: bool,
@@ -753,6 +880,8 @@ where
             results: Queue::new(),
             spawned: 0,
             next_out: 0,
+            yielded: 0,
+            max_in_flight: usize::MAX,
             in_flight: 0,
             buffer: BTreeMap::new(),
             ordered,
@@ -760,9 +889,33 @@ where
         }
     }
 
-    /// Starts tasks while the pool has room (at least one if none is running).
+    /// Allows at most `n` tasks started and not yet yielded at once, running or
+    /// finished with their result held for the order of the results (gevent's
+    /// `imap(maxsize=)`): for an input much faster than its consumer, or results that
+    /// take much memory. A bound of 0 is taken as 1 (one task at a time), the least
+    /// that makes progress. Set it before the first `next`.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let started = Rc::new(Cell::new(0));
+    /// let s = started.clone();
+    /// let group = green::Group::new(); // no size: without a bound, all would start
+    /// let mut it = group
+    ///     .imap(move |x: u32| { s.set(s.get() + 1); x * 2 }, 0..100)
+    ///     .max_in_flight(3);
+    /// assert_eq!(it.next(), Some(0));
+    /// assert!(started.get() <= 3);
+    /// assert_eq!(it.sum::<u32>(), 9900);
+    /// ```
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Starts tasks while the pool has room (at least one if none is running) and the
+    /// bound on tasks in flight allows.
     fn top_up(&mut self) {
-        while !self.exhausted {
+        while !self.exhausted && self.spawned - self.yielded < self.max_in_flight {
             let free = self.group.free_slots();
             if free == 0 && self.in_flight > 0 {
                 return; // wait for a result instead of for a slot
@@ -832,6 +985,7 @@ where
                 && let Some(r) = self.buffer.remove(&self.next_out)
             {
                 self.next_out += 1;
+                self.yielded += 1;
                 return Some(unwrap_outcome(r));
             }
             self.top_up();
@@ -844,6 +998,7 @@ where
             };
             self.in_flight -= 1;
             if !self.ordered {
+                self.yielded += 1;
                 return Some(unwrap_outcome(r));
             }
             self.buffer.insert(i, r);
@@ -856,6 +1011,7 @@ impl<I, F, R> fmt::Debug for IMap<I, F, R> {
         f.debug_struct("IMap")
             .field("ordered", &self.ordered)
             .field("in_flight", &self.in_flight)
+            .field("max_in_flight", &self.max_in_flight)
             .finish_non_exhaustive()
     }
 }
