@@ -11,13 +11,14 @@ mod hub;
 pub use api::block_on::{JoinFuture, block_on};
 pub use api::monitor;
 pub use api::spawn::{
-    Builder, JoinHandle, joinall, joinall_timeout, spawn, spawn_later, try_joinall, try_spawn,
+    Builder, JoinHandle, LinkId, joinall, joinall_timeout, killall, killall_nowait, spawn,
+    spawn_later, try_joinall, try_spawn,
 };
 pub use api::sync::{
     AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, Group, IMap, IWait, LifoQueue,
-    LocalKey, Lock, LockError, Pool, PriorityQueue, PutError, Queue, QueueError, RLock, RLockGuard,
-    Registration, Semaphore, SemaphorePermit, TimeoutGuard, Waitable, iwait, wait, with_deadline,
-    with_timeout,
+    LocalKey, Lock, LockError, Pool, PoolFull, PoolSizeError, PriorityQueue, PutError, Queue,
+    QueueError, RLock, RLockGuard, Registration, Semaphore, SemaphorePermit, TaskError,
+    TimeoutGuard, Waitable, iwait, wait, with_deadline, with_timeout,
 };
 pub use greenlet::error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
 pub use greenlet::stack::{DEFAULT_STACK_SIZE, StackError};

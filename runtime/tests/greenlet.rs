@@ -216,12 +216,50 @@ fn throw_while_suspended_unwinds_and_runs_destructors() {
 }
 
 #[test]
-fn throw_after_finish_does_nothing() {
+fn a_throw_into_a_dead_greenlet_ends_as_one_it_did_not_catch() {
+    // greenlet's rule: GreenletExit comes back as the value, anything else is raised
+    // where the dead greenlet's parent would see it (here the caller, without a switch).
     let g = Greenlet::new(|_: Value| 1);
-    g.switch(());
-    assert!(g.throw().is_none());
-    assert!(g.kill().is_none());
+    assert_eq!(g.switch(()).get::<i32>(), Ok(1));
     assert!(g.dead());
+    assert!(g.throw().is::<GreenletExit>());
+    assert!(g.kill().is::<GreenletExit>());
+    assert!(g.throw_with(Box::new(GreenletExit)).is::<GreenletExit>());
+    let raised = catch_unwind(AssertUnwindSafe(|| g.throw_with(Box::new("late"))));
+    assert_eq!(raised.unwrap_err().downcast_ref::<&str>(), Some(&"late"));
+    assert!(g.dead());
+}
+
+#[test]
+fn a_throw_into_a_dead_greenlet_switches_to_nobody() {
+    // A dead greenlet whose parent is suspended: a switch into the dead one goes on to
+    // the parent, a throw does not.
+    let l = log();
+    let main = getcurrent();
+    let l2 = l.clone();
+    let parent = Greenlet::new(move |_: Value| {
+        push(&l2, "parent started");
+        let v = main.switch(());
+        push(&l2, format!("parent resumed with {v}"));
+    });
+    parent.switch(());
+    let child = Greenlet::new(|_: Value| ());
+    child.switch(());
+    assert!(child.dead());
+    child.set_parent(&parent).unwrap();
+    assert!(child.throw().is::<GreenletExit>());
+    let raised = catch_unwind(AssertUnwindSafe(|| child.throw_with(Box::new(7u8))));
+    assert_eq!(raised.unwrap_err().downcast_ref::<u8>(), Some(&7));
+    assert_eq!(
+        *l.borrow(),
+        ["parent started"],
+        "the parent was not resumed"
+    );
+    child.switch("forwarded"); // a switch does reach it
+    assert_eq!(
+        *l.borrow(),
+        ["parent started", "parent resumed with forwarded"]
+    );
 }
 
 #[test]

@@ -8,14 +8,15 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::Greenlet;
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError, payload_str};
 use crate::greenlet::outcome::{DETACHED, KEPT, OBSERVED, TAKEN};
 use crate::greenlet::record::Waiter;
 use crate::greenlet::thread::{self, Thread};
 use crate::greenlet::value::Value;
+use crate::greenlet::{Greenlet, Payload};
 use crate::hub::park::{Unparker, Wake, park, park_inline, unparker};
 use crate::hub::timer::deadline_after;
 use crate::hub::{in_hub_panic, throw, with_hub};
@@ -124,7 +125,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = thread::with(|t| self.build(t, f))?;
+        let h = thread::with(|t| self.make(t, f))?;
         with_hub(|hub| hub.start_new(&h.g));
         Ok(h)
     }
@@ -143,13 +144,33 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = thread::with(|t| self.build(t, f))?;
+        let h = thread::with(|t| self.make(t, f))?;
         with_hub(|hub| hub.start_at(&h.g, deadline_after(delay)));
         Ok(h)
     }
 
+    /// Creates the greenlet without starting it (gevent's `Greenlet(f)`): nothing runs
+    /// until [`JoinHandle::start`] or [`JoinHandle::start_later`]. Until then it holds
+    /// its stack; dropping every handle to it drops `f` unrun. Fails cleanly when no
+    /// stack can be allocated.
+    ///
+    /// ```
+    /// let h = green::Builder::new().name("later").build(|| 2 + 2).unwrap();
+    /// green::yield_now();
+    /// assert!(!h.is_started() && !h.is_finished());
+    /// h.start();
+    /// assert_eq!(h.join().unwrap(), 4);
+    /// ```
+    pub fn build<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        thread::with(|t| self.make(t, f))
+    }
+
     #[inline]
-    fn build<F, T>(self, t: &Thread, f: F) -> io::Result<JoinHandle<T>>
+    fn make<F, T>(self, t: &Thread, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -382,6 +403,63 @@ impl<T: 'static> JoinHandle<T> {
         }
     }
 
+    /// Schedules a greenlet made by [`Builder::build`] to start (gevent's `start()`), as
+    /// [`spawn`] does: it runs once the caller blocks or yields. Does nothing if it is
+    /// started or scheduled already, or finished. From the hub too.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let ran = Rc::new(Cell::new(0));
+    /// let r = ran.clone();
+    /// let h = green::Builder::new().build(move || r.set(r.get() + 1)).unwrap();
+    /// h.start();
+    /// h.start(); // already scheduled: nothing more
+    /// h.join().unwrap();
+    /// assert_eq!(ran.get(), 1);
+    /// ```
+    pub fn start(&self) {
+        if !self.is_started() {
+            with_hub(|h| h.start_new(&self.g));
+        }
+    }
+
+    /// Schedules a greenlet made by [`Builder::build`] to start after `delay` (gevent's
+    /// `start_later`). Does nothing if it is started or scheduled already, or finished
+    /// (and neither does a [`start`](JoinHandle::start) after it).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let t = Instant::now();
+    /// let h = green::Builder::new().build(|| ()).unwrap();
+    /// h.start_later(Duration::from_millis(20));
+    /// assert!(h.is_started()); // scheduled
+    /// h.join().unwrap();
+    /// assert!(t.elapsed() >= Duration::from_millis(20));
+    /// ```
+    pub fn start_later(&self, delay: Duration) {
+        if !self.is_started() {
+            with_hub(|h| h.start_at(&self.g, deadline_after(delay)));
+        }
+    }
+
+    /// Whether the greenlet was started or scheduled to start (gevent's `started`): by
+    /// [`spawn`], [`spawn_later`], [`start`](JoinHandle::start) or
+    /// [`start_later`](JoinHandle::start_later), or switched into; also once it is
+    /// finished, or killed before it started. `false` only for one made by
+    /// [`Builder::build`] and not started yet.
+    ///
+    /// ```
+    /// let h = green::Builder::new().build(|| ()).unwrap();
+    /// assert!(!h.is_started());
+    /// h.start();
+    /// assert!(h.is_started());
+    /// assert!(green::spawn(|| ()).is_started());
+    /// ```
+    pub fn is_started(&self) -> bool {
+        let core = &self.g.0.core;
+        self.g.started() || self.g.0.has_pending() || core.start_armed.get()
+    }
+
     /// Whether the greenlet has finished (returned, panicked or been killed).
     ///
     /// ```
@@ -452,15 +530,61 @@ impl<T: 'static> JoinHandle<T> {
     /// assert!(h.join().unwrap_err().is_killed());
     /// ```
     pub fn kill(&self) {
+        self.kill_by(Box::new(GreenletExit));
+    }
+
+    /// Kills the greenlet with `error` instead of [`GreenletExit`] (gevent's
+    /// `kill(exception)`): `error` unwinds it from its switch point, and it waits until
+    /// the greenlet is dead, as [`kill`](JoinHandle::kill) does.
+    ///
+    /// Joining it then gives [`JoinError::Panicked`] with `error` as the payload, as if
+    /// its own code had panicked with it: downcast it with
+    /// [`JoinError::into_panic`]. (gevent's greenlet, killed with an exception, has
+    /// that exception as its outcome.) A greenlet that had not started dies with that
+    /// outcome without running; the greenlet may also catch `error` and go on.
+    /// `kill_with(GreenletExit)` is `kill()`. The outcome is not logged as a panic
+    /// nobody joined: the caller chose it. Killing a finished greenlet does nothing.
+    ///
+    /// It is delivered as a kill: it wins over a throw or a timeout pending at the same
+    /// time, and while it unwinds the greenlet, later kills are held (see
+    /// [`kill`](JoinHandle::kill)).
+    ///
+    /// ```
+    /// #[derive(Debug, PartialEq)]
+    /// struct Shutdown(&'static str);
+    ///
+    /// let h = green::spawn(|| loop { green::sleep(std::time::Duration::from_millis(1)) });
+    /// green::yield_now();
+    /// h.kill_with(Shutdown("maintenance"));
+    /// let payload = h.join().unwrap_err().into_panic();
+    /// assert_eq!(payload.downcast_ref(), Some(&Shutdown("maintenance")));
+    /// ```
+    pub fn kill_with<E: Any + Send + 'static>(&self, error: E) {
+        let p: Payload = Box::new(error);
+        if p.is::<GreenletExit>() {
+            return self.kill_by(p);
+        }
+        if !self.g.dead() {
+            self.g.0.cold.outcome.set(OBSERVED);
+        }
+        self.kill_by(Box::new(throw::Carried {
+            timeout: None,
+            payload: p,
+        }));
+    }
+
+    /// [`kill`](JoinHandle::kill) with the payload `p`, a kill (`GreenletExit` or a
+    /// carried one).
+    fn kill_by(&self, p: Payload) {
         if self.g.dead() {
             return;
         }
         if self.g.is_current() {
             // (Held instead, and this returns, in a destructor run by its unwinding.)
-            throw::raise_here(Box::new(GreenletExit));
+            throw::raise_here(p);
             return;
         }
-        self.kill_nowait();
+        with_hub(|h| throw::deliver(h, &self.g, p));
         if !thread::in_scheduler() {
             let _ = wait_dead(&self.g, None);
         }
@@ -489,7 +613,8 @@ impl<T: 'static> JoinHandle<T> {
     }
 
     /// Registers `f` to run in the hub when the greenlet finishes, with its outcome
-    /// (`Ok(&value)`, or the error). Called at once if it has finished. Callbacks run
+    /// (`Ok(&value)`, or the error); returns the link's id, to withdraw it with
+    /// [`unlink`](JoinHandle::unlink). Called at once if it has finished. Callbacks run
     /// in registration order and must not block (they run in the hub): there,
     /// [`sleep`](crate::sleep), [`yield_now`](crate::yield_now), [`wait`](crate::wait)
     /// and [`Greenlet::switch`] panic (the hub logs the panic; the rest of the callback
@@ -508,21 +633,101 @@ impl<T: 'static> JoinHandle<T> {
     /// h.wait().unwrap();
     /// assert_eq!(seen.get(), 5);
     /// ```
-    pub fn link(&self, f: impl FnOnce(Result<&T, &JoinError>) + 'static)
-    where
-        T: 'static,
-    {
-        self.g.on_exit(Box::new(move |g: &Greenlet| {
-            let r = g.0.cold.outcome.result.borrow();
-            match &*r {
-                Some(Ok(v)) => match value_as::<T>(v) {
-                    Some(v) => f(Ok(v)),
+    pub fn link(&self, f: impl FnOnce(Result<&T, &JoinError>) + 'static) -> LinkId {
+        let id = LinkId::next();
+        self.g.on_exit_keyed(
+            id.0,
+            Box::new(move |g: &Greenlet| {
+                let r = g.0.cold.outcome.result.borrow();
+                match &*r {
+                    Some(Ok(v)) => match value_as::<T>(v) {
+                        Some(v) => f(Ok(v)),
+                        None => f(Err(&JoinError::Killed)),
+                    },
+                    Some(Err(e)) => f(Err(e)),
                     None => f(Err(&JoinError::Killed)),
-                },
-                Some(Err(e)) => f(Err(e)),
-                None => f(Err(&JoinError::Killed)),
-            }
-        }));
+                }
+            }),
+        );
+        id
+    }
+
+    /// Withdraws the link `id` (from [`link`](JoinHandle::link),
+    /// [`link_value`](JoinHandle::link_value) or [`link_error`](JoinHandle::link_error))
+    /// if it has not run; returns whether it was withdrawn (gevent's `unlink`). Links
+    /// run one at a time, in order, as the greenlet finishes: one of them may withdraw
+    /// those after it.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let ran = Rc::new(Cell::new(false));
+    /// let r = ran.clone();
+    /// let h = green::spawn(|| ());
+    /// let link = h.link(move |_| r.set(true));
+    /// assert!(h.unlink(link));
+    /// assert!(!h.unlink(link)); // already withdrawn
+    /// h.wait().unwrap();
+    /// assert!(!ran.get());
+    /// ```
+    pub fn unlink(&self, id: LinkId) -> bool {
+        self.g.remove_exit(Some(id.0)) > 0
+    }
+
+    /// Withdraws every link that has not run (gevent's `unlink_all`). What the runtime
+    /// registers for itself (a [`Group`](crate::Group)'s bookkeeping, the waits of
+    /// [`wait`](crate::wait)) stays.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let runs = Rc::new(Cell::new(0));
+    /// let h = green::spawn(|| 1);
+    /// for _ in 0..3 {
+    ///     let r = runs.clone();
+    ///     h.link_value(move |_| r.set(r.get() + 1));
+    /// }
+    /// h.unlink_all();
+    /// assert!(!h.has_links());
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// assert_eq!(runs.get(), 0);
+    /// ```
+    pub fn unlink_all(&self) {
+        self.g.remove_exit(None);
+    }
+
+    /// Whether a link waits to run (gevent's `has_links`): registered and neither run
+    /// nor withdrawn.
+    ///
+    /// ```
+    /// let h = green::spawn(|| ());
+    /// assert!(!h.has_links());
+    /// h.link(|_| ());
+    /// assert!(h.has_links());
+    /// h.wait().unwrap(); // the link runs as the greenlet finishes
+    /// assert!(!h.has_links());
+    /// ```
+    pub fn has_links(&self) -> bool {
+        self.g.has_keyed_exit()
+    }
+}
+
+/// The id of a link (see [`JoinHandle::link`]), to withdraw it with
+/// [`JoinHandle::unlink`]. Unique in the process.
+///
+/// ```
+/// let h = green::spawn(|| ());
+/// let a = h.link(|_| ());
+/// let b = h.link(|_| ());
+/// assert_ne!(a, b);
+/// assert!(h.unlink(a) && h.unlink(b));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkId(u64);
+
+impl LinkId {
+    /// A new id (never 0: 0 marks the runtime's own exit callbacks).
+    fn next() -> LinkId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        LinkId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -604,6 +809,55 @@ pub fn joinall_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration)
             Err(JoinError::Blocked(BlockError::InHub)) => in_hub_panic("joinall_timeout"),
             r => matches!(r, Ok(true)),
         })
+}
+
+/// Kills every greenlet (gevent's `killall`): raises [`GreenletExit`] in each at its
+/// switch point, then waits until all are dead, or until `timeout` passes (`None`: no
+/// limit). Returns whether every one is dead. A greenlet that catches its kill and
+/// goes on keeps running (and this waits for its end, up to `timeout`).
+///
+/// The caller, if it is one of them, is neither killed nor waited for (it could not
+/// wait for its own death). From the hub (a timer callback or a link) it only
+/// delivers the kills, as [`killall_nowait`] does, and returns whether all are dead.
+///
+/// ```
+/// use std::time::Duration;
+/// let hs: Vec<_> = (0..3)
+///     .map(|_| green::spawn(|| green::sleep(Duration::from_secs(60))))
+///     .collect();
+/// green::yield_now();
+/// assert!(green::killall(&hs, None));
+/// assert!(hs.iter().all(|h| h.is_finished()));
+/// ```
+pub fn killall<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> bool {
+    killall_nowait(handles);
+    let others = || handles.iter().filter(|h| !h.g.is_current());
+    if thread::in_scheduler() {
+        return others().all(|h| h.g.dead());
+    }
+    let deadline = timeout.map(deadline_after);
+    // Each is waited for (until the deadline), even after one that will not die.
+    let mut all = true;
+    for h in others() {
+        all &= matches!(wait_dead(&h.g, deadline), Ok(true));
+    }
+    all
+}
+
+/// Delivers a kill to every greenlet (but the caller) without waiting for them to die
+/// (gevent's `killall(block=False)`); they die when the hub next runs them.
+///
+/// ```
+/// let hs = vec![green::spawn(|| 1), green::spawn(|| 2)];
+/// green::killall_nowait(&hs);
+/// assert!(hs.into_iter().all(|h| h.join().unwrap_err().is_killed()));
+/// ```
+pub fn killall_nowait<T: 'static>(handles: &[JoinHandle<T>]) {
+    with_hub(|hub| {
+        for h in handles.iter().filter(|h| !h.g.is_current()) {
+            throw::deliver(hub, &h.g, Box::new(GreenletExit));
+        }
+    });
 }
 
 /// Waits for every greenlet, but returns the first failure as soon as it happens

@@ -29,7 +29,7 @@ use crate::greenlet::error::{ParentError, SwitchError};
 use crate::greenlet::stack::StackError;
 use crate::greenlet::stack::overflow::RunningInfo;
 use crate::greenlet::value::Value;
-use record::{ExitCallback, Kind, Record, State};
+use record::{ExitCallback, KeyedExit, Kind, Record, State};
 use switch::Input;
 use thread::Thread;
 
@@ -425,11 +425,44 @@ impl Greenlet {
 
     /// Registers `f` to run in the hub when this greenlet dies (at once if it is dead).
     pub(crate) fn on_exit(&self, f: ExitCallback) {
+        self.on_exit_keyed(0, f);
+    }
+
+    /// [`on_exit`](Greenlet::on_exit) with a key (not 0) to withdraw `f` by, until it
+    /// runs ([`remove_exit`](Greenlet::remove_exit)); returns whether `f` was kept (the
+    /// greenlet is alive), `false` when it ran at once.
+    pub(crate) fn on_exit_keyed(&self, key: u64, f: ExitCallback) -> bool {
         if self.dead() {
             f(self);
+            false
         } else {
-            self.0.cold.on_exit.borrow_mut().push(f);
+            self.0.cold.on_exit.borrow_mut().push_back((key, f));
+            true
         }
+    }
+
+    /// Withdraws the exit callbacks registered with `key` (all those with any key for
+    /// `None`) that have not run; returns how many. They are dropped after the list's
+    /// borrow ends (dropping one may run user code).
+    pub(crate) fn remove_exit(&self, key: Option<u64>) -> usize {
+        let matches = |k: u64| k != 0 && key.is_none_or(|key| key == k);
+        let mut removed: Vec<KeyedExit> = Vec::new();
+        {
+            let mut list = self.0.cold.on_exit.borrow_mut();
+            for e in std::mem::take(&mut *list) {
+                if matches(e.0) {
+                    removed.push(e);
+                } else {
+                    list.push_back(e);
+                }
+            }
+        }
+        removed.len()
+    }
+
+    /// Whether an exit callback with a key (a link) waits to run.
+    pub(crate) fn has_keyed_exit(&self) -> bool {
+        self.0.cold.on_exit.borrow().iter().any(|(k, _)| *k != 0)
     }
 
     /// The nearest live ancestor (the hub or main at worst).

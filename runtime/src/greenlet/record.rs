@@ -25,6 +25,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
 use std::mem;
 use std::ptr;
 use std::rc::Rc;
@@ -46,6 +47,9 @@ pub(crate) type Coro = Coroutine<usize, usize, usize, GreenStack>;
 
 /// A callback run in the scheduler when a greenlet dies, given the dead greenlet.
 pub(crate) type ExitCallback = Box<dyn FnOnce(&Greenlet)>;
+
+/// An exit callback with the key its owner may withdraw it by (0: none).
+pub(crate) type KeyedExit = (u64, ExitCallback);
 
 /// A greenlet's local values (`green_local!`), keyed by their key's number.
 pub(crate) type Locals = Vec<(usize, Rc<dyn Any>)>;
@@ -179,8 +183,9 @@ pub(crate) struct Cold {
     /// The pending input when it does not fit a word (`pending` is `IN_SLOT`).
     pending_rich: Cell<Option<Input>>,
     pub(crate) name: Option<Box<str>>,
-    /// Run in the hub when the greenlet dies (links, waits, joins beyond the first).
-    pub(crate) on_exit: RefCell<Vec<ExitCallback>>,
+    /// Run in the hub when the greenlet dies (links, waits, joins beyond the first), in
+    /// order; those with a key (links) can be withdrawn before.
+    pub(crate) on_exit: RefCell<VecDeque<KeyedExit>>,
     /// What the stack-overflow handler reports, found through the current greenlet.
     pub(crate) info: RunningInfo,
     /// Greenlet-local values, dropped in the scheduler when the greenlet dies.

@@ -485,11 +485,11 @@ pub(crate) fn has_exit_work(g: &Greenlet) -> bool {
 #[cold]
 #[inline(never)]
 fn run_exit_callbacks_slow(g: &Greenlet) {
-    if !g.0.cold.on_exit.borrow().is_empty() {
-        let cbs = std::mem::take(&mut *g.0.cold.on_exit.borrow_mut());
-        for cb in cbs {
-            run_callback(|| cb(g));
-        }
+    // One at a time: a callback may withdraw those after it (a link unlinking another).
+    loop {
+        let next = g.0.cold.on_exit.borrow_mut().pop_front();
+        let Some((_, cb)) = next else { break };
+        run_callback(|| cb(g));
     }
     if !g.0.cold.locals.borrow().is_empty() {
         let locals = std::mem::take(&mut *g.0.cold.locals.borrow_mut());

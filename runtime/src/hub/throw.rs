@@ -374,7 +374,34 @@ fn at_switch_point_slow() {
 
 /// Whether `p` is a kill's or a timeout's payload: what [`raise`] counts.
 pub(crate) fn is_kill_or_timeout(p: &Payload) -> bool {
-    p.is::<Timeout>() || p.is::<GreenletExit>()
+    p.is::<Timeout>() || p.is::<GreenletExit>() || p.is::<Carried>()
+}
+
+/// A kill or a timeout that raises a payload of the user's instead of its own
+/// (`JoinHandle::kill_with`, a timeout made with an error): delivered, ranked, held and
+/// counted as the kill or timeout it is, and raised as `payload` ([`raise`] unwraps it).
+/// Never seen outside this module's delivery: a greenlet that has not started gets the
+/// payload itself (it dies unstarted, nothing is raised).
+pub(crate) struct Carried {
+    /// `None`: a kill; `Some`: this timeout.
+    pub(crate) timeout: Option<Timeout>,
+    pub(crate) payload: Payload,
+}
+
+/// The timeout `p` is (a plain one, or one carrying a payload), if it is one.
+fn as_timeout(p: &Payload) -> Option<&Timeout> {
+    match p.downcast_ref::<Timeout>() {
+        Some(t) => Some(t),
+        None => p.downcast_ref::<Carried>().and_then(|c| c.timeout.as_ref()),
+    }
+}
+
+/// `p` as it is raised: a [`Carried`] throw's own payload, anything else as it is.
+fn unwrap_carried(p: Payload) -> Payload {
+    match p.downcast::<Carried>() {
+        Ok(c) => c.payload,
+        Err(p) => p,
+    }
 }
 
 /// Unwinds the current greenlet with `p`, a throw the runtime delivers at a switch
@@ -385,7 +412,7 @@ pub(crate) fn is_kill_or_timeout(p: &Payload) -> bool {
 #[cold]
 pub(crate) fn raise(p: Payload) -> ! {
     if is_kill_or_timeout(&p) {
-        let timeout = p.downcast_ref::<Timeout>().map(|t| t.id);
+        let timeout = as_timeout(&p).map(|t| t.id);
         let _ = try_with_hub(|h| {
             let g = thread::current_greenlet();
             let t = &h.throws;
@@ -401,7 +428,7 @@ pub(crate) fn raise(p: Payload) -> ! {
             });
         });
     }
-    resume_unwind(p)
+    resume_unwind(unwrap_carried(p))
 }
 
 /// Raises `p` in the current greenlet (a kill or throw of its own), unless it is
@@ -440,10 +467,10 @@ fn forget_slow(id: u64) {
 /// How far a throw unwinds, to choose between two due at once: a kill above any other
 /// throw above a timeout; timeouts by age, the oldest (outermost) highest.
 fn rank(p: &Payload) -> (u8, u64) {
-    if p.is::<GreenletExit>() {
-        (2, 0)
-    } else if let Some(t) = p.downcast_ref::<Timeout>() {
+    if let Some(t) = as_timeout(p) {
         (0, u64::MAX - t.id)
+    } else if p.is::<GreenletExit>() || p.is::<Carried>() {
+        (2, 0)
     } else {
         (1, 0)
     }
@@ -483,6 +510,13 @@ pub(crate) fn deliver_now(h: &Hub, g: &Greenlet, p: Payload) {
     if g.dead() || g.0.core.kind == Kind::Hub {
         return;
     }
+    // Not started: it dies unstarted, with the payload as its outcome (nothing is
+    // raised, so nothing is counted).
+    let p = if g.0.core.state.get() == State::Fresh {
+        unwrap_carried(p)
+    } else {
+        p
+    };
     let pending = g.0.peek_rich_pending(|i| match i {
         Input::Throw(q) => Some(rank(q)),
         _ => None,
@@ -567,8 +601,11 @@ pub(crate) fn kill_orphan(h: &Hub, t: &Thread, g: Greenlet) {
 impl Greenlet {
     /// Raises [`GreenletExit`] in this greenlet at its switch point (switching to it now);
     /// returns what is switched back, normally the `GreenletExit` value its death passes
-    /// to its parent. A greenlet not yet started dies without running. On a dead
-    /// greenlet it does nothing and returns the empty value.
+    /// to its parent. A greenlet not yet started dies without running.
+    ///
+    /// On a dead greenlet nothing runs and nothing is switched to; the result is the
+    /// `GreenletExit` value, as from greenlet's `throw()` into a dead greenlet (see
+    /// [`throw_with`](Greenlet::throw_with)).
     ///
     /// ```
     /// use green::{getcurrent, Greenlet, GreenletExit, Value};
@@ -577,6 +614,7 @@ impl Greenlet {
     /// g.switch(());
     /// assert!(g.throw().is::<GreenletExit>());
     /// assert!(g.dead());
+    /// assert!(g.throw().is::<GreenletExit>()); // dead: the same answer, nothing runs
     /// ```
     pub fn throw(&self) -> Value {
         self.throw_with(Box::new(GreenletExit))
@@ -584,6 +622,13 @@ impl Greenlet {
 
     /// Raises `payload` (a panic payload) in this greenlet at its switch point. Anything
     /// but [`GreenletExit`] that the greenlet does not catch propagates to its parent.
+    ///
+    /// A dead greenlet cannot catch anything: the throw ends as one the greenlet did not
+    /// catch, without a switch. [`GreenletExit`] comes back as the value (greenlet's
+    /// `throw()` into a dead greenlet returns it too), and any other payload is raised
+    /// in the caller, with [`std::panic::resume_unwind`]: where it would reach a parent
+    /// that is the caller. (greenlet switches to the dead greenlet's parent instead,
+    /// which is the caller in the common case.)
     ///
     /// ```
     /// use green::{getcurrent, Greenlet, Value};
@@ -594,10 +639,15 @@ impl Greenlet {
     /// });
     /// g.switch(());
     /// assert_eq!(g.throw_with(Box::new("oops")).get::<&str>(), Ok("oops"));
+    /// // Dead now: the payload comes back to the caller as a panic.
+    /// let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     g.throw_with(Box::new("again"))
+    /// }));
+    /// assert_eq!(again.unwrap_err().downcast_ref::<&str>(), Some(&"again"));
     /// ```
     pub fn throw_with(&self, payload: Box<dyn Any + Send + 'static>) -> Value {
         if self.dead() {
-            return Value::none();
+            return thrown_into_dead(payload);
         }
         // The hub counts the throw where it is raised (see [`raise`]): it must be there.
         with_hub(|_| ());
@@ -628,6 +678,16 @@ impl Greenlet {
     /// ```
     pub fn kill(&self) -> Value {
         self.throw()
+    }
+}
+
+/// What a throw into a dead greenlet gives (see [`Greenlet::throw_with`]): a kill's
+/// [`GreenletExit`] as the value, any other payload raised in the caller.
+#[cold]
+fn thrown_into_dead(p: Payload) -> Value {
+    match p.downcast::<GreenletExit>() {
+        Ok(exit) => Value::new(*exit),
+        Err(p) => resume_unwind(p),
     }
 }
 
@@ -785,7 +845,7 @@ fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) 
 /// wake that lost the race against the throw (same timer batch) would otherwise be
 /// lost, and every park caller re-checks its condition after a spurious wake.
 pub(crate) fn withdraw_timeout(g: &Greenlet, id: u64) {
-    let ours = |p: &Payload| p.downcast_ref::<Timeout>().is_some_and(|t| t.id == id);
+    let ours = |p: &Payload| as_timeout(p).is_some_and(|t| t.id == id);
     // The greenlet stays in the ready queue either way: only its input changes.
     match g.0.take_pending() {
         Some(Input::Throw(p)) if ours(&p) => {
@@ -857,5 +917,19 @@ mod tests {
         assert!(rank(&kill) > rank(&other));
         assert!(rank(&other) > rank(&outer));
         assert!(rank(&outer) > rank(&inner));
+        // Carrying a payload of the user's changes neither.
+        let carried_kill: Payload = Box::new(Carried {
+            timeout: None,
+            payload: Box::new("mine"),
+        });
+        let t = Timeout::new(Duration::ZERO);
+        let carried_timeout: Payload = Box::new(Carried {
+            timeout: Some(t),
+            payload: Box::new(5u8),
+        });
+        let plain: Payload = Box::new(t);
+        assert_eq!(rank(&carried_kill), rank(&kill));
+        assert_eq!(rank(&carried_timeout), rank(&plain));
+        assert!(is_kill_or_timeout(&carried_kill) && is_kill_or_timeout(&carried_timeout));
     }
 }

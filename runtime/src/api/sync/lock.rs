@@ -12,6 +12,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::registration::{CallbackHost, CallbackList, Registration};
 use super::waiters::{HandoffList, WaitFail};
 use crate::greenlet::error::BlockError;
 use crate::greenlet::{Greenlet, getcurrent};
@@ -54,9 +55,31 @@ struct SemInner {
     /// `Some(n)`: a bounded semaphore of initial count `n`.
     bound: Option<usize>,
     waiters: HandoffList<()>,
+    /// One-shot callbacks of [`Waitable`](super::Waitable) registrations, run when a
+    /// permit becomes free (withdrawn when their [`Registration`] is dropped).
+    callbacks: CallbackList,
+}
+
+impl CallbackHost for SemInner {
+    fn callbacks(&self) -> &CallbackList {
+        &self.callbacks
+    }
 }
 
 impl SemInner {
+    fn new(n: usize, bound: Option<usize>) -> SemInner {
+        SemInner {
+            count: Cell::new(n),
+            bound,
+            waiters: HandoffList::default(),
+            callbacks: CallbackList::default(),
+        }
+    }
+
+    /// Whether `try_acquire` would succeed.
+    fn is_free(&self) -> bool {
+        self.count.get() > 0 && self.waiters.is_empty()
+    }
     fn try_acquire(&self) -> bool {
         if self.count.get() > 0 && self.waiters.is_empty() {
             self.count.set(self.count.get() - 1);
@@ -92,6 +115,14 @@ impl SemInner {
         match self.count.get().checked_add(1) {
             Some(n) if self.bound.is_none_or(|b| n <= b) => {
                 self.count.set(n);
+                // A free permit (nobody waits: it went to the count): the semaphore
+                // is ready for `wait`/`iwait`. The callbacks must not block or switch;
+                // one that panics is logged (this may run in a permit's drop).
+                if n == 1 && !self.callbacks.is_empty() {
+                    for cb in self.callbacks.take_all() {
+                        crate::greenlet::trampoline::run_callback(cb);
+                    }
+                }
                 Ok(())
             }
             _ => Err(LockError::OverReleased),
@@ -176,11 +207,7 @@ impl Semaphore {
     /// assert_eq!(green::Semaphore::new(3).available(), 3);
     /// ```
     pub fn new(n: usize) -> Semaphore {
-        Semaphore(Rc::new(SemInner {
-            count: Cell::new(n),
-            bound: None,
-            waiters: HandoffList::default(),
-        }))
+        Semaphore(Rc::new(SemInner::new(n, None)))
     }
 
     /// Waits for a permit (in arrival order) and returns a guard releasing it.
@@ -259,11 +286,22 @@ impl Semaphore {
     /// assert!(green::Semaphore::new(0).locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.0.count.get() == 0 || !self.0.waiters.is_empty()
+        !self.0.is_free()
     }
 
     pub(crate) fn waiting(&self) -> usize {
         self.0.waiters.len()
+    }
+
+    /// Registers `f` to run when a permit becomes free (at once if one is); dropping
+    /// the registration withdraws it.
+    pub(crate) fn add_callback(&self, f: Box<dyn FnOnce()>) -> Registration {
+        if self.0.is_free() {
+            f();
+            return Registration::empty();
+        }
+        let host: std::rc::Weak<SemInner> = Rc::downgrade(&self.0);
+        self.0.callbacks.add(host, f)
     }
 }
 
@@ -296,11 +334,7 @@ impl BoundedSemaphore {
     /// assert_eq!(green::BoundedSemaphore::new(2).available(), 2);
     /// ```
     pub fn new(n: usize) -> BoundedSemaphore {
-        BoundedSemaphore(Semaphore(Rc::new(SemInner {
-            count: Cell::new(n),
-            bound: Some(n),
-            waiters: HandoffList::default(),
-        })))
+        BoundedSemaphore(Semaphore(Rc::new(SemInner::new(n, Some(n)))))
     }
 
     /// See [`Semaphore::acquire`].
@@ -360,6 +394,12 @@ impl BoundedSemaphore {
     /// ```
     pub fn locked(&self) -> bool {
         self.0.locked()
+    }
+}
+
+impl BoundedSemaphore {
+    pub(crate) fn as_semaphore(&self) -> &Semaphore {
+        &self.0
     }
 }
 
@@ -455,6 +495,12 @@ impl Lock {
     /// ```
     pub fn locked(&self) -> bool {
         self.0.locked()
+    }
+}
+
+impl Lock {
+    pub(crate) fn as_semaphore(&self) -> &Semaphore {
+        self.0.as_semaphore()
     }
 }
 
@@ -648,11 +694,49 @@ impl RLock {
     }
 }
 
+impl RLock {
+    pub(crate) fn inner_lock(&self) -> &Lock {
+        &self.0.lock
+    }
+}
+
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RLock")
             .field("owner", &*self.0.owner.borrow())
             .field("depth", &self.0.depth.get())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::sync::{Waitable, wait};
+
+    #[test]
+    fn withdrawn_and_timed_out_waits_leave_no_callbacks() {
+        let sem = Semaphore::new(0);
+        for _ in 0..1000 {
+            drop(sem.on_ready(Box::new(|| ())));
+        }
+        let objs = [&sem];
+        for _ in 0..10 {
+            assert!(wait(&objs, None, Some(Duration::from_micros(50))).is_empty());
+        }
+        assert_eq!(sem.0.callbacks.len(), 0);
+    }
+
+    #[test]
+    fn a_release_runs_the_kept_callbacks_once() {
+        let sem = Semaphore::new(0);
+        let ran = Rc::new(Cell::new(0));
+        let r = ran.clone();
+        let reg = sem.on_ready(Box::new(move || r.set(r.get() + 1)));
+        sem.release().unwrap();
+        sem.release().unwrap();
+        assert_eq!(ran.get(), 1);
+        assert_eq!(sem.0.callbacks.len(), 0);
+        drop(reg);
     }
 }

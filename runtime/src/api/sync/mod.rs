@@ -37,7 +37,7 @@ pub use async_result::{AsyncError, AsyncResult};
 pub use event::Event;
 pub use local::LocalKey;
 pub use lock::{BoundedSemaphore, Lock, LockError, RLock, RLockGuard, Semaphore, SemaphorePermit};
-pub use pool::{Group, IMap, Pool};
+pub use pool::{Group, IMap, Pool, PoolFull, PoolSizeError, TaskError};
 pub use queue::{Channel, LifoQueue, PriorityQueue, PutError, Queue, QueueError};
 pub use registration::Registration;
 pub use timeout::{TimeoutGuard, with_deadline, with_timeout};

@@ -1,16 +1,19 @@
 //! Groups of greenlets: [`Group`] and the size-limited [`Pool`] — gevent's `pool`
-//! module (`spawn`, `join`, `kill`, `map`, `imap`, `imap_unordered`, `apply`).
+//! module (`spawn`, `join`, `kill`, `map`, `imap`, `imap_unordered`, `apply`,
+//! `apply_async`, `map_async`, `wait_available`).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use super::{Event, Queue, Semaphore};
+use super::wait::wait_ready;
+use super::{AsyncResult, Event, LockError, Queue, Semaphore};
 use crate::api::spawn::{JoinHandle, wait_dead};
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
 use crate::greenlet::{Greenlet, getcurrent};
@@ -24,6 +27,116 @@ struct Record {
     size: Option<usize>,
     /// Set while the group is empty.
     empty: Event,
+}
+
+impl Record {
+    /// Takes `g` off the members (it died, or was discarded), freeing its slot; returns
+    /// whether it was one.
+    fn untrack(&self, g: &Greenlet) -> bool {
+        let gone = {
+            let mut members = self.members.borrow_mut();
+            let before = members.len();
+            members.retain(|m| !m.ptr_eq(g));
+            members.len() < before
+        };
+        if !gone {
+            return false;
+        }
+        if let Some(sem) = &self.slots {
+            // (Cannot be refused: the member held its slot.)
+            let _ = sem.release();
+        }
+        if self.members.borrow().is_empty() {
+            self.empty.set();
+        }
+        true
+    }
+}
+
+/// The error of [`Group::try_add`] and [`Group::try_spawn`]: the pool has no free
+/// slot (or greenlets are in line for one, which a `try_` call does not overtake).
+///
+/// `try_spawn` returns it inside an [`io::Error`] of kind
+/// [`WouldBlock`](io::ErrorKind::WouldBlock), as [`try_spawn`](crate::try_spawn())
+/// reports its own failures as `io::Error`s.
+///
+/// ```
+/// let pool = green::Pool::new(1);
+/// pool.spawn(|| ());
+/// let h = green::spawn(|| ());
+/// assert_eq!(pool.try_add(h.greenlet()), Err(green::PoolFull));
+/// let e = pool.try_spawn(|| ()).unwrap_err();
+/// assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+/// assert!(e.get_ref().is_some_and(|e| e.is::<green::PoolFull>()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolFull;
+
+impl fmt::Display for PoolFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the pool is full")
+    }
+}
+
+impl std::error::Error for PoolFull {}
+
+impl From<PoolFull> for io::Error {
+    fn from(e: PoolFull) -> io::Error {
+        io::Error::new(io::ErrorKind::WouldBlock, e)
+    }
+}
+
+/// The error of [`Pool::try_new`]: a pool needs a size of at least 1.
+///
+/// ```
+/// assert_eq!(green::Pool::try_new(0).unwrap_err(), green::PoolSizeError);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizeError;
+
+impl fmt::Display for PoolSizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a pool needs a size of at least 1")
+    }
+}
+
+impl std::error::Error for PoolSizeError {}
+
+/// The error side of [`Group::apply_async`] and [`Group::map_async`]: how the task
+/// ended, shared (an [`AsyncResult`] hands out clones, and a [`JoinError`] cannot be
+/// cloned: it may hold a panic's payload).
+///
+/// ```
+/// let group = green::Group::new();
+/// let r = group.apply_async(|| -> u8 { panic!("lost") });
+/// let err: green::TaskError = match r.get() {
+///     Err(green::AsyncError::Failed(e)) => e,
+///     other => panic!("{other:?}"),
+/// };
+/// assert_eq!(err.panic_message(), Some("lost"));
+/// ```
+pub type TaskError = Rc<JoinError>;
+
+/// Runs `f`, setting `res` to its value, or to its panic (then the greenlet ends
+/// normally: the panic went into the result) or its kill (then the kill goes on).
+fn run_into<T>(res: &AsyncResult<T, TaskError>, f: impl FnOnce() -> T) {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => res.set(v),
+        Err(p) if p.is::<GreenletExit>() => {
+            res.set_error(Rc::new(JoinError::Killed));
+            resume_unwind(p);
+        }
+        Err(p) => res.set_error(Rc::new(JoinError::Panicked(p))),
+    }
+}
+
+/// Makes `res` an error if `g` ends without setting it (killed before it started).
+fn fail_unset_on_exit<T: 'static>(g: &Greenlet, res: AsyncResult<T, TaskError>) {
+    g.on_exit(Box::new(move |_| {
+        if !res.ready() {
+            res.set_error(Rc::new(JoinError::Killed));
+        }
+    }));
 }
 
 /// A set of greenlets to wait for or kill together (gevent's `Group`). A greenlet
@@ -94,31 +207,160 @@ impl Group {
                 Err(e) => panic!("green: cannot wait for a free slot in the pool: {e}"),
             }
         }
-        let h = match crate::api::spawn::try_spawn(f) {
+        match self.spawn_in_slot(f) {
             Ok(h) => h,
+            Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
+        }
+    }
+
+    /// Spawns `f` in the group if that needs no wait: in a [`Pool`] without a free
+    /// slot it fails with [`PoolFull`] (in an [`io::Error`] of kind
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock)) instead of waiting. A failure to
+    /// allocate the stack is an error too, as with [`try_spawn`](crate::try_spawn()).
+    ///
+    /// ```
+    /// let pool = green::Pool::new(1);
+    /// let h = pool.try_spawn(|| 1).unwrap();
+    /// assert!(pool.try_spawn(|| 2).is_err()); // full
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// assert!(pool.try_spawn(|| 3).is_ok()); // its slot is free again
+    /// ```
+    pub fn try_spawn<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.try_take_slot()?;
+        self.spawn_in_slot(f)
+    }
+
+    /// Takes a free slot of a pool without waiting (nothing to take in a group).
+    fn try_take_slot(&self) -> Result<(), PoolFull> {
+        match &self.0.slots {
+            Some(sem) => match sem.try_acquire() {
+                Some(p) => {
+                    p.forget();
+                    Ok(())
+                }
+                None => Err(PoolFull),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Spawns `f` as a member, its slot (in a pool) taken already: given back if the
+    /// spawn fails.
+    fn spawn_in_slot<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        match crate::api::spawn::try_spawn(f) {
+            Ok(h) => {
+                self.track(h.greenlet());
+                Ok(h)
+            }
             Err(e) => {
                 if let Some(sem) = &self.0.slots {
-                    // (Cannot be refused: the slot was taken just above.)
+                    // (Cannot be refused: the caller took the slot.)
                     let _ = sem.release();
                 }
-                panic!("green: cannot spawn a greenlet: {e}");
+                Err(e)
             }
-        };
-        self.0.members.borrow_mut().push(h.greenlet().clone());
+        }
+    }
+
+    /// Makes `g`, which holds a slot already (in a pool), a member until it dies or is
+    /// discarded.
+    fn track(&self, g: &Greenlet) {
+        self.0.members.borrow_mut().push(g.clone());
         self.0.empty.clear();
         let weak: Weak<Record> = Rc::downgrade(&self.0);
-        h.greenlet().on_exit(Box::new(move |g: &Greenlet| {
-            let Some(inner) = weak.upgrade() else { return };
-            inner.members.borrow_mut().retain(|m| !m.ptr_eq(g));
-            if let Some(sem) = &inner.slots {
-                // (Cannot be refused: the greenlet took its slot when spawned.)
-                let _ = sem.release();
-            }
-            if inner.members.borrow().is_empty() {
-                inner.empty.set();
+        g.on_exit(Box::new(move |g: &Greenlet| {
+            if let Some(inner) = weak.upgrade() {
+                inner.untrack(g);
             }
         }));
-        h
+    }
+
+    /// Adds `g`, a greenlet started elsewhere (or not yet: see
+    /// [`Builder::build`](crate::Builder::build)), to the group (gevent's `add`): the
+    /// group's [`join`](Group::join) and [`kill`](Group::kill) cover it from now on, and
+    /// it leaves the group when it finishes. In a [`Pool`], it takes a slot: `add`
+    /// waits while the pool is full ([`try_add`](Group::try_add) does not). Adding a
+    /// member again, or a finished greenlet, does nothing.
+    ///
+    /// Errors: [`BlockError`] when a full pool's slot cannot be waited for (from the
+    /// hub, or in the main greenlet when nothing could ever free one).
+    ///
+    /// ```
+    /// let group = green::Group::new();
+    /// let h = green::spawn(|| 5);
+    /// group.add(h.greenlet()).unwrap();
+    /// assert!(group.contains(h.greenlet()));
+    /// group.join().unwrap();
+    /// assert!(group.is_empty());
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// ```
+    pub fn add(&self, g: &Greenlet) -> Result<(), BlockError> {
+        if g.dead() || self.contains(g) {
+            return Ok(());
+        }
+        if let Some(sem) = &self.0.slots {
+            match sem.acquire() {
+                Ok(p) => p.forget(),
+                Err(LockError::Blocked(b)) => return Err(b),
+                // (No deadline: it does not time out.)
+                Err(_) => return Err(BlockError::WouldBlockForever),
+            }
+            // Waiting for the slot, it may have finished or been added meanwhile.
+            if g.dead() || self.contains(g) {
+                // (Cannot be refused: the slot was taken just above.)
+                let _ = sem.release();
+                return Ok(());
+            }
+        }
+        self.track(g);
+        Ok(())
+    }
+
+    /// Like [`add`](Group::add), but in a [`Pool`] without a free slot it fails with
+    /// [`PoolFull`] instead of waiting (gevent's `add(greenlet, blocking=False)`).
+    ///
+    /// ```
+    /// let pool = green::Pool::new(1);
+    /// let (a, b) = (green::spawn(|| ()), green::spawn(|| ()));
+    /// pool.try_add(a.greenlet()).unwrap();
+    /// assert_eq!(pool.try_add(b.greenlet()), Err(green::PoolFull));
+    /// assert!(!pool.contains(b.greenlet()));
+    /// pool.join().unwrap();
+    /// ```
+    pub fn try_add(&self, g: &Greenlet) -> Result<(), PoolFull> {
+        if g.dead() || self.contains(g) {
+            return Ok(());
+        }
+        self.try_take_slot()?;
+        self.track(g);
+        Ok(())
+    }
+
+    /// Takes `g` out of the group without killing it (gevent's `discard`): it keeps
+    /// running, outside the group, and in a [`Pool`] its slot is free again. Returns
+    /// whether it was a member.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = green::Pool::new(1);
+    /// let h = pool.spawn(|| green::sleep(Duration::from_millis(20)));
+    /// assert!(pool.is_full());
+    /// assert!(pool.discard(h.greenlet()));
+    /// assert!(!pool.is_full() && pool.is_empty());
+    /// pool.join().unwrap(); // does not wait for it
+    /// assert!(!h.is_finished());
+    /// h.join().unwrap();
+    /// ```
+    pub fn discard(&self, g: &Greenlet) -> bool {
+        self.0.untrack(g)
     }
 
     /// How many greenlets of the group are running (or not yet started).
@@ -200,7 +442,9 @@ impl Group {
     }
 
     /// Kills every greenlet of the group (but the caller, if it is one) and waits
-    /// until they are dead.
+    /// until they are dead (gevent's `kill()`). A member that catches its kill and goes
+    /// on is waited for until it ends; [`kill_timeout`](Group::kill_timeout) bounds the
+    /// wait. From the hub it only delivers the kills.
     ///
     /// ```
     /// let group = green::Group::new();
@@ -211,16 +455,61 @@ impl Group {
     /// assert!(group.is_empty());
     /// ```
     pub fn kill(&self) {
+        self.kill_and_wait(None);
+    }
+
+    /// Like [`kill`](Group::kill), but waits at most `timeout` (gevent's
+    /// `kill(timeout=..)`); returns whether every greenlet killed is dead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let group = green::Group::new();
+    /// group.spawn(|| green::sleep(Duration::from_secs(5)));
+    /// green::yield_now();
+    /// assert!(group.kill_timeout(Duration::from_secs(5)));
+    /// assert!(group.is_empty());
+    /// ```
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        self.kill_and_wait(Some(deadline_after(timeout)))
+    }
+
+    /// Delivers a kill to every greenlet of the group (but the caller) without waiting
+    /// for them to die (gevent's `kill(block=False)`); they leave the group as they die.
+    ///
+    /// ```
+    /// let group = green::Group::new();
+    /// let h = group.spawn(|| green::sleep(std::time::Duration::from_secs(5)));
+    /// group.kill_nowait();
+    /// assert_eq!(group.len(), 1); // still a member: it dies when the hub runs it
+    /// group.join().unwrap();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kill_nowait(&self) {
+        self.kill_members();
+    }
+
+    /// Delivers the kills; returns the greenlets killed.
+    fn kill_members(&self) -> Vec<Greenlet> {
         let members: Vec<Greenlet> = self.0.members.borrow().clone();
         let members: Vec<Greenlet> = members.into_iter().filter(|g| !g.is_current()).collect();
         for g in &members {
             throw_into(g, Box::new(GreenletExit));
         }
-        if !crate::greenlet::thread::in_scheduler() {
-            for g in &members {
-                let _ = wait_dead(g, None);
-            }
+        members
+    }
+
+    /// Kills the members and waits for them until `deadline`; whether all are dead.
+    fn kill_and_wait(&self, deadline: Option<std::time::Instant>) -> bool {
+        let members = self.kill_members();
+        if crate::greenlet::thread::in_scheduler() {
+            return members.iter().all(Greenlet::dead);
         }
+        // Each is waited for (until the deadline), even after one that will not die.
+        let mut all = true;
+        for g in &members {
+            all &= matches!(wait_dead(g, deadline), Ok(true));
+        }
+        all
     }
 
     /// Runs `f` in a greenlet of the group and waits for its outcome (gevent's
@@ -243,6 +532,88 @@ impl Group {
             return Ok(f());
         }
         self.spawn(f).join()
+    }
+
+    /// Starts `f` in a greenlet of the group and returns at once with an
+    /// [`AsyncResult`] for its outcome (gevent's `apply_async`): its value, or a
+    /// [`TaskError`] saying how it failed ([`JoinError::Panicked`] with the panic,
+    /// [`JoinError::Killed`]). A panic goes into the result rather than on up the
+    /// greenlet. In a full [`Pool`] it does not wait either: a greenlet outside the pool
+    /// waits for the slot, as gevent's does.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated.
+    ///
+    /// ```
+    /// let pool = green::Pool::new(1);
+    /// let a = pool.apply_async(|| 6 * 7);
+    /// let b = pool.apply_async(|| -> i32 { panic!("no") }); // full: does not wait
+    /// assert_eq!(a.get().unwrap(), 42);
+    /// let err = b.get().unwrap_err();
+    /// assert!(matches!(err, green::AsyncError::Failed(e) if e.is_panic()));
+    /// ```
+    pub fn apply_async<F, T>(&self, f: F) -> AsyncResult<T, TaskError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let res = AsyncResult::new();
+        let r = res.clone();
+        let task = move || run_into(&r, f);
+        if self.try_take_slot().is_ok() {
+            match self.spawn_in_slot(task) {
+                Ok(h) => fail_unset_on_exit(h.greenlet(), res.clone()),
+                Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
+            }
+            return res;
+        }
+        // Full: a helper outside the pool waits for the slot. Until it has spawned the
+        // task, the helper's end (killed while waiting) ends the result; after, the
+        // task's.
+        let spawned = Rc::new(Cell::new(false));
+        let (group, r, sp) = (self.clone(), res.clone(), spawned.clone());
+        let helper = crate::api::spawn::spawn(move || {
+            let h = group.spawn(task);
+            sp.set(true);
+            fail_unset_on_exit(h.greenlet(), r);
+        });
+        let r = res.clone();
+        helper.greenlet().on_exit(Box::new(move |_| {
+            if !spawned.get() && !r.ready() {
+                r.set_error(Rc::new(JoinError::Killed));
+            }
+        }));
+        res
+    }
+
+    /// Runs [`map`](Group::map) in a new greenlet (outside the group, as gevent's
+    /// `map_async`) and returns at once with an [`AsyncResult`] for the results in
+    /// input order, or the [`TaskError`] of the first task to fail.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated.
+    ///
+    /// ```
+    /// let pool = green::Pool::new(2);
+    /// let squares = pool.map_async(|x: u32| x * x, vec![1, 2, 3]);
+    /// assert!(!squares.ready());
+    /// assert_eq!(squares.get().unwrap(), [1, 4, 9]);
+    /// ```
+    pub fn map_async<I, F, R>(&self, f: F, items: I) -> AsyncResult<Vec<R>, TaskError>
+    where
+        I: IntoIterator + 'static,
+        I::Item: 'static,
+        F: Fn(I::Item) -> R + 'static,
+        R: 'static,
+    {
+        let res = AsyncResult::new();
+        let r = res.clone();
+        let group = self.clone();
+        let h = crate::api::spawn::spawn(move || run_into(&r, move || group.map(f, items)));
+        fail_unset_on_exit(h.greenlet(), res.clone());
+        res
     }
 
     /// Applies `f` to every item in greenlets of the group and returns the results in
@@ -346,14 +717,76 @@ impl Pool {
     ///
     /// # Panics
     ///
-    /// If `size` is 0.
+    /// If `size` is 0: such a pool could never run anything, so every spawn would wait
+    /// forever. The size is almost always a constant, so, as with std's constructors
+    /// given an impossible argument (`slice::chunks(0)`, `Duration::new` overflowing),
+    /// that is a panic; [`try_new`](Pool::try_new) returns an error instead, for a size
+    /// that comes from input.
     ///
     /// ```
     /// assert_eq!(green::Pool::new(4).size(), 4);
     /// ```
     pub fn new(size: usize) -> Pool {
-        assert!(size > 0, "green: a pool needs a size of at least 1");
-        Pool(Group::with_slots(Some(size)))
+        match Pool::try_new(size) {
+            Ok(p) => p,
+            Err(e) => panic!("green: {e}"),
+        }
+    }
+
+    /// A pool of `size` greenlets, or [`PoolSizeError`] if `size` is 0.
+    ///
+    /// ```
+    /// let size: usize = "0".parse().unwrap();
+    /// assert!(green::Pool::try_new(size).is_err());
+    /// assert_eq!(green::Pool::try_new(3).unwrap().size(), 3);
+    /// ```
+    pub fn try_new(size: usize) -> Result<Pool, PoolSizeError> {
+        if size == 0 {
+            return Err(PoolSizeError);
+        }
+        Ok(Pool(Group::with_slots(Some(size))))
+    }
+
+    /// Waits until a slot is free and returns how many are (gevent's
+    /// `wait_available`). It takes no slot: by the time the caller spawns, another
+    /// greenlet may have taken it ([`try_spawn`](Group::try_spawn) tells).
+    ///
+    /// Errors: [`BlockError`] when nothing could ever free a slot (in the main
+    /// greenlet), or when called from the hub.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = green::Pool::new(1);
+    /// pool.spawn(|| green::sleep(Duration::from_millis(5)));
+    /// assert_eq!(pool.wait_available(), Ok(1));
+    /// ```
+    pub fn wait_available(&self) -> Result<usize, BlockError> {
+        self.wait_available_until(None)
+    }
+
+    /// Like [`wait_available`](Pool::wait_available) but gives up after `timeout`:
+    /// `Ok(0)` then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = green::Pool::new(1);
+    /// let h = pool.spawn(|| green::sleep(Duration::from_secs(5)));
+    /// assert_eq!(pool.wait_available_timeout(Duration::from_millis(1)), Ok(0));
+    /// h.kill();
+    /// assert_eq!(pool.wait_available_timeout(Duration::ZERO), Ok(1));
+    /// ```
+    pub fn wait_available_timeout(&self, timeout: Duration) -> Result<usize, BlockError> {
+        self.wait_available_until(Some(deadline_after(timeout)))
+    }
+
+    fn wait_available_until(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<usize, BlockError> {
+        match &self.0.0.slots {
+            Some(sem) if !wait_ready(sem, deadline)? => Ok(0),
+            _ => Ok(self.free_count()),
+        }
     }
 
     /// The most greenlets it runs at once.
@@ -411,6 +844,10 @@ type Outcome<R> = Result<R, Box<dyn Any + Send + 'static>>;
 ///
 /// A task's panic (or kill) is re-raised in the greenlet iterating. Dropping the
 /// iterator early leaves the tasks already started running.
+///
+/// Tasks start as slots free up; in a [`Group`] (no size) they all start on the first
+/// `next`. [`max_in_flight`](IMap::max_in_flight) bounds how many run or wait to be
+/// yielded at once.
 pub struct IMap<I, F, R> {
     group: Group,
     input: I,
@@ -418,6 +855,10 @@ pub struct IMap<I, F, R> {
     results: Queue<(usize, Outcome<R>)>,
     spawned: usize,
     next_out: usize,
+    /// Results returned so far.
+    yielded: usize,
+    /// The most tasks started and not yet yielded.
+    max_in_flight: usize,
     in_flight: usize,
     buffer: BTreeMap<usize, Outcome<R>>,
     ordered: bool,
@@ -439,6 +880,8 @@ where
             results: Queue::new(),
             spawned: 0,
             next_out: 0,
+            yielded: 0,
+            max_in_flight: usize::MAX,
             in_flight: 0,
             buffer: BTreeMap::new(),
             ordered,
@@ -446,9 +889,33 @@ where
         }
     }
 
-    /// Starts tasks while the pool has room (at least one if none is running).
+    /// Allows at most `n` tasks started and not yet yielded at once, running or
+    /// finished with their result held for the order of the results (gevent's
+    /// `imap(maxsize=)`): for an input much faster than its consumer, or results that
+    /// take much memory. A bound of 0 is taken as 1 (one task at a time), the least
+    /// that makes progress. Set it before the first `next`.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let started = Rc::new(Cell::new(0));
+    /// let s = started.clone();
+    /// let group = green::Group::new(); // no size: without a bound, all would start
+    /// let mut it = group
+    ///     .imap(move |x: u32| { s.set(s.get() + 1); x * 2 }, 0..100)
+    ///     .max_in_flight(3);
+    /// assert_eq!(it.next(), Some(0));
+    /// assert!(started.get() <= 3);
+    /// assert_eq!(it.sum::<u32>(), 9900);
+    /// ```
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Starts tasks while the pool has room (at least one if none is running) and the
+    /// bound on tasks in flight allows.
     fn top_up(&mut self) {
-        while !self.exhausted {
+        while !self.exhausted && self.spawned - self.yielded < self.max_in_flight {
             let free = self.group.free_slots();
             if free == 0 && self.in_flight > 0 {
                 return; // wait for a result instead of for a slot
@@ -518,6 +985,7 @@ where
                 && let Some(r) = self.buffer.remove(&self.next_out)
             {
                 self.next_out += 1;
+                self.yielded += 1;
                 return Some(unwrap_outcome(r));
             }
             self.top_up();
@@ -530,6 +998,7 @@ where
             };
             self.in_flight -= 1;
             if !self.ordered {
+                self.yielded += 1;
                 return Some(unwrap_outcome(r));
             }
             self.buffer.insert(i, r);
@@ -542,6 +1011,7 @@ impl<I, F, R> fmt::Debug for IMap<I, F, R> {
         f.debug_struct("IMap")
             .field("ordered", &self.ordered)
             .field("in_flight", &self.in_flight)
+            .field("max_in_flight", &self.max_in_flight)
             .finish_non_exhaustive()
     }
 }

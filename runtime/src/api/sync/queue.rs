@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::Event;
-use super::waiters::{HandoffList, WaitFail, serve};
+use super::waiters::{HandoffList, WaitFail, WakeAll, serve};
 use crate::greenlet::error::BlockError;
 use crate::hub::timer::deadline_after;
 
@@ -33,7 +33,7 @@ pub enum QueueError {
     Empty,
     /// No room to put without waiting.
     Full,
-    /// The queue was closed (and, for gets, is drained).
+    /// The queue was closed or shut down (and, for gets, is drained).
     Closed,
     /// The wait timed out.
     TimedOut,
@@ -116,6 +116,8 @@ trait Store<T> {
     fn pop(&mut self) -> Option<T>;
     /// Puts back an item a killed getter had been handed: it comes out next.
     fn push_returned(&mut self, item: T);
+    /// The item `pop` would return.
+    fn peek(&self) -> Option<&T>;
     fn len(&self) -> usize;
 }
 
@@ -129,6 +131,9 @@ impl<T> Store<T> for Fifo<T> {
     }
     fn push_returned(&mut self, item: T) {
         self.0.push_front(item)
+    }
+    fn peek(&self) -> Option<&T> {
+        self.0.front()
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -146,6 +151,9 @@ impl<T> Store<T> for Lifo<T> {
     fn push_returned(&mut self, item: T) {
         self.0.push(item)
     }
+    fn peek(&self) -> Option<&T> {
+        self.0.last()
+    }
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -161,6 +169,9 @@ impl<T: Ord> Store<T> for Heap<T> {
     }
     fn push_returned(&mut self, item: T) {
         self.0.push(Reverse(item))
+    }
+    fn peek(&self) -> Option<&T> {
+        self.0.peek().map(|Reverse(t)| t)
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -183,6 +194,8 @@ struct Core<T, S> {
     /// Waiting putters, holding their item: served with `Ok` once it is in the queue
     /// (or taken by a getter), `Err(Closed)` if the queue closes first.
     putters: HandoffList<Result<(), QueueError>, T>,
+    /// Greenlets in `peek`, woken when an item may have arrived (or the queue closed).
+    peekers: WakeAll,
     /// Set while no task is unfinished (for `join`).
     all_done: Event,
 }
@@ -200,6 +213,7 @@ impl<T, S: Store<T>> Core<T, S> {
             cap,
             getters: HandoffList::default(),
             putters: HandoffList::default(),
+            peekers: WakeAll::default(),
             all_done,
         }
     }
@@ -241,6 +255,7 @@ impl<T, S: Store<T>> Core<T, S> {
             st.items.push(item);
             drop(st);
             self.count_put();
+            self.wake_peekers();
             return Ok(());
         }
         Err(PutError {
@@ -271,7 +286,9 @@ impl<T, S: Store<T>> Core<T, S> {
             });
         }
         // Wait in line holding the item; whoever makes room moves it in (and counts
-        // it), so a putter that leaves the line keeps its item.
+        // it), so a putter that leaves the line keeps its item. A peeker can see it
+        // there (a channel's only items are its putters').
+        self.wake_peekers();
         match self.putters.wait(Some(item), deadline, |_| {}) {
             Ok((Ok(()), _)) => Ok(()),
             Ok((Err(kind), item)) => Err(PutError {
@@ -300,8 +317,62 @@ impl<T, S: Store<T>> Core<T, S> {
             if let Some(item) = item {
                 self.state.borrow_mut().items.push(item);
                 self.count_put();
+                self.wake_peekers();
             }
             serve(&p, Ok(()));
+        }
+    }
+
+    /// Wakes the greenlets waiting in `peek` (only touches the list if there are any).
+    fn wake_peekers(&self) {
+        if !self.peekers.is_empty() {
+            self.peekers.wake_all();
+        }
+    }
+
+    /// The item `get_now` would take, cloned: queued first, else a waiting putter's.
+    fn peek_now(&self) -> Result<T, QueueError>
+    where
+        T: Clone,
+    {
+        let st = self.state.borrow();
+        if let Some(item) = st.items.peek() {
+            return Ok(item.clone());
+        }
+        if let Some(item) = self.putters.first_data(|d| d.cloned()) {
+            return Ok(item);
+        }
+        if st.closed {
+            Err(QueueError::Closed)
+        } else {
+            Err(QueueError::Empty)
+        }
+    }
+
+    fn peek(&self, deadline: Option<Instant>) -> Result<T, QueueError>
+    where
+        T: Clone,
+    {
+        loop {
+            // Read before looking, so that a put after the look is not missed.
+            let since = self.peekers.generation();
+            match self.peek_now() {
+                Err(QueueError::Empty) => {}
+                r => return r,
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                return Err(QueueError::TimedOut);
+            }
+            match self.peekers.wait(since, deadline) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return match self.peek_now() {
+                        Err(QueueError::Empty) => Err(QueueError::TimedOut),
+                        r => r,
+                    };
+                }
+                Err(b) => return Err(QueueError::Blocked(b)),
+            }
         }
     }
 
@@ -351,6 +422,7 @@ impl<T, S: Store<T>> Core<T, S> {
     fn give_back(&self, item: T) {
         if let Err(Ok(item)) = self.getters.hand(Ok(item)) {
             self.state.borrow_mut().items.push_returned(item);
+            self.wake_peekers();
         }
     }
 
@@ -363,6 +435,28 @@ impl<T, S: Store<T>> Core<T, S> {
             // The putter keeps its item (it is still in its node).
             serve(&p, Err(QueueError::Closed));
         }
+        self.peekers.wake_all();
+    }
+
+    /// Closes the queue and takes out what it holds, in the order gets would have
+    /// taken it; each item taken out counts as done for `join`.
+    fn shutdown(&self) -> Vec<T> {
+        let (left, all_done) = {
+            let mut st = self.state.borrow_mut();
+            st.closed = true;
+            let mut left = Vec::with_capacity(st.items.len());
+            while let Some(item) = st.items.pop() {
+                left.push(item);
+            }
+            st.unfinished = st.unfinished.saturating_sub(left.len());
+            (left, st.unfinished == 0)
+        };
+        // Waiters wake first; then `join` callers (the event may run user callbacks).
+        self.close();
+        if all_done {
+            self.all_done.set();
+        }
+        left
     }
 
     fn task_done(&self) -> Result<(), QueueError> {
@@ -473,6 +567,56 @@ macro_rules! queue_common {
                 self.core.get_now()
             }
 
+            /// A clone of the item [`get`](Self::get) would take next, left in the
+            /// queue; waits while there is none (gevent's `peek`). An item handed
+            /// straight to a waiting getter is never seen by a peek. On a [`Channel`],
+            /// the item of the first waiting putter.
+            ///
+            /// Errors: as [`get`](Self::get).
+            ///
+            /// ```
+            #[doc = $doc_new]
+            /// let tx = q.clone();
+            /// green::spawn(move || tx.put(5).unwrap());
+            /// assert_eq!(q.peek(), Ok(5));
+            /// assert_eq!(q.get(), Ok(5)); // still there
+            /// ```
+            pub fn peek(&self) -> Result<T, QueueError>
+            where
+                T: Clone,
+            {
+                self.core.peek(None)
+            }
+
+            /// Like [`peek`](Self::peek) but gives up after `timeout`
+            /// ([`QueueError::TimedOut`]).
+            ///
+            /// ```
+            #[doc = $doc_new]
+            /// let r = q.peek_timeout(std::time::Duration::from_millis(1));
+            /// assert_eq!(r, Err(green::QueueError::TimedOut));
+            /// ```
+            pub fn peek_timeout(&self, timeout: Duration) -> Result<T, QueueError>
+            where
+                T: Clone,
+            {
+                self.core.peek(Some(deadline_after(timeout)))
+            }
+
+            /// A clone of the next item if there is one ([`QueueError::Empty`]
+            /// otherwise, [`QueueError::Closed`] once closed and drained).
+            ///
+            /// ```
+            #[doc = $doc_new]
+            /// assert_eq!(q.try_peek(), Err(green::QueueError::Empty));
+            /// ```
+            pub fn try_peek(&self) -> Result<T, QueueError>
+            where
+                T: Clone,
+            {
+                self.core.peek_now()
+            }
+
             /// Marks one item taken earlier as processed (Python's `task_done`).
             ///
             /// ```
@@ -485,6 +629,23 @@ macro_rules! queue_common {
             /// ```
             pub fn task_done(&self) -> Result<(), QueueError> {
                 self.core.task_done()
+            }
+
+            /// How many items put have not been marked done with
+            /// [`task_done`](Self::task_done) yet (Python's `unfinished_tasks`):
+            /// [`join`](Self::join) waits while it is not 0.
+            ///
+            /// ```
+            #[doc = $doc_new]
+            /// let tx = q.clone();
+            /// green::spawn(move || tx.put(1).unwrap());
+            /// q.get().unwrap();
+            /// assert_eq!(q.unfinished_tasks(), 1); // taken, not yet done
+            /// q.task_done().unwrap();
+            /// assert_eq!(q.unfinished_tasks(), 0);
+            /// ```
+            pub fn unfinished_tasks(&self) -> usize {
+                self.core.state.borrow().unfinished
             }
 
             /// Waits until every item put has been marked done with
@@ -504,6 +665,7 @@ macro_rules! queue_common {
             /// Closes the queue: waiting getters and putters wake with
             /// [`QueueError::Closed`], later puts fail; items already queued can still
             /// be taken, then gets fail too (Python 3.13's `Queue.shutdown()`).
+            /// [`shutdown`](Self::shutdown) also takes out what is queued.
             ///
             /// ```
             #[doc = $doc_new]
@@ -516,6 +678,28 @@ macro_rules! queue_common {
             /// ```
             pub fn close(&self) {
                 self.core.close()
+            }
+
+            /// Closes the queue at once (Python 3.13's `Queue.shutdown(immediate=True)`):
+            /// like [`close`](Self::close), but the items still queued are taken out
+            /// and returned (in the order gets would have taken them), so gets fail
+            /// with [`QueueError::Closed`] from now on instead of draining them. Each
+            /// item taken out counts as done: [`join`](Self::join) returns once the
+            /// items already taken are done. Every waiter wakes with
+            /// [`QueueError::Closed`] (a waiting putter gets its item back in the
+            /// [`PutError`]); later puts fail the same way.
+            ///
+            /// ```
+            #[doc = $doc_new]
+            /// let rx = q.clone();
+            /// let getter = green::spawn(move || rx.get());
+            /// green::yield_now(); // the getter waits
+            /// assert!(q.shutdown().is_empty());
+            /// assert_eq!(getter.join().unwrap(), Err(green::QueueError::Closed));
+            /// assert_eq!(q.put(2).unwrap_err().kind(), green::QueueError::Closed);
+            /// ```
+            pub fn shutdown(&self) -> Vec<T> {
+                self.core.shutdown()
             }
 
             /// Whether [`close`](Self::close) was called.

@@ -171,6 +171,11 @@ impl CallbackList {
         self.slab.borrow().len()
     }
 
+    /// Whether no callback is registered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slab.borrow().is_empty()
+    }
+
     /// Adds `f`; `host` owns this list.
     pub(crate) fn add(&self, host: Weak<dyn CallbackHost>, f: Box<dyn FnOnce()>) -> Registration {
         let seq = self.next_seq.get();

@@ -9,14 +9,17 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{AsyncResult, Event, Registration};
-use crate::api::spawn::JoinHandle;
+use super::{AsyncResult, BoundedSemaphore, Event, Lock, RLock, Registration, Semaphore};
+use crate::api::spawn::{JoinHandle, LinkId};
 use crate::greenlet::error::{BlockError, JoinError};
 use crate::hub::park::{Unparker, Wake, park, unparker};
 use crate::hub::timer::deadline_after;
 
 /// Something a greenlet can wait for with [`wait`] and [`iwait`]: a finished greenlet
-/// ([`JoinHandle`]), a set [`Event`], a ready [`AsyncResult`].
+/// ([`JoinHandle`]), a set [`Event`], a ready [`AsyncResult`], a [`Semaphore`],
+/// [`BoundedSemaphore`], [`Lock`] or [`RLock`] that could be acquired without waiting
+/// (gevent's semaphores are waitable too). Waiting for a lock does not acquire it: by
+/// the time the waiter runs, another greenlet may have taken it; use `try_acquire`.
 ///
 /// Implement it for your own types by delegating to one of these (return the inner
 /// object's [`Registration`]), or by keeping callbacks yourself and returning a
@@ -34,6 +37,20 @@ use crate::hub::timer::deadline_after;
 /// want the old behaviour call [`Registration::detach`].
 ///
 /// [`Timeout`]: crate::Timeout
+///
+/// # Semaphores and locks
+///
+/// ```
+/// let lock = green::Lock::new();
+/// let guard = lock.acquire().unwrap();
+/// let l = lock.clone();
+/// let waiter = green::spawn(move || green::wait(&[l], None, None).len());
+/// green::yield_now();
+/// assert!(!waiter.is_finished()); // held: not ready
+/// drop(guard);
+/// assert_eq!(waiter.join().unwrap(), 1);
+/// assert!(!lock.locked()); // waiting did not acquire it
+/// ```
 ///
 /// # Examples
 ///
@@ -106,6 +123,51 @@ impl<T, E> Waitable for AsyncResult<T, E> {
 
     fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
         self.event().add_callback(f)
+    }
+}
+
+impl Waitable for Semaphore {
+    fn is_ready(&self) -> bool {
+        !self.locked()
+    }
+
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        self.add_callback(f)
+    }
+}
+
+impl Waitable for BoundedSemaphore {
+    fn is_ready(&self) -> bool {
+        !self.locked()
+    }
+
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        self.as_semaphore().add_callback(f)
+    }
+}
+
+impl Waitable for Lock {
+    fn is_ready(&self) -> bool {
+        !self.locked()
+    }
+
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        self.as_semaphore().add_callback(f)
+    }
+}
+
+/// Ready when free, or held by the current greenlet (which may acquire it again).
+impl Waitable for RLock {
+    fn is_ready(&self) -> bool {
+        !self.locked() || self.is_owned()
+    }
+
+    fn on_ready(&self, f: Box<dyn FnOnce()>) -> Registration {
+        if self.is_owned() {
+            f();
+            return Registration::empty();
+        }
+        self.inner_lock().on_ready(f)
     }
 }
 
@@ -286,9 +348,37 @@ pub fn wait<W: Waitable>(
     iwait(objects, timeout).take(n).collect()
 }
 
+/// Parks until `w` is ready or `deadline` passes; whether it is ready. The callback it
+/// registers is withdrawn when it returns or unwinds.
+pub(crate) fn wait_ready<W: Waitable + ?Sized>(
+    w: &W,
+    deadline: Option<Instant>,
+) -> Result<bool, BlockError> {
+    loop {
+        if w.is_ready() {
+            return Ok(true);
+        }
+        let u = unparker();
+        let reg = w.on_ready(Box::new(move || {
+            u.unpark();
+        }));
+        let r = park(deadline);
+        drop(reg);
+        if w.is_ready() {
+            return Ok(true);
+        }
+        match r? {
+            Wake::TimedOut => return Ok(false),
+            // Woken, but taken again before we ran (or a spurious wake): wait again.
+            Wake::Unparked => {}
+        }
+    }
+}
+
 impl<T: 'static> JoinHandle<T> {
     /// Registers `f` to run in the hub with the value if the greenlet returns one
-    /// (gevent's `link_value`). See [`link`](JoinHandle::link).
+    /// (gevent's `link_value`); returns the link's id for
+    /// [`unlink`](JoinHandle::unlink). See [`link`](JoinHandle::link).
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};
@@ -299,16 +389,17 @@ impl<T: 'static> JoinHandle<T> {
     /// h.wait().unwrap();
     /// assert_eq!(seen.get(), 4);
     /// ```
-    pub fn link_value(&self, f: impl FnOnce(&T) + 'static) {
+    pub fn link_value(&self, f: impl FnOnce(&T) + 'static) -> LinkId {
         self.link(move |r| {
             if let Ok(v) = r {
                 f(v)
             }
-        });
+        })
     }
 
     /// Registers `f` to run in the hub with the error if the greenlet panics or is
-    /// killed (gevent's `link_exception`). See [`link`](JoinHandle::link).
+    /// killed (gevent's `link_exception`); returns the link's id for
+    /// [`unlink`](JoinHandle::unlink). See [`link`](JoinHandle::link).
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};
@@ -319,11 +410,11 @@ impl<T: 'static> JoinHandle<T> {
     /// let _ = h.wait();
     /// assert!(failed.get());
     /// ```
-    pub fn link_error(&self, f: impl FnOnce(&JoinError) + 'static) {
+    pub fn link_error(&self, f: impl FnOnce(&JoinError) + 'static) -> LinkId {
         self.link(move |r| {
             if let Err(e) = r {
                 f(e)
             }
-        });
+        })
     }
 }

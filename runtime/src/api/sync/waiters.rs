@@ -57,6 +57,14 @@ impl<V, D> HandoffList<V, D> {
         self.q.borrow().len()
     }
 
+    /// `f` applied to the data of the first waiter (`None` if there is none, or it has
+    /// no data left).
+    pub(crate) fn first_data<R>(&self, f: impl FnOnce(Option<&D>) -> R) -> R {
+        let q = self.q.borrow();
+        let data = q.front().map(|n| n.data.borrow());
+        f(data.as_ref().and_then(|d| d.as_ref()))
+    }
+
     /// Takes the first waiter off the list (it is then no longer linked); serve it
     /// with [`serve`].
     pub(crate) fn pop(&self) -> Option<Rc<Node<V, D>>> {
@@ -187,6 +195,11 @@ impl WakeAll {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.waiters.borrow().len()
+    }
+
+    /// Whether no greenlet waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiters.borrow().is_empty()
     }
 
     pub(crate) fn wake_all(&self) {
