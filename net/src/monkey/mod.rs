@@ -473,17 +473,25 @@ mod rt {
         green_runtime::monitor::__switches()
     }
     pub(super) use super::offload::{Payload, run_borrowed, run_owned};
-    /// The greenlet lock that serializes `event_loop` scopes on this thread: takes it
-    /// (parking until it is free); `false` if that cannot be (from the hub).
-    pub(super) fn lock_event_loop() -> bool {
-        EVENT_LOOP.with(|l| l.acquire().map(|p| p.forget()).is_ok())
+    /// The greenlet lock that serializes `event_loop` scopes on this thread.
+    pub(super) type ScopeLock = green_runtime::Lock;
+    /// This thread's [`ScopeLock`] (a handle to it); `None` once the thread's end
+    /// destroyed it.
+    pub(super) fn event_loop_lock() -> Option<ScopeLock> {
+        EVENT_LOOP.try_with(Clone::clone).ok()
     }
-    /// Gives back what [`lock_event_loop`] took.
-    pub(super) fn unlock_event_loop() {
-        let _ = EVENT_LOOP.try_with(|l| l.release());
+    /// Takes `lock` (parking until it is free); `false` if that cannot be (from the
+    /// hub). The handle is the caller's, so that no reference to the thread-local is
+    /// held across the park.
+    pub(super) fn lock_scope(lock: &ScopeLock) -> bool {
+        lock.acquire().map(|p| p.forget()).is_ok()
+    }
+    /// Gives back what [`lock_scope`] took.
+    pub(super) fn unlock_scope(lock: &ScopeLock) {
+        let _ = lock.release();
     }
     thread_local! {
-        static EVENT_LOOP: green_runtime::Lock = green_runtime::Lock::new();
+        static EVENT_LOOP: ScopeLock = ScopeLock::new();
     }
 }
 
@@ -612,10 +620,14 @@ mod rt {
     pub(super) fn run_owned<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
         Ok(f())
     }
-    pub(super) fn lock_event_loop() -> bool {
+    pub(super) struct ScopeLock;
+    pub(super) fn event_loop_lock() -> Option<ScopeLock> {
+        Some(ScopeLock)
+    }
+    pub(super) fn lock_scope(_: &ScopeLock) -> bool {
         true
     }
-    pub(super) fn unlock_event_loop() {}
+    pub(super) fn unlock_scope(_: &ScopeLock) {}
 }
 
 #[cfg(test)]
