@@ -131,3 +131,35 @@ fn exhaust_fds() -> Vec<std::fs::File> {
     }
     held
 }
+
+/// A greenlet waits in `std::sync::mpsc::Receiver::recv` (std's thread parker, through
+/// the futex hook) when the thread ends.
+#[test]
+fn a_thread_ends_while_a_greenlet_waits_in_recv() {
+    in_child("a_thread_ends_while_a_greenlet_waits_in_recv", || {
+        green::monkey::patch_all();
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        on_thread(move || {
+            let _h = green::spawn(move || {
+                let _ = rx.recv();
+            });
+            green::sleep(Duration::from_millis(20));
+        });
+        drop(tx);
+    });
+}
+
+#[test]
+fn the_process_exits_while_a_greenlet_waits_in_recv() {
+    in_child("the_process_exits_while_a_greenlet_waits_in_recv", || {
+        green::monkey::patch_all();
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        let _h = green::spawn(move || {
+            let _ = rx.recv();
+        });
+        green::sleep(Duration::from_millis(20));
+        std::mem::forget(tx);
+        println!("{DONE}");
+        std::process::exit(0);
+    });
+}

@@ -190,29 +190,34 @@ fn take_all(b: &mut waiters::Locked, addr: usize, out: &mut Woken) {
 /// As the futex hook's: the word is live for the call.
 pub(super) unsafe fn wait(a: Args, deadline: Option<Instant>) -> Option<c_long> {
     let addr = a.addr();
-    PARK.try_with(|p| {
-        if !identify(p, addr) {
-            return None;
-        }
-        // SAFETY: the caller's contract.
-        Some(unsafe { wait_parked(p, addr, deadline) })
-    })
-    .ok()
-    .flatten()
+    let shared = PARK
+        .try_with(|p| identify(p, addr).then(|| p.shared()))
+        .ok()
+        .flatten()?;
+    // SAFETY: the caller's contract.
+    Some(unsafe { wait_parked(shared, addr, deadline) })
 }
 
-/// [`wait`] once `addr` is known to be this thread's parker word.
+/// Runs `f` with this thread's [`Park`], if it is still there. No reference to it may
+/// be held across a park: the thread's end unwinds the greenlets parked through the
+/// word after the thread-locals with destructors, `PARK` among them, are destroyed.
+fn with_park(f: impl FnOnce(&Park)) {
+    let _ = PARK.try_with(f);
+}
+
+/// [`wait`] once `addr` is known to be this thread's parker word, whose shared state is
+/// `shared`.
 ///
 /// # Safety
 /// As [`wait`].
-unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_long {
+unsafe fn wait_parked(shared: Arc<ParkShared>, addr: usize, deadline: Option<Instant>) -> c_long {
     let Some(wait) = futex::new_wait() else {
         // No reactor: let std's park return (spuriously) rather than block the hub.
         return fail(libc::EAGAIN);
     };
     // SAFETY: the caller's contract.
     let word = unsafe { futex::word(addr) };
-    let node = Node::new(addr, !0, wait.waker(), Some(p.shared()));
+    let node = Node::new(addr, !0, wait.waker(), Some(shared.clone()));
     let mut woken = Woken::new();
     {
         let _hook = Flag::set(futex::IN_HOOK);
@@ -248,13 +253,16 @@ unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_lon
         }
         // SAFETY: `node` stays in this frame until it is dequeued below.
         unsafe { b.enqueue(&node) };
-        p.inside.set(p.inside.get() + 1);
-        // Others run while this one is parked: a token meant for it may be taken unseen.
-        let now = Instant::now();
-        p.schedule_safety(now);
-        if p.stall_since.get().is_none() {
-            p.stall_since.set(Some(now));
-        }
+        with_park(|p| {
+            p.inside.set(p.inside.get() + 1);
+            // Others run while this one is parked: a token meant for it may be taken
+            // unseen.
+            let now = Instant::now();
+            p.schedule_safety(now);
+            if p.stall_since.get().is_none() {
+                p.stall_since.set(Some(now));
+            }
+        });
     }
     loop {
         let r = futex::park(&wait, deadline);
@@ -271,11 +279,14 @@ unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_lon
         if word.load(Ordering::Relaxed) == NOTIFIED {
             take_all(&mut b, addr, &mut woken);
         }
-        p.inside.set(p.inside.get() - 1);
-        if p.shared().linked.load(Ordering::Relaxed) > 0 {
-            // This one runs on while others stay parked.
-            p.schedule_safety(Instant::now());
-        }
+        // (Gone at the thread's end: nothing is left to keep count for.)
+        with_park(|p| {
+            p.inside.set(p.inside.get() - 1);
+            if shared.linked.load(Ordering::Relaxed) > 0 {
+                // This one runs on while others stay parked.
+                p.schedule_safety(Instant::now());
+            }
+        });
         let timed_out = !was_woken && r == Parked::TimedOut;
         if !timed_out {
             // Woken, killed (a spurious wake-up for `park`), or refused by the hub:
@@ -300,21 +311,22 @@ fn futex_passed(deadline: Option<Instant>) -> bool {
 /// As the futex hook's.
 pub(super) unsafe fn outside_greenlet(a: Args) -> c_long {
     let addr = a.addr();
-    let ours = a.val() == PARKED
-        && futex::flags() == 0
-        && PARK
-            .try_with(|p| p.addr.get() == addr && p.inside.get() > 0)
-            .unwrap_or(false);
-    if !ours {
+    let ours = (a.val() == PARKED && futex::flags() == 0)
+        .then(|| {
+            PARK.try_with(|p| (p.addr.get() == addr && p.inside.get() > 0).then(|| p.shared()))
+                .ok()
+                .flatten()
+        })
+        .flatten();
+    let Some(shared) = ours else {
         // SAFETY: forwarded to the caller.
         return unsafe { a.forward() };
-    }
+    };
     log::error!(
         "green::monkey: std::thread::park called in the hub (a timer callback or a link) \
          while greenlets of this thread wait in it: it blocks the thread; do not block in \
          hub callbacks"
     );
-    let shared = PARK.with(|p| p.shared());
     shared.kernel_waiting.store(true, Ordering::SeqCst);
     // SAFETY: forwarded to the caller.
     let r = unsafe { a.forward() };
