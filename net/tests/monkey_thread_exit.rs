@@ -7,7 +7,10 @@
 
 #[path = "common/child.rs"]
 mod child;
+#[path = "common/log_capture.rs"]
+mod log_capture;
 
+use std::sync::{Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 /// How long a child may take before the parent gives up on it.
@@ -161,5 +164,92 @@ fn the_process_exits_while_a_greenlet_waits_in_recv() {
         std::mem::forget(tx);
         println!("{DONE}");
         std::process::exit(0);
+    });
+}
+
+/// The number of fds this process has open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// What the thread's end logs when it leaves greenlets behind.
+const LEFT: &str = "they are leaked";
+
+/// Greenlets wait in std calls that retry a wait the kill interrupts (`Mutex::lock`,
+/// `Condvar::wait`, `Receiver::recv`, `JoinHandle::join`) when their thread ends: they
+/// cannot unwind and are left behind, as documented, but nothing else is: the ended
+/// hub's fds are all closed.
+#[test]
+fn greenlets_left_in_std_waits_at_thread_end_leave_no_fds() {
+    in_child(
+        "greenlets_left_in_std_waits_at_thread_end_leave_no_fds",
+        || {
+            static M: Mutex<bool> = Mutex::new(false);
+            static CV: Condvar = Condvar::new();
+            log_capture::install();
+            green::monkey::patch_all();
+            let fds = open_fds();
+            let held = M.lock().unwrap();
+            let (tx, rx) = mpsc::channel::<u32>();
+            let (stop_tx, stop_rx) = mpsc::channel::<()>();
+            let long = std::thread::spawn(move || {
+                let _ = stop_rx.recv();
+            });
+            on_thread(move || {
+                let _lock = green::spawn(|| drop(M.lock()));
+                let _recv = green::spawn(move || {
+                    let _ = rx.recv();
+                });
+                let _join = green::spawn(move || drop(long.join()));
+                green::sleep(Duration::from_millis(20));
+            });
+            drop(held);
+            let cv_user = std::sync::Arc::new(Mutex::new(false));
+            let c = cv_user.clone();
+            on_thread(move || {
+                let _wait = green::spawn(move || {
+                    let mut g = c.lock().unwrap();
+                    while !*g {
+                        g = CV.wait(g).unwrap();
+                    }
+                });
+                green::sleep(Duration::from_millis(20));
+            });
+            assert_eq!(log_capture::logged(LEFT), 2);
+            drop(tx);
+            drop(stop_tx);
+            // The helper thread that ran the join exits when the joined thread does.
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(open_fds(), fds, "the ended threads' hubs left fds open");
+        },
+    );
+}
+
+/// A greenlet waits for a std `Mutex` when its thread ends, and is left behind in the
+/// futex hook's waiter table: the unlock must still wake a plain thread that waits for
+/// the lock in the kernel, not the greenlet that never runs again.
+#[test]
+fn a_greenlet_left_in_mutex_lock_takes_no_wake() {
+    in_child("a_greenlet_left_in_mutex_lock_takes_no_wake", || {
+        static M: Mutex<()> = Mutex::new(());
+        log_capture::install();
+        green::monkey::patch_all();
+        let held = M.lock().unwrap();
+        on_thread(|| {
+            let _h = green::spawn(|| drop(M.lock()));
+            green::sleep(Duration::from_millis(20));
+        });
+        assert_eq!(log_capture::logged(LEFT), 1);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _g = M.lock();
+            tx.send(()).unwrap();
+        });
+        // Long enough for it to wait in the kernel (the lock reads contended since the
+        // greenlet's wait, so its unlock wakes one waiter).
+        std::thread::sleep(Duration::from_millis(200));
+        drop(held);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the unlock's wake went to the greenlet left behind");
     });
 }

@@ -54,7 +54,10 @@
 //!
 //! Waits that cannot fail are the exception: a futex wait says `EINTR` once and then
 //! parks again until its condition holds (`Mutex::lock` takes the lock, `join` waits for
-//! the thread), and the kill unwinds at the first switch point after the call.
+//! the thread), and the kill unwinds at the first switch point after the call. So the
+//! kills of the thread's end cannot unwind a greenlet that waits in one then: after the
+//! last round it is leaked with its stack (see the guide's notes on a thread's end);
+//! its wait stops counting as a waiter and its hub's fds are closed.
 //!
 //! # Fairness and running out of fds
 //!
