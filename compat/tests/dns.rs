@@ -310,8 +310,8 @@ fn getnameinfo_and_gethostbyname_r_match_the_real_calls() {
                 flags,
             )
         };
-        // SAFETY: NUL-terminated by getnameinfo (zeroed before).
         let s = |b: &[c_char]| {
+            // SAFETY: NUL-terminated by getnameinfo (zeroed before).
             unsafe { CStr::from_ptr(b.as_ptr()) }
                 .to_string_lossy()
                 .into_owned()

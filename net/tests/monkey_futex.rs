@@ -468,12 +468,22 @@ fn a_shared_futex_changed_by_another_process_is_noticed() {
     assert_ne!(p, libc::MAP_FAILED);
     // SAFETY: the page is mapped, aligned and zeroed.
     let w: &'static AtomicU32 = unsafe { &*p.cast::<AtomicU32>() };
-    // SAFETY: the child only sleeps (glibc's usleep, not a hooked call), stores and
-    // exits: async-signal-safe.
+    // SAFETY: the child only sleeps, stores and exits, all async-signal-safe.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: the page is still mapped in the child. Its sleep is the system call
+        // itself (`usleep` and `nanosleep` are hooked; `syscall` is the futex hook,
+        // which forwards every other number as it is).
         unsafe {
-            libc::usleep(50_000);
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 50_000_000,
+            };
+            libc::syscall(
+                libc::SYS_nanosleep,
+                &ts,
+                std::ptr::null_mut::<libc::timespec>(),
+            );
             (*p.cast::<AtomicU32>()).store(1, Ordering::Release);
             libc::_exit(0);
         }
