@@ -123,3 +123,51 @@ fn raising_the_maximum_starts_threads_for_queued_jobs() {
     assert!(took < Duration::from_millis(750), "{took:?}");
     blocking::configure(Config::new()).unwrap();
 }
+
+#[test]
+fn a_panic_in_run_blocking_reaches_the_caller_and_the_thread_serves_on() {
+    let _s = serial();
+    blocking::configure(Config::new().max_threads(1)).unwrap();
+    let ran_on = Arc::new(Mutex::new(None));
+    let r = ran_on.clone();
+    let caught = std::panic::catch_unwind(move || {
+        green::run_blocking(move || {
+            *r.lock().unwrap() = Some(std::thread::current().id());
+            panic!("boom in the pool");
+        })
+    });
+    let payload = caught.expect_err("the closure's panic resumes in the caller");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in the pool"));
+    let first = ran_on.lock().unwrap().expect("the closure ran");
+    // The same (only) thread takes the next job.
+    let next = green::run_blocking(|| std::thread::current().id());
+    assert_eq!(next, first);
+    blocking::configure(Config::new()).unwrap();
+}
+
+#[test]
+fn a_panicking_job_leaves_its_thread_serving() {
+    let _s = serial();
+    blocking::configure(Config::new().max_threads(1)).unwrap();
+    green::sleep(Duration::ZERO); // this thread has a hub
+    let ran_on = Arc::new(Mutex::new(None));
+    let r = ran_on.clone();
+    green::__net::submit(Box::new(move || {
+        *r.lock().unwrap() = Some(std::thread::current().id());
+        panic!("a job panics");
+    }))
+    .unwrap();
+    // The thread outlives the panic and goes idle; had it died, its count would stay
+    // taken (the maximum is 1) and the next job would never run.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let s = blocking::stats();
+            ran_on.lock().unwrap().is_some() && s.threads == 1 && s.idle == 1
+        }),
+        "{:?}",
+        blocking::stats()
+    );
+    let first = ran_on.lock().unwrap().expect("the job ran");
+    assert_eq!(green::run_blocking(|| std::thread::current().id()), first);
+    blocking::configure(Config::new()).unwrap();
+}
