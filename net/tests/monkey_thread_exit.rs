@@ -10,7 +10,8 @@ mod child;
 #[path = "common/log_capture.rs"]
 mod log_capture;
 
-use std::sync::{Condvar, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 /// How long a child may take before the parent gives up on it.
@@ -252,4 +253,70 @@ fn a_greenlet_left_in_mutex_lock_takes_no_wake() {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("the unlock's wake went to the greenlet left behind");
     });
+}
+
+/// Waits in `std::thread::park` until `go` is set, counting how often `park` returned;
+/// sets `finished` at its end.
+struct ParkInDrop {
+    entered: mpsc::Sender<()>,
+    go: Arc<AtomicBool>,
+    returns: Arc<AtomicUsize>,
+    finished: Arc<AtomicBool>,
+}
+
+impl Drop for ParkInDrop {
+    fn drop(&mut self) {
+        let _ = self.entered.send(());
+        while !self.go.load(Ordering::SeqCst) {
+            std::thread::park();
+            self.returns.fetch_add(1, Ordering::SeqCst);
+        }
+        self.finished.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A greenlet killed at its thread's end parks in `std::thread::park` from a
+/// destructor: the wait lasts until the `unpark` from another thread, and the
+/// destructor gets to its end, with `park` returning a few times at most (never in a
+/// loop, never leaving the greenlet unfinished).
+#[test]
+fn std_park_in_a_destructor_at_thread_end_waits_without_spinning() {
+    in_child(
+        "std_park_in_a_destructor_at_thread_end_waits_without_spinning",
+        || {
+            green::monkey::patch_all();
+            let go = Arc::new(AtomicBool::new(false));
+            let returns = Arc::new(AtomicUsize::new(0));
+            let finished = Arc::new(AtomicBool::new(false));
+            let (entered, in_drop) = mpsc::channel();
+            let (g, r, f) = (go.clone(), returns.clone(), finished.clone());
+            let t = std::thread::spawn(move || {
+                let _h = green::spawn(move || {
+                    let _w = ParkInDrop {
+                        entered,
+                        go: g,
+                        returns: r,
+                        finished: f,
+                    };
+                    // Nothing wakes it: the thread's end kills it here.
+                    let _ = green::park::park(None);
+                });
+                green::sleep(Duration::from_millis(20));
+            });
+            in_drop
+                .recv_timeout(CHILD_LIMIT)
+                .expect("the destructor runs at the thread's end");
+            std::thread::sleep(Duration::from_millis(300));
+            go.store(true, Ordering::SeqCst);
+            t.thread().unpark();
+            t.join().unwrap();
+            let n = returns.load(Ordering::SeqCst);
+            assert!(
+                finished.load(Ordering::SeqCst),
+                "the destructor was left unfinished (park returned {n} times)"
+            );
+            // One wake-up, maybe a few spurious ones; not one per attempt to park.
+            assert!(n < 20, "std::thread::park returned {n} times in 300 ms");
+        },
+    );
 }

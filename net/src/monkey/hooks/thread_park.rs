@@ -57,6 +57,9 @@
 //!   through the word blocks the thread, as any blocking call there does; wakes then
 //!   reach the kernel too, and the hook logs an error.
 //!
+//! - A greenlet the hub refuses to park (one that parks again while it is unwound at
+//!   the thread's end) waits in the kernel, as unpatched: wakes then reach the kernel.
+//!
 //! Words of other libraries kept in thread-local storage and waited on with plain
 //! `FUTEX_WAIT` (parking_lot's per-thread parker) cannot be shared between greenlets at
 //! all (their queues link the thread's record): such waits block the thread, with a
@@ -195,7 +198,7 @@ pub(super) unsafe fn wait(a: Args, deadline: Option<Instant>) -> Option<c_long> 
         .ok()
         .flatten()?;
     // SAFETY: the caller's contract.
-    Some(unsafe { wait_parked(shared, addr, deadline) })
+    Some(unsafe { wait_parked(shared, a, deadline) })
 }
 
 /// Runs `f` with this thread's [`Park`], if it is still there. No reference to it may
@@ -205,12 +208,13 @@ fn with_park(f: impl FnOnce(&Park)) {
     let _ = PARK.try_with(f);
 }
 
-/// [`wait`] once `addr` is known to be this thread's parker word, whose shared state is
-/// `shared`.
+/// [`wait`] once `a`'s word is known to be this thread's parker word, whose shared state
+/// is `shared`.
 ///
 /// # Safety
 /// As [`wait`].
-unsafe fn wait_parked(shared: Arc<ParkShared>, addr: usize, deadline: Option<Instant>) -> c_long {
+unsafe fn wait_parked(shared: Arc<ParkShared>, a: Args, deadline: Option<Instant>) -> c_long {
+    let addr = a.addr();
     let Some(wait) = futex::new_wait() else {
         // No reactor: let std's park return (spuriously) rather than block the hub.
         return fail(libc::EAGAIN);
@@ -287,9 +291,30 @@ unsafe fn wait_parked(shared: Arc<ParkShared>, addr: usize, deadline: Option<Ins
                 p.schedule_safety(Instant::now());
             }
         });
+        if !was_woken && r == Parked::Failed {
+            // The hub refuses to park this greenlet (it parks again while it unwinds at
+            // the thread's end). Returning would only bring it back here from std's
+            // loop at once, for ever: wait in the kernel instead, as unpatched, unless
+            // a token came (a failed CAS).
+            shared.kernel_waiting.store(true, Ordering::SeqCst);
+            if word
+                .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                drop(b);
+                drop(_hook);
+                woken.wake();
+                // SAFETY: forwarded to the caller: the word reads PARKED again, as std
+                // left it for this wait.
+                let r = unsafe { a.forward() };
+                shared.kernel_waiting.store(false, Ordering::SeqCst);
+                return r;
+            }
+            shared.kernel_waiting.store(false, Ordering::SeqCst);
+        }
         let timed_out = !was_woken && r == Parked::TimedOut;
         if !timed_out {
-            // Woken, killed (a spurious wake-up for `park`), or refused by the hub:
+            // Woken, killed (a spurious wake-up for `park`), or refused with a token:
             // `park`'s CAS consumes this token and it returns.
             word.store(NOTIFIED, Ordering::Release);
         }
