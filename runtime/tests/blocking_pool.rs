@@ -1,6 +1,7 @@
 //! The blocking pool's settings: queueing when full, idle threads exiting, bad input.
 //! The pool is process-wide, so the tests of this file take turns (`SERIAL`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -106,21 +107,33 @@ fn idle_threads_exit_after_the_idle_timeout() {
 fn raising_the_maximum_starts_threads_for_queued_jobs() {
     let _s = serial();
     blocking::configure(Config::new().max_threads(1)).unwrap();
-    let t0 = Instant::now();
+    // Each job waits (10 s at most) until all four run at once, which only more
+    // threads allow; it returns how many ran at once.
+    let running = Arc::new(AtomicUsize::new(0));
     let jobs: Vec<_> = (0..4)
         .map(|_| {
-            green::spawn(|| green::run_blocking(|| std::thread::sleep(Duration::from_millis(200))))
+            let running = running.clone();
+            green::spawn(move || {
+                green::run_blocking(move || {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    let end = Instant::now() + Duration::from_secs(10);
+                    while running.load(Ordering::SeqCst) < 4 && Instant::now() < end {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    running.load(Ordering::SeqCst)
+                })
+            })
         })
         .collect();
     assert!(eventually(Duration::from_secs(5), || blocking::stats()
         .queued
         == 3));
     blocking::configure(Config::new().max_threads(4)).unwrap();
-    green::joinall(jobs);
-    // One wave of the first job, then the other three together: about 400 ms, where
-    // one thread would take 800 ms.
-    let took = t0.elapsed();
-    assert!(took < Duration::from_millis(750), "{took:?}");
+    let ran_at_once: Vec<usize> = green::joinall(jobs)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ran_at_once, [4, 4, 4, 4]);
     blocking::configure(Config::new()).unwrap();
 }
 
