@@ -24,9 +24,10 @@
 //! - **Identifying the word.** The first time a greenlet of a thread waits for `PARKED`
 //!   on an unknown word, the hook calls `thread::current().unpark()` with a thread-local
 //!   flag set: if the greenlet is inside `park`, the word reads `PARKED`, so `unpark`
-//!   calls `futex_wake` on it, which the hook records instead of waking anyone. The word
-//!   now holds a token, so the wait returns at once and `park` returns (a spurious
-//!   wake-up, which `park` allows). A probe never takes a token away.
+//!   calls `futex_wake` on it, which the hook records (the wake itself goes on: no one
+//!   else waits on that word). The word now holds a token, so the wait returns at once
+//!   and `park` returns (a spurious wake-up, which `park` allows). A probe never takes a
+//!   token away.
 //! - **While greenlets run, the word reads `EMPTY`.** A greenlet that parks through the
 //!   hook leaves it `EMPTY` (it was `PARKED` by its own `fetch_sub`), so the next one's
 //!   `fetch_sub` also makes `PARKED` and reaches the hook.
@@ -156,9 +157,13 @@ impl Park {
 }
 
 /// Called by the futex hook for a wake while this thread probes: `addr` is its parker
-/// word.
+/// word (the first wake is the probe's).
 pub(super) fn probed(addr: usize) {
-    let _ = PROBED.try_with(|p| p.set(addr));
+    let _ = PROBED.try_with(|p| {
+        if p.get() == 0 {
+            p.set(addr);
+        }
+    });
 }
 
 /// Whether `addr` is this thread's parker word, probing for it the first time (see the
@@ -169,10 +174,16 @@ fn identify(p: &Park, addr: usize) -> bool {
         return known == addr;
     }
     let _ = PROBED.try_with(|c| c.set(0));
+    // Only `unpark` runs while probing: getting and dropping the handle may allocate or
+    // free, and an allocator's own futex wake would be taken for the parker word's.
+    let Ok(me) = std::panic::catch_unwind(std::thread::current) else {
+        return false;
+    };
     {
         let _probe = Flag::set(PROBING);
-        let _ = std::panic::catch_unwind(|| std::thread::current().unpark());
+        me.unpark();
     }
+    drop(me);
     let found = PROBED.try_with(|c| c.get()).unwrap_or(0);
     if found != 0 {
         p.addr.set(found);
