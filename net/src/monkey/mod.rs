@@ -294,10 +294,14 @@ pub fn patch_files() {
 /// ```
 pub fn patch_sync() {
     hooks::keep_sync_linked();
-    green_runtime::__net::set_poll_hooks(
+    if let Err(e) = green_runtime::__net::set_poll_hooks(
         hooks::thread_park::before_poll,
         hooks::thread_park::after_poll,
-    );
+    ) {
+        // Without its hooks, a greenlet in std::thread::park can miss an unpark from
+        // another thread.
+        log::error!("green::monkey: patch_sync: {e}");
+    }
     patch(SYNC | SYNC_USED);
 }
 
