@@ -17,7 +17,7 @@ fn push(l: &Log, s: impl Into<String>) {
 }
 
 #[test]
-fn switch_order_is_the_seeds_test1_test2() {
+fn switch_order_follows_greenlets_test1_test2() {
     // gr1 = greenlet(test1); gr2 = greenlet(test2); gr1.switch()
     let l = log();
     let gr1_slot: Rc<RefCell<Option<Greenlet>>> = Rc::default();

@@ -1,6 +1,7 @@
 //! Hook of `syscall`, for `SYS_futex`: what std's `Mutex`, `Condvar`, `RwLock`, `Once`
-//! and `thread::park` (and crates such as parking_lot and crossbeam) wait and wake
-//! through.
+//! and `thread::park` (and crates such as crossbeam) wait and wake through. parking_lot
+//! waits through it too, on a per-thread word that greenlets cannot share: such waits
+//! block the thread (see `thread_park`).
 //!
 //! - `FUTEX_WAIT` / `FUTEX_WAIT_BITSET` (private or shared, relative or absolute timeout,
 //!   either clock) from a greenlet of a patched thread park the greenlet in the table of
