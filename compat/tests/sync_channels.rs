@@ -2,6 +2,9 @@
 //! `park` itself, inside greenlets after `patch_all()`: every greenlet of a thread parks
 //! through the thread's one park word.
 
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
 mod common;
 
 use std::cell::Cell;
@@ -25,6 +28,7 @@ fn producer<S: Send + 'static>(send: impl Fn(u32) -> S + Send + 'static, n: u32,
 
 #[test]
 fn two_consumers_on_two_std_channels_fed_by_threads() {
+    let _dog = watchdog::arm();
     common::setup();
     for round in 0..20 {
         let (tx1, rx1) = mpsc::channel::<u32>();
@@ -42,6 +46,7 @@ fn two_consumers_on_two_std_channels_fed_by_threads() {
 
 #[test]
 fn many_greenlets_wait_on_std_channels_at_once() {
+    let _dog = watchdog::arm();
     common::setup();
     let (stop, tick) = common::ticker();
     let n = 100;
@@ -66,6 +71,7 @@ fn many_greenlets_wait_on_std_channels_at_once() {
 
 #[test]
 fn recv_timeout_of_greenlets_overlaps() {
+    let _dog = watchdog::arm();
     common::setup();
     let t = Instant::now();
     let keep = Rc::new(Cell::new(Vec::new()));
@@ -86,6 +92,7 @@ fn recv_timeout_of_greenlets_overlaps() {
 
 #[test]
 fn a_greenlet_answers_a_thread_that_the_main_greenlet_joins() {
+    let _dog = watchdog::arm();
     common::setup();
     let (to_g, from_t) = mpsc::channel::<u32>();
     let (to_t, from_g) = mpsc::channel::<u32>();
@@ -109,6 +116,7 @@ fn a_greenlet_answers_a_thread_that_the_main_greenlet_joins() {
 
 #[test]
 fn unpark_from_another_os_thread() {
+    let _dog = watchdog::arm();
     common::setup();
     let me = thread::current();
     let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
@@ -143,6 +151,7 @@ fn unpark_from_another_os_thread() {
 
 #[test]
 fn park_timeout_in_greenlets_overlaps() {
+    let _dog = watchdog::arm();
     common::setup();
     let t = Instant::now();
     let hs: Vec<_> = (0..20)
@@ -165,6 +174,7 @@ fn park_timeout_in_greenlets_overlaps() {
 
 #[test]
 fn crossbeam_two_consumers_fed_by_threads() {
+    let _dog = watchdog::arm();
     common::setup();
     for round in 0..10 {
         let (tx1, rx1) = crossbeam_channel::unbounded::<u32>();
@@ -180,6 +190,7 @@ fn crossbeam_two_consumers_fed_by_threads() {
 
 #[test]
 fn crossbeam_select_in_a_greenlet() {
+    let _dog = watchdog::arm();
     common::setup();
     let (tx1, rx1) = crossbeam_channel::unbounded::<u32>();
     let (tx2, rx2) = crossbeam_channel::unbounded::<u32>();
@@ -205,6 +216,7 @@ fn crossbeam_select_in_a_greenlet() {
 
 #[test]
 fn scoped_threads_from_a_greenlet() {
+    let _dog = watchdog::arm();
     common::setup();
     let (stop, tick) = common::ticker();
     let mut data = vec![1u64; 1000];
@@ -227,6 +239,7 @@ fn scoped_threads_from_a_greenlet() {
 /// it reports the stall, naming green's channels.
 #[test]
 fn both_ends_of_a_std_channel_in_one_thread_are_reported() {
+    let _dog = watchdog::arm();
     common::setup();
     green::monkey::set_park_stall_warning(Some(Duration::from_millis(200)));
     let (tx, rx) = mpsc::sync_channel::<u32>(1);
@@ -264,6 +277,7 @@ fn both_ends_of_a_std_channel_in_one_thread_are_reported() {
 /// greenlet is still woken, a little later.
 #[test]
 fn a_token_taken_by_another_greenlets_park_is_recovered() {
+    let _dog = watchdog::arm();
     common::setup();
     for _ in 0..5 {
         let me = thread::current();

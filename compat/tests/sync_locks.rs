@@ -1,6 +1,9 @@
 //! std's locks between greenlets of one thread (and with other threads) after
 //! `patch_all()`: `Mutex`, `Condvar`, `RwLock`, `Barrier`, `OnceLock`.
 
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
 mod common;
 
 use std::cell::Cell;
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
+    let _dog = watchdog::arm();
     common::setup();
     let m = Arc::new(Mutex::new(Vec::new()));
     let (stop, tick) = common::ticker();
@@ -42,6 +46,7 @@ fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
 
 #[test]
 fn a_mutex_shared_with_plain_threads_and_another_hub() {
+    let _dog = watchdog::arm();
     common::setup();
     let m = Arc::new(Mutex::new(0u64));
     let worker = |m: Arc<Mutex<u64>>| {
@@ -76,6 +81,7 @@ fn a_mutex_shared_with_plain_threads_and_another_hub() {
 
 #[test]
 fn condvar_ping_pong_between_greenlets() {
+    let _dog = watchdog::arm();
     common::setup();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
     let p2 = pair.clone();
@@ -109,6 +115,7 @@ fn condvar_ping_pong_between_greenlets() {
 
 #[test]
 fn condvar_wait_timeout_in_greenlets_overlaps() {
+    let _dog = watchdog::arm();
     common::setup();
     let pair = Arc::new((Mutex::new(false), Condvar::new()));
     let t = Instant::now();
@@ -136,6 +143,7 @@ fn condvar_wait_timeout_in_greenlets_overlaps() {
 
 #[test]
 fn condvar_notified_from_a_plain_thread() {
+    let _dog = watchdog::arm();
     common::setup();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
     let (stop, tick) = common::ticker();
@@ -165,6 +173,7 @@ fn condvar_notified_from_a_plain_thread() {
 
 #[test]
 fn rwlock_writer_held_across_a_switch() {
+    let _dog = watchdog::arm();
     common::setup();
     let l = Arc::new(RwLock::new(0));
     let l1 = l.clone();
@@ -188,6 +197,7 @@ fn rwlock_writer_held_across_a_switch() {
 
 #[test]
 fn a_barrier_of_greenlets() {
+    let _dog = watchdog::arm();
     common::setup();
     let b = Arc::new(Barrier::new(10));
     let after = Rc::new(Cell::new(0));
@@ -213,6 +223,7 @@ fn a_barrier_of_greenlets() {
 
 #[test]
 fn oncelock_waiters_park_while_the_initialiser_sleeps() {
+    let _dog = watchdog::arm();
     common::setup();
     static CELL: OnceLock<u32> = OnceLock::new();
     let (stop, tick) = common::ticker();
@@ -236,6 +247,7 @@ fn oncelock_waiters_park_while_the_initialiser_sleeps() {
 
 #[test]
 fn a_kill_while_waiting_for_a_mutex_takes_effect_after_the_lock() {
+    let _dog = watchdog::arm();
     common::setup();
     let m = Arc::new(Mutex::new(0));
     let m1 = m.clone();

@@ -2,6 +2,9 @@
 //! share it, so under the patch its waits block the thread as before (never parking
 //! two greenlets through one record), with a warning that names what to use instead.
 
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
 mod common;
 
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 #[test]
 fn a_contended_parking_lot_mutex_blocks_the_thread_with_a_warning() {
+    let _dog = watchdog::arm();
     common::setup();
     let m = Arc::new(parking_lot::Mutex::new(0));
     let m2 = m.clone();
@@ -39,6 +43,7 @@ fn a_contended_parking_lot_mutex_blocks_the_thread_with_a_warning() {
 
 #[test]
 fn uncontended_parking_lot_locks_work_in_greenlets() {
+    let _dog = watchdog::arm();
     common::setup();
     let m = std::rc::Rc::new(parking_lot::Mutex::new(Vec::new()));
     let hs: Vec<_> = (0..10)

@@ -2,6 +2,9 @@
 //! join parks the greenlet (glibc's `pthread_join` runs on the blocking pool), so the
 //! hub keeps running, and a thread that needs this hub's greenlets can finish.
 
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
 mod common;
 
 use std::cell::Cell;
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn joins_of_greenlets_overlap() {
+    let _dog = watchdog::arm();
     common::setup();
     let t = Instant::now();
     let hs: Vec<_> = (0..20)
@@ -33,6 +37,7 @@ fn joins_of_greenlets_overlap() {
 
 #[test]
 fn a_join_lets_the_hub_run() {
+    let _dog = watchdog::arm();
     common::setup();
     let ticks = Rc::new(Cell::new(0));
     let tk = ticks.clone();
@@ -50,6 +55,7 @@ fn a_join_lets_the_hub_run() {
 
 #[test]
 fn joining_a_thread_that_needs_this_hubs_greenlets() {
+    let _dog = watchdog::arm();
     common::setup();
     let (ask, asked) = mpsc::channel::<u32>();
     let (answer, answered) = mpsc::channel::<u32>();
@@ -73,6 +79,7 @@ fn joining_a_thread_that_needs_this_hubs_greenlets() {
 
 #[test]
 fn a_finished_thread_is_joined_at_once_and_panics_come_back() {
+    let _dog = watchdog::arm();
     common::setup();
     let th = thread::spawn(|| 5);
     thread::sleep(Duration::from_millis(20));
@@ -84,6 +91,7 @@ fn a_finished_thread_is_joined_at_once_and_panics_come_back() {
 
 #[test]
 fn a_kill_during_a_join_waits_for_the_thread_then_unwinds() {
+    let _dog = watchdog::arm();
     common::setup();
     let done = Rc::new(Cell::new(false));
     let d = done.clone();

@@ -1,10 +1,14 @@
 //! The futex hook (`syscall(SYS_futex, ..)`), driven with raw futex calls from
 //! greenlets, plain threads and other hubs.
+
 #![cfg(all(
     feature = "monkey",
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
+
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
 
 use green_net::monkey;
 use green_runtime as green;
@@ -97,6 +101,7 @@ fn ticker() -> (Rc<Cell<bool>>, green::JoinHandle<u32>) {
 
 #[test]
 fn a_wait_parks_the_greenlet_until_another_greenlet_wakes_it() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let w2 = w.clone();
@@ -117,6 +122,7 @@ fn a_wait_parks_the_greenlet_until_another_greenlet_wakes_it() {
 
 #[test]
 fn a_wait_on_a_changed_word_fails_at_once_with_eagain() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = AtomicU32::new(5);
     let r = green::spawn(move || wait(&w, 4)).join().unwrap();
@@ -125,6 +131,7 @@ fn a_wait_on_a_changed_word_fails_at_once_with_eagain() {
 
 #[test]
 fn wakes_honour_the_count_oldest_first() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let order = Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -153,6 +160,7 @@ fn wakes_honour_the_count_oldest_first() {
 
 #[test]
 fn bitset_wakes_only_the_waiters_they_meet() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let woken = Rc::new(Cell::new(0u32));
@@ -182,6 +190,7 @@ fn bitset_wakes_only_the_waiters_they_meet() {
 
 #[test]
 fn timeouts_relative_absolute_and_on_either_clock() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let (stop, tick) = ticker();
     let w = Arc::new(AtomicU32::new(0));
@@ -262,6 +271,7 @@ fn timeouts_relative_absolute_and_on_either_clock() {
 
 #[test]
 fn wakes_from_a_plain_thread_and_from_another_hub() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let (stop, tick) = ticker();
     let w = Arc::new(AtomicU32::new(0));
@@ -285,6 +295,7 @@ fn wakes_from_a_plain_thread_and_from_another_hub() {
 
 #[test]
 fn green_waiters_are_woken_before_the_kernels_and_the_rest_goes_to_the_kernel() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     // A plain thread waits in the kernel.
@@ -320,6 +331,7 @@ fn green_waiters_are_woken_before_the_kernels_and_the_rest_goes_to_the_kernel() 
 
 #[test]
 fn a_kill_makes_the_wait_fail_with_eintr_and_unwinds_at_the_next_switch() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let steps = Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -345,6 +357,7 @@ fn a_kill_makes_the_wait_fail_with_eintr_and_unwinds_at_the_next_switch() {
 
 #[test]
 fn a_wake_that_came_with_a_kill_is_reported_as_a_wake() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let w1 = w.clone();
@@ -364,6 +377,7 @@ fn a_wake_that_came_with_a_kill_is_reported_as_a_wake() {
 
 #[test]
 fn requeue_and_wake_op_wake_the_green_waiters() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let (a, b) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
     let a1 = a.clone();
@@ -389,6 +403,7 @@ fn requeue_and_wake_op_wake_the_green_waiters() {
 
 #[test]
 fn waits_outside_greenlets_and_unpatched_block_the_thread() {
+    let _dog = watchdog::arm();
     let _g = serial();
     // A plain thread: the kernel's wait.
     let w = Arc::new(AtomicU32::new(0));
@@ -438,6 +453,7 @@ fn waits_outside_greenlets_and_unpatched_block_the_thread() {
 
 #[test]
 fn a_greenlet_parked_before_unpatching_is_still_woken() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let w1 = w.clone();
@@ -453,6 +469,7 @@ fn a_greenlet_parked_before_unpatching_is_still_woken() {
 
 #[test]
 fn a_shared_futex_changed_by_another_process_is_noticed() {
+    let _dog = watchdog::arm();
     let _g = serial();
     // SAFETY: an anonymous shared mapping of one page, unmapped below.
     let p = unsafe {
@@ -504,6 +521,7 @@ fn a_shared_futex_changed_by_another_process_is_noticed() {
 
 #[test]
 fn many_greenlets_and_threads_hammer_one_word_without_losing_a_wake() {
+    let _dog = watchdog::arm();
     let _g = serial();
     // A counting semaphore built on a futex, taken by 50 greenlets of two hubs and 2
     // plain threads, given back by each after its turn: every taker gets through.

@@ -1,5 +1,9 @@
 //! std code inside greenlets, with and without the patch.
+
 #![cfg(feature = "monkey")]
+
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
 
 use green_net::monkey;
 use green_runtime as green;
@@ -54,6 +58,7 @@ fn five_std_sleeps() -> Duration {
 
 #[test]
 fn std_sleep_in_greenlets_overlaps_only_when_patched() {
+    let _dog = watchdog::arm();
     let _g = serial();
     monkey::unpatch_all();
     let unpatched = five_std_sleeps();
@@ -150,6 +155,7 @@ impl JoinOrPanic for green::JoinHandle<()> {
 
 #[test]
 fn std_echo_server_in_greenlets_serves_50_std_clients_without_leaking_fds() {
+    let _dog = watchdog::arm();
     let _g = serial();
     run_echo(2); // warm up: the hub's epoll and waker fds live as long as the thread
     let before = open_fds();
@@ -159,6 +165,7 @@ fn std_echo_server_in_greenlets_serves_50_std_clients_without_leaking_fds() {
 
 #[test]
 fn read_timeout_keeps_std_error_kind_and_lets_others_run() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -188,6 +195,7 @@ fn read_timeout_keeps_std_error_kind_and_lets_others_run() {
 
 #[test]
 fn user_nonblocking_socket_still_says_would_block() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -210,6 +218,7 @@ fn user_nonblocking_socket_still_says_would_block() {
 
 #[test]
 fn plain_threads_are_unaffected_while_greenlets_run() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let os = thread::spawn(|| {
         assert!(!green::is_greenlet_context());
@@ -252,6 +261,7 @@ fn plain_threads_are_unaffected_while_greenlets_run() {
 
 #[test]
 fn closing_a_socket_wakes_the_greenlet_waiting_on_it() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -278,6 +288,7 @@ fn closing_a_socket_wakes_the_greenlet_waiting_on_it() {
 
 #[test]
 fn killing_a_greenlet_in_a_patched_sleep_reports_killed() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let after = Arc::new(AtomicUsize::new(0));
     let a2 = after.clone();
@@ -303,6 +314,7 @@ fn killing_a_greenlet_in_a_patched_sleep_reports_killed() {
 
 #[test]
 fn a_kill_deferred_in_a_patched_sleep_unwinds_at_the_next_switch() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let reached = Arc::new(AtomicUsize::new(0));
     let r2 = reached.clone();
@@ -320,6 +332,7 @@ fn a_kill_deferred_in_a_patched_sleep_unwinds_at_the_next_switch() {
 
 #[test]
 fn killing_a_greenlet_in_a_patched_read_reports_killed_and_closes_the_socket() {
+    let _dog = watchdog::arm();
     let _g = serial();
     // Warm up: the hub's epoll and waker fds live as long as the thread.
     green::spawn(|| thread::sleep(Duration::from_millis(1)))
@@ -366,6 +379,7 @@ fn killing_a_greenlet_in_a_patched_read_reports_killed_and_closes_the_socket() {
 
 #[test]
 fn after_a_deferred_kill_further_patched_calls_fail_at_once() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let seen = Arc::new(Mutex::new(None));
     let s2 = seen.clone();
@@ -388,6 +402,7 @@ fn after_a_deferred_kill_further_patched_calls_fail_at_once() {
 
 #[test]
 fn a_deferred_kill_wins_over_a_panic_that_follows_it() {
+    let _dog = watchdog::arm();
     // Serial: each test thread's hub opens fds, which the fd-counting tests see.
     let _g = serial();
     monkey::patch_sleep();
@@ -404,6 +419,7 @@ fn a_deferred_kill_wins_over_a_panic_that_follows_it() {
 
 #[test]
 fn a_timeout_inside_a_patched_sleep_is_reported_and_does_not_escape() {
+    let _dog = watchdog::arm();
     // Serial: each test thread's hub opens fds, which the fd-counting tests see.
     let _g = serial();
     monkey::patch_sleep();
@@ -426,6 +442,7 @@ fn a_timeout_inside_a_patched_sleep_is_reported_and_does_not_escape() {
 
 #[test]
 fn short_reads_and_peeks_on_patched_tcp_never_strand_queued_data() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -463,6 +480,7 @@ fn short_reads_and_peeks_on_patched_tcp_never_strand_queued_data() {
 
 #[test]
 fn a_reused_fd_number_closed_on_another_thread_is_registered_anew() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
     let addr = l.local_addr().unwrap();
@@ -515,6 +533,7 @@ fn a_reused_fd_number_closed_on_another_thread_is_registered_anew() {
 
 #[test]
 fn msg_waitall_on_a_patched_blocking_socket_waits_for_all_the_bytes() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -553,6 +572,7 @@ fn msg_waitall_on_a_patched_blocking_socket_waits_for_all_the_bytes() {
 }
 #[test]
 fn a_blocking_unix_connect_to_a_full_backlog_waits_for_room() {
+    let _dog = watchdog::arm();
     use std::os::unix::net::UnixStream;
     let _g = serial();
     let (l, path) = backlog_zero_listener("monkey-backlog");
@@ -577,6 +597,7 @@ fn a_blocking_unix_connect_to_a_full_backlog_waits_for_room() {
 
 #[test]
 fn a_unix_connect_to_a_full_backlog_gives_up_after_the_send_timeout() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let (l, path) = backlog_zero_listener("monkey-backlog-timeout");
     let p2 = path.clone();
@@ -626,6 +647,7 @@ fn a_unix_connect_to_a_full_backlog_gives_up_after_the_send_timeout() {
 
 #[test]
 fn an_empty_write_after_a_short_one_returns_at_once() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let h = green::spawn(|| {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -649,6 +671,7 @@ fn an_empty_write_after_a_short_one_returns_at_once() {
 
 #[test]
 fn an_empty_read_still_waits_where_the_kernel_would() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let h = green::spawn(|| {
         // A blocking datagram read of zero bytes waits for a datagram (and drops it).
@@ -677,6 +700,7 @@ fn fresh_pair() -> (TcpStream, TcpStream) {
 
 #[test]
 fn a_clone_of_a_fresh_socket_still_blocks_in_greenlets_after_the_original_is_adopted() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let (s, mut p) = fresh_pair();
     // Ends by itself (WouldBlock) if the data never comes.
@@ -702,6 +726,7 @@ fn a_clone_of_a_fresh_socket_still_blocks_in_greenlets_after_the_original_is_ado
 
 #[test]
 fn a_clone_read_on_a_plain_thread_blocks_after_a_greenlet_adopted_the_original() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let (s, mut p) = fresh_pair();
     let s2 = s.try_clone().unwrap();
@@ -733,6 +758,7 @@ fn a_clone_read_on_a_plain_thread_blocks_after_a_greenlet_adopted_the_original()
 
 #[test]
 fn options_set_on_a_socket_reach_its_clones() {
+    let _dog = watchdog::arm();
     let _g = serial();
     for which in ["read timeout", "nonblocking"] {
         let h = green::spawn(move || {

@@ -1,6 +1,9 @@
 //! The blocking pool's settings: queueing when full, idle threads exiting, bad input.
 //! The pool is process-wide, so the tests of this file take turns (`SERIAL`).
 
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ fn eventually(limit: Duration, f: impl Fn() -> bool) -> bool {
 
 #[test]
 fn bad_settings_are_errors() {
+    let _dog = watchdog::arm();
     let _s = serial();
     let before = blocking::config();
     let e = blocking::configure(Config::new().max_threads(0)).unwrap_err();
@@ -42,6 +46,7 @@ fn bad_settings_are_errors() {
 
 #[test]
 fn a_full_pool_queues_callers_in_order() {
+    let _dog = watchdog::arm();
     let _s = serial();
     blocking::configure(Config::new().max_threads(2)).unwrap();
     let started = Arc::new(Mutex::new(Vec::new()));
@@ -86,6 +91,7 @@ fn a_full_pool_queues_callers_in_order() {
 
 #[test]
 fn idle_threads_exit_after_the_idle_timeout() {
+    let _dog = watchdog::arm();
     let _s = serial();
     blocking::configure(Config::new().idle_timeout(Duration::from_millis(100))).unwrap();
     let hs: Vec<_> = (0..3)
@@ -105,6 +111,7 @@ fn idle_threads_exit_after_the_idle_timeout() {
 
 #[test]
 fn raising_the_maximum_starts_threads_for_queued_jobs() {
+    let _dog = watchdog::arm();
     let _s = serial();
     blocking::configure(Config::new().max_threads(1)).unwrap();
     // Each job waits (10 s at most) until all four run at once, which only more
@@ -139,6 +146,7 @@ fn raising_the_maximum_starts_threads_for_queued_jobs() {
 
 #[test]
 fn a_panic_in_run_blocking_reaches_the_caller_and_the_thread_serves_on() {
+    let _dog = watchdog::arm();
     let _s = serial();
     blocking::configure(Config::new().max_threads(1)).unwrap();
     let ran_on = Arc::new(Mutex::new(None));
@@ -160,6 +168,7 @@ fn a_panic_in_run_blocking_reaches_the_caller_and_the_thread_serves_on() {
 
 #[test]
 fn a_panicking_job_leaves_its_thread_serving() {
+    let _dog = watchdog::arm();
     let _s = serial();
     blocking::configure(Config::new().max_threads(1)).unwrap();
     green::sleep(Duration::ZERO); // this thread has a hub
