@@ -127,6 +127,12 @@ pub(super) fn offload(op: &mut dyn FnMut() -> ssize_t) -> ssize_t {
     made.r
 }
 
+/// `op` through [`offload`] when `pooled` (a call of a greenlet that goes to the
+/// pool), else here.
+pub(super) fn offload_if(pooled: bool, mut op: impl FnMut() -> ssize_t) -> ssize_t {
+    if pooled { offload(&mut op) } else { op() }
+}
+
 /// A call whose wait a kill or timeout ended (`p`): defers it to the greenlet's next
 /// switch point, sets `errno` to `ECANCELED` and returns `ret`, the call's failure value.
 fn canceled<T>(p: rt::Payload, ret: T) -> T {
