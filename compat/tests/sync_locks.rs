@@ -4,7 +4,7 @@
 #[path = "../../tests/support/watchdog.rs"]
 mod watchdog;
 
-mod common;
+mod support;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 #[test]
 fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let m = Arc::new(Mutex::new(Vec::new()));
-    let (stop, tick) = common::ticker();
+    let ticker = support::ticker();
     let t = Instant::now();
     let hs: Vec<_> = (0..10)
         .map(|i| {
@@ -33,10 +33,9 @@ fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
         r.unwrap();
     }
     let took = t.elapsed();
-    stop.set(true);
     // The lock serialises the ten holders (≥ 100 ms), and the ticker ran meanwhile.
     assert!(took >= Duration::from_millis(90), "{took:?}");
-    assert!(tick.join().unwrap() >= 5);
+    assert!(ticker.ticks() >= 5);
     assert_eq!(
         *m.lock().unwrap(),
         (0..10).collect::<Vec<_>>(),
@@ -47,7 +46,7 @@ fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
 #[test]
 fn a_mutex_shared_with_plain_threads_and_another_hub() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let m = Arc::new(Mutex::new(0u64));
     let worker = |m: Arc<Mutex<u64>>| {
         move || {
@@ -82,7 +81,7 @@ fn a_mutex_shared_with_plain_threads_and_another_hub() {
 #[test]
 fn condvar_ping_pong_between_greenlets() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
     let p2 = pair.clone();
     let pong = green::spawn(move || {
@@ -116,7 +115,7 @@ fn condvar_ping_pong_between_greenlets() {
 #[test]
 fn condvar_wait_timeout_in_greenlets_overlaps() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let pair = Arc::new((Mutex::new(false), Condvar::new()));
     let t = Instant::now();
     let hs: Vec<_> = (0..20)
@@ -133,7 +132,7 @@ fn condvar_wait_timeout_in_greenlets_overlaps() {
     for r in green::joinall(hs) {
         assert!(r.unwrap());
     }
-    common::assert_concurrent(
+    support::assert_concurrent(
         "Condvar::wait_timeout",
         t.elapsed(),
         20,
@@ -144,9 +143,9 @@ fn condvar_wait_timeout_in_greenlets_overlaps() {
 #[test]
 fn condvar_notified_from_a_plain_thread() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
-    let (stop, tick) = common::ticker();
+    let ticker = support::ticker();
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let p = pair.clone();
@@ -167,14 +166,13 @@ fn condvar_notified_from_a_plain_thread() {
         assert_eq!(r.unwrap(), 7);
     }
     t.join().unwrap();
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 3, "the hub ran while they waited");
+    assert!(ticker.ticks() >= 3, "the hub ran while they waited");
 }
 
 #[test]
 fn rwlock_writer_held_across_a_switch() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let l = Arc::new(RwLock::new(0));
     let l1 = l.clone();
     let writer = green::spawn(move || {
@@ -198,7 +196,7 @@ fn rwlock_writer_held_across_a_switch() {
 #[test]
 fn a_barrier_of_greenlets() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let b = Arc::new(Barrier::new(10));
     let after = Rc::new(Cell::new(0));
     let hs: Vec<_> = (0..10)
@@ -224,9 +222,9 @@ fn a_barrier_of_greenlets() {
 #[test]
 fn oncelock_waiters_park_while_the_initialiser_sleeps() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     static CELL: OnceLock<u32> = OnceLock::new();
-    let (stop, tick) = common::ticker();
+    let ticker = support::ticker();
     let init = green::spawn(|| {
         *CELL.get_or_init(|| {
             thread::sleep(Duration::from_millis(60)); // patched: others run
@@ -241,14 +239,13 @@ fn oncelock_waiters_park_while_the_initialiser_sleeps() {
     for r in green::joinall(waiters) {
         assert_eq!(r.unwrap(), 42);
     }
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 5);
+    assert!(ticker.ticks() >= 5);
 }
 
 #[test]
 fn a_kill_while_waiting_for_a_mutex_takes_effect_after_the_lock() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let m = Arc::new(Mutex::new(0));
     let m1 = m.clone();
     let got = Rc::new(Cell::new(false));

@@ -5,7 +5,7 @@
 #[path = "../../tests/support/watchdog.rs"]
 mod watchdog;
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::thread;
@@ -14,7 +14,7 @@ use std::time::Duration;
 #[test]
 fn a_contended_parking_lot_mutex_blocks_the_thread_with_a_warning() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let m = Arc::new(parking_lot::Mutex::new(0));
     let m2 = m.clone();
     let (locked, wait_locked) = std::sync::mpsc::channel();
@@ -34,7 +34,7 @@ fn a_contended_parking_lot_mutex_blocks_the_thread_with_a_warning() {
     .unwrap();
     holder.join().unwrap();
     assert_eq!(got, 2);
-    assert!(common::logged(&[
+    assert!(support::logged(&[
         "thread-local storage",
         "parking_lot",
         "green::Lock"
@@ -44,7 +44,7 @@ fn a_contended_parking_lot_mutex_blocks_the_thread_with_a_warning() {
 #[test]
 fn uncontended_parking_lot_locks_work_in_greenlets() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let m = std::rc::Rc::new(parking_lot::Mutex::new(Vec::new()));
     let hs: Vec<_> = (0..10)
         .map(|i| {

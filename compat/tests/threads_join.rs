@@ -5,7 +5,7 @@
 #[path = "../../tests/support/watchdog.rs"]
 mod watchdog;
 
-mod common;
+mod support;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn joins_of_greenlets_overlap() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let t = Instant::now();
     let hs: Vec<_> = (0..20)
         .map(|i| {
@@ -32,13 +32,13 @@ fn joins_of_greenlets_overlap() {
     for (i, r) in green::joinall(hs).into_iter().enumerate() {
         assert_eq!(r.unwrap(), i * 2);
     }
-    common::assert_concurrent("spawn + join", t.elapsed(), 20, Duration::from_millis(100));
+    support::assert_concurrent("spawn + join", t.elapsed(), 20, Duration::from_millis(100));
 }
 
 #[test]
 fn a_join_lets_the_hub_run() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let ticks = Rc::new(Cell::new(0));
     let tk = ticks.clone();
     let ticker = green::spawn(move || {
@@ -56,7 +56,7 @@ fn a_join_lets_the_hub_run() {
 #[test]
 fn joining_a_thread_that_needs_this_hubs_greenlets() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let (ask, asked) = mpsc::channel::<u32>();
     let (answer, answered) = mpsc::channel::<u32>();
     let server = green::spawn(move || {
@@ -80,7 +80,7 @@ fn joining_a_thread_that_needs_this_hubs_greenlets() {
 #[test]
 fn a_finished_thread_is_joined_at_once_and_panics_come_back() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let th = thread::spawn(|| 5);
     thread::sleep(Duration::from_millis(20));
     assert_eq!(th.join().unwrap(), 5);
@@ -92,7 +92,7 @@ fn a_finished_thread_is_joined_at_once_and_panics_come_back() {
 #[test]
 fn a_kill_during_a_join_waits_for_the_thread_then_unwinds() {
     let _dog = watchdog::arm();
-    common::setup();
+    support::setup();
     let done = Rc::new(Cell::new(false));
     let d = done.clone();
     let t = Instant::now();

@@ -7,6 +7,8 @@
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 
+#[path = "../../tests/support/ticker.rs"]
+mod ticker;
 #[path = "../../tests/support/watchdog.rs"]
 mod watchdog;
 
@@ -84,38 +86,19 @@ fn abs(clock: libc::clockid_t, d: Duration) -> libc::timespec {
     rel(t)
 }
 
-/// A greenlet that counts ticks of 5 ms until told to stop: proof that the hub ran.
-fn ticker() -> (Rc<Cell<bool>>, green::JoinHandle<u32>) {
-    let stop = Rc::new(Cell::new(false));
-    let s = stop.clone();
-    let h = green::spawn(move || {
-        let mut n = 0;
-        while !s.get() {
-            green::sleep(Duration::from_millis(5));
-            n += 1;
-        }
-        n
-    });
-    (stop, h)
-}
-
 #[test]
 fn a_wait_parks_the_greenlet_until_another_greenlet_wakes_it() {
     let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let w2 = w.clone();
-    let (stop, tick) = ticker();
+    let ticker = ticker::ticker();
     let waiter = green::spawn(move || wait(&w2, 0));
     green::sleep(Duration::from_millis(60));
     w.store(1, Ordering::Release);
     assert_eq!(wake(&w, 1), Ok(1));
     assert_eq!(waiter.join().unwrap(), Ok(0));
-    stop.set(true);
-    assert!(
-        tick.join().unwrap() >= 3,
-        "the hub ran while the greenlet waited"
-    );
+    assert!(ticker.ticks() >= 3, "the hub ran while the greenlet waited");
     // Nobody waits any more: the wake reaches the kernel, which finds nobody.
     assert_eq!(wake(&w, 1), Ok(0));
 }
@@ -192,7 +175,7 @@ fn bitset_wakes_only_the_waiters_they_meet() {
 fn timeouts_relative_absolute_and_on_either_clock() {
     let _dog = watchdog::arm();
     let _g = serial();
-    let (stop, tick) = ticker();
+    let ticker = ticker::ticker();
     let w = Arc::new(AtomicU32::new(0));
     let cases: Vec<(i32, libc::timespec)> = vec![
         (libc::FUTEX_WAIT | PRIVATE, rel(Duration::from_millis(60))),
@@ -229,8 +212,7 @@ fn timeouts_relative_absolute_and_on_either_clock() {
         "{:?}",
         t.elapsed()
     );
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 5);
+    assert!(ticker.ticks() >= 5);
     // A time already past, a zero relative timeout, and malformed timespecs.
     let past = abs(libc::CLOCK_MONOTONIC, Duration::ZERO);
     let w2 = w.clone();
@@ -273,7 +255,7 @@ fn timeouts_relative_absolute_and_on_either_clock() {
 fn wakes_from_a_plain_thread_and_from_another_hub() {
     let _dog = watchdog::arm();
     let _g = serial();
-    let (stop, tick) = ticker();
+    let ticker = ticker::ticker();
     let w = Arc::new(AtomicU32::new(0));
     let (w1, w2) = (w.clone(), w.clone());
     let a = green::spawn(move || wait(&w1, 0));
@@ -289,8 +271,7 @@ fn wakes_from_a_plain_thread_and_from_another_hub() {
     assert_eq!(other.join().unwrap(), Ok(1));
     assert_eq!(a.join().unwrap(), Ok(0));
     assert_eq!(b.join().unwrap(), Ok(0));
-    stop.set(true);
-    tick.join().unwrap();
+    ticker.ticks();
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 #[path = "common/child.rs"]
 mod child;
-#[path = "common/log_capture.rs"]
+#[path = "../../tests/support/log_capture.rs"]
 mod log_capture;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -187,7 +187,7 @@ fn greenlets_left_in_std_waits_at_thread_end_leave_no_fds() {
         || {
             static M: Mutex<bool> = Mutex::new(false);
             static CV: Condvar = Condvar::new();
-            log_capture::install();
+            log_capture::install(log::LevelFilter::Warn);
             green::monkey::patch_all();
             let fds = open_fds();
             let held = M.lock().unwrap();
@@ -233,7 +233,7 @@ fn greenlets_left_in_std_waits_at_thread_end_leave_no_fds() {
 fn a_greenlet_left_in_mutex_lock_takes_no_wake() {
     in_child("a_greenlet_left_in_mutex_lock_takes_no_wake", || {
         static M: Mutex<()> = Mutex::new(());
-        log_capture::install();
+        log_capture::install(log::LevelFilter::Warn);
         green::monkey::patch_all();
         let held = M.lock().unwrap();
         on_thread(|| {
