@@ -411,6 +411,12 @@ type Outcome<R> = Result<R, Box<dyn Any + Send + 'static>>;
 ///
 /// A task's panic (or kill) is re-raised in the greenlet iterating. Dropping the
 /// iterator early leaves the tasks already started running.
+///
+/// ```
+/// let group = green::Group::new();
+/// let squares: green::IMap<_, _, u32> = group.imap(|x: u32| x * x, 1..=3);
+/// assert_eq!(squares.collect::<Vec<_>>(), [1, 4, 9]);
+/// ```
 pub struct IMap<I, F, R> {
     group: Group,
     input: I,
