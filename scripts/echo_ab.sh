@@ -13,7 +13,7 @@
 # server's user-mode time per message (tick resolution: use windows of a few seconds). Binaries: `cargo bench -p green-benches --bench echo --no-run`
 # prints the path (target/release/deps/echo-*); copy one aside before rebuilding.
 #
-# Example (the calibration of docs/benchmarks.md §6, round 6):
+# Example (mio, mio with an 80-spin poll, and green, from one binary):
 #   B=$(ls -t target/release/deps/echo-* | grep -v '\.d$' | head -1)
 #   scripts/echo_ab.sh 1000 10 1.5 mio:$B:mio spin80:$B:mio:GREEN_ECHO_MIO_SPIN=80 green:$B:green
 set -euo pipefail

@@ -11,11 +11,12 @@
 //! use std::time::{Duration, Instant};
 //!
 //! let start = Instant::now();
-//! let eat = green::spawn(|| { green::sleep(Duration::from_millis(200)); "eat" });
-//! let play = green::spawn(|| { green::sleep(Duration::from_millis(100)); "play" });
-//! let done: Vec<_> = green::joinall(vec![eat, play]).into_iter().map(Result::unwrap).collect();
-//! assert_eq!(done, ["eat", "play"]);
-//! assert!(start.elapsed() < Duration::from_millis(290)); // concurrent: 0.2 s, not 0.3 s
+//! let naps: Vec<_> = (0..10)
+//!     .map(|i| green::spawn(move || { green::sleep(Duration::from_millis(100)); i }))
+//!     .collect();
+//! let done: Vec<_> = green::joinall(naps).into_iter().map(Result::unwrap).collect();
+//! assert_eq!(done, (0..10).collect::<Vec<_>>());
+//! assert!(start.elapsed() < Duration::from_millis(900)); // side by side: 0.1 s, not 1 s
 //! ```
 //!
 //! Greenlets are bound to the thread that made them: [`Greenlet`] and [`JoinHandle`] are

@@ -1,7 +1,7 @@
 //! Single-threaded echo server throughput and latency.
 //!
 //! Load generator: a hand-written mio client on its own thread pinned to CPU 1, C
-//! connections in a closed loop (send a 32-byte message like the seeds' "client1 5", wait
+//! connections in a closed loop (send a 32-byte message like the example client's "client1 5", wait
 //! for the whole upper-cased reply, send again), 0.5 s warm-up then a fixed measurement
 //! window. It records messages/s and the round-trip latency of every reply (exact
 //! percentiles from the sorted samples).
@@ -481,7 +481,7 @@ fn announce_accepting(started: &mpsc::Sender<Started>, addr: std::net::SocketAdd
         .unwrap();
 }
 
-/// The seeds' per-connection handler, blocking style: read, upper-case, write back,
+/// The per-connection handler, blocking style: read, upper-case, write back,
 /// until EOF or an error.
 fn echo_upper(mut s: impl Read + Write) {
     let mut buf = [0u8; 4096];

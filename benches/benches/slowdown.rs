@@ -1,4 +1,4 @@
-//! The seeds' experiment: how much slower do two computations get when they switch after
+//! How much slower do two computations get when they switch after
 //! every single step? f1 sums i over 0..N (wrapping), f2 multiplies (wrapping, by i|1).
 //!
 //! * `sequential`: f1 to completion, then f2.
@@ -10,7 +10,7 @@
 //! * `green_switch`: two greenlets that `switch` directly to each other after every step.
 //! * `green_yield`: two spawned greenlets that call `green::yield_now()` after every step.
 //!
-//! The seeds' Python (greenlet) figure was a slowdown of about 4.5x.
+//! The same experiment in Python with greenlet shows a slowdown of about 4.5x.
 //!
 //! Run: `cargo bench -p green-benches --bench slowdown` (N = `GREEN_SLOWDOWN_N` or first arg, default
 //! 10_000_000; rounds = `GREEN_SLOWDOWN_ROUNDS`, default 5; variants run interleaved,
@@ -264,6 +264,6 @@ fn main() {
             baseline: k == 0,
         });
     }
-    println!("(the seeds' Python greenlet figure: about 4.5x)");
+    println!("(Python with greenlet: about 4.5x)");
     common::write_results("slowdown", &rows);
 }

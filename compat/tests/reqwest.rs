@@ -3,14 +3,14 @@
 //! server that answers each after 100 ms. All 100 greenlets park through the thread's
 //! one park word at once.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 #[test]
 fn a_hundred_concurrent_blocking_gets() {
-    common::setup();
-    let addr = common::http_server(Duration::from_millis(100));
+    support::setup();
+    let addr = support::http_server(Duration::from_millis(100));
     let client = reqwest::blocking::Client::builder()
         .pool_max_idle_per_host(200)
         .build()
@@ -33,6 +33,6 @@ fn a_hundred_concurrent_blocking_gets() {
     for r in green::joinall(hs) {
         assert_eq!(r.unwrap(), "ok");
     }
-    common::assert_concurrent("reqwest GETs", t.elapsed(), n, Duration::from_millis(100));
+    support::assert_concurrent("reqwest GETs", t.elapsed(), n, Duration::from_millis(100));
     drop(client); // joins its runtime thread: parks main
 }

@@ -1,7 +1,7 @@
 //! rustls over std sockets: a TLS server and 20 clients, all greenlets of one thread;
 //! the server answers each line after 100 ms.
 
-mod common;
+mod support;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::io::{BufRead, BufReader, Write};
@@ -36,12 +36,12 @@ fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
 
 #[test]
 fn twenty_concurrent_tls_sessions() {
-    common::setup();
+    support::setup();
     let (server_cfg, client_cfg) = configs();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let n = 20;
-    let server = common::serve_n(l, n, move |s| {
+    let server = support::serve_n(l, n, move |s| {
         let conn = rustls::ServerConnection::new(server_cfg.clone()).unwrap();
         let mut tls = BufReader::new(rustls::StreamOwned::new(conn, s));
         let mut line = String::new();
@@ -52,7 +52,7 @@ fn twenty_concurrent_tls_sessions() {
         tls.conn.send_close_notify();
         tls.flush().unwrap();
     });
-    let (replies, took) = common::clients(n, move |i| {
+    let (replies, took) = support::clients(n, move |i| {
         let name = ServerName::try_from("localhost").unwrap();
         let conn = rustls::ClientConnection::new(client_cfg.clone(), name).unwrap();
         let s = TcpStream::connect(addr).unwrap();
@@ -66,5 +66,5 @@ fn twenty_concurrent_tls_sessions() {
         assert_eq!(r, format!("echo {i}\n"));
     }
     server.join().unwrap();
-    common::assert_concurrent("TLS sessions", took, n, Duration::from_millis(100));
+    support::assert_concurrent("TLS sessions", took, n, Duration::from_millis(100));
 }

@@ -2,7 +2,10 @@
 //! `park` itself, inside greenlets after `patch_all()`: every greenlet of a thread parks
 //! through the thread's one park word.
 
-mod common;
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
+mod support;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -25,7 +28,8 @@ fn producer<S: Send + 'static>(send: impl Fn(u32) -> S + Send + 'static, n: u32,
 
 #[test]
 fn two_consumers_on_two_std_channels_fed_by_threads() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     for round in 0..20 {
         let (tx1, rx1) = mpsc::channel::<u32>();
         let (tx2, rx2) = mpsc::sync_channel::<u32>(4);
@@ -42,8 +46,9 @@ fn two_consumers_on_two_std_channels_fed_by_threads() {
 
 #[test]
 fn many_greenlets_wait_on_std_channels_at_once() {
-    common::setup();
-    let (stop, tick) = common::ticker();
+    let _dog = watchdog::arm();
+    support::setup();
+    let ticker = support::ticker();
     let n = 100;
     let t = Instant::now();
     let hs: Vec<_> = (0..n)
@@ -59,14 +64,14 @@ fn many_greenlets_wait_on_std_channels_at_once() {
     for (i, r) in green::joinall(hs).into_iter().enumerate() {
         assert_eq!(r.unwrap(), i as u32);
     }
-    common::assert_concurrent("mpsc recv", t.elapsed(), n, Duration::from_millis(100));
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 1);
+    support::assert_concurrent("mpsc recv", t.elapsed(), n, Duration::from_millis(100));
+    assert!(ticker.ticks() >= 1);
 }
 
 #[test]
 fn recv_timeout_of_greenlets_overlaps() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let t = Instant::now();
     let keep = Rc::new(Cell::new(Vec::new()));
     let hs: Vec<_> = (0..20)
@@ -81,12 +86,13 @@ fn recv_timeout_of_greenlets_overlaps() {
     for r in green::joinall(hs) {
         assert!(r.unwrap());
     }
-    common::assert_concurrent("recv_timeout", t.elapsed(), 20, Duration::from_millis(100));
+    support::assert_concurrent("recv_timeout", t.elapsed(), 20, Duration::from_millis(100));
 }
 
 #[test]
 fn a_greenlet_answers_a_thread_that_the_main_greenlet_joins() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let (to_g, from_t) = mpsc::channel::<u32>();
     let (to_t, from_g) = mpsc::channel::<u32>();
     let server = green::spawn(move || {
@@ -109,7 +115,8 @@ fn a_greenlet_answers_a_thread_that_the_main_greenlet_joins() {
 
 #[test]
 fn unpark_from_another_os_thread() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let me = thread::current();
     let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let hs: Vec<_> = flags
@@ -143,7 +150,8 @@ fn unpark_from_another_os_thread() {
 
 #[test]
 fn park_timeout_in_greenlets_overlaps() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let t = Instant::now();
     let hs: Vec<_> = (0..20)
         .map(|_| {
@@ -160,12 +168,13 @@ fn park_timeout_in_greenlets_overlaps() {
     for r in green::joinall(hs) {
         r.unwrap();
     }
-    common::assert_concurrent("park_timeout", t.elapsed(), 20, Duration::from_millis(100));
+    support::assert_concurrent("park_timeout", t.elapsed(), 20, Duration::from_millis(100));
 }
 
 #[test]
 fn crossbeam_two_consumers_fed_by_threads() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     for round in 0..10 {
         let (tx1, rx1) = crossbeam_channel::unbounded::<u32>();
         let (tx2, rx2) = crossbeam_channel::bounded::<u32>(2);
@@ -180,10 +189,11 @@ fn crossbeam_two_consumers_fed_by_threads() {
 
 #[test]
 fn crossbeam_select_in_a_greenlet() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let (tx1, rx1) = crossbeam_channel::unbounded::<u32>();
     let (tx2, rx2) = crossbeam_channel::unbounded::<u32>();
-    let (stop, tick) = common::ticker();
+    let ticker = support::ticker();
     let t = thread::spawn(move || {
         thread::sleep(Duration::from_millis(40));
         tx2.send(2).unwrap();
@@ -199,14 +209,14 @@ fn crossbeam_select_in_a_greenlet() {
     .unwrap();
     assert_eq!(got, 2);
     t.join().unwrap();
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 3);
+    assert!(ticker.ticks() >= 3);
 }
 
 #[test]
 fn scoped_threads_from_a_greenlet() {
-    common::setup();
-    let (stop, tick) = common::ticker();
+    let _dog = watchdog::arm();
+    support::setup();
+    let ticker = support::ticker();
     let mut data = vec![1u64; 1000];
     thread::scope(|s| {
         for chunk in data.chunks_mut(250) {
@@ -217,8 +227,7 @@ fn scoped_threads_from_a_greenlet() {
         }
     });
     assert_eq!(data.iter().sum::<u64>(), 2000);
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 2, "the hub ran during the scope");
+    assert!(ticker.ticks() >= 2, "the hub ran during the scope");
 }
 
 /// Both ends of one std channel in greenlets of one thread: std (like crossbeam)
@@ -227,7 +236,8 @@ fn scoped_threads_from_a_greenlet() {
 /// it reports the stall, naming green's channels.
 #[test]
 fn both_ends_of_a_std_channel_in_one_thread_are_reported() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     green::monkey::set_park_stall_warning(Some(Duration::from_millis(200)));
     let (tx, rx) = mpsc::sync_channel::<u32>(1);
     let t = Instant::now();
@@ -242,7 +252,7 @@ fn both_ends_of_a_std_channel_in_one_thread_are_reported() {
     sender.join().unwrap();
     assert_eq!(v, 7);
     assert!(took >= Duration::from_millis(500), "{took:?}");
-    assert!(common::logged(&[
+    assert!(support::logged(&[
         "std::thread::park",
         "never wake a waiter of their own OS thread",
         "green::Queue"
@@ -264,7 +274,8 @@ fn both_ends_of_a_std_channel_in_one_thread_are_reported() {
 /// greenlet is still woken, a little later.
 #[test]
 fn a_token_taken_by_another_greenlets_park_is_recovered() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     for _ in 0..5 {
         let me = thread::current();
         let for_parked = Arc::new(AtomicBool::new(false));

@@ -1,7 +1,10 @@
 //! std's locks between greenlets of one thread (and with other threads) after
 //! `patch_all()`: `Mutex`, `Condvar`, `RwLock`, `Barrier`, `OnceLock`.
 
-mod common;
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
+mod support;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -11,9 +14,10 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let m = Arc::new(Mutex::new(Vec::new()));
-    let (stop, tick) = common::ticker();
+    let ticker = support::ticker();
     let t = Instant::now();
     let hs: Vec<_> = (0..10)
         .map(|i| {
@@ -29,10 +33,9 @@ fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
         r.unwrap();
     }
     let took = t.elapsed();
-    stop.set(true);
     // The lock serialises the ten holders (≥ 100 ms), and the ticker ran meanwhile.
     assert!(took >= Duration::from_millis(90), "{took:?}");
-    assert!(tick.join().unwrap() >= 5);
+    assert!(ticker.ticks() >= 5);
     assert_eq!(
         *m.lock().unwrap(),
         (0..10).collect::<Vec<_>>(),
@@ -42,7 +45,8 @@ fn a_mutex_guard_held_across_a_patched_sleep_lets_the_others_run() {
 
 #[test]
 fn a_mutex_shared_with_plain_threads_and_another_hub() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let m = Arc::new(Mutex::new(0u64));
     let worker = |m: Arc<Mutex<u64>>| {
         move || {
@@ -76,7 +80,8 @@ fn a_mutex_shared_with_plain_threads_and_another_hub() {
 
 #[test]
 fn condvar_ping_pong_between_greenlets() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
     let p2 = pair.clone();
     let pong = green::spawn(move || {
@@ -109,7 +114,8 @@ fn condvar_ping_pong_between_greenlets() {
 
 #[test]
 fn condvar_wait_timeout_in_greenlets_overlaps() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let pair = Arc::new((Mutex::new(false), Condvar::new()));
     let t = Instant::now();
     let hs: Vec<_> = (0..20)
@@ -126,7 +132,7 @@ fn condvar_wait_timeout_in_greenlets_overlaps() {
     for r in green::joinall(hs) {
         assert!(r.unwrap());
     }
-    common::assert_concurrent(
+    support::assert_concurrent(
         "Condvar::wait_timeout",
         t.elapsed(),
         20,
@@ -136,9 +142,10 @@ fn condvar_wait_timeout_in_greenlets_overlaps() {
 
 #[test]
 fn condvar_notified_from_a_plain_thread() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
-    let (stop, tick) = common::ticker();
+    let ticker = support::ticker();
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let p = pair.clone();
@@ -159,13 +166,13 @@ fn condvar_notified_from_a_plain_thread() {
         assert_eq!(r.unwrap(), 7);
     }
     t.join().unwrap();
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 3, "the hub ran while they waited");
+    assert!(ticker.ticks() >= 3, "the hub ran while they waited");
 }
 
 #[test]
 fn rwlock_writer_held_across_a_switch() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let l = Arc::new(RwLock::new(0));
     let l1 = l.clone();
     let writer = green::spawn(move || {
@@ -188,7 +195,8 @@ fn rwlock_writer_held_across_a_switch() {
 
 #[test]
 fn a_barrier_of_greenlets() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let b = Arc::new(Barrier::new(10));
     let after = Rc::new(Cell::new(0));
     let hs: Vec<_> = (0..10)
@@ -213,9 +221,10 @@ fn a_barrier_of_greenlets() {
 
 #[test]
 fn oncelock_waiters_park_while_the_initialiser_sleeps() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     static CELL: OnceLock<u32> = OnceLock::new();
-    let (stop, tick) = common::ticker();
+    let ticker = support::ticker();
     let init = green::spawn(|| {
         *CELL.get_or_init(|| {
             thread::sleep(Duration::from_millis(60)); // patched: others run
@@ -230,13 +239,13 @@ fn oncelock_waiters_park_while_the_initialiser_sleeps() {
     for r in green::joinall(waiters) {
         assert_eq!(r.unwrap(), 42);
     }
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 5);
+    assert!(ticker.ticks() >= 5);
 }
 
 #[test]
 fn a_kill_while_waiting_for_a_mutex_takes_effect_after_the_lock() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let m = Arc::new(Mutex::new(0));
     let m1 = m.clone();
     let got = Rc::new(Cell::new(false));

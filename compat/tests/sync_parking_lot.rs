@@ -2,7 +2,10 @@
 //! share it, so under the patch its waits block the thread as before (never parking
 //! two greenlets through one record), with a warning that names what to use instead.
 
-mod common;
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
+mod support;
 
 use std::sync::Arc;
 use std::thread;
@@ -10,7 +13,8 @@ use std::time::Duration;
 
 #[test]
 fn a_contended_parking_lot_mutex_blocks_the_thread_with_a_warning() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let m = Arc::new(parking_lot::Mutex::new(0));
     let m2 = m.clone();
     let (locked, wait_locked) = std::sync::mpsc::channel();
@@ -30,7 +34,7 @@ fn a_contended_parking_lot_mutex_blocks_the_thread_with_a_warning() {
     .unwrap();
     holder.join().unwrap();
     assert_eq!(got, 2);
-    assert!(common::logged(&[
+    assert!(support::logged(&[
         "thread-local storage",
         "parking_lot",
         "green::Lock"
@@ -39,7 +43,8 @@ fn a_contended_parking_lot_mutex_blocks_the_thread_with_a_warning() {
 
 #[test]
 fn uncontended_parking_lot_locks_work_in_greenlets() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let m = std::rc::Rc::new(parking_lot::Mutex::new(Vec::new()));
     let hs: Vec<_> = (0..10)
         .map(|i| {

@@ -2,7 +2,10 @@
 //! join parks the greenlet (glibc's `pthread_join` runs on the blocking pool), so the
 //! hub keeps running, and a thread that needs this hub's greenlets can finish.
 
-mod common;
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
+mod support;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -12,7 +15,8 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn joins_of_greenlets_overlap() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let t = Instant::now();
     let hs: Vec<_> = (0..20)
         .map(|i| {
@@ -28,12 +32,13 @@ fn joins_of_greenlets_overlap() {
     for (i, r) in green::joinall(hs).into_iter().enumerate() {
         assert_eq!(r.unwrap(), i * 2);
     }
-    common::assert_concurrent("spawn + join", t.elapsed(), 20, Duration::from_millis(100));
+    support::assert_concurrent("spawn + join", t.elapsed(), 20, Duration::from_millis(100));
 }
 
 #[test]
 fn a_join_lets_the_hub_run() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let ticks = Rc::new(Cell::new(0));
     let tk = ticks.clone();
     let ticker = green::spawn(move || {
@@ -50,7 +55,8 @@ fn a_join_lets_the_hub_run() {
 
 #[test]
 fn joining_a_thread_that_needs_this_hubs_greenlets() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let (ask, asked) = mpsc::channel::<u32>();
     let (answer, answered) = mpsc::channel::<u32>();
     let server = green::spawn(move || {
@@ -73,7 +79,8 @@ fn joining_a_thread_that_needs_this_hubs_greenlets() {
 
 #[test]
 fn a_finished_thread_is_joined_at_once_and_panics_come_back() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let th = thread::spawn(|| 5);
     thread::sleep(Duration::from_millis(20));
     assert_eq!(th.join().unwrap(), 5);
@@ -84,7 +91,8 @@ fn a_finished_thread_is_joined_at_once_and_panics_come_back() {
 
 #[test]
 fn a_kill_during_a_join_waits_for_the_thread_then_unwinds() {
-    common::setup();
+    let _dog = watchdog::arm();
+    support::setup();
     let done = Rc::new(Cell::new(false));
     let d = done.clone();
     let t = Instant::now();

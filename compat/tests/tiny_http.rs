@@ -2,7 +2,7 @@
 //! `Condvar` for its connection threads), a greenlet per request handles it with a
 //! patched 100 ms sleep; 50 clients at once.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -24,7 +24,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> String {
 
 #[test]
 fn fifty_concurrent_requests_served_by_greenlets() {
-    common::setup();
+    support::setup();
     let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
     let addr = server.server_addr().to_ip().unwrap();
     let n = 50;
@@ -54,5 +54,5 @@ fn fifty_concurrent_requests_served_by_greenlets() {
     }
     let took = t.elapsed();
     dispatcher.join().unwrap();
-    common::assert_concurrent("tiny_http requests", took, n, Duration::from_millis(100));
+    support::assert_concurrent("tiny_http requests", took, n, Duration::from_millis(100));
 }

@@ -1,7 +1,7 @@
 //! tungstenite (WebSocket over std sockets): a server and 20 clients, all greenlets of
 //! one thread; the server answers each message after 100 ms.
 
-mod common;
+mod support;
 
 use std::net::{TcpListener, TcpStream};
 use std::thread;
@@ -10,11 +10,11 @@ use tungstenite::Message;
 
 #[test]
 fn twenty_concurrent_websocket_echoes() {
-    common::setup();
+    support::setup();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let n = 20;
-    let server = common::serve_n(l, n, |s| {
+    let server = support::serve_n(l, n, |s| {
         let mut ws = tungstenite::accept(s).unwrap();
         while let Ok(msg) = ws.read() {
             if let Message::Text(t) = msg {
@@ -23,7 +23,7 @@ fn twenty_concurrent_websocket_echoes() {
             }
         }
     });
-    let (replies, took) = common::clients(n, move |i| {
+    let (replies, took) = support::clients(n, move |i| {
         let s = TcpStream::connect(addr).unwrap();
         let (mut ws, _) = tungstenite::client(format!("ws://{addr}/"), s).unwrap();
         ws.send(Message::text(format!("{i}"))).unwrap();
@@ -37,5 +37,5 @@ fn twenty_concurrent_websocket_echoes() {
         assert_eq!(r, format!("echo {i}"));
     }
     server.join().unwrap();
-    common::assert_concurrent("websocket echoes", took, n, Duration::from_millis(100));
+    support::assert_concurrent("websocket echoes", took, n, Duration::from_millis(100));
 }

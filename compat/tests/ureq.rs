@@ -1,14 +1,14 @@
 //! ureq (a blocking HTTP client on std sockets): 100 GETs from greenlets of one thread
 //! at once, against a server that answers each after 100 ms.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 #[test]
 fn a_hundred_concurrent_gets() {
-    common::setup();
-    let addr = common::http_server(Duration::from_millis(100));
+    support::setup();
+    let addr = support::http_server(Duration::from_millis(100));
     let agent = ureq::Agent::new_with_defaults();
     let n = 100;
     let t = Instant::now();
@@ -24,5 +24,5 @@ fn a_hundred_concurrent_gets() {
     for r in green::joinall(hs) {
         assert_eq!(r.unwrap(), "ok");
     }
-    common::assert_concurrent("ureq GETs", t.elapsed(), n, Duration::from_millis(100));
+    support::assert_concurrent("ureq GETs", t.elapsed(), n, Duration::from_millis(100));
 }

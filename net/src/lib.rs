@@ -63,7 +63,7 @@
 //!
 //! # Examples
 //!
-//! The seeds' upper-casing server and one client, in one thread:
+//! An upper-casing echo server and one client, in one thread:
 //!
 //! ```
 //! use std::io::{Read, Write};

@@ -19,18 +19,6 @@ pub(crate) trait StreamIo {
     fn send(&self, buf: &[u8]) -> io::Result<usize>;
 }
 
-/// TCP on Linux: the very system calls std makes (`recvfrom(fd, buf, len, 0)`, which
-/// `recv` is; `sendto(fd, buf, len, MSG_NOSIGNAL)`), made directly with the `syscall`
-/// instruction ([`raw_syscall`]).
-///
-/// What this buys, on the echo round trip (`benches/instr.rs`, `green_echo`): the libc
-/// `recv`/`send` wrappers add a pthread cancellation point around the call (nothing in
-/// Rust cancels threads), and in a build with the `monkey` feature they are hooked (the
-/// hook would find the fd unknown to it and pass through): about a hundred
-/// instructions per call. glibc's `syscall(2)` would be hooked too (the futex hook),
-/// and reaching the real one through its resolved pointer costs ~55 instructions per
-/// round trip more than the instruction itself (1586 vs 1530, 3.5%).
-///
 /// A byte count, or the error, from a system call's return value (`-errno` on error).
 #[cfg(target_os = "linux")]
 #[inline]
@@ -130,6 +118,16 @@ pub(crate) unsafe fn raw_syscall(n: libc::c_long, args: [libc::c_long; 6]) -> li
     }
 }
 
+/// TCP on Linux: the very system calls std makes (`recvfrom(fd, buf, len, 0)`, which
+/// `recv` is; `sendto(fd, buf, len, MSG_NOSIGNAL)`), made directly with the `syscall`
+/// instruction ([`raw_syscall`]).
+///
+/// What this buys: the libc `recv`/`send` wrappers add a pthread cancellation point
+/// around the call (nothing in Rust cancels threads), and in a build with the `monkey`
+/// feature they are hooked (the hook would find the fd unknown to it and pass
+/// through); glibc's `syscall(2)` is hooked too (the futex hook). Through glibc's
+/// `syscall` resolved past the hook, an echo round trip takes 1617 instructions; with
+/// the instruction, 1555 (`benches/instr.rs`, `green_echo`).
 #[cfg(target_os = "linux")]
 impl StreamIo for std::net::TcpStream {
     #[inline]

@@ -7,12 +7,13 @@
 
 #[path = "common/child.rs"]
 mod child;
+#[path = "../../tests/support/log_capture.rs"]
+mod log_capture;
 
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::rc::Rc;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long the process stays out of fds while the tests watch it.
@@ -22,28 +23,18 @@ const QUEUED: usize = 3;
 /// How long a child may take before the parent gives up on it.
 const CHILD_LIMIT: Duration = Duration::from_secs(30);
 
-/// What the test logger caught: (level, message).
-static LOGGED: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
-
-struct Catch;
-
-impl log::Log for Catch {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        eprintln!("[{}] {}", r.level(), r.args());
-        let mut l = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
-        l.push((r.level(), r.args().to_string()));
-    }
-    fn flush(&self) {}
+/// What the test logger caught so far: (level, message).
+fn logged() -> Vec<(log::Level, String)> {
+    log_capture::lines()
+        .into_iter()
+        .map(|l| (l.level, l.text))
+        .collect()
 }
 
 /// In the child: catches log records, and lowers the soft fd limit to what is open now
 /// plus `spare`.
 fn child_setup(spare: u64) {
-    log::set_logger(&Catch).unwrap();
-    log::set_max_level(log::LevelFilter::Info);
+    log_capture::install(log::LevelFilter::Info);
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     unsafe {
@@ -188,7 +179,7 @@ impl Bystanders {
 /// (with the error and the listener's fd and address), then, if `ended`, one info line
 /// when it ends, whatever the number of retries and of accepts in between.
 fn check_logs(fd: i32, ended: bool) {
-    let logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let logged = logged();
     let ours: Vec<_> = logged
         .iter()
         .filter(|(_, m)| m.contains("accept on"))
@@ -405,7 +396,7 @@ fn a_stream_server_backs_off_while_the_process_is_out_of_fds() {
             }
             bystanders.stop();
             assert!(server.started(), "still serving");
-            let logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let logged = logged();
             let warned = |what: &str| {
                 logged
                     .iter()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use green::net::{DatagramServer, UdpSocket};
 
-#[path = "common/log_capture.rs"]
+#[path = "../../tests/support/log_capture.rs"]
 mod log_capture;
 
 /// A UDP address on which nothing is bound: a port the kernel just handed out for
@@ -163,7 +163,7 @@ fn stop_gives_the_grace_period_then_kills() {
 
 #[test]
 fn errors_are_reported_and_panics_logged() {
-    log_capture::install();
+    log_capture::install(log::LevelFilter::Warn);
     let a = DatagramServer::new("127.0.0.1:0", echo_upper);
     a.start().unwrap();
     let b = DatagramServer::new(a.local_addr().unwrap(), echo_upper);

@@ -1,10 +1,16 @@
 //! The futex hook (`syscall(SYS_futex, ..)`), driven with raw futex calls from
 //! greenlets, plain threads and other hubs.
+
 #![cfg(all(
     feature = "monkey",
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
+
+#[path = "../../tests/support/ticker.rs"]
+mod ticker;
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
 
 use green_net::monkey;
 use green_runtime as green;
@@ -80,43 +86,26 @@ fn abs(clock: libc::clockid_t, d: Duration) -> libc::timespec {
     rel(t)
 }
 
-/// A greenlet that counts ticks of 5 ms until told to stop: proof that the hub ran.
-fn ticker() -> (Rc<Cell<bool>>, green::JoinHandle<u32>) {
-    let stop = Rc::new(Cell::new(false));
-    let s = stop.clone();
-    let h = green::spawn(move || {
-        let mut n = 0;
-        while !s.get() {
-            green::sleep(Duration::from_millis(5));
-            n += 1;
-        }
-        n
-    });
-    (stop, h)
-}
-
 #[test]
 fn a_wait_parks_the_greenlet_until_another_greenlet_wakes_it() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let w2 = w.clone();
-    let (stop, tick) = ticker();
+    let ticker = ticker::ticker();
     let waiter = green::spawn(move || wait(&w2, 0));
     green::sleep(Duration::from_millis(60));
     w.store(1, Ordering::Release);
     assert_eq!(wake(&w, 1), Ok(1));
     assert_eq!(waiter.join().unwrap(), Ok(0));
-    stop.set(true);
-    assert!(
-        tick.join().unwrap() >= 3,
-        "the hub ran while the greenlet waited"
-    );
+    assert!(ticker.ticks() >= 3, "the hub ran while the greenlet waited");
     // Nobody waits any more: the wake reaches the kernel, which finds nobody.
     assert_eq!(wake(&w, 1), Ok(0));
 }
 
 #[test]
 fn a_wait_on_a_changed_word_fails_at_once_with_eagain() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = AtomicU32::new(5);
     let r = green::spawn(move || wait(&w, 4)).join().unwrap();
@@ -125,6 +114,7 @@ fn a_wait_on_a_changed_word_fails_at_once_with_eagain() {
 
 #[test]
 fn wakes_honour_the_count_oldest_first() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let order = Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -153,6 +143,7 @@ fn wakes_honour_the_count_oldest_first() {
 
 #[test]
 fn bitset_wakes_only_the_waiters_they_meet() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let woken = Rc::new(Cell::new(0u32));
@@ -182,8 +173,9 @@ fn bitset_wakes_only_the_waiters_they_meet() {
 
 #[test]
 fn timeouts_relative_absolute_and_on_either_clock() {
+    let _dog = watchdog::arm();
     let _g = serial();
-    let (stop, tick) = ticker();
+    let ticker = ticker::ticker();
     let w = Arc::new(AtomicU32::new(0));
     let cases: Vec<(i32, libc::timespec)> = vec![
         (libc::FUTEX_WAIT | PRIVATE, rel(Duration::from_millis(60))),
@@ -220,8 +212,7 @@ fn timeouts_relative_absolute_and_on_either_clock() {
         "{:?}",
         t.elapsed()
     );
-    stop.set(true);
-    assert!(tick.join().unwrap() >= 5);
+    assert!(ticker.ticks() >= 5);
     // A time already past, a zero relative timeout, and malformed timespecs.
     let past = abs(libc::CLOCK_MONOTONIC, Duration::ZERO);
     let w2 = w.clone();
@@ -262,8 +253,9 @@ fn timeouts_relative_absolute_and_on_either_clock() {
 
 #[test]
 fn wakes_from_a_plain_thread_and_from_another_hub() {
+    let _dog = watchdog::arm();
     let _g = serial();
-    let (stop, tick) = ticker();
+    let ticker = ticker::ticker();
     let w = Arc::new(AtomicU32::new(0));
     let (w1, w2) = (w.clone(), w.clone());
     let a = green::spawn(move || wait(&w1, 0));
@@ -279,12 +271,12 @@ fn wakes_from_a_plain_thread_and_from_another_hub() {
     assert_eq!(other.join().unwrap(), Ok(1));
     assert_eq!(a.join().unwrap(), Ok(0));
     assert_eq!(b.join().unwrap(), Ok(0));
-    stop.set(true);
-    tick.join().unwrap();
+    ticker.ticks();
 }
 
 #[test]
 fn green_waiters_are_woken_before_the_kernels_and_the_rest_goes_to_the_kernel() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     // A plain thread waits in the kernel.
@@ -320,6 +312,7 @@ fn green_waiters_are_woken_before_the_kernels_and_the_rest_goes_to_the_kernel() 
 
 #[test]
 fn a_kill_makes_the_wait_fail_with_eintr_and_unwinds_at_the_next_switch() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let steps = Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -345,6 +338,7 @@ fn a_kill_makes_the_wait_fail_with_eintr_and_unwinds_at_the_next_switch() {
 
 #[test]
 fn a_wake_that_came_with_a_kill_is_reported_as_a_wake() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let w1 = w.clone();
@@ -364,6 +358,7 @@ fn a_wake_that_came_with_a_kill_is_reported_as_a_wake() {
 
 #[test]
 fn requeue_and_wake_op_wake_the_green_waiters() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let (a, b) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
     let a1 = a.clone();
@@ -389,6 +384,7 @@ fn requeue_and_wake_op_wake_the_green_waiters() {
 
 #[test]
 fn waits_outside_greenlets_and_unpatched_block_the_thread() {
+    let _dog = watchdog::arm();
     let _g = serial();
     // A plain thread: the kernel's wait.
     let w = Arc::new(AtomicU32::new(0));
@@ -438,6 +434,7 @@ fn waits_outside_greenlets_and_unpatched_block_the_thread() {
 
 #[test]
 fn a_greenlet_parked_before_unpatching_is_still_woken() {
+    let _dog = watchdog::arm();
     let _g = serial();
     let w = Arc::new(AtomicU32::new(0));
     let w1 = w.clone();
@@ -453,6 +450,7 @@ fn a_greenlet_parked_before_unpatching_is_still_woken() {
 
 #[test]
 fn a_shared_futex_changed_by_another_process_is_noticed() {
+    let _dog = watchdog::arm();
     let _g = serial();
     // SAFETY: an anonymous shared mapping of one page, unmapped below.
     let p = unsafe {
@@ -468,13 +466,22 @@ fn a_shared_futex_changed_by_another_process_is_noticed() {
     assert_ne!(p, libc::MAP_FAILED);
     // SAFETY: the page is mapped, aligned and zeroed.
     let w: &'static AtomicU32 = unsafe { &*p.cast::<AtomicU32>() };
-    // SAFETY: the child only sleeps (glibc's usleep, not a hooked call), stores and
-    // exits: async-signal-safe.
+    // SAFETY: the child only sleeps, stores and exits, all async-signal-safe.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: as above: the child sleeps, stores to the mapped page and exits.
+        // SAFETY: the page is still mapped in the child. Its sleep is the system call
+        // itself (`usleep` and `nanosleep` are hooked; `syscall` is the futex hook,
+        // which forwards every other number as it is).
         unsafe {
-            libc::usleep(50_000);
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 50_000_000,
+            };
+            libc::syscall(
+                libc::SYS_nanosleep,
+                &ts,
+                std::ptr::null_mut::<libc::timespec>(),
+            );
             (*p.cast::<AtomicU32>()).store(1, Ordering::Release);
             libc::_exit(0);
         }
@@ -495,6 +502,7 @@ fn a_shared_futex_changed_by_another_process_is_noticed() {
 
 #[test]
 fn many_greenlets_and_threads_hammer_one_word_without_losing_a_wake() {
+    let _dog = watchdog::arm();
     let _g = serial();
     // A counting semaphore built on a futex, taken by 50 greenlets of two hubs and 2
     // plain threads, given back by each after its turn: every taker gets through.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use green::net::{StreamServer, TcpListener, TcpStream};
 
-#[path = "common/log_capture.rs"]
+#[path = "../../tests/support/log_capture.rs"]
 mod log_capture;
 
 /// An address on which nothing listens: a port the kernel just handed out for port 0,
@@ -312,7 +312,7 @@ fn start_reports_errors_instead_of_panicking() {
 
 #[test]
 fn a_panicking_handler_is_logged_and_the_server_goes_on() {
-    log_capture::install();
+    log_capture::install(log::LevelFilter::Warn);
     let server = StreamServer::new("127.0.0.1:0", |conn: TcpStream, peer| {
         let mut first = [0u8; 1];
         if (&conn).read_exact(&mut first).is_ok() && &first == b"!" {

@@ -13,7 +13,7 @@ mod common;
 
 use common::{pair, wait_by_fd_for_a_byte};
 
-/// The seeds' per-connection loop: upper-case what arrives until EOF or an error.
+/// A per-connection loop: upper-case what arrives until EOF or an error.
 fn talk(mut conn: TcpStream) -> io::Result<()> {
     let mut buf = [0u8; 1024];
     loop {

@@ -1,5 +1,8 @@
 //! `green::block_on`: futures polled from greenlets; `JoinHandle` as a future.
 
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -37,6 +40,7 @@ impl Future for Flag {
 
 #[test]
 fn a_future_woken_from_another_thread_parks_only_its_greenlet() {
+    let _dog = watchdog::arm();
     let flag = Flag::default();
     let f = flag.clone();
     let t = std::thread::spawn(move || {
@@ -62,6 +66,7 @@ fn a_future_woken_from_another_thread_parks_only_its_greenlet() {
 
 #[test]
 fn a_wake_during_the_poll_is_not_lost() {
+    let _dog = watchdog::arm();
     // Wakes itself and returns Pending once: block_on must poll again.
     struct SelfWake(bool);
     impl Future for SelfWake {
@@ -82,6 +87,7 @@ fn a_wake_during_the_poll_is_not_lost() {
 
 #[test]
 fn a_wake_from_a_thread_racing_the_park_is_not_lost() {
+    let _dog = watchdog::arm();
     for _ in 0..200 {
         let flag = Flag::default();
         let f = flag.clone();
@@ -93,6 +99,7 @@ fn a_wake_from_a_thread_racing_the_park_is_not_lost() {
 
 #[test]
 fn greenlets_block_on_concurrently() {
+    let _dog = watchdog::arm();
     let flags: Vec<Flag> = (0..10).map(|_| Flag::default()).collect();
     let waiters: Vec<_> = flags
         .iter()
@@ -114,6 +121,7 @@ fn greenlets_block_on_concurrently() {
 
 #[test]
 fn a_join_handle_is_a_future() {
+    let _dog = watchdog::arm();
     let h = green::spawn(|| {
         green::sleep(Duration::from_millis(20));
         "slept"
@@ -131,6 +139,7 @@ fn a_join_handle_is_a_future() {
 
 #[test]
 fn awaiting_a_failed_greenlet_gives_its_error() {
+    let _dog = watchdog::arm();
     // Ends as a kill does, while awaited.
     let killed = green::spawn(|| {
         green::sleep(Duration::from_millis(10));
@@ -148,6 +157,7 @@ fn awaiting_a_failed_greenlet_gives_its_error() {
 
 #[test]
 fn a_finished_greenlet_is_ready_at_once() {
+    let _dog = watchdog::arm();
     let h = green::spawn(|| 5);
     green::yield_now();
     assert!(h.is_finished());

@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use green::{BlockError, Event, JoinError, spawn};
 
-mod common;
-use common::{install_logger, logged};
+#[path = "../../tests/support/log_capture.rs"]
+mod log_capture;
+use log_capture::logged;
 
 const MS: Duration = Duration::from_millis(1);
 
 #[test]
 fn a_link_that_sleeps_is_reported_and_does_not_block_the_thread() {
-    install_logger();
+    log_capture::install(log::LevelFilter::Error);
     let before = logged("green: sleep: cannot block in the hub");
     let after_sleep = Rc::new(Cell::new(false));
     let a = after_sleep.clone();
@@ -37,7 +38,7 @@ fn a_link_that_sleeps_is_reported_and_does_not_block_the_thread() {
 
 #[test]
 fn a_timer_callback_that_yields_or_waits_is_reported() {
-    install_logger();
+    log_capture::install(log::LevelFilter::Error);
     let before = (
         logged("green: yield_now: cannot block in the hub"),
         logged("green: wait/iwait: cannot block in the hub"),

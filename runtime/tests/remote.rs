@@ -1,5 +1,8 @@
 //! Waking parked greenlets from other threads (`green::__net`).
 
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -9,6 +12,7 @@ use green::park::Wake;
 
 #[test]
 fn a_wake_from_another_thread_ends_the_park() {
+    let _dog = watchdog::arm();
     let wait = RemoteWait::new().unwrap();
     let (waker, done) = (wait.waker(), Arc::new(AtomicBool::new(false)));
     let d = done.clone();
@@ -27,6 +31,7 @@ fn a_wake_from_another_thread_ends_the_park() {
 
 #[test]
 fn a_wake_before_the_park_is_not_lost() {
+    let _dog = watchdog::arm();
     let wait = RemoteWait::new().unwrap();
     let waker = wait.waker();
     std::thread::spawn(move || waker.wake()).join().unwrap();
@@ -43,6 +48,7 @@ fn a_wake_before_the_park_is_not_lost() {
 
 #[test]
 fn a_wake_on_the_hubs_own_thread_takes_effect_at_once() {
+    let _dog = watchdog::arm();
     let wait = std::rc::Rc::new(RemoteWait::new().unwrap());
     let w = wait.clone();
     let waiter = green::spawn(move || w.park(None));
@@ -53,6 +59,7 @@ fn a_wake_on_the_hubs_own_thread_takes_effect_at_once() {
 
 #[test]
 fn a_waker_of_a_dropped_wait_does_nothing() {
+    let _dog = watchdog::arm();
     let old = RemoteWait::new().unwrap();
     let stale = old.waker();
     drop(old);
@@ -73,6 +80,7 @@ fn a_waker_of_a_dropped_wait_does_nothing() {
 
 #[test]
 fn many_greenlets_woken_by_many_threads_lose_no_wake() {
+    let _dog = watchdog::arm();
     const GREENLETS: usize = 200;
     const ROUNDS: usize = 50;
     let flags: Arc<Vec<AtomicUsize>> = Arc::new((0..GREENLETS).map(|_| 0.into()).collect());
@@ -121,6 +129,7 @@ fn many_greenlets_woken_by_many_threads_lose_no_wake() {
 
 #[test]
 fn run_blocking_still_returns_its_value_and_panics() {
+    let _dog = watchdog::arm();
     assert_eq!(green::run_blocking(|| 6 * 7), 42);
     let r = std::panic::catch_unwind(|| green::run_blocking(|| panic!("in the pool")));
     assert!(r.is_err());

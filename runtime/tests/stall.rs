@@ -2,37 +2,27 @@
 //! (A logger is process-wide: this file is a test binary of its own.)
 
 use std::os::fd::AsRawFd;
-use std::sync::Mutex;
 use std::time::Duration;
 
-struct Capture(Mutex<Vec<String>>);
+#[path = "../../tests/support/log_capture.rs"]
+mod log_capture;
 
-impl log::Log for Capture {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.target() == "green::monitor"
-    }
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            self.0.lock().unwrap().push(format!("{}", record.args()));
-        }
-    }
-    fn flush(&self) {}
+/// The reports logged so far (target `green::monitor`).
+fn reports() -> Vec<String> {
+    log_capture::lines()
+        .into_iter()
+        .filter(|l| l.target == "green::monitor")
+        .map(|l| l.text)
+        .collect()
 }
-
-static LOGGER: Capture = Capture(Mutex::new(Vec::new()));
 
 #[test]
 fn a_blocking_system_call_is_named() {
-    log::set_logger(&LOGGER).unwrap();
-    log::set_max_level(log::LevelFilter::Warn);
+    log_capture::install(log::LevelFilter::Warn);
     green::monitor::set_stall_report(Some(Duration::from_millis(100)));
     // An idle hub (sleeping greenlets) is not reported.
     green::sleep(Duration::from_millis(300));
-    assert!(
-        LOGGER.0.lock().unwrap().is_empty(),
-        "{:?}",
-        LOGGER.0.lock().unwrap()
-    );
+    assert!(reports().is_empty(), "{:?}", reports());
 
     let (reader, mut writer) = std::io::pipe().unwrap();
     let fd = reader.as_raw_fd();
@@ -53,7 +43,7 @@ fn a_blocking_system_call_is_named() {
     assert_eq!(h.join().unwrap(), 1);
     feeder.join().unwrap();
     green::monitor::set_stall_report(None);
-    let logs = LOGGER.0.lock().unwrap().clone();
+    let logs = reports();
     assert_eq!(logs.len(), 1, "one report per stall: {logs:?}");
     let r = &logs[0];
     assert!(

@@ -3,6 +3,9 @@
 //! caller gets the refusal (`try_switch`'s error, `switch`'s panic) instead of being
 //! left suspended for good, and the parked greenlet's wait goes on untouched.
 
+#[path = "../../tests/support/watchdog.rs"]
+mod watchdog;
+
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
@@ -25,6 +28,7 @@ fn message(p: Box<dyn std::any::Any + Send>) -> String {
 
 #[test]
 fn switching_into_a_sleeping_greenlet_panics_in_the_caller() {
+    let _dog = watchdog::arm();
     let t = Instant::now();
     let sleeper = green::Builder::new()
         .name("sleeper")
@@ -50,6 +54,7 @@ fn switching_into_a_sleeping_greenlet_panics_in_the_caller() {
 
 #[test]
 fn main_switching_into_a_parked_greenlet_panics() {
+    let _dog = watchdog::arm();
     let sleeper = spawn(|| green::sleep(10 * MS));
     yield_now();
     let r = catch_unwind(AssertUnwindSafe(|| {
@@ -62,6 +67,7 @@ fn main_switching_into_a_parked_greenlet_panics() {
 
 #[test]
 fn try_switch_reports_each_refusal() {
+    let _dog = watchdog::arm();
     // Parked: a greenlet waiting for an event; the wait goes on untouched.
     let ev = green::Event::new();
     let e = ev.clone();
@@ -109,6 +115,7 @@ fn try_switch_reports_each_refusal() {
 
 #[test]
 fn a_switch_into_main_parked_in_a_sleep_is_refused() {
+    let _dog = watchdog::arm();
     let main = getcurrent();
     let switcher = spawn(move || main.try_switch(()).map(|_| ()));
     let t = Instant::now();
@@ -123,6 +130,7 @@ fn a_switch_into_main_parked_in_a_sleep_is_refused() {
 
 #[test]
 fn a_throw_into_a_parked_greenlet_still_unwinds_it() {
+    let _dog = watchdog::arm();
     struct Flag(Rc<Cell<bool>>);
     impl Drop for Flag {
         fn drop(&mut self) {

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use green::{Event, Greenlet, Value, getcurrent, spawn, yield_now};
 
-mod common;
-use common::{install_logger, logged};
+#[path = "../../tests/support/log_capture.rs"]
+mod log_capture;
+use log_capture::logged;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -110,7 +111,7 @@ fn a_destructor_that_waits_has_its_wait_ended() {
 
 #[test]
 fn greenlets_that_refuse_to_die_are_left_with_a_log_line() {
-    install_logger();
+    log_capture::install(log::LevelFilter::Error);
     let before = logged("would not unwind");
     let (dropped, took) = on_a_thread(|guard| {
         // One catches every kill and parks again, one yields again and again.

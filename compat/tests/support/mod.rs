@@ -1,66 +1,37 @@
-//! What the compatibility tests share: the patch, a ticker greenlet that measures how
-//! long the hub was kept from switching, and the check for a test server.
+//! What the compatibility tests share: the patch and the logger, a ticker greenlet
+//! that measures how long the hub was kept from switching, the check for a test server,
+//! a small HTTP server in greenlets, and the concurrency check.
 #![allow(dead_code)] // each test file uses a part
 
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+#[path = "../../../tests/support/log_capture.rs"]
+mod log_capture;
+#[path = "../../../tests/support/ticker.rs"]
+mod ticker;
+
+#[allow(unused_imports)] // each test file uses a part
+pub use ticker::{MAX_GAP, Ticker, ticker};
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
 
 /// Turns on everything `patch_all` patches (idempotent).
 pub fn patch() {
     green::monkey::patch_all();
 }
 
-/// The longest wait of the ticker that the tests accept. The ticker sleeps 1 ms at a
-/// time, so a call that blocks the hub shows as a gap as long as the call (200 ms or
-/// more in these tests); the bound leaves room for a loaded machine.
-pub const MAX_GAP: Duration = Duration::from_millis(100);
-
-/// A greenlet that sleeps 1 ms at a time and records its longest gap between wakes.
-pub struct Ticker {
-    stop: Rc<Cell<bool>>,
-    handle: green::JoinHandle<(Duration, u32)>,
+/// Installs the logger (every record from debug up) and patches everything: first
+/// thing in a test that checks what is logged.
+pub fn setup() {
+    log_capture::install(log::LevelFilter::Debug);
+    patch();
 }
 
-/// Starts a ticker on this thread's hub.
-pub fn ticker() -> Ticker {
-    let stop = Rc::new(Cell::new(false));
-    let s = stop.clone();
-    let handle = green::Builder::new()
-        .name("ticker")
-        .spawn(move || {
-            let (mut gap, mut ticks) = (Duration::ZERO, 0u32);
-            let mut last = Instant::now();
-            while !s.get() {
-                green::sleep(Duration::from_millis(1));
-                let now = Instant::now();
-                gap = gap.max(now - last);
-                last = now;
-                ticks += 1;
-            }
-            (gap, ticks)
-        })
-        .expect("spawn the ticker");
-    green::yield_now(); // it starts and parks
-    Ticker { stop, handle }
-}
-
-impl Ticker {
-    /// Stops the ticker; its longest gap and its number of ticks.
-    pub fn finish(self) -> (Duration, u32) {
-        self.stop.set(true);
-        self.handle.join().expect("the ticker runs to its end")
-    }
-
-    /// Stops the ticker and checks that the hub never stalled for `MAX_GAP` meanwhile.
-    pub fn assert_smooth(self, what: &str) {
-        let (gap, ticks) = self.finish();
-        assert!(
-            gap < MAX_GAP,
-            "{what}: the ticker waited {gap:?} (at most {MAX_GAP:?})"
-        );
-        assert!(ticks >= 3, "{what}: the ticker ran only {ticks} times");
-    }
+/// Whether a logged message contains every one of `words`.
+pub fn logged(words: &[&str]) -> bool {
+    log_capture::lines()
+        .iter()
+        .any(|l| words.iter().all(|w| l.text.contains(w)))
 }
 
 /// Whether a server answers on 127.0.0.1:`port`. Under CI (`CI` set) it must: the CI
@@ -84,4 +55,106 @@ pub fn join_all<T: 'static>(handles: Vec<green::JoinHandle<T>>) -> Vec<T> {
         .into_iter()
         .map(|r| r.expect("the greenlet returned"))
         .collect()
+}
+
+/// Asserts that `n` operations of `each` took much less than done one after the other
+/// (a quarter of it: the margin is wide, the machine is shared).
+pub fn assert_concurrent(what: &str, total: Duration, n: u32, each: Duration) {
+    let serial = each * n;
+    eprintln!("{what}: {n} in {total:?} (serially at least {serial:?})");
+    assert!(
+        total < serial / 4,
+        "{what}: {n} operations of {each:?} took {total:?}: not concurrent (serial {serial:?})"
+    );
+}
+
+/// An HTTP/1.1 server on its own thread, in greenlets of that thread's hub (std
+/// sockets under the patch): answers every request with `ok` after `delay`, one
+/// greenlet per connection, keep-alive. Runs until the process ends.
+pub fn http_server(delay: Duration) -> SocketAddr {
+    let l = {
+        green::monkey::patch_all();
+        TcpListener::bind("127.0.0.1:0").unwrap()
+    };
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let acceptor = green::spawn(move || {
+            loop {
+                let Ok((conn, _)) = l.accept() else { continue };
+                green::spawn(move || serve(conn, delay));
+            }
+        });
+        let _ = acceptor.join();
+    });
+    addr
+}
+
+fn serve(conn: TcpStream, delay: Duration) {
+    let mut out = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        // The request line and headers.
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let l = line.to_ascii_lowercase();
+            if let Some(v) = l.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        if std::io::Read::read_exact(&mut r, &mut body).is_err() {
+            return;
+        }
+        std::thread::sleep(delay); // patched: parks this greenlet
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+        if out.write_all(reply).is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts `n` connections on `l`, each served by `serve` in a greenlet of its own; the
+/// handle ends when all of them are served.
+pub fn serve_n(
+    l: TcpListener,
+    n: u32,
+    serve: impl Fn(TcpStream) + Clone + 'static,
+) -> green::JoinHandle<()> {
+    green::spawn(move || {
+        let mut conns = Vec::new();
+        for _ in 0..n {
+            let (s, _) = l.accept().unwrap();
+            let serve = serve.clone();
+            conns.push(green::spawn(move || serve(s)));
+        }
+        for r in green::joinall(conns) {
+            r.unwrap();
+        }
+    })
+}
+
+/// Runs `client(i)` for every `i` below `n`, each in a greenlet, all at once; returns
+/// their results in order and how long they took together.
+pub fn clients<R: 'static>(
+    n: u32,
+    client: impl Fn(u32) -> R + Clone + 'static,
+) -> (Vec<R>, Duration) {
+    let t = std::time::Instant::now();
+    let hs: Vec<_> = (0..n)
+        .map(|i| {
+            let client = client.clone();
+            green::spawn(move || client(i))
+        })
+        .collect();
+    let out = green::joinall(hs).into_iter().map(|r| r.unwrap()).collect();
+    (out, t.elapsed())
 }

@@ -54,7 +54,10 @@
 //!
 //! Waits that cannot fail are the exception: a futex wait says `EINTR` once and then
 //! parks again until its condition holds (`Mutex::lock` takes the lock, `join` waits for
-//! the thread), and the kill unwinds at the first switch point after the call.
+//! the thread), and the kill unwinds at the first switch point after the call. So the
+//! kills of the thread's end cannot unwind a greenlet that waits in one then: after the
+//! last round it is leaked with its stack (see the guide's notes on a thread's end);
+//! its wait stops counting as a waiter and its hub's fds are closed.
 //!
 //! # Fairness and running out of fds
 //!
@@ -291,10 +294,14 @@ pub fn patch_files() {
 /// ```
 pub fn patch_sync() {
     hooks::keep_sync_linked();
-    green_runtime::__net::set_poll_hooks(
+    if let Err(e) = green_runtime::__net::set_poll_hooks(
         hooks::thread_park::before_poll,
         hooks::thread_park::after_poll,
-    );
+    ) {
+        // Without its hooks, a greenlet in std::thread::park can miss an unpark from
+        // another thread.
+        log::error!("green::monkey: patch_sync: {e}");
+    }
     patch(SYNC | SYNC_USED);
 }
 
@@ -473,17 +480,25 @@ mod rt {
         green_runtime::monitor::__switches()
     }
     pub(super) use super::offload::{Payload, run_borrowed, run_owned};
-    /// The greenlet lock that serializes `event_loop` scopes on this thread: takes it
-    /// (parking until it is free); `false` if that cannot be (from the hub).
-    pub(super) fn lock_event_loop() -> bool {
-        EVENT_LOOP.with(|l| l.acquire().map(|p| p.forget()).is_ok())
+    /// The greenlet lock that serializes `event_loop` scopes on this thread.
+    pub(super) type ScopeLock = green_runtime::Lock;
+    /// This thread's [`ScopeLock`] (a handle to it); `None` once the thread's end
+    /// destroyed it.
+    pub(super) fn event_loop_lock() -> Option<ScopeLock> {
+        EVENT_LOOP.try_with(Clone::clone).ok()
     }
-    /// Gives back what [`lock_event_loop`] took.
-    pub(super) fn unlock_event_loop() {
-        let _ = EVENT_LOOP.try_with(|l| l.release());
+    /// Takes `lock` (parking until it is free); `false` if that cannot be (from the
+    /// hub). The handle is the caller's, so that no reference to the thread-local is
+    /// held across the park.
+    pub(super) fn lock_scope(lock: &ScopeLock) -> bool {
+        lock.acquire().map(|p| p.forget()).is_ok()
+    }
+    /// Gives back what [`lock_scope`] took.
+    pub(super) fn unlock_scope(lock: &ScopeLock) {
+        let _ = lock.release();
     }
     thread_local! {
-        static EVENT_LOOP: green_runtime::Lock = green_runtime::Lock::new();
+        static EVENT_LOOP: ScopeLock = ScopeLock::new();
     }
 }
 
@@ -612,10 +627,14 @@ mod rt {
     pub(super) fn run_owned<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
         Ok(f())
     }
-    pub(super) fn lock_event_loop() -> bool {
+    pub(super) struct ScopeLock;
+    pub(super) fn event_loop_lock() -> Option<ScopeLock> {
+        Some(ScopeLock)
+    }
+    pub(super) fn lock_scope(_: &ScopeLock) -> bool {
         true
     }
-    pub(super) fn unlock_event_loop() {}
+    pub(super) fn unlock_scope(_: &ScopeLock) {}
 }
 
 #[cfg(test)]

@@ -136,7 +136,9 @@ pub(crate) struct ParkShared {
 }
 
 /// A parked greenlet's entry: lives on its stack from before it is queued until after
-/// it is dequeued (by a waker, or by itself after a timeout or a kill).
+/// it is dequeued (by a waker, or by itself after a timeout or a kill). A greenlet that
+/// its thread's end leaves parked (it cannot unwind) keeps its stack for ever: its node
+/// stays valid, and the first wake of its address unlinks it.
 pub(crate) struct Node {
     addr: usize,
     bitset: u32,
@@ -344,6 +346,13 @@ impl Locked {
             let (node, next) = unsafe { (&*p, (*(*p).links.get()).next) };
             p = next;
             if node.addr != addr {
+                continue;
+            }
+            if !node.waker.hub_alive() {
+                // Left by a greenlet that its thread's end could not unwind (std retries
+                // a wait that a kill interrupts): it never runs again, and a wake given
+                // to it would be lost for a live waiter.
+                self.unlink(node);
                 continue;
             }
             match &node.parker {

@@ -14,6 +14,7 @@
 //! [`set_stall_report`] runs one such watcher for every thread of the process (on by
 //! default in programs that call `green::monkey::patch_all()`).
 
+use std::io;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,11 +83,15 @@ impl Drop for Monitor {
             t.thread().unpark();
             let _ = t.join();
         }
-        // The process-wide report may still watch the thread.
-        let _ = thread::try_with(|t| {
-            t.watched.set(crate::api::stall::watches(&t.switch_log));
-        });
+        unwatch();
     }
+}
+
+/// Stops counting this thread's switches, unless the process-wide report watches it.
+fn unwatch() {
+    let _ = thread::try_with(|t| {
+        t.watched.set(crate::api::stall::watches(&t.switch_log));
+    });
 }
 
 /// Starts watching the calling thread's hub: logs a warning (target `green::monitor`)
@@ -95,6 +100,11 @@ impl Drop for Monitor {
 /// For a whole process there is also [`set_stall_report`], on by default in programs
 /// that call `green::monkey::patch_all()`. Returns a guard; dropping it stops the
 /// monitor. Start at most one per thread (dropping any stops the recording).
+///
+/// # Panics
+///
+/// If the monitor thread cannot be started (the process is out of threads), as
+/// [`std::thread::spawn`] does; [`try_start`] returns the error instead.
 ///
 /// # Examples
 ///
@@ -108,6 +118,22 @@ impl Drop for Monitor {
 /// h.join().unwrap(); // logs: green: greenlet 7 ("busy") has blocked the hub for ...
 /// ```
 pub fn start(threshold: Duration) -> Monitor {
+    match try_start(threshold) {
+        Ok(m) => m,
+        Err(e) => panic!("green: cannot start the monitor thread: {e}"),
+    }
+}
+
+/// [`start`], returning the error when the monitor thread cannot be started (the
+/// process is out of threads); nothing is watched then.
+///
+/// ```
+/// use std::time::Duration;
+/// let m = green::monitor::try_start(Duration::from_millis(100))?;
+/// assert_eq!(m.threshold(), Duration::from_millis(100));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn try_start(threshold: Duration) -> io::Result<Monitor> {
     let shared = thread::with(|t| {
         t.watched.set(true);
         t.switch_log.clone()
@@ -118,7 +144,7 @@ pub fn start(threshold: Duration) -> Monitor {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let period = (threshold / 4).max(Duration::from_millis(1));
-    let thread = os_thread::Builder::new()
+    let spawned = os_thread::Builder::new()
         .name("green-monitor".into())
         .spawn(move || {
             while !s.load(Ordering::Relaxed) {
@@ -127,12 +153,18 @@ pub fn start(threshold: Duration) -> Monitor {
                     log::warn!(target: "green::monitor", "{msg}");
                 }
             }
-        })
-        .expect("green: cannot start the monitor thread");
-    Monitor {
+        });
+    let thread = match spawned {
+        Ok(t) => t,
+        Err(e) => {
+            unwatch();
+            return Err(e);
+        }
+    };
+    Ok(Monitor {
         stop,
         thread: Some(thread),
         threshold,
         _not_send: PhantomData,
-    }
+    })
 }

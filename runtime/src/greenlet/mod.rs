@@ -57,7 +57,7 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 ///
 /// # Examples
 ///
-/// The seeds' `eat`/`play_phone` example:
+/// Two greenlets that switch to each other by hand (`eat` and `play_phone`):
 ///
 /// ```
 /// use green::{Greenlet, Value};

@@ -87,7 +87,7 @@ pub(crate) fn suspend(req: Word) -> Word {
 /// switch: a frame entered before a switch and left after it ends in a `ret` that the
 /// CPU's return-stack predictor gets wrong (the other stack's calls filled it). So main
 /// reaches its `Thread` through `thread::ptr()`, not a `thread::with` closure: with the
-/// closure, a switch round trip takes 145 instructions instead of 123
+/// closure, a switch round trip takes about 22 instructions more than its 123
 /// (`benches/instr.rs`).
 #[inline(always)]
 pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Input {
@@ -211,8 +211,8 @@ pub(crate) fn refuse_switch(target: &Greenlet, input: Word) -> Result<Word, Word
 /// switches straight back to main. Then no loop is entered: main resumes the coroutine
 /// and gets its answer, as a plain corosensei resume would. Anything else (a fresh, dead
 /// or queued target, a target that switches elsewhere, parks or returns) continues in
-/// the thread's scheduler's loop. Through the loop, a switch round trip takes 251
-/// instructions instead of 123 (`benches/instr.rs`).
+/// the thread's scheduler's loop. Through the loop, a switch round trip takes about
+/// twice its 123 instructions (`benches/instr.rs`).
 #[inline(always)]
 fn switch_from_main(t: &Thread, target: &Greenlet, input: Word) -> Word {
     let rec = &target.0;

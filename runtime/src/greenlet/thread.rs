@@ -8,8 +8,8 @@
 //! stack-overflow report) and from the monkey patch's hooks on threads that never used
 //! `green`. Everything else is in `Thread`, reached through `Hot::thread`. With the
 //! current greenlet, the context and the yielder in `Thread` instead, behind that
-//! pointer, a switch round trip takes 133 instructions instead of 123, a yield 309
-//! instead of 293 (`benches/instr.rs`).
+//! pointer, a switch round trip takes about 10 instructions more (123 with them here),
+//! a yield about 16 more (285) (`benches/instr.rs`).
 //!
 //! The thread's scheduler (the hub, see [`Scheduler`]) is installed into its `Thread`
 //! by the layer above on first use; a thread that only switches explicitly never gets

@@ -5,7 +5,8 @@
 //! holding a greenlet handle) are moved through several layers in memory on both sides
 //! of the stack switch: a raw corosensei round trip passing such an `Input` and `Request`
 //! costs 108 instructions, passing a word 40 (callgrind), against 123 for green's whole
-//! switch round trip (`benches/instr.rs`). So only a word crosses. The common inputs (`()`, the end of
+//! switch round trip (`benches/instr.rs`). So only a word crosses. The common inputs
+//! (`()`, the end of
 //! a park) and requests (park, yield, back to main, switch to a greenlet) are encoded in
 //! it; a small value (one word, no drop glue: see `Value`) travels as its two words in
 //! a thread-local (`thread::Hot::inline`); anything richer (a boxed value, a panic

@@ -251,7 +251,15 @@ fn worker() {
         }
         if let Some((_, job)) = st.jobs.pop_front() {
             drop(st);
-            job();
+            // A panicking job may not end the thread: its count would stay taken and
+            // queued jobs would wait for a thread that never comes. `run_blocking`
+            // hands its closure's panic to the caller; any other job's panic was
+            // already reported by the panic hook.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(job)) {
+                log::error!("green: a job of the blocking pool panicked");
+                // Dropping a payload may panic in turn; the thread lives on either way.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            }
             st = lock(p);
             continue;
         }

@@ -3,20 +3,26 @@
 //! some of its greenlets wait for other threads (a [`RemoteWait`] exists). The futex
 //! hook uses them to re-arm std's per-thread park word before the hub sleeps.
 //!
-//! One pair per process, set once by the monkey patch. When none is set, or no greenlet
-//! of the hub waits for another thread, the poll costs one more load and branch.
+//! One pair per process, set once by the monkey patch (a different pair is refused).
+//! When none is set, or no greenlet of the hub waits for another thread, the poll costs
+//! one more load and branch.
 //!
 //! [`RemoteWait`]: crate::hub::remote::RemoteWait
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::trampoline::run_callback;
 use crate::hub::Hub;
 
-/// The functions set with [`set_poll_hooks`] (0: none).
-static BEFORE_POLL: AtomicUsize = AtomicUsize::new(0);
-static AFTER_POLL: AtomicUsize = AtomicUsize::new(0);
+/// The pair set with [`set_poll_hooks`].
+struct PollHooks {
+    before: fn(bool) -> Option<Instant>,
+    after: fn(),
+}
+
+static HOOKS: OnceLock<PollHooks> = OnceLock::new();
 
 /// Sets the functions every hub calls on its own thread around each poll of its
 /// reactor for IO and cross-thread wakes, while greenlets wait for other threads (a
@@ -28,25 +34,42 @@ static AFTER_POLL: AtomicUsize = AtomicUsize::new(0);
 ///   poll does not wait.
 /// - `after()` right after the poll, before any greenlet runs.
 ///
-/// They run in the hub: they must not block or switch; they may wake greenlets. A
-/// later call replaces the pair.
+/// They run in the hub: they must not block or switch; they may wake greenlets.
+///
+/// The pair is set once per process: setting the same pair again does nothing, and a
+/// different pair is refused with [`io::ErrorKind::AlreadyExists`] (the first pair
+/// stays).
 ///
 /// ```
 /// fn before(_blocking: bool) -> Option<std::time::Instant> { None }
 /// fn after() {}
-/// green::__net::set_poll_hooks(before, after);
+/// fn other_after() {}
+/// green::__net::set_poll_hooks(before, after).unwrap();
+/// green::__net::set_poll_hooks(before, after).unwrap(); // the same pair: fine
+/// let e = green::__net::set_poll_hooks(before, other_after).unwrap_err();
+/// assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
 /// ```
-pub fn set_poll_hooks(before: fn(bool) -> Option<Instant>, after: fn()) {
-    AFTER_POLL.store(after as usize, Ordering::Release);
-    BEFORE_POLL.store(before as usize, Ordering::Release);
+pub fn set_poll_hooks(before: fn(bool) -> Option<Instant>, after: fn()) -> io::Result<()> {
+    let set = HOOKS.get_or_init(|| PollHooks { before, after });
+    // Compared as addresses: the same function named twice has one address here.
+    if set.before as usize == before as usize && set.after as usize == after as usize {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "green: the hub's poll hooks are already set to other functions",
+        ))
+    }
 }
 
 /// Polls `h` for at most `timeout` with `poll`, with the hooks of [`set_poll_hooks`]
 /// around it when some are set and a greenlet of `h` waits for another thread.
 #[inline]
 pub(crate) fn poll(h: &Hub, timeout: Option<Duration>, poll: fn(&Hub, Option<Duration>)) {
-    if h.blocking_pending.get() > 0 && BEFORE_POLL.load(Ordering::Relaxed) != 0 {
-        return poll_hooked(h, timeout, poll);
+    if h.blocking_pending.get() > 0
+        && let Some(hooks) = HOOKS.get()
+    {
+        return poll_hooked(h, hooks, timeout, poll);
     }
     poll(h, timeout)
 }
@@ -54,13 +77,14 @@ pub(crate) fn poll(h: &Hub, timeout: Option<Duration>, poll: fn(&Hub, Option<Dur
 /// [`poll`] with the hooks: `before`'s deadline shortens the wait, and a greenlet it
 /// woke makes the poll not wait at all.
 #[cold]
-fn poll_hooked(h: &Hub, timeout: Option<Duration>, poll: fn(&Hub, Option<Duration>)) {
-    let before = BEFORE_POLL.load(Ordering::Acquire);
-    // SAFETY: only `set_poll_hooks` stores a non-zero value here, and it stores a
-    // `fn(bool) -> Option<Instant>`.
-    let before = unsafe { std::mem::transmute::<usize, fn(bool) -> Option<Instant>>(before) };
+fn poll_hooked(
+    h: &Hub,
+    hooks: &PollHooks,
+    timeout: Option<Duration>,
+    poll: fn(&Hub, Option<Duration>),
+) {
     let blocking = timeout != Some(Duration::ZERO);
-    let next = run_callback(|| before(blocking)).flatten();
+    let next = run_callback(|| (hooks.before)(blocking)).flatten();
     let timeout = if !h.ready.is_empty() {
         Some(Duration::ZERO)
     } else {
@@ -73,11 +97,5 @@ fn poll_hooked(h: &Hub, timeout: Option<Duration>, poll: fn(&Hub, Option<Duratio
         }
     };
     poll(h, timeout);
-    let after = AFTER_POLL.load(Ordering::Acquire);
-    if after != 0 {
-        // SAFETY: only `set_poll_hooks` stores a non-zero value here, and it stores a
-        // `fn()`.
-        let after = unsafe { std::mem::transmute::<usize, fn()>(after) };
-        run_callback(after);
-    }
+    run_callback(hooks.after);
 }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -514,40 +515,80 @@ pub(crate) struct Slot {
 
 /// What other threads share with a hub: the keys of the waits they woke, and the
 /// waker that interrupts the hub's poll.
+///
+/// Closed when the hub's reactor is dropped (its thread ended): the waker (an eventfd)
+/// is closed then, and later wakes do nothing. Greenlets that the thread's end could
+/// not unwind are leaked with their waits, whose `Arc` of this never goes away.
 pub(crate) struct Remote {
-    waker: mio::Waker,
-    done: Mutex<Vec<(usize, u64)>>,
+    posts: Mutex<Posts>,
+    closed: AtomicBool,
     /// Which hub this is (see `hub::hub_id`): a wake from that hub's own
     /// thread takes effect at once.
     pub(crate) hub: u64,
 }
 
+struct Posts {
+    /// The waits woken since the hub last looked.
+    done: Vec<(usize, u64)>,
+    /// `None` once closed.
+    waker: Option<mio::Waker>,
+}
+
 impl Remote {
     pub(crate) fn new(waker: mio::Waker, hub: u64) -> Remote {
         Remote {
-            waker,
-            done: Mutex::new(Vec::new()),
+            posts: Mutex::new(Posts {
+                done: Vec::new(),
+                waker: Some(waker),
+            }),
+            closed: AtomicBool::new(false),
             hub,
         }
     }
 
-    /// Records a wake of the wait `(key, generation)` and interrupts the hub's poll.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Posts> {
+        self.posts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a wake of the wait `(key, generation)` and interrupts the hub's poll
+    /// (under the lock, so that the waker cannot be closed meanwhile).
     pub(crate) fn post(&self, key: usize, generation: u64) {
-        match self.done.lock() {
-            Ok(mut d) => d.push((key, generation)),
-            Err(poisoned) => poisoned.into_inner().push((key, generation)),
-        }
-        if let Err(e) = self.waker.wake() {
+        let mut posts = self.lock();
+        let Posts { done, waker } = &mut *posts;
+        let Some(waker) = waker else {
+            return;
+        };
+        done.push((key, generation));
+        if let Err(e) = waker.wake() {
             log::error!("green: cannot wake the hub: {e}");
         }
     }
 
     /// The wakes posted since the last call, for the hub's poll.
     pub(crate) fn take_posted(&self) -> Vec<(usize, u64)> {
-        match self.done.lock() {
-            Ok(mut d) => std::mem::take(&mut *d),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
+        std::mem::take(&mut self.lock().done)
+    }
+
+    /// Closes the waker: the hub is gone.
+    fn close(&self) {
+        let waker = {
+            let mut posts = self.lock();
+            posts.done = Vec::new();
+            posts.waker.take()
+        };
+        self.closed.store(true, Ordering::Release);
+        drop(waker);
+    }
+
+    /// Whether the hub is gone (see [`Remote`]).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        self.remote.close();
     }
 }
 

@@ -220,6 +220,23 @@ impl RemoteWaker {
         self.remote.post(self.key, self.generation);
     }
 
+    /// Whether the wait's hub is still there: `false` once its thread ended (a wake
+    /// then does nothing). A waker kept by a greenlet that its thread's end could not
+    /// unwind (it is leaked) tells others that nothing waits behind it any more.
+    ///
+    /// ```
+    /// use green::__net::RemoteWait;
+    /// let wait = RemoteWait::new().unwrap();
+    /// assert!(wait.waker().hub_alive());
+    /// let elsewhere = std::thread::spawn(|| RemoteWait::new().unwrap().waker());
+    /// let waker = elsewhere.join().unwrap();
+    /// assert!(!waker.hub_alive()); // its thread ended, with its hub
+    /// waker.wake(); // does nothing
+    /// ```
+    pub fn hub_alive(&self) -> bool {
+        !self.remote.is_closed()
+    }
+
     /// [`wake`](Self::wake) on the wait's own hub thread: `false` if the hub's reactor
     /// is busy (the wake is posted instead).
     fn wake_here(&self) -> bool {

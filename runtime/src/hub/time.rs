@@ -17,15 +17,20 @@ use crate::hub::{in_hub_panic, timer};
 ///
 /// # Examples
 ///
-/// The seeds' `eat` and `play_phone`: the whole takes about 2 s, not 3 s.
+/// A sleeping greenlet lets the others run: the second greenlet finishes while the
+/// first one sleeps.
 ///
 /// ```
-/// use std::time::{Duration, Instant};
-/// let t = Instant::now();
-/// let eat = green::spawn(|| green::sleep(Duration::from_millis(200)));
-/// let play = green::spawn(|| green::sleep(Duration::from_millis(100)));
-/// green::joinall(vec![eat, play]);
-/// assert!(t.elapsed() < Duration::from_millis(290));
+/// use std::{cell::RefCell, rc::Rc, time::Duration};
+/// let done = Rc::new(RefCell::new(Vec::new()));
+/// let (d1, d2) = (done.clone(), done.clone());
+/// let sleeper = green::spawn(move || {
+///     green::sleep(Duration::from_millis(100));
+///     d1.borrow_mut().push("slept");
+/// });
+/// let other = green::spawn(move || d2.borrow_mut().push("ran"));
+/// green::joinall(vec![sleeper, other]);
+/// assert_eq!(*done.borrow(), ["ran", "slept"]);
 /// ```
 pub fn sleep(dur: Duration) {
     if dur.is_zero() {

@@ -58,7 +58,9 @@ pub unsafe extern "C" fn accept4(
 thread_local! {
     /// The back-off of each listener on which this thread's greenlets had accepts
     /// refused for want of resources, by fd and socket number (`Desc::tag`), while the
-    /// episode lasts: empty otherwise.
+    /// episode lasts: empty otherwise. Reached with `try_with` only: the hooks run after
+    /// it is destroyed when the thread's end unwinds a greenlet parked in one (gone, it
+    /// reads as empty and keeps nothing).
     static ACCEPT_BACKOFF: RefCell<Vec<(c_int, u64, Backoff)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -77,7 +79,10 @@ fn after_accept(fd: c_int, r: c_int) -> c_int {
     }
     if r >= 0 {
         born(r, is_tcp(fd));
-        if ACCEPT_BACKOFF.with(|l| !l.borrow().is_empty()) {
+        if ACCEPT_BACKOFF
+            .try_with(|l| !l.borrow().is_empty())
+            .unwrap_or(false)
+        {
             accepted_after_refusals(fd);
         }
         return r;
@@ -95,7 +100,7 @@ fn after_accept(fd: c_int, r: c_int) -> c_int {
 #[cold]
 fn accepted_after_refusals(fd: c_int) {
     let saved = errno();
-    ACCEPT_BACKOFF.with(|l| {
+    let _ = ACCEPT_BACKOFF.try_with(|l| {
         let mut l = l.borrow_mut();
         if let Some(i) = l.iter().position(|&(f, _, _)| f == fd)
             && l[i].2.accepted(fd)
@@ -115,19 +120,22 @@ fn refused(fd: c_int, e: c_int) {
         return;
     };
     let tag = sock.tag();
-    let mut b = ACCEPT_BACKOFF.with(|l| {
-        let mut l = l.borrow_mut();
-        // Entries of listeners closed during their episode name another socket now.
-        l.retain(|&(f, t, _)| f == fd || tracked(f).is_some_and(|s| s.tag() == t));
-        match l.iter().find(|&&(f, t, _)| f == fd && t == tag) {
-            Some(&(_, _, b)) => b,
-            None => Backoff::new(),
-        }
-    });
+    let mut b = ACCEPT_BACKOFF
+        .try_with(|l| {
+            let mut l = l.borrow_mut();
+            // Entries of listeners closed during their episode name another socket now.
+            l.retain(|&(f, t, _)| f == fd || tracked(f).is_some_and(|s| s.tag() == t));
+            l.iter()
+                .find(|&&(f, t, _)| f == fd && t == tag)
+                .map(|&(_, _, b)| b)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     // (No borrow is held while logging or parking: another greenlet of the thread may
     // accept meanwhile.)
     let delay = b.refused(fd, &std::io::Error::from_raw_os_error(e));
-    ACCEPT_BACKOFF.with(|l| {
+    let _ = ACCEPT_BACKOFF.try_with(|l| {
         let mut l = l.borrow_mut();
         l.retain(|&(f, _, _)| f != fd);
         l.push((fd, tag, b));

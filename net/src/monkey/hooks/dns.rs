@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libc::{c_char, c_int, sockaddr, socklen_t};
 
-use super::{canceled, offload, set_errno};
+use super::{canceled, offload_if, set_errno};
 use crate::monkey::{DNS, real, rt, state};
 
 /// The signature of `getaddrinfo`.
@@ -317,13 +317,9 @@ pub unsafe extern "C" fn gethostbyname_r(
     h_errnop: *mut c_int,
 ) -> c_int {
     // SAFETY: forwarded unchanged (here or on a helper thread, while the caller waits).
-    let mut op =
-        || unsafe { real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop) } as isize;
-    (if cooperative() {
-        offload(&mut op)
-    } else {
-        op()
-    }) as c_int
+    offload_if(cooperative(), || unsafe {
+        real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop)
+    } as isize) as c_int
 }
 
 /// Hook for `gethostbyname2_r(3)`.
@@ -341,11 +337,7 @@ pub unsafe extern "C" fn gethostbyname2_r(
     h_errnop: *mut c_int,
 ) -> c_int {
     // SAFETY: forwarded unchanged (here or on a helper thread, while the caller waits).
-    let mut op =
-        || unsafe { real::gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop) } as isize;
-    (if cooperative() {
-        offload(&mut op)
-    } else {
-        op()
-    }) as c_int
+    offload_if(cooperative(), || unsafe {
+        real::gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop)
+    } as isize) as c_int
 }

@@ -12,6 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::ptr;
 use std::time::{Duration, Instant};
 
 use libc::c_int;
@@ -20,12 +21,17 @@ use super::wait::{deadline_ms, deadline_ts, passed, remaining_ms};
 use super::{errno, set_errno};
 use crate::monkey::{SELECT, real, rt, state};
 
+/// Kills and timeouts that reached the scope's greenlet while parked in a hooked wait:
+/// raised when the scope ends (they cannot unwind through the foreign loop's frames).
+type Held = RefCell<Vec<rt::Payload>>;
+
+// Neither has a destructor, so both stay readable while the thread's end unwinds the
+// greenlets parked in a scope (thread-locals with destructors are gone by then).
 thread_local! {
     /// The greenlet inside this thread's `event_loop` scope (0: none).
     static OWNER: Cell<u64> = const { Cell::new(0) };
-    /// Kills and timeouts that reached it while parked in a hooked wait: raised when
-    /// the scope ends (they cannot unwind through the foreign loop's frames).
-    static HELD: RefCell<Vec<rt::Payload>> = const { RefCell::new(Vec::new()) };
+    /// Its [`Held`] list, which lives in its `event_loop` frame (null: no scope).
+    static HELD: Cell<*const Held> = const { Cell::new(ptr::null()) };
 }
 
 /// Runs `f`, which drives a foreign event loop (an async runtime's `block_on`), so that
@@ -69,32 +75,37 @@ pub fn event_loop<R>(f: impl FnOnce() -> R) -> R {
         return f();
     }
     let me = rt::current_id();
-    if OWNER.with(Cell::get) == me {
+    if OWNER.get() == me {
         // Nested inside its own scope.
         return f();
     }
-    if !rt::lock_event_loop() {
+    let Some(lock) = rt::event_loop_lock() else {
+        // The thread's end destroyed the lock: no scope can be held any more.
+        return f();
+    };
+    if !rt::lock_scope(&lock) {
         panic!(
             "green::monkey::event_loop: another greenlet holds this thread's event loop \
              scope and nothing can ever make it leave"
         );
     }
-    OWNER.with(|o| o.set(me));
-    struct Leave;
+    // (Empty unless a kill or timeout came; dropped unraised if `f` panics: the panic
+    // wins.)
+    let held = Held::default();
+    OWNER.set(me);
+    HELD.set(&held);
+    struct Leave(rt::ScopeLock);
     impl Drop for Leave {
         fn drop(&mut self) {
-            let _ = OWNER.try_with(|o| o.set(0));
-            // (Empty unless `f` panicked: then the panic wins.)
-            let held = HELD.try_with(|h| std::mem::take(&mut *h.borrow_mut()));
-            drop(held);
-            rt::unlock_event_loop();
+            OWNER.set(0);
+            HELD.set(ptr::null());
+            rt::unlock_scope(&self.0);
         }
     }
-    let leave = Leave;
+    let leave = Leave(lock);
     let r = f();
-    let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
     drop(leave);
-    if let Some(p) = held.into_iter().next() {
+    if let Some(p) = held.into_inner().into_iter().next() {
         resume_unwind(p);
     }
     r
@@ -105,7 +116,7 @@ fn in_scope() -> bool {
     if state() & SELECT == 0 {
         return false;
     }
-    let owner = OWNER.with(Cell::get);
+    let owner = OWNER.get();
     owner != 0 && rt::in_greenlet() && rt::current_id() == owner
 }
 
@@ -166,8 +177,21 @@ fn park_in_loop(reg: &rt::Readable, deadline: Option<Instant>) {
                 }
             }
             Ok(_) => return,
-            Err(p) => HELD.with(|h| h.borrow_mut().push(p)),
+            Err(p) => hold(p),
         }
+    }
+}
+
+/// Keeps `p`, a kill or timeout caught in a wait of the scope's greenlet, for the end
+/// of its scope.
+fn hold(p: rt::Payload) {
+    let held = HELD.get();
+    debug_assert!(!held.is_null(), "a wait of an event_loop scope outside one");
+    if !held.is_null() {
+        // SAFETY: only the scope's greenlet waits in the scope (`in_scope`), and while it
+        // holds the scope `HELD` points at the list in its `event_loop` frame, which is
+        // suspended below this call.
+        unsafe { (*held).borrow_mut().push(p) };
     }
 }
 

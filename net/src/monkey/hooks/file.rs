@@ -16,7 +16,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 use libc::{c_char, c_int, c_void, size_t, ssize_t};
 
-use super::{Mode, canceled, errno, mode, offload, set_errno};
+use super::{Mode, canceled, errno, mode, offload_if, set_errno};
 use crate::monkey::real::{self, Open};
 use crate::monkey::{FILES, rt, state};
 
@@ -134,12 +134,7 @@ pub unsafe extern "C" fn pread(
     off: libc::off_t,
 ) -> ssize_t {
     // SAFETY: forwarded unchanged (here or on a helper thread, while the caller waits).
-    let mut op = || unsafe { real::pread(fd, buf, n, off) };
-    if offloaded(fd) {
-        offload(&mut op)
-    } else {
-        op()
-    }
+    offload_if(offloaded(fd), || unsafe { real::pread(fd, buf, n, off) })
 }
 
 /// Hook for `pread64` (what `FileExt::read_at` calls).
@@ -154,12 +149,7 @@ pub unsafe extern "C" fn pread64(
     off: libc::off64_t,
 ) -> ssize_t {
     // SAFETY: forwarded unchanged (here or on a helper thread, while the caller waits).
-    let mut op = || unsafe { real::pread64(fd, buf, n, off) };
-    if offloaded(fd) {
-        offload(&mut op)
-    } else {
-        op()
-    }
+    offload_if(offloaded(fd), || unsafe { real::pread64(fd, buf, n, off) })
 }
 
 /// Hook for `pwrite(2)`.
@@ -174,12 +164,7 @@ pub unsafe extern "C" fn pwrite(
     off: libc::off_t,
 ) -> ssize_t {
     // SAFETY: forwarded unchanged (here or on a helper thread, while the caller waits).
-    let mut op = || unsafe { real::pwrite(fd, buf, n, off) };
-    if offloaded(fd) {
-        offload(&mut op)
-    } else {
-        op()
-    }
+    offload_if(offloaded(fd), || unsafe { real::pwrite(fd, buf, n, off) })
 }
 
 /// Hook for `pwrite64` (what `FileExt::write_at` calls).
@@ -194,12 +179,7 @@ pub unsafe extern "C" fn pwrite64(
     off: libc::off64_t,
 ) -> ssize_t {
     // SAFETY: forwarded unchanged (here or on a helper thread, while the caller waits).
-    let mut op = || unsafe { real::pwrite64(fd, buf, n, off) };
-    if offloaded(fd) {
-        offload(&mut op)
-    } else {
-        op()
-    }
+    offload_if(offloaded(fd), || unsafe { real::pwrite64(fd, buf, n, off) })
 }
 
 /// Hook for `fsync(2)` (what `File::sync_all` calls).
@@ -209,12 +189,7 @@ pub unsafe extern "C" fn pwrite64(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
     // SAFETY: forwarded unchanged.
-    let mut op = || unsafe { real::fsync(fd) } as ssize_t;
-    (if offloaded(fd) {
-        offload(&mut op)
-    } else {
-        op()
-    }) as c_int
+    offload_if(offloaded(fd), || unsafe { real::fsync(fd) } as ssize_t) as c_int
 }
 
 /// Hook for `fdatasync(2)` (what `File::sync_data` calls).
@@ -224,10 +199,5 @@ pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
     // SAFETY: forwarded unchanged.
-    let mut op = || unsafe { real::fdatasync(fd) } as ssize_t;
-    (if offloaded(fd) {
-        offload(&mut op)
-    } else {
-        op()
-    }) as c_int
+    offload_if(offloaded(fd), || unsafe { real::fdatasync(fd) } as ssize_t) as c_int
 }

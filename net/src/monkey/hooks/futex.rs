@@ -1,6 +1,7 @@
 //! Hook of `syscall`, for `SYS_futex`: what std's `Mutex`, `Condvar`, `RwLock`, `Once`
-//! and `thread::park` (and crates such as parking_lot and crossbeam) wait and wake
-//! through.
+//! and `thread::park` (and crates such as crossbeam) wait and wake through. parking_lot
+//! waits through it too, on a per-thread word that greenlets cannot share: such waits
+//! block the thread (see `thread_park`).
 //!
 //! - `FUTEX_WAIT` / `FUTEX_WAIT_BITSET` (private or shared, relative or absolute timeout,
 //!   either clock) from a greenlet of a patched thread park the greenlet in the table of
@@ -407,8 +408,10 @@ unsafe fn green_wait(a: Args, bitset: u32, deadline: Option<Instant>) -> c_long 
 unsafe fn wake(a: Args, bitset: u32) -> c_long {
     let f = flags();
     if f & PROBING != 0 {
+        // The probe's `unpark` names the parker word here. The wake still goes on: no
+        // one else waits on that word, and a wake for any other word (one the probe
+        // did not foresee) must reach its waiter.
         thread_park::probed(a.addr());
-        return 0;
     }
     if f & IN_HOOK != 0 || bitset == 0 || !waiters::may_have_waiters(a.addr()) {
         // SAFETY: forwarded to the caller.
@@ -433,4 +436,55 @@ unsafe fn wake(a: Args, bitset: u32) -> c_long {
         return if woken > 0 { woken as c_long } else { r };
     }
     woken as c_long + r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A wake made while the thread probes for its parker word reaches a thread that
+    /// waits in the kernel on another word.
+    #[test]
+    fn a_wake_made_while_probing_reaches_its_waiter() {
+        let word = Arc::new(AtomicU32::new(0));
+        let w = word.clone();
+        let waiter = std::thread::spawn(move || {
+            let limit = libc::timespec {
+                tv_sec: 10,
+                tv_nsec: 0,
+            };
+            // SAFETY: a futex wait on a live word with a valid timeout.
+            unsafe {
+                real::syscall(
+                    libc::SYS_futex,
+                    w.as_ptr() as c_long,
+                    c_long::from(libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG),
+                    0,
+                    &raw const limit as c_long,
+                    0,
+                    0,
+                )
+            }
+        });
+        let wake = Args([
+            word.as_ptr() as c_long,
+            c_long::from(libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG),
+            1,
+            0,
+            0,
+            0,
+        ]);
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut woken = 0;
+        while woken == 0 && Instant::now() < end {
+            let _probe = Flag::set(PROBING);
+            // SAFETY: a wake on a live word.
+            woken = unsafe { futex(wake) };
+            drop(_probe);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(woken, 1, "the wake reached no waiter");
+        assert_eq!(waiter.join().unwrap(), 0, "the waiter timed out");
+    }
 }

@@ -1,16 +1,26 @@
-//! The interposed libc entry points, one file per concern: [`sleep`] (`nanosleep`,
-//! `clock_nanosleep`, `usleep`, `sleep`), [`fd`] (socket creation, `dup*`, `close`),
-//! [`connect`], [`accept`] (with its back-off), [`io`] (the read/write/recv/send family),
-//! [`pipe`] (that family on pipes, FIFOs, ttys, eventfds), [`poll`] (`poll`, `ppoll`),
-//! [`select`] (`select`, `pselect`), [`event_loop`] (`epoll_wait` and its variants, and
-//! the scope that lets them park), [`process`] (`waitpid`, `wait4`, `waitid`, `wait`),
-//! [`dns`] (`getaddrinfo`, `getnameinfo`, `gethostbyname_r`), [`file`](mod@file) (regular
-//! files), [`options`] (`setsockopt`, `fcntl`, `ioctl`), `futex`
-//! (`syscall(SYS_futex)`: std's locks, condition variables and `Once`), [`thread_park`]
-//! (`std::thread::park`'s per-thread word) and [`thread`] (`pthread_join`). This file
-//! holds what they share: `errno`, [`guarded`], the classification of an fd ([`mode`]),
-//! the adoption of a socket and [`offload`] to the blocking pool; and [`wait`] how they
-//! wait for readiness.
+//! The interposed libc entry points, one file per concern:
+//! - [`sleep`]: `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`;
+//! - [`fd`]: `socket`, `socketpair`, `close`, `dup`, `dup2`, `dup3`;
+//! - [`connect`]: `connect`; [`accept`]: `accept`, `accept4` (with its back-off);
+//! - [`io`]: `read`, `readv`, `recv`, `recvfrom`, `recvmsg`, `write`, `writev`, `send`,
+//!   `sendto`, `sendmsg`;
+//! - [`pipe`]: no entry point of its own: the path of the `io` family for pipes, FIFOs,
+//!   ttys and eventfds;
+//! - [`poll`]: `poll`, `ppoll`; [`select`]: `select`, `pselect`;
+//! - [`event_loop`]: `epoll_wait`, `epoll_pwait`, `epoll_pwait2`, and the scope that
+//!   lets them park;
+//! - [`options`]: `setsockopt`, `fcntl`, `ioctl`;
+//! - [`process`]: `waitpid`, `wait`, `wait4`, `waitid`;
+//! - [`dns`]: `getaddrinfo`, `getnameinfo`, `gethostbyname_r`, `gethostbyname2_r`;
+//! - [`file`](mod@file): `open`, `open64`, `openat`, `openat64`, `pread`, `pread64`,
+//!   `pwrite`, `pwrite64`, `fsync`, `fdatasync` (regular files);
+//! - `futex`: `syscall` for `SYS_futex` (std's locks, condition variables, `Once` and
+//!   `thread::park`), with [`thread_park`] for `std::thread::park`'s per-thread word;
+//! - [`thread`]: `pthread_join`, the join of an OS thread.
+//!
+//! This file holds what they share: `errno`, [`guarded`], the classification of an fd
+//! ([`mode`]), the adoption of a socket and [`offload`] to the blocking pool; and
+//! [`wait`] how they wait for readiness.
 //!
 //! Every hook follows the same rules:
 //! - Every hook starts with one relaxed load of the patch state and forwards to glibc
@@ -20,7 +30,8 @@
 //! - Hooks never allocate, never lock, and call glibc's originals (never themselves) for
 //!   their own syscalls, so the reactor, the logger and signal handlers may go through
 //!   them freely. (A greenlet that parks in a hook does allocate, in the runtime, as any
-//!   park does; so does an accept that backs off, which also logs.)
+//!   park does; so does a call handed to the blocking pool, and an accept that backs
+//!   off, which also logs.)
 //! - A panic raised while a greenlet is parked inside a hook (a kill, a `Timeout`) must
 //!   not unwind through std's frames: std calls these functions through `extern "C"`
 //!   declarations (nounwind), and Rust aborts on such an unwind. The hook catches it
@@ -114,6 +125,12 @@ pub(super) fn offload(op: &mut dyn FnMut() -> ssize_t) -> ssize_t {
         set_errno(made.errno);
     }
     made.r
+}
+
+/// `op` through [`offload`] when `pooled` (a call of a greenlet that goes to the
+/// pool), else here.
+pub(super) fn offload_if(pooled: bool, mut op: impl FnMut() -> ssize_t) -> ssize_t {
+    if pooled { offload(&mut op) } else { op() }
 }
 
 /// A call whose wait a kill or timeout ended (`p`): defers it to the greenlet's next
@@ -290,7 +307,7 @@ fn classify(fd: c_int, slot: Sock) -> Mode {
 /// Takes every hook's address, so that whoever calls `patch_*` links the hooks' object
 /// code even if a future rustc stopped linking `#[no_mangle]` symbols unconditionally.
 pub(super) fn keep_linked() {
-    let hooks: [*const (); 58] = [
+    let hooks: &[*const ()] = &[
         sleep::nanosleep as *const (),
         sleep::clock_nanosleep as *const (),
         sleep::usleep as *const (),
@@ -342,14 +359,6 @@ pub(super) fn keep_linked() {
         file::pwrite64 as *const (),
         file::fsync as *const (),
         file::fdatasync as *const (),
-        // (Counted so that a hook added above without growing the array fails to build.)
-        keep_linked as *const (),
-        keep_linked as *const (),
-        keep_linked as *const (),
-        keep_linked as *const (),
-        keep_linked as *const (),
-        keep_linked as *const (),
-        keep_linked as *const (),
     ];
     std::hint::black_box(hooks);
 }

@@ -10,9 +10,9 @@
 
 use super::futex::{self, Parked};
 use crate::monkey::{SYNC, real, state};
-use libc::{c_int, c_void};
+use libc::{c_int, c_long, c_void};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// Hook for `pthread_join(3)`.
 ///
@@ -35,8 +35,51 @@ pub unsafe extern "C" fn pthread_join(thread: libc::pthread_t, retval: *mut *mut
 
 /// What the pool's job reports.
 struct Joined {
-    done: AtomicBool,
+    /// 0 until the join returned, then 1: a futex word, for a caller that cannot park.
+    done: AtomicU32,
     result: AtomicI32,
+}
+
+impl Joined {
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire) != 0
+    }
+
+    /// Blocks the thread until the job has run (the hub refuses to park the caller).
+    fn block(&self) {
+        while !self.is_done() {
+            // SAFETY: a futex wait on a live word of this process; it returns at once
+            // if the word no longer reads 0.
+            unsafe {
+                real::syscall(
+                    libc::SYS_futex,
+                    self.done.as_ptr() as c_long,
+                    c_long::from(libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG),
+                    0,
+                    0,
+                    0,
+                    0,
+                )
+            };
+        }
+    }
+
+    fn finish(&self, result: c_int) {
+        self.result.store(result, Ordering::Relaxed);
+        self.done.store(1, Ordering::Release);
+        // SAFETY: a futex wake on a live word of this process.
+        unsafe {
+            real::syscall(
+                libc::SYS_futex,
+                self.done.as_ptr() as c_long,
+                c_long::from(libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG),
+                1,
+                0,
+                0,
+                0,
+            )
+        };
+    }
 }
 
 /// Runs glibc's `pthread_join` on the blocking pool and parks until it returns.
@@ -50,7 +93,7 @@ unsafe fn join_on_pool(thread: libc::pthread_t, retval: *mut *mut c_void) -> c_i
         return unsafe { real::pthread_join(thread, retval) };
     };
     let joined = Arc::new(Joined {
-        done: AtomicBool::new(false),
+        done: AtomicU32::new(0),
         result: AtomicI32::new(0),
     });
     let (j, waker, out) = (joined.clone(), wait.waker(), retval as usize);
@@ -58,8 +101,7 @@ unsafe fn join_on_pool(thread: libc::pthread_t, retval: *mut *mut c_void) -> c_i
         // SAFETY: the caller waits for this job before it returns, so `out` is still
         // writable; the thread is joinable (tryjoin said it still runs).
         let r = unsafe { real::pthread_join(thread, out as *mut *mut c_void) };
-        j.result.store(r, Ordering::Relaxed);
-        j.done.store(true, Ordering::Release);
+        j.finish(r);
         waker.wake();
     });
     if green_runtime::__net::submit(job).is_err() {
@@ -67,16 +109,11 @@ unsafe fn join_on_pool(thread: libc::pthread_t, retval: *mut *mut c_void) -> c_i
         // SAFETY: forwarded unchanged (the job never ran).
         return unsafe { real::pthread_join(thread, retval) };
     }
-    while !joined.done.load(Ordering::Acquire) {
+    while !joined.is_done() {
         if futex::park(&wait, None) == Parked::Failed {
-            // The hub refuses to park (it cannot, with a wait registered): poll the job
-            // from the OS thread rather than give up the join.
-            let ms = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 1_000_000,
-            };
-            // SAFETY: a valid timespec, no remainder.
-            unsafe { real::nanosleep(&ms, std::ptr::null_mut()) };
+            // The hub refuses to park (the greenlet parks again while it is unwound at
+            // the thread's end): wait for the join here, blocking the thread.
+            joined.block();
         }
     }
     joined.result.load(Ordering::Relaxed)

@@ -24,9 +24,10 @@
 //! - **Identifying the word.** The first time a greenlet of a thread waits for `PARKED`
 //!   on an unknown word, the hook calls `thread::current().unpark()` with a thread-local
 //!   flag set: if the greenlet is inside `park`, the word reads `PARKED`, so `unpark`
-//!   calls `futex_wake` on it, which the hook records instead of waking anyone. The word
-//!   now holds a token, so the wait returns at once and `park` returns (a spurious
-//!   wake-up, which `park` allows). A probe never takes a token away.
+//!   calls `futex_wake` on it, which the hook records (the wake itself goes on: no one
+//!   else waits on that word). The word now holds a token, so the wait returns at once
+//!   and `park` returns (a spurious wake-up, which `park` allows). A probe never takes a
+//!   token away.
 //! - **While greenlets run, the word reads `EMPTY`.** A greenlet that parks through the
 //!   hook leaves it `EMPTY` (it was `PARKED` by its own `fetch_sub`), so the next one's
 //!   `fetch_sub` also makes `PARKED` and reaches the hook.
@@ -56,6 +57,9 @@
 //! - A `park` from the hub itself (a timer callback or a link) while greenlets are parked
 //!   through the word blocks the thread, as any blocking call there does; wakes then
 //!   reach the kernel too, and the hook logs an error.
+//!
+//! - A greenlet the hub refuses to park (one that parks again while it is unwound at
+//!   the thread's end) waits in the kernel, as unpatched: wakes then reach the kernel.
 //!
 //! Words of other libraries kept in thread-local storage and waited on with plain
 //! `FUTEX_WAIT` (parking_lot's per-thread parker) cannot be shared between greenlets at
@@ -153,9 +157,13 @@ impl Park {
 }
 
 /// Called by the futex hook for a wake while this thread probes: `addr` is its parker
-/// word.
+/// word (the first wake is the probe's).
 pub(super) fn probed(addr: usize) {
-    let _ = PROBED.try_with(|p| p.set(addr));
+    let _ = PROBED.try_with(|p| {
+        if p.get() == 0 {
+            p.set(addr);
+        }
+    });
 }
 
 /// Whether `addr` is this thread's parker word, probing for it the first time (see the
@@ -166,10 +174,16 @@ fn identify(p: &Park, addr: usize) -> bool {
         return known == addr;
     }
     let _ = PROBED.try_with(|c| c.set(0));
+    // Only `unpark` runs while probing: getting and dropping the handle may allocate or
+    // free, and an allocator's own futex wake would be taken for the parker word's.
+    let Ok(me) = std::panic::catch_unwind(std::thread::current) else {
+        return false;
+    };
     {
         let _probe = Flag::set(PROBING);
-        let _ = std::panic::catch_unwind(|| std::thread::current().unpark());
+        me.unpark();
     }
+    drop(me);
     let found = PROBED.try_with(|c| c.get()).unwrap_or(0);
     if found != 0 {
         p.addr.set(found);
@@ -190,29 +204,35 @@ fn take_all(b: &mut waiters::Locked, addr: usize, out: &mut Woken) {
 /// As the futex hook's: the word is live for the call.
 pub(super) unsafe fn wait(a: Args, deadline: Option<Instant>) -> Option<c_long> {
     let addr = a.addr();
-    PARK.try_with(|p| {
-        if !identify(p, addr) {
-            return None;
-        }
-        // SAFETY: the caller's contract.
-        Some(unsafe { wait_parked(p, addr, deadline) })
-    })
-    .ok()
-    .flatten()
+    let shared = PARK
+        .try_with(|p| identify(p, addr).then(|| p.shared()))
+        .ok()
+        .flatten()?;
+    // SAFETY: the caller's contract.
+    Some(unsafe { wait_parked(shared, a, deadline) })
 }
 
-/// [`wait`] once `addr` is known to be this thread's parker word.
+/// Runs `f` with this thread's [`Park`], if it is still there. No reference to it may
+/// be held across a park: the thread's end unwinds the greenlets parked through the
+/// word after the thread-locals with destructors, `PARK` among them, are destroyed.
+fn with_park(f: impl FnOnce(&Park)) {
+    let _ = PARK.try_with(f);
+}
+
+/// [`wait`] once `a`'s word is known to be this thread's parker word, whose shared state
+/// is `shared`.
 ///
 /// # Safety
 /// As [`wait`].
-unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_long {
+unsafe fn wait_parked(shared: Arc<ParkShared>, a: Args, deadline: Option<Instant>) -> c_long {
+    let addr = a.addr();
     let Some(wait) = futex::new_wait() else {
         // No reactor: let std's park return (spuriously) rather than block the hub.
         return fail(libc::EAGAIN);
     };
     // SAFETY: the caller's contract.
     let word = unsafe { futex::word(addr) };
-    let node = Node::new(addr, !0, wait.waker(), Some(p.shared()));
+    let node = Node::new(addr, !0, wait.waker(), Some(shared.clone()));
     let mut woken = Woken::new();
     {
         let _hook = Flag::set(futex::IN_HOOK);
@@ -248,13 +268,16 @@ unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_lon
         }
         // SAFETY: `node` stays in this frame until it is dequeued below.
         unsafe { b.enqueue(&node) };
-        p.inside.set(p.inside.get() + 1);
-        // Others run while this one is parked: a token meant for it may be taken unseen.
-        let now = Instant::now();
-        p.schedule_safety(now);
-        if p.stall_since.get().is_none() {
-            p.stall_since.set(Some(now));
-        }
+        with_park(|p| {
+            p.inside.set(p.inside.get() + 1);
+            // Others run while this one is parked: a token meant for it may be taken
+            // unseen.
+            let now = Instant::now();
+            p.schedule_safety(now);
+            if p.stall_since.get().is_none() {
+                p.stall_since.set(Some(now));
+            }
+        });
     }
     loop {
         let r = futex::park(&wait, deadline);
@@ -271,14 +294,38 @@ unsafe fn wait_parked(p: &Park, addr: usize, deadline: Option<Instant>) -> c_lon
         if word.load(Ordering::Relaxed) == NOTIFIED {
             take_all(&mut b, addr, &mut woken);
         }
-        p.inside.set(p.inside.get() - 1);
-        if p.shared().linked.load(Ordering::Relaxed) > 0 {
-            // This one runs on while others stay parked.
-            p.schedule_safety(Instant::now());
+        // (Gone at the thread's end: nothing is left to keep count for.)
+        with_park(|p| {
+            p.inside.set(p.inside.get() - 1);
+            if shared.linked.load(Ordering::Relaxed) > 0 {
+                // This one runs on while others stay parked.
+                p.schedule_safety(Instant::now());
+            }
+        });
+        if !was_woken && r == Parked::Failed {
+            // The hub refuses to park this greenlet (it parks again while it unwinds at
+            // the thread's end). Returning would only bring it back here from std's
+            // loop at once, for ever: wait in the kernel instead, as unpatched, unless
+            // a token came (a failed CAS).
+            shared.kernel_waiting.store(true, Ordering::SeqCst);
+            if word
+                .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                drop(b);
+                drop(_hook);
+                woken.wake();
+                // SAFETY: forwarded to the caller: the word reads PARKED again, as std
+                // left it for this wait.
+                let r = unsafe { a.forward() };
+                shared.kernel_waiting.store(false, Ordering::SeqCst);
+                return r;
+            }
+            shared.kernel_waiting.store(false, Ordering::SeqCst);
         }
         let timed_out = !was_woken && r == Parked::TimedOut;
         if !timed_out {
-            // Woken, killed (a spurious wake-up for `park`), or refused by the hub:
+            // Woken, killed (a spurious wake-up for `park`), or refused with a token:
             // `park`'s CAS consumes this token and it returns.
             word.store(NOTIFIED, Ordering::Release);
         }
@@ -300,21 +347,22 @@ fn futex_passed(deadline: Option<Instant>) -> bool {
 /// As the futex hook's.
 pub(super) unsafe fn outside_greenlet(a: Args) -> c_long {
     let addr = a.addr();
-    let ours = a.val() == PARKED
-        && futex::flags() == 0
-        && PARK
-            .try_with(|p| p.addr.get() == addr && p.inside.get() > 0)
-            .unwrap_or(false);
-    if !ours {
+    let ours = (a.val() == PARKED && futex::flags() == 0)
+        .then(|| {
+            PARK.try_with(|p| (p.addr.get() == addr && p.inside.get() > 0).then(|| p.shared()))
+                .ok()
+                .flatten()
+        })
+        .flatten();
+    let Some(shared) = ours else {
         // SAFETY: forwarded to the caller.
         return unsafe { a.forward() };
-    }
+    };
     log::error!(
         "green::monkey: std::thread::park called in the hub (a timer callback or a link) \
          while greenlets of this thread wait in it: it blocks the thread; do not block in \
          hub callbacks"
     );
-    let shared = PARK.with(|p| p.shared());
     shared.kernel_waiting.store(true, Ordering::SeqCst);
     // SAFETY: forwarded to the caller.
     let r = unsafe { a.forward() };

@@ -848,6 +848,12 @@ type Outcome<R> = Result<R, Box<dyn Any + Send + 'static>>;
 /// Tasks start as slots free up; in a [`Group`] (no size) they all start on the first
 /// `next`. [`max_in_flight`](IMap::max_in_flight) bounds how many run or wait to be
 /// yielded at once.
+///
+/// ```
+/// let group = green::Group::new();
+/// let squares: green::IMap<_, _, u32> = group.imap(|x: u32| x * x, 1..=3);
+/// assert_eq!(squares.collect::<Vec<_>>(), [1, 4, 9]);
+/// ```
 pub struct IMap<I, F, R> {
     group: Group,
     input: I,

@@ -32,9 +32,8 @@ use crate::hub::timer::deadline_after;
 /// return (a timeout, enough objects ready) or unwind (a kill, a [`Timeout`]), so
 /// waiting again and again on a long-lived object leaves nothing behind on it.
 ///
-/// This changed: `on_ready` used to return `()` and registrations stayed until the
-/// object became ready. Implementations now return the registration; callers that
-/// want the old behaviour call [`Registration::detach`].
+/// A caller that wants its callback to stay until the object is ready, whatever
+/// happens to the registration, calls [`Registration::detach`].
 ///
 /// [`Timeout`]: crate::Timeout
 ///

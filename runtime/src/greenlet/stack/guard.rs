@@ -77,6 +77,13 @@ impl GuardKind {
     ///
     /// Setting the environment variable `GREEN_STACK_GUARD=mprotect` before the first
     /// stack is allocated forces [`GuardKind::Mprotect`] (for testing and measurements).
+    ///
+    /// ```
+    /// use green::stack::GuardKind;
+    /// let kind = GuardKind::detect();
+    /// assert!(matches!(kind, GuardKind::MadviseGuard | GuardKind::Mprotect));
+    /// assert_eq!(GuardKind::detect(), kind); // detected once
+    /// ```
     pub fn detect() -> GuardKind {
         static KIND: OnceLock<GuardKind> = OnceLock::new();
         *KIND.get_or_init(|| {
@@ -171,11 +178,25 @@ impl StackError {
     /// Whether the kernel's limit on memory mappings per process (`vm.max_map_count`) was
     /// hit (only happens with [`GuardKind::Mprotect`] guard pages or a huge number of
     /// chunks).
+    ///
+    /// ```
+    /// // A stack larger than the address space: refused, and not for the map count.
+    /// let err = green::Builder::new().stack_size(usize::MAX / 2).spawn(|| ()).unwrap_err();
+    /// let err = err.into_inner().unwrap().downcast::<green::StackError>().unwrap();
+    /// assert!(!err.is_map_count_limit());
+    /// ```
     pub fn is_map_count_limit(&self) -> bool {
         self.0.kind == ErrorKind::MapCount
     }
 
     /// The OS error code (`errno`) of the failed system call, if there was one.
+    ///
+    /// ```
+    /// // Refused before any system call: no error code.
+    /// let err = green::Builder::new().stack_size(usize::MAX / 2).spawn(|| ()).unwrap_err();
+    /// let err = err.into_inner().unwrap().downcast::<green::StackError>().unwrap();
+    /// assert_eq!(err.raw_os_error(), None);
+    /// ```
     pub fn raw_os_error(&self) -> Option<i32> {
         self.0.errno
     }

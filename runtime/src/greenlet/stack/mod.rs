@@ -161,7 +161,15 @@ unsafe impl Stack for GreenStack {
     }
 }
 
-/// Counters of a greenlet stack pool (one per thread).
+/// Counters of a greenlet stack pool (one per thread), from
+/// [`pool_stats`](crate::stack::pool_stats).
+///
+/// ```
+/// green::spawn(|| ()).join().unwrap();
+/// let s = green::stack::pool_stats();
+/// assert_eq!(s.allocated, s.in_use + s.pooled);
+/// assert!(s.released <= s.pooled && s.chunks >= 1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackStats {
     /// Stack slots carved from chunks so far (`in_use + pooled`).
