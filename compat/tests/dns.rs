@@ -310,11 +310,10 @@ fn getnameinfo_and_gethostbyname_r_match_the_real_calls() {
                 flags,
             )
         };
-        // SAFETY: NUL-terminated by getnameinfo (zeroed before).
         let s = |b: &[c_char]| {
-            unsafe { CStr::from_ptr(b.as_ptr()) }
-                .to_string_lossy()
-                .into_owned()
+            // SAFETY: NUL-terminated by getnameinfo (zeroed before).
+            let c = unsafe { CStr::from_ptr(b.as_ptr()) };
+            c.to_string_lossy().into_owned()
         };
         (code, s(&host), s(&serv))
     };

@@ -472,6 +472,7 @@ fn a_shared_futex_changed_by_another_process_is_noticed() {
     // exits: async-signal-safe.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: in the child: async-signal-safe calls only, on the page mapped above.
         unsafe {
             libc::usleep(50_000);
             (*p.cast::<AtomicU32>()).store(1, Ordering::Release);

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let (green, slot) = match mode(fd) {
-        // SAFETY: forwarded unchanged.
         Mode::Pass | Mode::Polled(_) | Mode::File => {
+            // SAFETY: forwarded unchanged.
             return unsafe { real::connect(fd, addr, len) };
         }
         Mode::Green(s) => (true, s),

@@ -204,13 +204,14 @@ fn read_want(n: size_t, flags: c_int) -> Ask {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
-    // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
     read_all_if_asked(fd, n, flags, |done| {
         io(
             fd,
             Dir::Read,
             dw,
             || read_want(n - done, flags),
+            // SAFETY: forwarded unchanged (on the rest of the buffer), possibly
+            // several times.
             || unsafe { real::recv(fd, buf.cast::<u8>().add(done).cast(), n - done, flags) },
         )
     })
@@ -262,13 +263,14 @@ pub unsafe extern "C" fn recvfrom(
     len: *mut socklen_t,
 ) -> ssize_t {
     let dw = flags & libc::MSG_DONTWAIT != 0;
-    // SAFETY: forwarded unchanged (on the rest of the buffer), possibly several times.
     read_all_if_asked(fd, n, flags, |done| {
         io(
             fd,
             Dir::Read,
             dw,
             || read_want(n - done, flags),
+            // SAFETY: forwarded unchanged (on the rest of the buffer), possibly
+            // several times.
             || unsafe {
                 real::recvfrom(
                     fd,

@@ -572,21 +572,16 @@ fn overflow_child() {
         stack = pool.get(size).unwrap();
         assert_eq!(stack.guard_range(), middle);
         // SAFETY: the lowest usable byte of a stack we own.
-        assert_eq!(
-            unsafe { *(stack.guard_range().1 as *const u8) },
-            0,
-            "released"
-        );
+        let lowest = unsafe { *(stack.guard_range().1 as *const u8) };
+        assert_eq!(lowest, 0, "released");
     }
     let (lo, hi) = stack.guard_range();
     if mode == "dontneed-guard" {
         let len = stack.base().get() - lo;
         // SAFETY: the whole slot (guard and usable range) of a stack we own and nobody
         // uses; DONTNEED only discards its contents.
-        assert_eq!(
-            unsafe { libc::madvise(lo as *mut libc::c_void, len, libc::MADV_DONTNEED) },
-            0
-        );
+        let r = unsafe { libc::madvise(lo as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        assert_eq!(r, 0);
     }
     let name: &'static str = "worker";
     let info: &'static RunningInfo = Box::leak(Box::new(RunningInfo {
