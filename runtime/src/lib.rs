@@ -23,6 +23,7 @@ pub use api::sync::{
 pub use greenlet::error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
 pub use greenlet::stack::{DEFAULT_STACK_SIZE, StackError};
 pub use greenlet::thread::{default_stack_size, is_greenlet_context, set_default_stack_size};
+pub use greenlet::trace::{TraceEvent, TraceHook, gettrace, settrace};
 pub use greenlet::value::{TypeMismatch, Value};
 pub use greenlet::{Greenlet, getcurrent};
 pub use hub::blocking::run_blocking;

@@ -36,7 +36,7 @@ pub use crate::api::stall::{DEFAULT_STALL_THRESHOLD, set_stall_report, stall_rep
 /// ```
 #[doc(hidden)]
 pub fn __switches() -> Option<u64> {
-    thread::if_exists(|t| t.watched.get().then(|| t.switch_log.switches())).flatten()
+    thread::if_exists(|t| t.monitored.get().then(|| t.switch_log.switches())).flatten()
 }
 
 /// A running monitor; dropping it stops the monitor thread. Bound to the thread whose
@@ -84,7 +84,7 @@ impl Drop for Monitor {
         }
         // The process-wide report may still watch the thread.
         let _ = thread::try_with(|t| {
-            t.watched.set(crate::api::stall::watches(&t.switch_log));
+            t.set_monitored(crate::api::stall::watches(&t.switch_log));
         });
     }
 }
@@ -109,7 +109,7 @@ impl Drop for Monitor {
 /// ```
 pub fn start(threshold: Duration) -> Monitor {
     let shared = thread::with(|t| {
-        t.watched.set(true);
+        t.set_monitored(true);
         t.switch_log.clone()
     });
     // The caller runs now (the main greenlet or a greenlet), until it switches.

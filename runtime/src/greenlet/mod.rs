@@ -12,6 +12,7 @@ pub(crate) mod sched;
 pub(crate) mod stack;
 pub(crate) mod switch;
 pub(crate) mod thread;
+pub(crate) mod trace;
 pub(crate) mod trampoline;
 pub(crate) mod value;
 pub(crate) mod word;
