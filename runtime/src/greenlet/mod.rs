@@ -5,6 +5,7 @@
 //! needs of a scheduler it asks through [`sched::Scheduler`]. `throw` and `kill` are
 //! methods of [`Greenlet`] defined by the hub's kill delivery (`hub/throw.rs`).
 
+pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod outcome;
 pub(crate) mod record;
@@ -20,7 +21,7 @@ pub(crate) mod word;
 use std::any::Any;
 use std::fmt;
 use std::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
 
@@ -147,6 +148,7 @@ impl Greenlet {
     /// assert_eq!(g.switch(21).get::<i32>(), Ok(42));
     /// assert!(g.dead());
     /// ```
+    #[track_caller]
     pub fn new<F, R>(f: F) -> Greenlet
     where
         F: FnOnce(Value) -> R + 'static,
@@ -164,16 +166,18 @@ impl Greenlet {
     /// let g = green::Greenlet::try_new(|_: green::Value| "done").unwrap();
     /// assert_eq!(g.switch(()).get::<&str>(), Ok("done"));
     /// ```
+    #[track_caller]
     pub fn try_new<F, R>(f: F) -> Result<Greenlet, StackError>
     where
         F: FnOnce(Value) -> R + 'static,
         R: Any,
     {
-        thread::with(|t| Greenlet::create(t, f, None, None, None))
+        let at = Location::caller();
+        thread::with(|t| Greenlet::create(t, f, None, None, None, at))
     }
 
     /// Creates a greenlet of the thread `t` with an optional name, stack size and parent
-    /// (`None`: the current greenlet).
+    /// (`None`: the current greenlet); `at` is where the user asked for it.
     #[inline]
     pub(crate) fn create<F, R>(
         t: &Thread,
@@ -181,6 +185,7 @@ impl Greenlet {
         name: Option<String>,
         stack_size: Option<usize>,
         parent: Option<Greenlet>,
+        at: &'static Location<'static>,
     ) -> Result<Greenlet, StackError>
     where
         F: FnOnce(Value) -> R + 'static,
@@ -241,6 +246,7 @@ impl Greenlet {
         let cold = &mut *rec.cold;
         *cold.parent.get_mut() = Some(parent);
         cold.name = name;
+        cold.spawned_at = Some(at);
         cold.info = info;
         Ok(Greenlet::from_rc(rc))
     }

@@ -7,6 +7,7 @@
 //! leaves the line; if it is killed just after an item was handed to it, the item goes
 //! back to the queue for the next getter: items are never lost.
 
+use crate::greenlet::record::ParkLabel;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -272,7 +273,10 @@ impl<T, S: Store<T>> Core<T, S> {
         }
         // Wait in line holding the item; whoever makes room moves it in (and counts
         // it), so a putter that leaves the line keeps its item.
-        match self.putters.wait(Some(item), deadline, |_| {}) {
+        match self
+            .putters
+            .wait(ParkLabel::new("queue put"), Some(item), deadline, |_| {})
+        {
             Ok((Ok(()), _)) => Ok(()),
             Ok((Err(kind), item)) => Err(PutError {
                 kind,
@@ -336,11 +340,13 @@ impl<T, S: Store<T>> Core<T, S> {
             return Err(QueueError::TimedOut);
         }
         let me = self.clone();
-        match self.getters.wait(None, deadline, move |v| {
-            if let Ok(item) = v {
-                me.give_back(item);
-            }
-        }) {
+        match self
+            .getters
+            .wait(ParkLabel::new("queue get"), None, deadline, move |v| {
+                if let Ok(item) = v {
+                    me.give_back(item);
+                }
+            }) {
             Ok((r, _)) => r,
             Err(WaitFail::TimedOut(_)) => Err(QueueError::TimedOut),
             Err(WaitFail::Blocked(b, _)) => Err(QueueError::Blocked(b)),

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use super::{AsyncResult, Event, Registration};
 use crate::api::spawn::{JoinHandle, LinkId};
 use crate::greenlet::error::{BlockError, JoinError};
-use crate::hub::park::{Unparker, Wake, park, unparker};
+use crate::greenlet::record::ParkLabel;
+use crate::hub::park::{Unparker, Wake, park_as, unparker};
 use crate::hub::timer::deadline_after;
 
 /// Something a greenlet can wait for with [`wait`] and [`iwait`]: a finished greenlet
@@ -221,7 +222,7 @@ impl<'a, W> Iterator for IWait<'a, W> {
                 return Some(&self.objects[i]);
             }
             self.shared.borrow_mut().waiter = Some(unparker());
-            match park(self.deadline) {
+            match park_as(self.deadline, ParkLabel::new("wait/iwait")) {
                 Ok(Wake::Unparked) => continue,
                 Err(BlockError::InHub) => crate::hub::in_hub_panic("wait/iwait"),
                 Ok(Wake::TimedOut) | Err(BlockError::WouldBlockForever) => {
