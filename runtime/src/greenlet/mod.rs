@@ -366,10 +366,20 @@ impl Greenlet {
     /// The parent: where the greenlet's return value (or panic) goes. `None` only for
     /// the main greenlet. Greenlets made by [`spawn`](crate::spawn()) have the hub as parent.
     ///
+    /// To switch to the current greenlet's parent, take the parent in a statement of
+    /// its own: in `getcurrent().parent().unwrap().switch(x)`, the handle `getcurrent()`
+    /// returns lives until the end of the statement, across the switch, so a handle to
+    /// the greenlet stays on its own stack while it is switched away, and dropping
+    /// every other handle never unwinds it.
+    ///
     /// ```
     /// let main = green::getcurrent();
-    /// let g = green::Greenlet::new(|_: green::Value| ());
+    /// let g = green::Greenlet::new(|_: green::Value| {
+    ///     let parent = green::getcurrent().parent().unwrap(); // not across the switch
+    ///     parent.switch("hello");
+    /// });
     /// assert_eq!(g.parent(), Some(main));
+    /// assert_eq!(g.switch(()).get::<&str>(), Ok("hello"));
     /// ```
     pub fn parent(&self) -> Option<Greenlet> {
         self.0.cold.parent.borrow().clone()
