@@ -149,7 +149,7 @@ impl Group {
     /// [`Builder::build`](crate::Builder::build)), to the group (gevent's `add`): the
     /// group's [`join`](Group::join) and [`kill`](Group::kill) cover it from now on, and
     /// it leaves the group when it finishes. In a [`Pool`], it takes a slot: `add`
-    /// waits while the pool is full ([`Pool::try_add`] does not). Adding a member again,
+    /// waits while the pool is full (`Pool::try_add` does not). Adding a member again,
     /// or a finished greenlet, does nothing.
     ///
     /// Errors: [`BlockError`] when a full pool's slot cannot be waited for (from the
