@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 /// Every example, with a bad value for one of its options (`None`: it has none).
 const EXAMPLES: &[(&str, Option<&[&str]>)] = &[
     ("echo_client", Some(&["--conns", "0"])),
+    ("diagnostics", Some(&["--wait", "0"])),
     ("echo_server", Some(&["--duration", "-1"])),
     ("greenlet_switch", Some(&["--steps", "ten"])),
     ("http_hello", Some(&["--sleep-ms", "-1"])),

@@ -20,9 +20,11 @@ pub use api::sync::{
     QueueError, RLock, RLockGuard, Registration, Semaphore, SemaphorePermit, TaskError,
     TimeoutGuard, Waitable, iwait, wait, with_deadline, with_timeout,
 };
+pub use greenlet::dump::{format_run_info, print_run_info};
 pub use greenlet::error::{BlockError, GreenletExit, JoinError, ParentError, SwitchError};
 pub use greenlet::stack::{DEFAULT_STACK_SIZE, StackError};
 pub use greenlet::thread::{default_stack_size, is_greenlet_context, set_default_stack_size};
+pub use greenlet::trace::{TraceEvent, TraceHook, gettrace, settrace};
 pub use greenlet::value::{TypeMismatch, Value};
 pub use greenlet::{Greenlet, getcurrent};
 pub use hub::blocking::run_blocking;
@@ -31,6 +33,7 @@ pub use hub::blocking::run_blocking;
 pub mod blocking {
     pub use crate::hub::blocking::{Config, Stats, config, configure, stats};
 }
+pub use hub::signal::dump_on_signal;
 pub use hub::throw::{Timeout, throw_into};
 pub use hub::time::{sleep, sleep_until, yield_now};
 pub use hub::{park, timer};

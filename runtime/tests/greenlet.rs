@@ -511,3 +511,44 @@ fn dropping_a_greenlet_whose_kill_destructor_switched_away_lets_it_finish() {
     green::sleep(std::time::Duration::from_millis(5));
     assert!(done.get());
 }
+
+/// Sets its flag when dropped: a greenlet's frame was unwound.
+struct SetOnDrop(Rc<Cell<bool>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+#[test]
+fn switching_to_the_parent_in_two_lines_lets_the_last_handle_unwind_it() {
+    let unwound = Rc::new(Cell::new(false));
+    let u = unwound.clone();
+    let g = Greenlet::new(move |_: Value| {
+        let _flag = SetOnDrop(u);
+        let parent = getcurrent().parent().unwrap();
+        parent.switch(());
+    });
+    g.switch(());
+    drop(g); // the last handle: the greenlet unwinds at once (main drops it)
+    assert!(unwound.get());
+}
+
+#[test]
+fn switching_to_the_parent_in_one_expression_keeps_a_handle_on_its_own_stack() {
+    let unwound = Rc::new(Cell::new(false));
+    let u = unwound.clone();
+    let g = Greenlet::new(move |_: Value| {
+        let _flag = SetOnDrop(u);
+        // `getcurrent()`'s temporary lives until the end of the statement, across the
+        // switch (the guide's "Parents" note).
+        getcurrent().parent().unwrap().switch(());
+    });
+    g.switch(());
+    drop(g); // every handle outside it
+    assert!(
+        !unwound.get(),
+        "still suspended: a handle to it is on its own stack"
+    );
+}

@@ -37,7 +37,7 @@ pub use crate::api::stall::{DEFAULT_STALL_THRESHOLD, set_stall_report, stall_rep
 /// ```
 #[doc(hidden)]
 pub fn __switches() -> Option<u64> {
-    thread::if_exists(|t| t.watched.get().then(|| t.switch_log.switches())).flatten()
+    thread::if_exists(|t| t.monitored.get().then(|| t.switch_log.switches())).flatten()
 }
 
 /// A running monitor; dropping it stops the monitor thread. Bound to the thread whose
@@ -90,7 +90,7 @@ impl Drop for Monitor {
 /// Stops counting this thread's switches, unless the process-wide report watches it.
 fn unwatch() {
     let _ = thread::try_with(|t| {
-        t.watched.set(crate::api::stall::watches(&t.switch_log));
+        t.set_monitored(crate::api::stall::watches(&t.switch_log));
     });
 }
 
@@ -135,7 +135,7 @@ pub fn start(threshold: Duration) -> Monitor {
 /// ```
 pub fn try_start(threshold: Duration) -> io::Result<Monitor> {
     let shared = thread::with(|t| {
-        t.watched.set(true);
+        t.set_monitored(true);
         t.switch_log.clone()
     });
     // The caller runs now (the main greenlet or a greenlet), until it switches.

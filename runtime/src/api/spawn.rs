@@ -8,16 +8,18 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError, payload_str};
 use crate::greenlet::outcome::{DETACHED, KEPT, OBSERVED, TAKEN};
+use crate::greenlet::record::ParkLabel;
 use crate::greenlet::record::Waiter;
 use crate::greenlet::thread::{self, Thread};
 use crate::greenlet::value::Value;
 use crate::greenlet::{Greenlet, Payload};
-use crate::hub::park::{Unparker, Wake, park, park_inline, unparker};
+use crate::hub::park::{self, Unparker, Wake, park_as, park_inline, unparker};
 use crate::hub::timer::deadline_after;
 use crate::hub::{in_hub_panic, throw, with_hub};
 
@@ -120,12 +122,14 @@ impl Builder {
     /// let h = green::Builder::new().spawn(|| "ok").unwrap();
     /// assert_eq!(h.join().unwrap(), "ok");
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = thread::with(|t| self.make(t, f))?;
+        let at = Location::caller();
+        let h = thread::with(|t| self.make(t, f, at))?;
         with_hub(|hub| hub.start_new(&h.g));
         Ok(h)
     }
@@ -139,12 +143,14 @@ impl Builder {
     /// h.join().unwrap();
     /// assert!(t.elapsed() >= Duration::from_millis(20));
     /// ```
+    #[track_caller]
     pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let h = thread::with(|t| self.make(t, f))?;
+        let at = Location::caller();
+        let h = thread::with(|t| self.make(t, f, at))?;
         with_hub(|hub| hub.start_at(&h.g, deadline_after(delay)));
         Ok(h)
     }
@@ -161,16 +167,23 @@ impl Builder {
     /// h.start();
     /// assert_eq!(h.join().unwrap(), 4);
     /// ```
+    #[track_caller]
     pub fn build<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        thread::with(|t| self.make(t, f))
+        let at = Location::caller();
+        thread::with(|t| self.make(t, f, at))
     }
 
     #[inline]
-    fn make<F, T>(self, t: &Thread, f: F) -> io::Result<JoinHandle<T>>
+    fn make<F, T>(
+        self,
+        t: &Thread,
+        f: F,
+        at: &'static Location<'static>,
+    ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -184,6 +197,7 @@ impl Builder {
             self.name,
             self.stack_size,
             Some(hub_g),
+            at,
         )?;
         g.0.cold.outcome.set(KEPT);
         Ok(JoinHandle {
@@ -212,6 +226,7 @@ impl Builder {
 /// h.join().unwrap();
 /// assert!(ran.get());
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -229,6 +244,7 @@ where
 /// let h = green::try_spawn(|| 1).unwrap();
 /// assert_eq!(h.join().unwrap(), 1);
 /// ```
+#[track_caller]
 pub fn try_spawn<F, T>(f: F) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + 'static,
@@ -247,6 +263,7 @@ where
 /// let h = green::spawn_later(std::time::Duration::from_millis(5), || "late");
 /// assert_eq!(h.join().unwrap(), "late");
 /// ```
+#[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -275,7 +292,9 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
     }
     let _withdraw = Withdraw(g);
     while !g.dead() {
-        set_joiner(g, unparker());
+        let u = unparker();
+        park::label(&u, ParkLabel::with("join, greenlet", g.id()));
+        set_joiner(g, u);
         match park_inline(deadline)? {
             Wake::TimedOut if !g.dead() => return Ok(false),
             _ => {}
@@ -900,7 +919,7 @@ pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, Jo
                 )
             })
             .collect();
-        park(None)?;
+        park_as(None, ParkLabel::new("joinall"))?;
     }
 }
 

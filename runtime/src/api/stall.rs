@@ -272,7 +272,7 @@ fn apply(mut g: MutexGuard<'static, Global>, threshold: Option<Duration>) {
     thread::watch_new_threads(true);
     let _ = thread::if_exists(|t| {
         thread::list_for_report(&t.switch_log);
-        t.watched.set(true);
+        t.set_monitored(true);
     });
     match &g.watcher {
         Some(t) => t.unpark(),

@@ -5,6 +5,7 @@
 //! needs of a scheduler it asks through [`sched::Scheduler`]. `throw` and `kill` are
 //! methods of [`Greenlet`] defined by the hub's kill delivery (`hub/throw.rs`).
 
+pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod outcome;
 pub(crate) mod record;
@@ -12,6 +13,7 @@ pub(crate) mod sched;
 pub(crate) mod stack;
 pub(crate) mod switch;
 pub(crate) mod thread;
+pub(crate) mod trace;
 pub(crate) mod trampoline;
 pub(crate) mod value;
 pub(crate) mod word;
@@ -19,7 +21,7 @@ pub(crate) mod word;
 use std::any::Any;
 use std::fmt;
 use std::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
 
@@ -146,6 +148,7 @@ impl Greenlet {
     /// assert_eq!(g.switch(21).get::<i32>(), Ok(42));
     /// assert!(g.dead());
     /// ```
+    #[track_caller]
     pub fn new<F, R>(f: F) -> Greenlet
     where
         F: FnOnce(Value) -> R + 'static,
@@ -163,16 +166,18 @@ impl Greenlet {
     /// let g = green::Greenlet::try_new(|_: green::Value| "done").unwrap();
     /// assert_eq!(g.switch(()).get::<&str>(), Ok("done"));
     /// ```
+    #[track_caller]
     pub fn try_new<F, R>(f: F) -> Result<Greenlet, StackError>
     where
         F: FnOnce(Value) -> R + 'static,
         R: Any,
     {
-        thread::with(|t| Greenlet::create(t, f, None, None, None))
+        let at = Location::caller();
+        thread::with(|t| Greenlet::create(t, f, None, None, None, at))
     }
 
     /// Creates a greenlet of the thread `t` with an optional name, stack size and parent
-    /// (`None`: the current greenlet).
+    /// (`None`: the current greenlet); `at` is where the user asked for it.
     #[inline]
     pub(crate) fn create<F, R>(
         t: &Thread,
@@ -180,6 +185,7 @@ impl Greenlet {
         name: Option<String>,
         stack_size: Option<usize>,
         parent: Option<Greenlet>,
+        at: &'static Location<'static>,
     ) -> Result<Greenlet, StackError>
     where
         F: FnOnce(Value) -> R + 'static,
@@ -240,6 +246,7 @@ impl Greenlet {
         let cold = &mut *rec.cold;
         *cold.parent.get_mut() = Some(parent);
         cold.name = name;
+        cold.spawned_at = Some(at);
         cold.info = info;
         Ok(Greenlet::from_rc(rc))
     }
@@ -359,10 +366,20 @@ impl Greenlet {
     /// The parent: where the greenlet's return value (or panic) goes. `None` only for
     /// the main greenlet. Greenlets made by [`spawn`](crate::spawn()) have the hub as parent.
     ///
+    /// To switch to the current greenlet's parent, take the parent in a statement of
+    /// its own: in `getcurrent().parent().unwrap().switch(x)`, the handle `getcurrent()`
+    /// returns lives until the end of the statement, across the switch, so a handle to
+    /// the greenlet stays on its own stack while it is switched away, and dropping
+    /// every other handle never unwinds it.
+    ///
     /// ```
     /// let main = green::getcurrent();
-    /// let g = green::Greenlet::new(|_: green::Value| ());
+    /// let g = green::Greenlet::new(|_: green::Value| {
+    ///     let parent = green::getcurrent().parent().unwrap(); // not across the switch
+    ///     parent.switch("hello");
+    /// });
     /// assert_eq!(g.parent(), Some(main));
+    /// assert_eq!(g.switch(()).get::<&str>(), Ok("hello"));
     /// ```
     pub fn parent(&self) -> Option<Greenlet> {
         self.0.cold.parent.borrow().clone()

@@ -27,6 +27,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::mem;
+use std::panic::Location;
 use std::ptr;
 use std::rc::Rc;
 
@@ -139,7 +140,36 @@ pub(crate) struct Core {
     /// The wait epoch: incremented each time a park ends, so that an `Unparker` wakes
     /// only the park it was made for.
     pub(crate) park_seq: Cell<u64>,
+    /// What it waits for while parked, for the dump (`greenlet::dump`): set by the
+    /// park, read only when it is parked.
+    pub(crate) park_label: Cell<ParkLabel>,
     pub(crate) id: u64,
+}
+
+/// What a parked greenlet waits for, as the dump shows it: a short text and, for some
+/// waits, a number (a socket's fd, a joined greenlet's id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ParkLabel {
+    pub(crate) what: &'static str,
+    /// `u64::MAX`: no number.
+    pub(crate) n: u64,
+}
+
+impl ParkLabel {
+    /// A label without a number.
+    pub(crate) const fn new(what: &'static str) -> ParkLabel {
+        ParkLabel { what, n: u64::MAX }
+    }
+
+    /// A label with a number.
+    pub(crate) const fn with(what: &'static str, n: u64) -> ParkLabel {
+        ParkLabel { what, n }
+    }
+
+    /// The number, if it has one.
+    pub(crate) fn number(self) -> Option<u64> {
+        (self.n != u64::MAX).then_some(self.n)
+    }
 }
 
 impl Core {
@@ -156,6 +186,7 @@ impl Core {
             pending: Cell::new(word::IN_NONE),
             yielder: Cell::new(ptr::null()),
             park_seq: Cell::new(0),
+            park_label: Cell::new(ParkLabel::new("park")),
             id,
         }
     }
@@ -183,6 +214,8 @@ pub(crate) struct Cold {
     /// The pending input when it does not fit a word (`pending` is `IN_SLOT`).
     pending_rich: Cell<Option<Input>>,
     pub(crate) name: Option<Box<str>>,
+    /// Where it was created (the caller of `spawn`, `Greenlet::new`, ...), for the dump.
+    pub(crate) spawned_at: Option<&'static Location<'static>>,
     /// Run in the hub when the greenlet dies (links, waits, joins beyond the first), in
     /// order; those with a key (links) can be withdrawn before.
     pub(crate) on_exit: RefCell<VecDeque<KeyedExit>>,
@@ -209,6 +242,7 @@ impl Cold {
             joiner,
             pending_rich,
             name,
+            spawned_at,
             on_exit,
             info,
             locals,
@@ -229,7 +263,7 @@ impl Cold {
             drop(mem::take(on_exit.get_mut()));
         }
         // Plain data, which the next greenlet's start overwrites.
-        let _ = info;
+        let _ = (info, spawned_at);
         if !locals.get_mut().is_empty() {
             drop(mem::take(locals.get_mut()));
         }
@@ -486,6 +520,18 @@ fn unlist(rec: &Record) {
     });
     rec.links.prev.set(ptr::null());
     rec.links.next.set(ptr::null());
+}
+
+/// Calls `f` with every listed record of this thread (every greenlet but main and the
+/// hub, dead ones included), newest first. `f` must not create or free a greenlet.
+pub(crate) fn for_each_listed(mut f: impl FnMut(&Record)) {
+    let mut p = HOT.with(|h| h.records.get());
+    while !p.is_null() {
+        // SAFETY: listed records are alive (see `listed`), and `f` frees none.
+        let rec = unsafe { &*p };
+        f(rec);
+        p = rec.links.next.get();
+    }
 }
 
 /// Handles to every greenlet of this thread that is alive and not running: started and

@@ -134,6 +134,9 @@ fn check_can_switch() {
 #[cold]
 #[inline(never)]
 fn scheduler_switch_panic() -> ! {
+    if thread::with(|t| t.trace.in_hook.get()) {
+        panic!("green: a trace hook must not switch greenlets (see green::settrace)");
+    }
     panic!("green: {}", SwitchError::InHub);
 }
 
@@ -225,7 +228,7 @@ fn switch_from_main(t: &Thread, target: &Greenlet, input: Word) -> Word {
         "main switches while the trampoline runs"
     );
     t.main.0.core.state.set(State::Suspended);
-    enter(t, target);
+    enter(t, target, input);
     // SAFETY: as in `trampoline::run`: only the trampoline (here: main outside the loop,
     // which is where the loop would run) resumes coroutines; `target` is suspended, so it
     // is not running and has its coroutine; the caller's `&Greenlet` keeps it alive

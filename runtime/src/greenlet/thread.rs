@@ -31,6 +31,7 @@ use crate::greenlet::sched::{NoScheduler, Scheduler};
 use crate::greenlet::stack::overflow::{self, OwnAltStack, RunningInfo};
 use crate::greenlet::stack::{DEFAULT_STACK_SIZE, StackPool, StackStats};
 use crate::greenlet::switch::{Input, Output};
+use crate::greenlet::trace::Trace;
 use crate::greenlet::trampoline::log_panic;
 use crate::greenlet::value::InlineParts;
 use crate::greenlet::word;
@@ -109,9 +110,14 @@ pub(crate) struct Thread {
     /// What a blocking monitor or the stall report (`api::monitor`, `api::stall`)
     /// reads from its own thread.
     pub(crate) switch_log: Arc<SwitchLog>,
+    /// Whether the trampoline takes its slow path on every switch (`trace::switched`):
+    /// a monitor watches the thread or a trace hook is set.
+    pub(crate) watched: Cell<bool>,
     /// Whether a monitor or the stall report watches the thread: only then does the
     /// trampoline count switches and record which greenlet runs.
-    pub(crate) watched: Cell<bool>,
+    pub(crate) monitored: Cell<bool>,
+    /// The trace hook (`greenlet::trace`).
+    pub(crate) trace: Trace,
     /// The installed scheduler (see [`Thread::install`]); `None` on a thread that only
     /// switches explicitly.
     scheduler: UnsafeCell<Option<Box<dyn Scheduler>>>,
@@ -148,6 +154,8 @@ impl Thread {
             xfer_output: Cell::new(None),
             switch_log,
             watched: Cell::new(watched),
+            monitored: Cell::new(watched),
+            trace: Trace::default(),
             scheduler: UnsafeCell::new(None),
             orphans: RefCell::new(Vec::new()),
             ending: Cell::new(false),
@@ -188,6 +196,18 @@ impl Thread {
         self.installed().is_some()
     }
 
+    /// Starts or stops counting switches for a monitor or the stall report.
+    pub(crate) fn set_monitored(&self, on: bool) {
+        self.monitored.set(on);
+        self.update_watched();
+    }
+
+    /// Recomputes [`Thread::watched`] after a monitor or the trace hook changed.
+    pub(crate) fn update_watched(&self) {
+        self.watched
+            .set(self.monitored.get() || self.trace.is_set());
+    }
+
     /// Installs the thread's scheduler (once): from now on the greenlet layer asks it
     /// what runs next. It owns it until the thread ends.
     pub(crate) fn install(&self, s: Box<dyn Scheduler>) {
@@ -205,6 +225,10 @@ impl Drop for Thread {
         // destructor is running).
         let t: &Thread = self;
         HOT.with(|h| h.thread.set(t));
+        // No tracing of the unwinding: the hook may use thread-locals already gone.
+        let hook = t.trace.clear();
+        t.update_watched();
+        drop(hook);
         unwind_at_exit(t);
         t.ending.set(true);
         // Then the scheduler, while the greenlet layer still works (its timers and ready

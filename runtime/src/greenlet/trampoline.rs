@@ -21,6 +21,7 @@ use crate::greenlet::record::{Kind, State};
 use crate::greenlet::sched::Scheduler;
 use crate::greenlet::switch::{Input, Output, refuse_switch};
 use crate::greenlet::thread::{self, Context, Thread};
+use crate::greenlet::trace;
 use crate::greenlet::value::Value;
 use crate::greenlet::word::{self, Word};
 use crate::greenlet::{Greenlet, Payload};
@@ -122,10 +123,10 @@ pub(crate) fn main_resumes(t: &Thread, input: Word) -> Word {
     } else {
         input
     };
-    // For `api::monitor`: main resumes (see `enter`).
+    // For `api::monitor` and the trace hook: main resumes (see `enter`). A tail call,
+    // so that no value is live across it.
     if t.watched.get() {
-        t.switch_log.count_switch();
-        t.switch_log.record(&t.main);
+        return trace::main_switched(t, input);
     }
     input
 }
@@ -215,7 +216,7 @@ fn plain_start(g: &Greenlet, input: Word) -> bool {
 /// Runs `g`, a started greenlet that is not running, until it suspends or returns.
 #[inline(always)]
 fn run<S: Scheduler>(t: &Thread, s: &S, g: Greenlet, input: Word) -> (Greenlet, Word) {
-    enter(t, &g);
+    enter(t, &g, input);
     // SAFETY: the trampoline is the only code touching a greenlet's coroutine while the
     // greenlet lives, and `g` is not running (only one greenlet runs at a time and the
     // trampoline runs none now); `g` stays alive (we own a handle) while `co` is used. A
@@ -299,16 +300,15 @@ pub(crate) unsafe fn resume_coroutine(g: &Greenlet, input: Word) -> CoroutineRes
 /// Makes `g` the running greenlet: its state, the current greenlet (through which the
 /// stack-overflow handler finds it), the context, the yielder.
 #[inline(always)]
-pub(crate) fn enter(t: &Thread, g: &Greenlet) {
+pub(crate) fn enter(t: &Thread, g: &Greenlet, input: Word) {
     g.0.core.state.set(State::Running);
     thread::set_current(g);
     thread::set_context(Context::Greenlet);
     thread::set_yielder(g.0.core.yielder.get());
-    // For `api::monitor` (blocking detection): the switch count and the running
-    // greenlet's id and name, only while a monitor is attached.
+    // For `api::monitor` (blocking detection: the switch count and the running
+    // greenlet's id and name) and the trace hook, only while one is attached.
     if t.watched.get() {
-        t.switch_log.count_switch();
-        t.switch_log.record(g);
+        trace::switched(t, g, input);
     }
 }
 

@@ -26,6 +26,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::record::ParkLabel;
 use crate::greenlet::record::Record;
 use crate::greenlet::thread;
 use crate::hub::{park, try_with_hub};
@@ -140,7 +141,7 @@ fn check(g: &Record) {
     if !thread::in_scheduler() && turn_is_due(g) {
         // Park until the hub's next poll of timers and IO (a timer due at once). The
         // park advances the greenlet's park number: a new count starts.
-        let _ = park::park(Some(Instant::now()));
+        let _ = park::park_as(Some(Instant::now()), ParkLabel::new("its turn (fairness)"));
     }
     g.core.budget.set(CHECK - 1);
 }

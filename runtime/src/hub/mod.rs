@@ -18,6 +18,7 @@
 //! - `throw.rs`: kill, throw and timeout delivery.
 //! - `budget.rs`: the fairness budget of socket operations.
 //! - `poll_hooks.rs`: functions the monkey patch runs around the hub's poll.
+//! - `signal.rs`: the dump of the greenlets on a signal.
 //! - `internal.rs`: the interface to `green-net` (`green::__net`).
 
 pub(crate) mod blocking;
@@ -30,6 +31,7 @@ pub(crate) mod reactor;
 pub(crate) mod ready;
 pub(crate) mod remote;
 pub(crate) mod run;
+pub(crate) mod signal;
 pub(crate) mod throw;
 pub(crate) mod time;
 pub mod timer;

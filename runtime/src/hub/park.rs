@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use crate::greenlet::Greenlet;
 use crate::greenlet::error::BlockError;
-use crate::greenlet::record::{State, Waiter};
+use crate::greenlet::record::{ParkLabel, State, Waiter};
 pub use crate::greenlet::switch::Wake;
 use crate::greenlet::switch::{self, Input};
 use crate::greenlet::thread::{self, Context};
@@ -197,11 +197,28 @@ impl Unparker {
 /// assert_eq!(err, green::BlockError::WouldBlockForever);
 /// ```
 pub fn park(deadline: Option<Instant>) -> Result<Wake, BlockError> {
+    park_as(deadline, ParkLabel::new("park"))
+}
+
+/// [`park`] with what it waits for, as [`format_run_info`](crate::format_run_info)
+/// shows it. (The label is read only while the greenlet is parked: set at each park,
+/// never cleared.)
+pub(crate) fn park_as(deadline: Option<Instant>, label: ParkLabel) -> Result<Wake, BlockError> {
+    // (`thread::with` first: this may be the thread's first use of green.)
+    thread::with(|_| thread::with_current(|g| g.core.park_label.set(label)));
     park_inline(deadline)
 }
 
-/// [`park`], inlined into a caller on a hot path (the reactor's wait): one stack frame
-/// and one call fewer between a greenlet's read and its switch to the hub.
+/// Labels the park `u` is for (see [`park_as`]), for a caller on a hot path that
+/// parks with [`park_inline`]: the record is at hand, no thread-local is read.
+#[inline(always)]
+pub(crate) fn label(u: &Unparker, label: ParkLabel) {
+    u.g.0.core.park_label.set(label);
+}
+
+/// [`park`] without a label (the caller sets it with [`label`]), inlined into a caller
+/// on a hot path (the reactor's wait): one stack frame and one call fewer between a
+/// greenlet's read and its switch to the hub.
 #[inline(always)]
 pub(crate) fn park_inline(deadline: Option<Instant>) -> Result<Wake, BlockError> {
     if thread::in_scheduler() {

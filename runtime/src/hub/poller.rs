@@ -25,6 +25,8 @@ use crate::hub::Hub;
 use crate::hub::park::Unparker;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
+/// The token of the pipe of `dump_on_signal` (`hub::signal`).
+const DUMP_TOKEN: Token = Token(usize::MAX - 1);
 
 /// Readiness bits of a slot (see `reactor`).
 pub(crate) const READ_READY: u8 = 1;
@@ -314,6 +316,19 @@ impl Reactor {
         Ok((key, state))
     }
 
+    /// Registers the read end of `dump_on_signal`'s pipe (`hub::signal`): its events
+    /// are handled by the poll itself, with no greenlet waiting. Once per reactor.
+    pub(crate) fn register_dump_pipe(&mut self, fd: RawFd) -> io::Result<()> {
+        match self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), DUMP_TOKEN, Interest::READABLE)
+        {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            r => r,
+        }
+    }
+
     /// Deregisters what `reactor::wait_fd` registered for the raw `fd`, if anything;
     /// returns the greenlets that were waiting on it (see [`Reactor::deregister`]).
     pub(crate) fn forget_raw(&mut self, fd: RawFd) -> Vec<Unparker> {
@@ -459,8 +474,12 @@ fn poll(h: &Hub, timeout: Option<Duration>) {
             return woken;
         }
         for ev in events.iter() {
-            if ev.token() == WAKER_TOKEN {
-                drain_posted(remote, remote_slots, &mut woken);
+            if ev.token().0 >= DUMP_TOKEN.0 {
+                if ev.token() == WAKER_TOKEN {
+                    drain_posted(remote, remote_slots, &mut woken);
+                } else {
+                    crate::hub::signal::on_event(h);
+                }
                 continue;
             }
             let Some((_, state)) = slots.get(ev.token().0) else {

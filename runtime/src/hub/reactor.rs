@@ -27,7 +27,8 @@ use std::time::Instant;
 
 use mio::Interest;
 
-use crate::hub::park::{Unparker, Wake, park_inline, unparker};
+use crate::greenlet::record::ParkLabel;
+use crate::hub::park::{self, Unparker, Wake, park_inline, unparker};
 use crate::hub::poller::{IoState, READ_READY, Reactor, WRITE_READY, clear_bits, ready_bits};
 use crate::hub::{try_with_hub, with_hub};
 
@@ -127,7 +128,7 @@ impl FdRegistration {
     /// ```
     #[inline]
     pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-        wait_on(&self.state, interest, deadline)
+        wait_on(&self.state, self.fd, interest, deadline)
     }
 
     /// Calls `f` until it returns something other than `WouldBlock`, waiting for
@@ -284,9 +285,14 @@ impl Drop for WaitGuard<'_> {
     }
 }
 
-/// Lists the current greenlet as waiting on `state` for `interest`, parks, and ends
-/// the wait.
-fn wait_on(state: &IoState, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+/// Lists the current greenlet as waiting on `state` (of `fd`) for `interest`, parks,
+/// and ends the wait.
+fn wait_on(
+    state: &IoState,
+    fd: RawFd,
+    interest: Interest,
+    deadline: Option<Instant>,
+) -> io::Result<()> {
     if !state.registered.get() {
         return Err(closed_error());
     }
@@ -295,15 +301,18 @@ fn wait_on(state: &IoState, interest: Interest, deadline: Option<Instant>) -> io
     let dirs = ready_bits(interest) & (READ_READY | WRITE_READY);
     let n = match dirs {
         READ_READY => {
+            park::label(&u, ParkLabel::with("IO read, fd", fd as u64));
             state.push(READ_READY, u);
             1
         }
         WRITE_READY => {
+            park::label(&u, ParkLabel::with("IO write, fd", fd as u64));
             state.push(WRITE_READY, u);
             1
         }
         0 => 0,
         _ => {
+            park::label(&u, ParkLabel::with("IO read/write, fd", fd as u64));
             state.push(READ_READY, u.clone());
             state.push(WRITE_READY, u);
             2
@@ -378,7 +387,7 @@ pub fn wait_fd_tagged(
     };
     wake_deregistered(stale);
     let state = state?;
-    wait_on(&state, interest, deadline)
+    wait_on(&state, fd, interest, deadline)
 }
 
 /// The state of a raw fd registered by [`wait_fd_tagged`] under `tag`, if the reactor

@@ -29,7 +29,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::greenlet::error::BlockError;
-use crate::hub::park::{Wake, park, unparker};
+use crate::greenlet::record::ParkLabel;
+use crate::hub::park::{Wake, park_as, unparker};
 use crate::hub::poller::{Remote, Slot, wake_slot};
 use crate::hub::{hub_id, try_with_hub, with_hub};
 
@@ -134,7 +135,7 @@ impl RemoteWait {
     /// was used since the last park), or until `deadline`. Callers re-check their
     /// condition after it returns, as after any park.
     ///
-    /// Errors as [`park`] does; a kill or timeout unwinds out of it.
+    /// Errors as [`park`](crate::park::park) does; a kill or timeout unwinds out of it.
     pub fn park(&self, deadline: Option<Instant>) -> Result<Wake, BlockError> {
         let u = unparker();
         let woken = with_hub(|h| {
@@ -155,7 +156,7 @@ impl RemoteWait {
             return Ok(Wake::Unparked);
         }
         let _clear = ClearParked(self);
-        park(deadline)
+        park_as(deadline, ParkLabel::new("a wake from another thread"))
     }
 }
 

@@ -770,14 +770,20 @@ struct Cleanup {
 /// 4, 8, 16, 16, ... ms).
 const MAX_RETRY_SHIFT: u32 = 4;
 
+/// An error a timeout raises instead of its [`Timeout`] (`TimeoutGuard::with_error`):
+/// taken by the first firing.
+pub(crate) type TimeoutError = Rc<Cell<Option<Payload>>>;
+
 /// Arms `payload` for `g`, the current greenlet, to fire at `deadline` unless `armed`
-/// is cleared first (it is cleared when it fires). Armed by a destructor that runs while
+/// is cleared first (it is cleared when it fires). It raises the error in `error`, if
+/// there is one still, instead of `payload`. Armed by a destructor that runs while
 /// a kill or timeout unwinds `g`, its scope is inside that destructor: it may fire there,
 /// unless a deeper throw (raised inside that destructor) unwinds it then.
 pub(crate) fn arm_timeout(
     g: Greenlet,
     payload: Timeout,
     armed: Rc<Cell<bool>>,
+    error: Option<TimeoutError>,
     deadline: Instant,
 ) -> TimerHandle {
     let (depth, episode) = if unwinding_from_throw(&g) {
@@ -796,15 +802,29 @@ pub(crate) fn arm_timeout(
         episode,
         retries: 0,
     };
-    timer::call_at(deadline, move || fire(g, armed, payload, at))
+    timer::call_at(deadline, move || fire(g, armed, payload, error, at))
 }
 
 /// The timer of a timeout armed by [`arm_timeout`].
-fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) {
+fn fire(
+    target: Greenlet,
+    armed: Rc<Cell<bool>>,
+    payload: Timeout,
+    error: Option<TimeoutError>,
+    at: Cleanup,
+) {
     if !armed.replace(false) {
         return;
     }
-    let p = Box::new(payload);
+    let p = || -> Payload {
+        match error.as_ref().and_then(|e| e.take()) {
+            Some(e) => Box::new(Carried {
+                timeout: Some(payload),
+                payload: e,
+            }),
+            None => Box::new(payload),
+        }
+    };
     let now = with_throws(|t| {
         t.marks
             .borrow()
@@ -816,7 +836,7 @@ fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) 
     if !in_cleanup {
         // Armed in ordinary code (or the unwinding it was armed in is over): held while
         // its greenlet unwinds.
-        throw_into(&target, p);
+        throw_into(&target, p());
     } else if now.0 > at.depth && std::thread::panicking() {
         // A throw raised inside the destructor this scope lives in seems to unwind it
         // now (its own destructors switched): raised there, this one would abort the
@@ -831,11 +851,11 @@ fn fire(target: Greenlet, armed: Rc<Cell<bool>>, payload: Timeout, at: Cleanup) 
             retries: at.retries.saturating_add(1),
             ..at
         };
-        let _ = timer::call_at(retry, move || fire(target, armed, payload, next));
+        let _ = timer::call_at(retry, move || fire(target, armed, payload, error, next));
     } else {
         // Its scope is inside the destructor now running: raised there, as its owner
         // expects.
-        with_hub(|h| deliver_now(h, &target, p));
+        with_hub(|h| deliver_now(h, &target, p()));
     }
 }
 

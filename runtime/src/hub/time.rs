@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::greenlet::record::ParkLabel;
 use crate::greenlet::thread;
-use crate::hub::park::{Wake, park, yield_here};
+use crate::hub::park::{Wake, park_as, yield_here};
 use crate::hub::{in_hub_panic, timer};
 
 /// Suspends the current greenlet for `dur`, running other greenlets meanwhile
@@ -59,7 +60,7 @@ pub fn sleep_until(deadline: Instant) {
     }
     // A spurious wake (an explicit switch into a sleeping greenlet) sleeps again.
     while Instant::now() < deadline {
-        if let Ok(Wake::TimedOut) | Err(_) = park(Some(deadline)) {
+        if let Ok(Wake::TimedOut) | Err(_) = park_as(Some(deadline), ParkLabel::new("sleep")) {
             break;
         }
     }

@@ -1,5 +1,6 @@
 //! [`Event`]: a flag that greenlets wait for — gevent's `Event`.
 
+use crate::greenlet::record::ParkLabel;
 use std::cell::Cell;
 use std::fmt;
 use std::rc::{Rc, Weak};
@@ -143,7 +144,10 @@ impl Event {
             return Ok(true);
         }
         let since = self.0.waiters.generation();
-        self.0.waiters.wait(since, timeout.map(deadline_after))
+        let label = ParkLabel::new("event");
+        self.0
+            .waiters
+            .wait(label, since, timeout.map(deadline_after))
     }
 
     /// Registers `f` to run when the event is set (at once if it is); dropping the

@@ -7,6 +7,7 @@
 //! cannot overtake it. A waiter that times out or is killed leaves the line; one
 //! killed just after being handed the permit passes it on.
 
+use crate::greenlet::record::ParkLabel;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
@@ -96,10 +97,12 @@ impl SemInner {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(LockError::TimedOut);
         }
-        match self.waiters.wait(None, deadline, |()| {
-            // Handed the permit but unwinding: pass it on.
-            let _ = self.release();
-        }) {
+        match self
+            .waiters
+            .wait(ParkLabel::new("lock/semaphore"), None, deadline, |()| {
+                // Handed the permit but unwinding: pass it on.
+                let _ = self.release();
+            }) {
             Ok(_) => Ok(()),
             Err(WaitFail::TimedOut(_)) => Err(LockError::TimedOut),
             Err(WaitFail::Blocked(b, _)) => Err(LockError::Blocked(b)),

@@ -196,6 +196,7 @@ impl Group {
     /// let h = group.spawn(|| "hi");
     /// assert_eq!(h.join().unwrap(), "hi");
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -225,6 +226,7 @@ impl Group {
     /// assert_eq!(h.join().unwrap(), 1);
     /// assert!(pool.try_spawn(|| 3).is_ok()); // its slot is free again
     /// ```
+    #[track_caller]
     pub fn try_spawn<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -250,6 +252,7 @@ impl Group {
 
     /// Spawns `f` as a member, its slot (in a pool) taken already: given back if the
     /// spawn fails.
+    #[track_caller]
     fn spawn_in_slot<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -523,6 +526,7 @@ impl Group {
     /// let h = pool.spawn(move || p.apply(|| 2 + 2).unwrap());
     /// assert_eq!(h.join().unwrap(), 4);
     /// ```
+    #[track_caller]
     pub fn apply<F, T>(&self, f: F) -> Result<T, JoinError>
     where
         F: FnOnce() -> T + 'static,

@@ -7,6 +7,7 @@
 //! leaves the line; if it is killed just after an item was handed to it, the item goes
 //! back to the queue for the next getter: items are never lost.
 
+use crate::greenlet::record::ParkLabel;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -289,7 +290,10 @@ impl<T, S: Store<T>> Core<T, S> {
         // it), so a putter that leaves the line keeps its item. A peeker can see it
         // there (a channel's only items are its putters').
         self.wake_peekers();
-        match self.putters.wait(Some(item), deadline, |_| {}) {
+        match self
+            .putters
+            .wait(ParkLabel::new("queue put"), Some(item), deadline, |_| {})
+        {
             Ok((Ok(()), _)) => Ok(()),
             Ok((Err(kind), item)) => Err(PutError {
                 kind,
@@ -363,7 +367,10 @@ impl<T, S: Store<T>> Core<T, S> {
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 return Err(QueueError::TimedOut);
             }
-            match self.peekers.wait(since, deadline) {
+            match self
+                .peekers
+                .wait(ParkLabel::new("queue peek"), since, deadline)
+            {
                 Ok(true) => {}
                 Ok(false) => {
                     return match self.peek_now() {
@@ -407,11 +414,13 @@ impl<T, S: Store<T>> Core<T, S> {
             return Err(QueueError::TimedOut);
         }
         let me = self.clone();
-        match self.getters.wait(None, deadline, move |v| {
-            if let Ok(item) = v {
-                me.give_back(item);
-            }
-        }) {
+        match self
+            .getters
+            .wait(ParkLabel::new("queue get"), None, deadline, move |v| {
+                if let Ok(item) = v {
+                    me.give_back(item);
+                }
+            }) {
             Ok((r, _)) => r,
             Err(WaitFail::TimedOut(_)) => Err(QueueError::TimedOut),
             Err(WaitFail::Blocked(b, _)) => Err(QueueError::Blocked(b)),

@@ -16,10 +16,15 @@
 //! has finished, never fires later: its timer is disarmed and a throw it may already
 //! have queued is withdrawn.
 //!
+//! A timeout can also be made without starting it ([`TimeoutGuard::new`], started
+//! later with [`TimeoutGuard::start`]), and made to raise an error of the caller's
+//! instead of a [`Timeout`] ([`TimeoutGuard::with_error`], gevent's
+//! `Timeout(seconds, exception)`).
+//!
 //! Timeouts are bound to the thread's hub (`!Send`).
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -28,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::{Greenlet, getcurrent};
 use crate::hub::throw::Timeout;
-use crate::hub::throw::{self, is_kill_or_timeout};
+use crate::hub::throw::{self, TimeoutError, is_kill_or_timeout};
 use crate::hub::timer::{TimerHandle, deadline_after};
 
 impl Timeout {
@@ -51,17 +56,26 @@ impl Timeout {
     /// assert!(guard.is(&r.unwrap_err()));
     /// ```
     pub fn start(duration: Duration) -> TimeoutGuard {
-        let g = getcurrent();
-        let armed = Rc::new(Cell::new(true));
-        let payload = Timeout::new(duration);
-        let timer = throw::arm_timeout(g.clone(), payload, armed.clone(), deadline_after(duration));
-        TimeoutGuard {
-            payload,
-            greenlet: g,
-            armed,
-            timer: Cell::new(Some(timer)),
-            _not_send: PhantomData,
-        }
+        let guard = TimeoutGuard::new(duration);
+        guard.start();
+        guard
+    }
+
+    /// [`Timeout::start`] raising `error` instead of a [`Timeout`] when it fires (see
+    /// [`TimeoutGuard::with_error`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// #[derive(Debug, PartialEq)]
+    /// struct TooSlow;
+    /// let guard = green::Timeout::start_with_error(Duration::from_millis(5), TooSlow);
+    /// let r = guard.catch(|| green::sleep(Duration::from_secs(5)));
+    /// assert_eq!(r.unwrap_err().downcast_ref::<TooSlow>(), Some(&TooSlow));
+    /// ```
+    pub fn start_with_error<E: Any + Send>(duration: Duration, error: E) -> TimeoutGuard {
+        let guard = TimeoutGuard::with_error(duration, error);
+        guard.start();
+        guard
     }
 
     /// Runs `f`; if a [`Timeout`] payload (any timeout's) unwinds out of it, returns it
@@ -99,13 +113,138 @@ impl Timeout {
 #[must_use = "dropping the guard disarms the timeout at once"]
 pub struct TimeoutGuard {
     payload: Timeout,
-    greenlet: Greenlet,
+    /// The greenlet it was last started in (its creator until then).
+    greenlet: RefCell<Greenlet>,
     armed: Rc<Cell<bool>>,
     timer: Cell<Option<TimerHandle>>,
+    /// The error it raises instead of `payload`, until its first firing takes it.
+    error: Option<TimeoutError>,
+    /// The address of that error's box, to tell it when caught (`catch`).
+    error_at: *const (),
     _not_send: PhantomData<*const ()>,
 }
 
 impl TimeoutGuard {
+    /// A timeout of `duration` that is not started: [`pending`](TimeoutGuard::pending)
+    /// is `false` until [`start`](TimeoutGuard::start) (gevent's `Timeout(seconds)`
+    /// before `start()`). Dropping it before then does nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = green::TimeoutGuard::new(Duration::from_millis(5));
+    /// assert!(!t.pending());
+    /// green::sleep(Duration::from_millis(10)); // not armed: not interrupted
+    /// assert!(t.start());
+    /// assert!(t.pending());
+    /// assert!(t.catch(|| green::sleep(Duration::from_secs(5))).is_err());
+    /// ```
+    pub fn new(duration: Duration) -> TimeoutGuard {
+        TimeoutGuard {
+            payload: Timeout::new(duration),
+            greenlet: RefCell::new(getcurrent()),
+            armed: Rc::new(Cell::new(false)),
+            timer: Cell::new(None),
+            error: None,
+            error_at: std::ptr::null(),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// A timeout of `duration`, not started, that raises `error` instead of a
+    /// [`Timeout`] when it fires (gevent's `Timeout(seconds, exception)`).
+    ///
+    /// The interrupted code unwinds with `error` as its panic payload: catch it with
+    /// [`catch`](TimeoutGuard::catch), which also keeps the runtime's count of the
+    /// greenlet's unwinding throws right (`catch_unwind` alone does not; see the
+    /// guide). [`Timeout::catch`] and [`with_timeout`] do not catch it: it is not a
+    /// `Timeout`. The error is raised once: if the guard is started again after it
+    /// fired, it raises a plain [`Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = green::TimeoutGuard::with_error(Duration::from_millis(5), "too slow");
+    /// t.start();
+    /// let err = t.catch(|| green::sleep(Duration::from_secs(5))).unwrap_err();
+    /// assert_eq!(err.downcast_ref::<&str>(), Some(&"too slow"));
+    /// ```
+    pub fn with_error<E: Any + Send>(duration: Duration, error: E) -> TimeoutGuard {
+        let error: Box<dyn Any + Send> = Box::new(error);
+        let error_at = std::ptr::from_ref::<dyn Any + Send>(&*error).cast::<()>();
+        let mut guard = TimeoutGuard::new(duration);
+        guard.error = Some(Rc::new(Cell::new(Some(error))));
+        guard.error_at = error_at;
+        guard
+    }
+
+    /// Arms the timeout for the calling greenlet, `duration` from now; `false` (and
+    /// nothing changes) if it is armed already. A timeout that fired may be started
+    /// again.
+    ///
+    /// ```
+    /// let t = green::TimeoutGuard::new(std::time::Duration::from_secs(1));
+    /// assert!(t.start());
+    /// assert!(!t.start()); // already pending
+    /// ```
+    pub fn start(&self) -> bool {
+        if self.armed.get() {
+            return false;
+        }
+        // A timer left from an earlier start has fired (it is not armed): a no-op.
+        if let Some(t) = self.timer.take() {
+            t.cancel();
+        }
+        let g = getcurrent();
+        self.armed.set(true);
+        let timer = throw::arm_timeout(
+            g.clone(),
+            self.payload,
+            self.armed.clone(),
+            self.error.clone(),
+            deadline_after(self.payload.duration()),
+        );
+        self.timer.set(Some(timer));
+        *self.greenlet.borrow_mut() = g;
+        true
+    }
+
+    /// Runs `f`; if this timeout fires inside it, returns what it raised as the error:
+    /// its [`Timeout`], or the error of [`with_error`](TimeoutGuard::with_error).
+    /// Anything else unwinding out of `f` (another timeout, a kill, a panic) passes
+    /// through.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = green::Timeout::start(Duration::from_millis(5));
+    /// let err = t.catch(|| green::sleep(Duration::from_secs(5))).unwrap_err();
+    /// assert!(t.is(err.downcast_ref::<green::Timeout>().unwrap()));
+    /// assert_eq!(t.catch(|| 7).unwrap(), 7);
+    /// ```
+    pub fn catch<T>(&self, f: impl FnOnce() -> T) -> Result<T, Box<dyn Any + Send>> {
+        let p = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => return Ok(v),
+            Err(p) => p,
+        };
+        let ours = match p.downcast_ref::<Timeout>() {
+            Some(t) => self.is(t),
+            None => {
+                let at = std::ptr::from_ref::<dyn Any + Send>(&*p).cast::<()>();
+                // Its error, once the firing took it.
+                self.error.as_ref().is_some_and(|e| {
+                    !self.error_at.is_null() && at == self.error_at && {
+                        let taken = e.take();
+                        let fired = taken.is_none();
+                        e.set(taken);
+                        fired
+                    }
+                })
+            }
+        };
+        if !ours {
+            resume_unwind(p);
+        }
+        throw::timeout_caught(self.payload.id());
+        Err(p)
+    }
     /// This timeout's id, to compare with [`Timeout::id`].
     ///
     /// ```
@@ -130,7 +269,7 @@ impl TimeoutGuard {
         t.id() == self.payload.id()
     }
 
-    /// Whether it is still armed (has neither fired nor been cancelled).
+    /// Whether it is armed: started, and has neither fired nor been cancelled.
     ///
     /// ```
     /// use std::time::Duration;
@@ -163,12 +302,12 @@ impl TimeoutGuard {
         // run since (only possible if it is not the caller), or it may have fired inside
         // a monkey-patched call, which defers it to the next switch point: past this
         // scope it must not fire.
-        throw::withdraw_timeout(&self.greenlet, self.payload.id());
+        throw::withdraw_timeout(&self.greenlet.borrow(), self.payload.id());
     }
 
     /// Takes this timeout if it fired inside a monkey-patched call and was deferred.
     fn take_deferred(&self) -> Option<Timeout> {
-        throw::take_deferred_timeout(&self.greenlet, self.payload.id())
+        throw::take_deferred_timeout(&self.greenlet.borrow(), self.payload.id())
     }
 }
 

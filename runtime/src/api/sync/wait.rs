@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use super::{AsyncResult, BoundedSemaphore, Event, Lock, RLock, Registration, Semaphore};
 use crate::api::spawn::{JoinHandle, LinkId};
 use crate::greenlet::error::{BlockError, JoinError};
-use crate::hub::park::{Unparker, Wake, park, unparker};
+use crate::greenlet::record::ParkLabel;
+use crate::hub::park::{Unparker, Wake, park_as, unparker};
 use crate::hub::timer::deadline_after;
 
 /// Something a greenlet can wait for with [`wait`] and [`iwait`]: a finished greenlet
@@ -282,7 +283,7 @@ impl<'a, W> Iterator for IWait<'a, W> {
                 return Some(&self.objects[i]);
             }
             self.shared.borrow_mut().waiter = Some(unparker());
-            match park(self.deadline) {
+            match park_as(self.deadline, ParkLabel::new("wait/iwait")) {
                 Ok(Wake::Unparked) => continue,
                 Err(BlockError::InHub) => crate::hub::in_hub_panic("wait/iwait"),
                 Ok(Wake::TimedOut) | Err(BlockError::WouldBlockForever) => {
@@ -361,7 +362,7 @@ pub(crate) fn wait_ready<W: Waitable + ?Sized>(
         let reg = w.on_ready(Box::new(move || {
             u.unpark();
         }));
-        let r = park(deadline);
+        let r = park_as(deadline, ParkLabel::new("pool slot"));
         drop(reg);
         if w.is_ready() {
             return Ok(true);

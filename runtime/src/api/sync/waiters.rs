@@ -16,7 +16,8 @@ use std::time::Instant;
 use slab::Slab;
 
 use crate::greenlet::error::BlockError;
-use crate::hub::park::{Unparker, Wake, park, unparker};
+use crate::greenlet::record::ParkLabel;
+use crate::hub::park::{Unparker, Wake, park_as, unparker};
 
 /// One parked waiter of a [`HandoffList`].
 pub(crate) struct Node<V, D = ()> {
@@ -101,11 +102,12 @@ impl<V, D> HandoffList<V, D> {
 
     /// Parks the current greenlet at the back of the list until it is served (returns
     /// the value and what is left of its `data`), `deadline` passes or the park fails
-    /// (returns its `data` back).
+    /// (returns its `data` back). `label` says what it waits for, for the dump.
     /// If it unwinds (killed, a timeout) after being served, `give_back` receives the
     /// value.
     pub(crate) fn wait(
         &self,
+        label: ParkLabel,
         data: Option<D>,
         deadline: Option<Instant>,
         give_back: impl Fn(V),
@@ -130,7 +132,7 @@ impl<V, D> HandoffList<V, D> {
             if let Some(r) = served(&guard.node) {
                 return Ok(r);
             }
-            let r = park(deadline);
+            let r = park_as(deadline, label);
             // Served and woken, or served while the timer was waking us: either way
             // the value is ours.
             if let Some(r) = served(&guard.node) {
@@ -211,8 +213,14 @@ impl WakeAll {
     }
 
     /// Parks until `wake_all` is called after `since` (a `generation()` read before
-    /// checking the condition), or `deadline`. `Ok(true)` when woken.
-    pub(crate) fn wait(&self, since: u64, deadline: Option<Instant>) -> Result<bool, BlockError> {
+    /// checking the condition), or `deadline`. `Ok(true)` when woken. `label` says what
+    /// it waits for, for the dump.
+    pub(crate) fn wait(
+        &self,
+        label: ParkLabel,
+        since: u64,
+        deadline: Option<Instant>,
+    ) -> Result<bool, BlockError> {
         loop {
             if self.generation.get() != since {
                 return Ok(true);
@@ -222,7 +230,7 @@ impl WakeAll {
                 slab: &self.waiters,
                 key,
             };
-            let r = park(deadline);
+            let r = park_as(deadline, label);
             drop(guard);
             if self.generation.get() != since {
                 return Ok(true);
