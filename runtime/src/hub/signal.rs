@@ -76,6 +76,12 @@ pub fn dump_on_signal(signal: libc::c_int) -> io::Result<()> {
         PRINTER.store(h.id, Ordering::Release);
         Ok::<(), io::Error>(())
     })?;
+    // The handler calls `syscall`, which the monkey patch interposes: the hook forwards
+    // any number but `SYS_futex` to glibc's function through a pointer it resolves on
+    // its first call (`dlsym`, not async-signal-safe). One call here resolves it
+    // before a handler can run.
+    // SAFETY: `getpid` takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getpid) };
     // SAFETY: a zeroed `sigaction` is valid; the handler is an `extern "C" fn(c_int)`,
     // as `sa_sigaction` without `SA_SIGINFO` expects, and it is async-signal-safe.
     unsafe {

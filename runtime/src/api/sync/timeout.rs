@@ -245,6 +245,7 @@ impl TimeoutGuard {
         throw::timeout_caught(self.payload.id());
         Err(p)
     }
+
     /// This timeout's id, to compare with [`Timeout::id`].
     ///
     /// ```
