@@ -190,15 +190,13 @@ fn the_header_counts_the_listed_greenlets() {
 fn greenlets_spawned_through_a_pool_show_the_callers_location() {
     let pool = green::Pool::new(2);
     let group = green::Group::new();
-    let here = line!() + 1;
-    let a = pool.spawn(|| green::sleep(Duration::from_secs(30)));
-    let b = pool
-        .try_spawn(|| green::sleep(Duration::from_secs(30)))
-        .unwrap();
-    let c = group.spawn(|| green::sleep(Duration::from_secs(30)));
+    let sleep = || green::sleep(Duration::from_secs(30));
+    let (a, la) = (pool.spawn(sleep), line!());
+    let (b, lb) = (pool.try_spawn(sleep).unwrap(), line!());
+    let (c, lc) = (group.spawn(sleep), line!());
     green::yield_now();
     let dump = green::format_run_info();
-    for (h, line) in [(&a, here), (&b, here + 1), (&c, here + 2)] {
+    for (h, line) in [(&a, la), (&b, lb), (&c, lc)] {
         let l = line_of(&dump, h.greenlet().id());
         assert!(
             l.contains(&format!("spawned at {}:{line}:", file!())),
