@@ -34,8 +34,9 @@ pub mod blocking {
     pub use crate::hub::blocking::{Config, Stats, config, configure, stats};
 }
 pub use hub::signal::dump_on_signal;
-pub use hub::throw::{Timeout, throw_into};
+pub use hub::throw::throw_into;
 pub use hub::time::{sleep, sleep_until, yield_now};
+pub use hub::timeout::Timeout;
 pub use hub::{park, timer};
 
 /// Greenlet stacks: the thread's pool and the kind of guard pages below them.

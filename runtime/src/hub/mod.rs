@@ -15,7 +15,8 @@
 //!   `mio::Poll` and each registration's state).
 //! - `remote.rs`: waking a parked greenlet from other threads.
 //! - `blocking.rs`: the helper-thread pool.
-//! - `throw.rs`: kill, throw and timeout delivery.
+//! - `throw.rs`: kill, throw and timeout delivery; `timeout.rs`: the timeout payload
+//!   and the timer that raises it.
 //! - `budget.rs`: the fairness budget of socket operations.
 //! - `poll_hooks.rs`: functions the monkey patch runs around the hub's poll.
 //! - `signal.rs`: the dump of the greenlets on a signal.
@@ -34,6 +35,7 @@ pub(crate) mod run;
 pub(crate) mod signal;
 pub(crate) mod throw;
 pub(crate) mod time;
+pub(crate) mod timeout;
 pub mod timer;
 
 use std::cell::{Cell, RefCell};

@@ -1,7 +1,7 @@
 //! Coordinating greenlets: timeouts, events, queues, locks, pools, waiting for several
 //! things and greenlet-local storage — gevent's `Timeout`, `event`, `queue`, `lock`,
-//! `pool`, `wait`/`iwait` and `local`. One file per family; their items are published
-//! at the crate root (`green::Queue`, ...).
+//! `pool`, `wait`/`iwait` and `local`. One file or folder per family; their items are
+//! published at the crate root (`green::Queue`, ...).
 //!
 //! Everything here is cooperative: waiting parks the current greenlet and lets the
 //! others run. All types are bound to the thread whose hub they use (they are `!Send`):

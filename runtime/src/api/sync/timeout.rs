@@ -32,8 +32,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::{Greenlet, getcurrent};
-use crate::hub::throw::Timeout;
-use crate::hub::throw::{self, TimeoutError, is_kill_or_timeout};
+use crate::hub::throw::{self, is_kill_or_timeout};
+use crate::hub::timeout::{Timeout, TimeoutError, arm_timeout};
 use crate::hub::timer::{TimerHandle, deadline_after};
 
 impl Timeout {
@@ -195,7 +195,7 @@ impl TimeoutGuard {
         }
         let g = getcurrent();
         self.armed.set(true);
-        let timer = throw::arm_timeout(
+        let timer = arm_timeout(
             g.clone(),
             self.payload,
             self.armed.clone(),

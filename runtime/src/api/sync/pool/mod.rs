@@ -1,24 +1,30 @@
 //! Groups of greenlets: [`Group`] and the size-limited [`Pool`] — gevent's `pool`
 //! module (`spawn`, `join`, `kill`, `map`, `imap`, `imap_unordered`, `apply`,
 //! `apply_async`, `map_async`, `wait_available`).
+//!
+//! This file holds [`Group`], [`Pool`] and their errors; `apply.rs` holds the calls with
+//! a result ([`Group::apply`], [`Group::apply_async`], [`Group::map_async`]),
+//! `imap.rs` the mapping ones and their iterator, [`IMap`].
 
-use std::any::Any;
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::ops::Deref;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use super::wait::wait_ready;
-use super::{AsyncResult, Event, LockError, Queue, Semaphore};
+use super::{Event, LockError, Semaphore};
 use crate::api::spawn::{JoinHandle, wait_dead};
+use crate::greenlet::Greenlet;
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
-use crate::greenlet::{Greenlet, getcurrent};
 use crate::hub::throw::throw_into;
 use crate::hub::timer::deadline_after;
+
+mod apply;
+mod imap;
+
+pub use imap::IMap;
 
 struct Record {
     members: RefCell<Vec<Greenlet>>,
@@ -103,8 +109,8 @@ impl fmt::Display for PoolSizeError {
 impl std::error::Error for PoolSizeError {}
 
 /// The error side of [`Group::apply_async`] and [`Group::map_async`]: how the task
-/// ended, shared (an [`AsyncResult`] hands out clones, and a [`JoinError`] cannot be
-/// cloned: it may hold a panic's payload).
+/// ended, shared (an [`AsyncResult`](crate::AsyncResult) hands out clones, and a
+/// [`JoinError`] cannot be cloned: it may hold a panic's payload).
 ///
 /// ```
 /// let group = green::Group::new();
@@ -116,28 +122,6 @@ impl std::error::Error for PoolSizeError {}
 /// assert_eq!(err.panic_message(), Some("lost"));
 /// ```
 pub type TaskError = Rc<JoinError>;
-
-/// Runs `f`, setting `res` to its value, or to its panic (then the greenlet ends
-/// normally: the panic went into the result) or its kill (then the kill goes on).
-fn run_into<T>(res: &AsyncResult<T, TaskError>, f: impl FnOnce() -> T) {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => res.set(v),
-        Err(p) if p.is::<GreenletExit>() => {
-            res.set_error(Rc::new(JoinError::Killed));
-            resume_unwind(p);
-        }
-        Err(p) => res.set_error(Rc::new(JoinError::Panicked(p))),
-    }
-}
-
-/// Makes `res` an error if `g` ends without setting it (killed before it started).
-fn fail_unset_on_exit<T: 'static>(g: &Greenlet, res: AsyncResult<T, TaskError>) {
-    g.on_exit(Box::new(move |_| {
-        if !res.ready() {
-            res.set_error(Rc::new(JoinError::Killed));
-        }
-    }));
-}
 
 /// A set of greenlets to wait for or kill together (gevent's `Group`). A greenlet
 /// leaves the group when it finishes.
@@ -515,174 +499,6 @@ impl Group {
         all
     }
 
-    /// Runs `f` in a greenlet of the group and waits for its outcome (gevent's
-    /// `apply`). Called from a greenlet of the group itself, `f` runs inline instead:
-    /// waiting for a slot of a full pool from inside it could deadlock.
-    ///
-    /// ```
-    /// let pool = green::Pool::new(1);
-    /// let p = pool.clone();
-    /// // Inside the pool (full: size 1), apply runs inline instead of deadlocking.
-    /// let h = pool.spawn(move || p.apply(|| 2 + 2).unwrap());
-    /// assert_eq!(h.join().unwrap(), 4);
-    /// ```
-    #[track_caller]
-    pub fn apply<F, T>(&self, f: F) -> Result<T, JoinError>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        if self.contains(&getcurrent()) {
-            return Ok(f());
-        }
-        self.spawn(f).join()
-    }
-
-    /// Starts `f` in a greenlet of the group and returns at once with an
-    /// [`AsyncResult`] for its outcome (gevent's `apply_async`): its value, or a
-    /// [`TaskError`] saying how it failed ([`JoinError::Panicked`] with the panic,
-    /// [`JoinError::Killed`]). A panic goes into the result rather than on up the
-    /// greenlet. In a full [`Pool`] it does not wait either: a greenlet outside the pool
-    /// waits for the slot, as gevent's does.
-    ///
-    /// # Panics
-    ///
-    /// If no stack can be allocated.
-    ///
-    /// ```
-    /// let pool = green::Pool::new(1);
-    /// let a = pool.apply_async(|| 6 * 7);
-    /// let b = pool.apply_async(|| -> i32 { panic!("no") }); // full: does not wait
-    /// assert_eq!(a.get().unwrap(), 42);
-    /// let err = b.get().unwrap_err();
-    /// assert!(matches!(err, green::AsyncError::Failed(e) if e.is_panic()));
-    /// ```
-    pub fn apply_async<F, T>(&self, f: F) -> AsyncResult<T, TaskError>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let res = AsyncResult::new();
-        let r = res.clone();
-        let task = move || run_into(&r, f);
-        if self.try_take_slot().is_ok() {
-            match self.spawn_in_slot(task) {
-                Ok(h) => fail_unset_on_exit(h.greenlet(), res.clone()),
-                Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
-            }
-            return res;
-        }
-        // Full: a helper outside the pool waits for the slot. Until it has spawned the
-        // task, the helper's end (killed while waiting) ends the result; after, the
-        // task's.
-        let spawned = Rc::new(Cell::new(false));
-        let (group, r, sp) = (self.clone(), res.clone(), spawned.clone());
-        let helper = crate::api::spawn::spawn(move || {
-            let h = group.spawn(task);
-            sp.set(true);
-            fail_unset_on_exit(h.greenlet(), r);
-        });
-        let r = res.clone();
-        helper.greenlet().on_exit(Box::new(move |_| {
-            if !spawned.get() && !r.ready() {
-                r.set_error(Rc::new(JoinError::Killed));
-            }
-        }));
-        res
-    }
-
-    /// Runs [`map`](Group::map) in a new greenlet (outside the group, as gevent's
-    /// `map_async`) and returns at once with an [`AsyncResult`] for the results in
-    /// input order, or the [`TaskError`] of the first task to fail.
-    ///
-    /// # Panics
-    ///
-    /// If no stack can be allocated.
-    ///
-    /// ```
-    /// let pool = green::Pool::new(2);
-    /// let squares = pool.map_async(|x: u32| x * x, vec![1, 2, 3]);
-    /// assert!(!squares.ready());
-    /// assert_eq!(squares.get().unwrap(), [1, 4, 9]);
-    /// ```
-    pub fn map_async<I, F, R>(&self, f: F, items: I) -> AsyncResult<Vec<R>, TaskError>
-    where
-        I: IntoIterator + 'static,
-        I::Item: 'static,
-        F: Fn(I::Item) -> R + 'static,
-        R: 'static,
-    {
-        let res = AsyncResult::new();
-        let r = res.clone();
-        let group = self.clone();
-        let h = crate::api::spawn::spawn(move || run_into(&r, move || group.map(f, items)));
-        fail_unset_on_exit(h.greenlet(), res.clone());
-        res
-    }
-
-    /// Applies `f` to every item in greenlets of the group and returns the results in
-    /// input order (gevent's `map`). In a [`Pool`], at most its size run at once.
-    ///
-    /// # Panics
-    ///
-    /// Re-raises the panic of a task that panicked (or its kill, as an unwind with
-    /// [`GreenletExit`]).
-    ///
-    /// ```
-    /// let pool = green::Pool::new(3);
-    /// let squares = pool.map(|x: u32| x * x, 1..=5);
-    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
-    /// ```
-    pub fn map<I, F, R>(&self, f: F, items: I) -> Vec<R>
-    where
-        I: IntoIterator,
-        I::Item: 'static,
-        F: Fn(I::Item) -> R + 'static,
-        R: 'static,
-    {
-        self.imap(f, items).collect()
-    }
-
-    /// Like [`map`](Group::map) but lazily: an iterator of the results in input order,
-    /// spawning a task when a slot is free (gevent's `imap`).
-    ///
-    /// ```
-    /// let pool = green::Pool::new(2);
-    /// let mut it = pool.imap(|x: i32| -x, 0..100);
-    /// assert_eq!(it.next(), Some(0));
-    /// assert_eq!(it.next(), Some(-1));
-    /// ```
-    pub fn imap<I, F, R>(&self, f: F, items: I) -> IMap<I::IntoIter, F, R>
-    where
-        I: IntoIterator,
-        I::Item: 'static,
-        F: Fn(I::Item) -> R + 'static,
-        R: 'static,
-    {
-        IMap::new(self.clone(), f, items.into_iter(), true)
-    }
-
-    /// Like [`imap`](Group::imap) but yields the results in completion order (gevent's
-    /// `imap_unordered`).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let pool = green::Pool::new(3);
-    /// let order: Vec<u64> = pool
-    ///     .imap_unordered(|ms: u64| { green::sleep(Duration::from_millis(ms)); ms }, [30, 10, 20])
-    ///     .collect();
-    /// assert_eq!(order, [10, 20, 30]);
-    /// ```
-    pub fn imap_unordered<I, F, R>(&self, f: F, items: I) -> IMap<I::IntoIter, F, R>
-    where
-        I: IntoIterator,
-        I::Item: 'static,
-        F: Fn(I::Item) -> R + 'static,
-        R: 'static,
-    {
-        IMap::new(self.clone(), f, items.into_iter(), false)
-    }
-
     fn free_slots(&self) -> usize {
         self.0.slots.as_ref().map_or(usize::MAX, |s| s.available())
     }
@@ -839,189 +655,5 @@ impl fmt::Debug for Pool {
             .field("len", &self.len())
             .field("size", &self.size())
             .finish()
-    }
-}
-
-type Outcome<R> = Result<R, Box<dyn Any + Send + 'static>>;
-
-/// The iterator of [`Group::imap`] and [`Group::imap_unordered`].
-///
-/// A task's panic (or kill) is re-raised in the greenlet iterating. Dropping the
-/// iterator early leaves the tasks already started running.
-///
-/// Tasks start as slots free up; in a [`Group`] (no size) they all start on the first
-/// `next`. [`max_in_flight`](IMap::max_in_flight) bounds how many run or wait to be
-/// yielded at once.
-///
-/// ```
-/// let group = green::Group::new();
-/// let squares: green::IMap<_, _, u32> = group.imap(|x: u32| x * x, 1..=3);
-/// assert_eq!(squares.collect::<Vec<_>>(), [1, 4, 9]);
-/// ```
-pub struct IMap<I, F, R> {
-    group: Group,
-    input: I,
-    f: Rc<F>,
-    results: Queue<(usize, Outcome<R>)>,
-    spawned: usize,
-    next_out: usize,
-    /// Results returned so far.
-    yielded: usize,
-    /// The most tasks started and not yet yielded.
-    max_in_flight: usize,
-    in_flight: usize,
-    buffer: BTreeMap<usize, Outcome<R>>,
-    ordered: bool,
-    exhausted: bool,
-}
-
-impl<I, F, R> IMap<I, F, R>
-where
-    I: Iterator,
-    I::Item: 'static,
-    F: Fn(I::Item) -> R + 'static,
-    R: 'static,
-{
-    fn new(group: Group, f: F, input: I, ordered: bool) -> Self {
-        IMap {
-            group,
-            input,
-            f: Rc::new(f),
-            results: Queue::new(),
-            spawned: 0,
-            next_out: 0,
-            yielded: 0,
-            max_in_flight: usize::MAX,
-            in_flight: 0,
-            buffer: BTreeMap::new(),
-            ordered,
-            exhausted: false,
-        }
-    }
-
-    /// Allows at most `n` tasks started and not yet yielded at once, running or
-    /// finished with their result held for the order of the results (gevent's
-    /// `imap(maxsize=)`): for an input much faster than its consumer, or results that
-    /// take much memory. A bound of 0 is taken as 1 (one task at a time), the least
-    /// that makes progress. Set it before the first `next`.
-    ///
-    /// ```
-    /// use std::{cell::Cell, rc::Rc};
-    /// let started = Rc::new(Cell::new(0));
-    /// let s = started.clone();
-    /// let group = green::Group::new(); // no size: without a bound, all would start
-    /// let mut it = group
-    ///     .imap(move |x: u32| { s.set(s.get() + 1); x * 2 }, 0..100)
-    ///     .max_in_flight(3);
-    /// assert_eq!(it.next(), Some(0));
-    /// assert!(started.get() <= 3);
-    /// assert_eq!(it.sum::<u32>(), 9900);
-    /// ```
-    pub fn max_in_flight(mut self, n: usize) -> Self {
-        self.max_in_flight = n.max(1);
-        self
-    }
-
-    /// Starts tasks while the pool has room (at least one if none is running) and the
-    /// bound on tasks in flight allows.
-    fn top_up(&mut self) {
-        while !self.exhausted && self.spawned - self.yielded < self.max_in_flight {
-            let free = self.group.free_slots();
-            if free == 0 && self.in_flight > 0 {
-                return; // wait for a result instead of for a slot
-            }
-            let Some(item) = self.input.next() else {
-                self.exhausted = true;
-                return;
-            };
-            let i = self.spawned;
-            self.spawned += 1;
-            self.in_flight += 1;
-            if free == 0 && self.group.contains(&getcurrent()) {
-                // A full pool used from inside: waiting for a slot could deadlock
-                // (our own slot is one of them), so run the task here.
-                let f = self.f.clone();
-                let r = catch_unwind(AssertUnwindSafe(move || f(item)));
-                let _ = self.results.try_put((i, r));
-                continue;
-            }
-            let f = self.f.clone();
-            let slot: Rc<RefCell<Option<Outcome<R>>>> = Rc::default();
-            let s = slot.clone();
-            let h = self.group.spawn(move || {
-                let r = catch_unwind(AssertUnwindSafe(move || f(item)));
-                let killed = matches!(&r, Err(p) if p.is::<GreenletExit>());
-                *s.borrow_mut() = Some(r);
-                if killed {
-                    resume_unwind(Box::new(GreenletExit));
-                }
-            });
-            // Deliver in the hub when the task dies, however it dies (a task killed
-            // before it started never ran its closure).
-            let results = self.results.clone();
-            let delivered = Cell::new(false);
-            h.greenlet().on_exit(Box::new(move |_| {
-                if !delivered.replace(true) {
-                    let r = slot
-                        .borrow_mut()
-                        .take()
-                        .unwrap_or_else(|| Err(Box::new(GreenletExit)));
-                    let _ = results.try_put((i, r));
-                }
-            }));
-        }
-    }
-}
-
-fn unwrap_outcome<R>(r: Outcome<R>) -> R {
-    match r {
-        Ok(v) => v,
-        Err(p) => resume_unwind(p),
-    }
-}
-
-impl<I, F, R> Iterator for IMap<I, F, R>
-where
-    I: Iterator,
-    I::Item: 'static,
-    F: Fn(I::Item) -> R + 'static,
-    R: 'static,
-{
-    type Item = R;
-
-    fn next(&mut self) -> Option<R> {
-        loop {
-            if self.ordered
-                && let Some(r) = self.buffer.remove(&self.next_out)
-            {
-                self.next_out += 1;
-                self.yielded += 1;
-                return Some(unwrap_outcome(r));
-            }
-            self.top_up();
-            if self.in_flight == 0 {
-                return None;
-            }
-            let (i, r) = match self.results.get() {
-                Ok(x) => x,
-                Err(e) => panic!("green: imap cannot wait for its tasks: {e}"),
-            };
-            self.in_flight -= 1;
-            if !self.ordered {
-                self.yielded += 1;
-                return Some(unwrap_outcome(r));
-            }
-            self.buffer.insert(i, r);
-        }
-    }
-}
-
-impl<I, F, R> fmt::Debug for IMap<I, F, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IMap")
-            .field("ordered", &self.ordered)
-            .field("in_flight", &self.in_flight)
-            .field("max_in_flight", &self.max_in_flight)
-            .finish_non_exhaustive()
     }
 }

@@ -1,279 +1,21 @@
-//! The gevent layer: [`spawn`], [`spawn_later`], [`Builder`], [`JoinHandle`] and
-//! [`joinall`].
-//!
-//! A spawned greenlet's parent is the hub. Spawning only schedules it: nothing runs until
-//! the caller blocks or yields (gevent's semantics).
+//! The methods of [`JoinHandle`], a spawned greenlet's handle, with [`LinkId`] and the
+//! joins of one greenlet ([`wait_dead`] and its joiner slot).
 
 use std::any::Any;
 use std::fmt;
-use std::io;
-use std::marker::PhantomData;
-use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::{JoinHandle, value_as, value_into};
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError, payload_str};
-use crate::greenlet::outcome::{DETACHED, KEPT, OBSERVED, TAKEN};
+use crate::greenlet::outcome::{DETACHED, OBSERVED, TAKEN};
 use crate::greenlet::record::ParkLabel;
 use crate::greenlet::record::Waiter;
-use crate::greenlet::thread::{self, Thread};
-use crate::greenlet::value::Value;
+use crate::greenlet::thread;
 use crate::greenlet::{Greenlet, Payload};
-use crate::hub::park::{self, Unparker, Wake, park_as, park_inline, unparker};
+use crate::hub::park::{self, Unparker, Wake, park_inline, unparker};
 use crate::hub::timer::deadline_after;
-use crate::hub::{in_hub_panic, throw, with_hub};
-
-/// `v`, the value a spawned function returned, as its type `T`. `Value::new` does not
-/// wrap a `Value` in another, so for `T = Value` the value is the `T` itself.
-fn value_as<T: 'static>(v: &Value) -> Option<&T> {
-    match (v as &dyn Any).downcast_ref::<T>() {
-        Some(t) => Some(t),
-        None => v.downcast_ref::<T>(),
-    }
-}
-
-/// [`value_as`], moving the value out.
-fn value_into<T: 'static>(v: Value) -> Option<T> {
-    let mut v = Some(v);
-    if let Some(t) = (&mut v as &mut dyn Any).downcast_mut::<Option<T>>() {
-        return t.take();
-    }
-    v.and_then(|v| v.downcast::<T>().ok())
-}
-
-/// An owned permission to join a spawned greenlet: wait for it, read its value, kill it
-/// (gevent's `Greenlet` object returned by `spawn`).
-///
-/// Dropping the handle detaches the greenlet: it keeps running. If it panics and nobody
-/// joins it, the panic is logged through `log` (as gevent prints a crashed greenlet).
-/// A value it returns that nobody takes is dropped when the last handle to the greenlet
-/// goes (this one, a [`Greenlet`] clone, or the hub's own once it has run), possibly
-/// in the hub: a `Drop` of the value must not block.
-///
-/// Bound to its thread (not `Send`).
-///
-/// # Examples
-///
-/// ```
-/// let h = green::spawn(|| 6 * 7);
-/// assert!(!h.is_finished()); // spawned, not yet run
-/// assert_eq!(h.join().unwrap(), 42);
-/// ```
-pub struct JoinHandle<T> {
-    g: Greenlet,
-    _value: PhantomData<T>,
-}
-
-/// Configures a greenlet before spawning it: name and stack size.
-///
-/// # Examples
-///
-/// ```
-/// let h = green::Builder::new()
-///     .name("worker")
-///     .stack_size(256 * 1024)
-///     .spawn(|| green::getcurrent().name().map(String::from))
-///     .unwrap();
-/// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
-/// ```
-#[derive(Debug, Default, Clone)]
-pub struct Builder {
-    name: Option<String>,
-    stack_size: Option<usize>,
-}
-
-impl Builder {
-    /// A builder with the thread's defaults.
-    ///
-    /// ```
-    /// let h = green::Builder::new().spawn(|| 1).unwrap();
-    /// assert_eq!(h.join().unwrap(), 1);
-    /// ```
-    pub fn new() -> Builder {
-        Builder::default()
-    }
-
-    /// Names the greenlet (shown by `Debug`, in logs, and in stack-overflow reports).
-    ///
-    /// ```
-    /// let h = green::Builder::new().name("a").spawn(|| ()).unwrap();
-    /// assert_eq!(h.greenlet().name(), Some("a"));
-    /// ```
-    pub fn name(mut self, name: impl Into<String>) -> Builder {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Sets the usable stack size in bytes (rounded up to pages).
-    ///
-    /// ```
-    /// let h = green::Builder::new().stack_size(1 << 20).spawn(|| [0u8; 500_000].len()).unwrap();
-    /// assert_eq!(h.join().unwrap(), 500_000);
-    /// ```
-    pub fn stack_size(mut self, bytes: usize) -> Builder {
-        self.stack_size = Some(bytes);
-        self
-    }
-
-    /// Spawns `f` on a new greenlet (see [`spawn`]). Fails cleanly when no stack can be
-    /// allocated (out of memory, or the kernel's mapping limit).
-    ///
-    /// ```
-    /// let h = green::Builder::new().spawn(|| "ok").unwrap();
-    /// assert_eq!(h.join().unwrap(), "ok");
-    /// ```
-    #[track_caller]
-    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let at = Location::caller();
-        let h = thread::with(|t| self.make(t, f, at))?;
-        with_hub(|hub| hub.start_new(&h.g));
-        Ok(h)
-    }
-
-    /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// let t = Instant::now();
-    /// let h = green::Builder::new().spawn_later(Duration::from_millis(20), || ()).unwrap();
-    /// h.join().unwrap();
-    /// assert!(t.elapsed() >= Duration::from_millis(20));
-    /// ```
-    #[track_caller]
-    pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<JoinHandle<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let at = Location::caller();
-        let h = thread::with(|t| self.make(t, f, at))?;
-        with_hub(|hub| hub.start_at(&h.g, deadline_after(delay)));
-        Ok(h)
-    }
-
-    /// Creates the greenlet without starting it (gevent's `Greenlet(f)`): nothing runs
-    /// until [`JoinHandle::start`] or [`JoinHandle::start_later`]. Until then it holds
-    /// its stack; dropping every handle to it drops `f` unrun. Fails cleanly when no
-    /// stack can be allocated.
-    ///
-    /// ```
-    /// let h = green::Builder::new().name("later").build(|| 2 + 2).unwrap();
-    /// green::yield_now();
-    /// assert!(!h.is_started() && !h.is_finished());
-    /// h.start();
-    /// assert_eq!(h.join().unwrap(), 4);
-    /// ```
-    #[track_caller]
-    pub fn build<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let at = Location::caller();
-        thread::with(|t| self.make(t, f, at))
-    }
-
-    #[inline]
-    fn make<F, T>(
-        self,
-        t: &Thread,
-        f: F,
-        at: &'static Location<'static>,
-    ) -> io::Result<JoinHandle<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let hub_g = t.hub.clone();
-        // The greenlet's death keeps the outcome in its record (`Outcome`); panics and
-        // kills are caught by the greenlet's own frame (see `Greenlet::create`).
-        let g = Greenlet::create(
-            t,
-            move |_: Value| f(),
-            self.name,
-            self.stack_size,
-            Some(hub_g),
-            at,
-        )?;
-        g.0.cold.outcome.set(KEPT);
-        Ok(JoinHandle {
-            g,
-            _value: PhantomData,
-        })
-    }
-}
-
-/// Spawns `f` on a new greenlet whose parent is the hub, and returns a handle to join it
-/// (gevent's `gevent.spawn`). Nothing runs until the caller blocks or yields.
-///
-/// # Panics
-///
-/// If no stack can be allocated; [`try_spawn`] or [`Builder::spawn`] report that as an
-/// error instead.
-///
-/// # Examples
-///
-/// ```
-/// use std::{cell::Cell, rc::Rc};
-/// let ran = Rc::new(Cell::new(false));
-/// let r = ran.clone();
-/// let h = green::spawn(move || r.set(true));
-/// assert!(!ran.get()); // not yet: we have not blocked
-/// h.join().unwrap();
-/// assert!(ran.get());
-/// ```
-#[track_caller]
-pub fn spawn<F, T>(f: F) -> JoinHandle<T>
-where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
-{
-    match try_spawn(f) {
-        Ok(h) => h,
-        Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
-    }
-}
-
-/// Like [`spawn`], but a failure to allocate the stack is an error, not a panic.
-///
-/// ```
-/// let h = green::try_spawn(|| 1).unwrap();
-/// assert_eq!(h.join().unwrap(), 1);
-/// ```
-#[track_caller]
-pub fn try_spawn<F, T>(f: F) -> io::Result<JoinHandle<T>>
-where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
-{
-    Builder::new().spawn(f)
-}
-
-/// Spawns `f` to start after `delay` (gevent's `spawn_later`).
-///
-/// # Panics
-///
-/// If no stack can be allocated (see [`Builder::spawn_later`]).
-///
-/// ```
-/// let h = green::spawn_later(std::time::Duration::from_millis(5), || "late");
-/// assert_eq!(h.join().unwrap(), "late");
-/// ```
-#[track_caller]
-pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
-where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
-{
-    match Builder::new().spawn_later(delay, f) {
-        Ok(h) => h,
-        Err(e) => panic!("green: cannot spawn a greenlet: {e}"),
-    }
-}
+use crate::hub::{throw, with_hub};
 
 /// Waits until `g` is dead or `deadline` passes; `Ok(true)` when dead.
 pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError> {
@@ -393,7 +135,7 @@ impl<T: 'static> JoinHandle<T> {
         }
     }
 
-    fn take_result(&self) -> Result<T, JoinError> {
+    pub(super) fn take_result(&self) -> Result<T, JoinError> {
         let o = &self.g.0.cold.outcome;
         o.set(OBSERVED);
         if o.has(TAKEN) {
@@ -422,9 +164,10 @@ impl<T: 'static> JoinHandle<T> {
         }
     }
 
-    /// Schedules a greenlet made by [`Builder::build`] to start (gevent's `start()`), as
-    /// [`spawn`] does: it runs once the caller blocks or yields. Does nothing if it is
-    /// started or scheduled already, or finished. From the hub too.
+    /// Schedules a greenlet made by [`Builder::build`](crate::Builder::build) to start
+    /// (gevent's `start()`), as [`spawn`](crate::spawn) does: it runs once the caller
+    /// blocks or yields. Does nothing if it is started or scheduled already, or finished.
+    /// From the hub too.
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};
@@ -442,9 +185,9 @@ impl<T: 'static> JoinHandle<T> {
         }
     }
 
-    /// Schedules a greenlet made by [`Builder::build`] to start after `delay` (gevent's
-    /// `start_later`). Does nothing if it is started or scheduled already, or finished
-    /// (and neither does a [`start`](JoinHandle::start) after it).
+    /// Schedules a greenlet made by [`Builder::build`](crate::Builder::build) to start
+    /// after `delay` (gevent's `start_later`). Does nothing if it is started or scheduled
+    /// already, or finished (and neither does a [`start`](JoinHandle::start) after it).
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -462,10 +205,10 @@ impl<T: 'static> JoinHandle<T> {
     }
 
     /// Whether the greenlet was started or scheduled to start (gevent's `started`): by
-    /// [`spawn`], [`spawn_later`], [`start`](JoinHandle::start) or
-    /// [`start_later`](JoinHandle::start_later), or switched into; also once it is
-    /// finished, or killed before it started. `false` only for one made by
-    /// [`Builder::build`] and not started yet.
+    /// [`spawn`](crate::spawn), [`spawn_later`](crate::spawn_later),
+    /// [`start`](JoinHandle::start) or [`start_later`](JoinHandle::start_later), or
+    /// switched into; also once it is finished, or killed before it started. `false` only
+    /// for one made by [`Builder::build`](crate::Builder::build) and not started yet.
     ///
     /// ```
     /// let h = green::Builder::new().build(|| ()).unwrap();
@@ -780,152 +523,10 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// Waits for every greenlet and returns their outcomes in the order given
-/// (gevent's `joinall`).
-///
-/// # Examples
-///
-/// Ten tasks that each sleep 100 ms run side by side: together they take about 100 ms,
-/// far less than the 1 s they would take one after the other.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// let t = Instant::now();
-/// let tasks: Vec<_> = (0..10)
-///     .map(|pid| green::spawn(move || { green::sleep(Duration::from_millis(100)); pid }))
-///     .collect();
-/// let pids: Vec<i32> = green::joinall(tasks).into_iter().map(Result::unwrap).collect();
-/// assert_eq!(pids, (0..10).collect::<Vec<_>>());
-/// assert!(t.elapsed() < Duration::from_millis(900));
-/// ```
-pub fn joinall<T: 'static>(
-    handles: impl IntoIterator<Item = JoinHandle<T>>,
-) -> Vec<Result<T, JoinError>> {
-    handles.into_iter().map(JoinHandle::join).collect()
-}
-
-/// Waits up to `timeout` for every greenlet to finish; returns whether all did. The
-/// handles stay usable (read values with [`JoinHandle::value`] or join them again).
-///
-/// # Panics
-///
-/// When it has to wait in the hub (a timer callback or a link), which must not wait or
-/// switch (as [`sleep`](crate::sleep) does).
-///
-/// ```
-/// use std::time::Duration;
-/// let quick = green::spawn(|| green::sleep(Duration::from_millis(1)));
-/// let slow = green::spawn(|| green::sleep(Duration::from_secs(9)));
-/// let hs = vec![quick, slow];
-/// assert!(!green::joinall_timeout(&hs, Duration::from_millis(20)));
-/// assert!(hs[0].is_finished() && !hs[1].is_finished());
-/// hs[1].kill();
-/// ```
-pub fn joinall_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration) -> bool {
-    let deadline = deadline_after(timeout);
-    handles
-        .iter()
-        .all(|h| match wait_dead(&h.g, Some(deadline)) {
-            Err(JoinError::Blocked(BlockError::InHub)) => in_hub_panic("joinall_timeout"),
-            r => matches!(r, Ok(true)),
-        })
-}
-
-/// Kills every greenlet (gevent's `killall`): raises [`GreenletExit`] in each at its
-/// switch point, then waits until all are dead, or until `timeout` passes (`None`: no
-/// limit). Returns whether every one is dead. A greenlet that catches its kill and
-/// goes on keeps running (and this waits for its end, up to `timeout`).
-///
-/// The caller, if it is one of them, is neither killed nor waited for (it could not
-/// wait for its own death). From the hub (a timer callback or a link) it only
-/// delivers the kills, as [`killall_nowait`] does, and returns whether all are dead.
-///
-/// ```
-/// use std::time::Duration;
-/// let hs: Vec<_> = (0..3)
-///     .map(|_| green::spawn(|| green::sleep(Duration::from_secs(60))))
-///     .collect();
-/// green::yield_now();
-/// assert!(green::killall(&hs, None));
-/// assert!(hs.iter().all(|h| h.is_finished()));
-/// ```
-pub fn killall<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> bool {
-    killall_nowait(handles);
-    let others = || handles.iter().filter(|h| !h.g.is_current());
-    if thread::in_scheduler() {
-        return others().all(|h| h.g.dead());
-    }
-    let deadline = timeout.map(deadline_after);
-    // Each is waited for (until the deadline), even after one that will not die.
-    let mut all = true;
-    for h in others() {
-        all &= matches!(wait_dead(&h.g, deadline), Ok(true));
-    }
-    all
-}
-
-/// Delivers a kill to every greenlet (but the caller) without waiting for them to die
-/// (gevent's `killall(block=False)`); they die when the hub next runs them.
-///
-/// ```
-/// let hs = vec![green::spawn(|| 1), green::spawn(|| 2)];
-/// green::killall_nowait(&hs);
-/// assert!(hs.into_iter().all(|h| h.join().unwrap_err().is_killed()));
-/// ```
-pub fn killall_nowait<T: 'static>(handles: &[JoinHandle<T>]) {
-    with_hub(|hub| {
-        for h in handles.iter().filter(|h| !h.g.is_current()) {
-            throw::deliver(hub, &h.g, Box::new(GreenletExit));
-        }
-    });
-}
-
-/// Waits for every greenlet, but returns the first failure as soon as it happens
-/// (gevent's `joinall(raise_error=True)`); on success, the values in the order given.
-/// Greenlets still running when an error is returned keep running.
-///
-/// ```
-/// use std::time::Duration;
-/// let ok = green::try_joinall(vec![green::spawn(|| 1), green::spawn(|| 2)]).unwrap();
-/// assert_eq!(ok, [1, 2]);
-/// let slow = green::spawn(|| { green::sleep(Duration::from_secs(5)); 0 });
-/// let bad = green::spawn(|| -> i32 { panic!("bad") });
-/// let err = green::try_joinall(vec![slow, bad]).unwrap_err();
-/// assert_eq!(err.panic_message(), Some("bad"));
-/// ```
-pub fn try_joinall<T: 'static>(handles: Vec<JoinHandle<T>>) -> Result<Vec<T>, JoinError> {
-    loop {
-        for h in &handles {
-            if h.g.dead() && !h.is_successful() {
-                return Err(h.take_result().err().unwrap_or(JoinError::Taken));
-            }
-        }
-        let pending: Vec<&JoinHandle<T>> = handles.iter().filter(|h| !h.g.dead()).collect();
-        if pending.is_empty() {
-            return handles.into_iter().map(|h| h.take_result()).collect();
-        }
-        let u = unparker();
-        // Withdrawn when this round ends (one finished, or a kill unwinds us): the
-        // greenlets still running do not collect a callback per round.
-        let _registrations: Vec<crate::api::sync::Registration> = pending
-            .iter()
-            .map(|h| {
-                let u = u.clone();
-                crate::api::sync::registration::on_exit(
-                    &h.g,
-                    Box::new(move || {
-                        u.unpark();
-                    }),
-                )
-            })
-            .collect();
-        park_as(None, ParkLabel::new("joinall"))?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::spawn::spawn;
 
     #[test]
     fn a_caught_kill_leaves_switches_fast_once_no_unwinding_is_in_progress() {
@@ -996,35 +597,6 @@ mod tests {
         b.kill();
         assert!(sleeper.g.0.cold.joiner.borrow().is_none());
         sleeper.kill();
-    }
-
-    #[test]
-    fn try_joinall_leaves_no_callbacks_on_greenlets_still_running() {
-        use crate::api::sync::registration::exit_callback_count;
-        let nap = |ms: u64| crate::hub::time::sleep(Duration::from_millis(ms));
-        let slow = spawn(move || {
-            nap(60_000);
-            0
-        });
-        let g = slow.greenlet().clone();
-        let mut all = vec![slow];
-        all.extend((1..4).map(|ms| {
-            spawn(move || {
-                nap(ms);
-                ms
-            })
-        }));
-        all.push(spawn(move || -> u64 {
-            nap(8);
-            panic!("bad")
-        }));
-        // Four rounds (three quick ones, then the failure), one registration each on
-        // `slow`, each withdrawn when its round ends.
-        assert!(try_joinall(all).unwrap_err().is_panic());
-        assert_eq!(exit_callback_count(&g), 0);
-        assert_eq!(g.0.cold.on_exit.borrow().len(), 1); // the one dispatcher
-        crate::hub::throw::throw_into(&g, Box::new(crate::greenlet::error::GreenletExit));
-        assert!(wait_dead(&g, None).unwrap());
     }
 
     #[test]
