@@ -44,7 +44,7 @@
 //! Calibration knob: `GREEN_ECHO_MIO_SPIN=K` makes the mio server do K steps of a
 //! dependent multiply-add chain per message (about 1.9 ns per step here: K = 80 is about
 //! 150 ns), pure user-space CPU work with no memory traffic. It shows what a given extra
-//! user time per message costs the closed loop (docs/benchmarks.md §6, round 6).
+//! user time per message costs the closed loop.
 //! `scripts/echo_ab.sh` compares builds or knob settings in paired child processes.
 
 #[path = "common/mod.rs"]
