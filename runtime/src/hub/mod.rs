@@ -12,7 +12,8 @@
 //! - `ready.rs`, `park.rs`, `time.rs`, `timer.rs`: the ready queue, parking, sleeping
 //!   and yielding, timers.
 //! - `reactor.rs` (registering fds and waiting for them) over `poller.rs` (the
-//!   `mio::Poll` and each registration's state).
+//!   `mio::Poll` and each registration's state); `precise.rs`: a timerfd that ends
+//!   polls at short timers' deadlines to the microsecond.
 //! - `remote.rs`: waking a parked greenlet from other threads.
 //! - `blocking.rs`: the helper-thread pool.
 //! - `throw.rs`: kill, throw and timeout delivery; `timeout.rs`: the timeout payload
@@ -28,6 +29,7 @@ pub mod internal;
 pub mod park;
 pub(crate) mod poll_hooks;
 pub(crate) mod poller;
+pub(crate) mod precise;
 pub(crate) mod reactor;
 pub(crate) mod ready;
 pub(crate) mod remote;

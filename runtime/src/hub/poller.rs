@@ -23,6 +23,7 @@ use slab::Slab;
 
 use crate::hub::Hub;
 use crate::hub::park::Unparker;
+use crate::hub::precise::{self, PreciseTimer};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 /// The token of the pipe of `dump_on_signal` (`hub::signal`).
@@ -275,6 +276,8 @@ pub(crate) struct Reactor {
     /// wait finds it without a failed `epoll_ctl` and a scan of `slots`. A hint, checked
     /// against `slots` on use (`owner_state`); never cleaned up otherwise.
     owners: HashMap<RawFd, usize>,
+    /// Ends polls at short timers' deadlines to the microsecond (`hub::precise`).
+    precise: PreciseTimer,
 }
 
 impl Reactor {
@@ -291,6 +294,7 @@ impl Reactor {
             next_gen: 0,
             woken: Vec::new(),
             owners: HashMap::new(),
+            precise: PreciseTimer::default(),
         })
     }
 
@@ -464,9 +468,13 @@ fn poll(h: &Hub, timeout: Option<Duration>) {
             remote,
             remote_slots,
             woken,
+            precise,
             ..
         } = r;
         let mut woken = std::mem::take(woken);
+        if let Some(t) = timeout {
+            precise.arm(poll.registry(), t);
+        }
         if let Err(e) = poll.poll(events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 log::error!("green: polling the reactor failed: {e}");
@@ -474,12 +482,13 @@ fn poll(h: &Hub, timeout: Option<Duration>) {
             return woken;
         }
         for ev in events.iter() {
-            if ev.token().0 >= DUMP_TOKEN.0 {
+            if ev.token().0 >= precise::TOKEN.0 {
                 if ev.token() == WAKER_TOKEN {
                     drain_posted(remote, remote_slots, &mut woken);
-                } else {
+                } else if ev.token() == DUMP_TOKEN {
                     crate::hub::signal::on_event(h);
                 }
+                // (precise::TOKEN: the poll has ended at its deadline; nothing to do.)
                 continue;
             }
             let Some((_, state)) = slots.get(ev.token().0) else {
