@@ -8,8 +8,8 @@
 //! timeout is under [`PRECISE_BELOW`], the hub arms a timerfd for exactly that
 //! timeout; the timerfd is registered in the epoll instance (edge-triggered, under
 //! [`TOKEN`]), so its expiry ends the poll at the deadline. The poll keeps its own,
-//! rounded-up timeout as well: if the timerfd cannot be made, nothing but precision is
-//! lost.
+//! rounded-up timeout as well: if the timerfd cannot be made (the process is out of
+//! fds), nothing but precision is lost, and it is tried again at the next short poll.
 //!
 //! Cost: one `timerfd_settime` system call per poll that blocks with a timeout under
 //! [`PRECISE_BELOW`], and more such polls, as timers a few microseconds apart no longer
@@ -39,21 +39,23 @@ pub(crate) const PRECISE_BELOW: Duration = Duration::from_millis(100);
 #[derive(Default)]
 pub(crate) struct PreciseTimer {
     fd: Option<OwnedFd>,
-    /// Making or registering it failed once: polls keep epoll's millisecond.
-    failed: bool,
+    /// A failure to make or arm it was logged (once per hub; it is tried again at the
+    /// next short poll: running out of fds passes).
+    warned: bool,
 }
 
 impl PreciseTimer {
     /// Arms the timer to expire `timeout` from now if that is short enough to need it
-    /// (see the module docs). Errors are logged once; the poll's own timeout still ends
-    /// the wait.
+    /// (see the module docs). On an error the poll's own timeout still ends the wait,
+    /// up to 1 ms late; the first error is logged.
     pub(crate) fn arm(&mut self, registry: &Registry, timeout: Duration) {
-        if timeout.is_zero() || timeout >= PRECISE_BELOW || self.failed {
+        if timeout.is_zero() || timeout >= PRECISE_BELOW {
             return;
         }
-        if let Err(e) = self.try_arm(registry, timeout) {
-            self.failed = true;
-            log::warn!("green: short timeouts fall back to whole milliseconds: {e}");
+        if let Err(e) = self.try_arm(registry, timeout)
+            && !std::mem::replace(&mut self.warned, true)
+        {
+            log::warn!("green: a short timeout falls back to whole milliseconds: {e}");
         }
     }
 
