@@ -22,11 +22,11 @@ use crate::greenlet::thread::{self, Thread};
 /// ```
 ///
 /// A parked greenlet shows what it waits for: `IO read, fd N` (or `write`,
-/// `read/write`), `sleep`, `lock/semaphore`, `event`, `queue get`, `queue put`,
-/// `join, greenlet N`, `joinall`, `wait/iwait`, `a wake from another thread`, `its turn
-/// (fairness)`, or `park` for a direct [`park`](crate::park::park). Greenlets are bound
-/// to their thread: other threads' greenlets are not listed (each thread can make its
-/// own dump).
+/// `read/write`), `sleep`, `lock/semaphore`, `event`, `queue get`, `queue put`, `queue
+/// peek`, `pool slot`, `join, greenlet N`, `joinall`, `wait/iwait`, `a wake from another
+/// thread`, `its turn (fairness)`, or `park` for a direct [`park`](crate::park::park).
+/// Greenlets are bound to their thread: other threads' greenlets are not listed (each
+/// thread can make its own dump).
 ///
 /// # Examples
 ///

@@ -144,7 +144,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 pub(crate) fn on_event(h: &Hub) {
     drain(PIPE_R.load(Ordering::Acquire));
     if PRINTER.load(Ordering::Acquire) == h.id {
-        dump::write_stderr(dump::format_run_info().as_bytes());
+        dump::print_run_info();
     }
 }
 

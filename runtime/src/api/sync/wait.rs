@@ -349,10 +349,12 @@ pub fn wait<W: Waitable>(
 }
 
 /// Parks until `w` is ready or `deadline` passes; whether it is ready. The callback it
-/// registers is withdrawn when it returns or unwinds.
+/// registers is withdrawn when it returns or unwinds. `label` says what it waits for,
+/// for the dump.
 pub(crate) fn wait_ready<W: Waitable + ?Sized>(
     w: &W,
     deadline: Option<Instant>,
+    label: ParkLabel,
 ) -> Result<bool, BlockError> {
     loop {
         if w.is_ready() {
@@ -362,7 +364,7 @@ pub(crate) fn wait_ready<W: Waitable + ?Sized>(
         let reg = w.on_ready(Box::new(move || {
             u.unpark();
         }));
-        let r = park_as(deadline, ParkLabel::new("pool slot"));
+        let r = park_as(deadline, label);
         drop(reg);
         if w.is_ready() {
             return Ok(true);

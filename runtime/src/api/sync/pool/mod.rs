@@ -18,6 +18,7 @@ use super::{Event, LockError, Semaphore};
 use crate::api::spawn::{JoinHandle, wait_dead};
 use crate::greenlet::Greenlet;
 use crate::greenlet::error::{BlockError, GreenletExit, JoinError};
+use crate::greenlet::record::ParkLabel;
 use crate::hub::throw::throw_into;
 use crate::hub::timer::deadline_after;
 
@@ -604,7 +605,7 @@ impl Pool {
         deadline: Option<std::time::Instant>,
     ) -> Result<usize, BlockError> {
         match &self.0.0.slots {
-            Some(sem) if !wait_ready(sem, deadline)? => Ok(0),
+            Some(sem) if !wait_ready(sem, deadline, ParkLabel::new("pool slot"))? => Ok(0),
             _ => Ok(self.free_count()),
         }
     }
