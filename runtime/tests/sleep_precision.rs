@@ -3,17 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-/// The fastest of `n` sleeps of `d` from the calling greenlet.
-fn fastest_sleep(d: Duration, n: usize) -> Duration {
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            green::sleep(d);
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
-}
+#[path = "../../tests/support/sleep_timing.rs"]
+mod sleep_timing;
+use sleep_timing::fastest_sleep;
 
 #[test]
 fn short_sleeps_are_not_rounded_up_to_whole_milliseconds() {

@@ -5,16 +5,9 @@
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-fn fastest_sleep(d: Duration, n: usize) -> Duration {
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            green::sleep(d);
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
-}
+#[path = "../../tests/support/sleep_timing.rs"]
+mod sleep_timing;
+use sleep_timing::fastest_sleep;
 
 #[test]
 fn short_sleeps_survive_fd_exhaustion_and_are_precise_again_after() {
